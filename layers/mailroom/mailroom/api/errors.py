@@ -1,0 +1,146 @@
+"""Errors and their envelopes.
+
+v1 (trekmail-api-overview.txt): ``{"error": {"code", "message", "hint", "request_id", "retryable"}}``.
+v0 (agentmail-v0-api.txt): ``{"name", "message"}``. The surface is chosen by the request path.
+"""
+
+from __future__ import annotations
+
+from http import HTTPStatus
+from typing import Any
+
+from fastapi import Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+
+class ApiError(Exception):
+    """An error the client can act on. Raised anywhere below a router; rendered once, here."""
+
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        message: str,
+        *,
+        hint: str | None = None,
+        retryable: bool = False,
+        fields: list[dict[str, str]] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.hint = hint
+        self.retryable = retryable
+        self.fields = fields
+        self.headers = headers or {}
+
+
+def not_found(what: str) -> ApiError:
+    return ApiError(404, "not_found", f"{what} not found", hint="Check the id; ids are case-sensitive.")
+
+
+def conflict(message: str, *, code: str = "conflict", hint: str | None = None) -> ApiError:
+    return ApiError(409, code, message, hint=hint)
+
+
+def validation(message: str, *, field: str | None = None, code: str = "validation_error") -> ApiError:
+    fields = [{"field": field, "message": message}] if field else None
+    return ApiError(422, code, message, fields=fields)
+
+
+_V0_NAMES = {
+    400: "BadRequestError",
+    401: "UnauthorizedError",
+    403: "ForbiddenError",
+    404: "NotFoundError",
+    405: "MethodNotAllowedError",
+    409: "ConflictError",
+    413: "PayloadTooLargeError",
+    422: "ValidationError",
+    429: "RateLimitError",
+    500: "InternalServerError",
+    503: "ServiceUnavailableError",
+}
+
+
+def is_v0(request: Request) -> bool:
+    return request.url.path.startswith("/api/v0/")
+
+
+def request_id_of(request: Request) -> str:
+    return getattr(request.state, "request_id", "") or ""
+
+
+def render(request: Request, error: ApiError) -> JSONResponse:
+    request.state.error_code = error.code
+    body: dict[str, Any]
+    if is_v0(request):
+        body = {"name": _V0_NAMES.get(error.status, "Error"), "message": error.message}
+        if error.fields:
+            body["errors"] = error.fields
+    else:
+        payload: dict[str, Any] = {
+            "code": error.code,
+            "message": error.message,
+            "hint": error.hint,
+            "request_id": request_id_of(request),
+            "retryable": error.retryable,
+        }
+        if error.fields:
+            payload["fields"] = error.fields
+        body = {"error": payload}
+    return JSONResponse(body, status_code=error.status, headers=error.headers)
+
+
+def _field_path(location: tuple[Any, ...] | list[Any]) -> str:
+    parts = [str(p) for p in location]
+    if parts and parts[0] == "body":
+        parts = parts[1:]
+    return ".".join(parts) or "body"
+
+
+async def _on_api_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, ApiError)
+    return render(request, exc)
+
+
+async def _on_validation_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    fields = [{"field": _field_path(e.get("loc", ())), "message": str(e.get("msg", "invalid"))} for e in exc.errors()]
+    summary = "; ".join(f"{f['field']}: {f['message']}" for f in fields[:5])
+    error = ApiError(422, "validation_error", f"The request is not valid: {summary}", fields=fields,
+                     hint="Fix the listed fields and send the request again.")
+    return render(request, error)
+
+
+async def _on_http_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    status = exc.status_code
+    code = {404: "not_found", 405: "method_not_allowed", 400: "bad_request"}.get(status, "http_error")
+    message = str(exc.detail) if exc.detail else HTTPStatus(status).phrase
+    if status == 404 and message == "Not Found":
+        message = "No such endpoint"
+    return render(request, ApiError(status, code, message, headers=dict(exc.headers or {})))
+
+
+def internal_error() -> ApiError:
+    return ApiError(500, "internal_error", "Something went wrong on our side.", retryable=True,
+                    hint="Retry later; quote the request_id if it persists.")
+
+
+async def _on_unexpected(request: Request, exc: Exception) -> JSONResponse:
+    from mailroom.observability import logger
+
+    logger().exception("unhandled error")
+    return render(request, internal_error())
+
+
+def install(app: Any) -> None:
+    app.add_exception_handler(ApiError, _on_api_error)
+    app.add_exception_handler(RequestValidationError, _on_validation_error)
+    app.add_exception_handler(StarletteHTTPException, _on_http_error)
+    app.add_exception_handler(Exception, _on_unexpected)

@@ -1,0 +1,239 @@
+"""The request pipeline every API function runs, in this order:
+
+request id → principal (401) → rate limit (429) → idempotency (422/409/replay) → route → audit.
+
+It is one middleware so the order is visible in one place and each step can see what the
+previous ones decided (the audit record needs the principal, the outcome and the replay flag).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import re
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from fastapi import Request, Response
+from fastapi.routing import APIRoute
+from starlette.routing import Match
+
+from mailroom import clock, ids
+from mailroom.api import errors
+from mailroom.api.errors import ApiError
+from mailroom.api.principal import Principal, authorizer_context, from_authorizer_context
+from mailroom.observability import logger
+from mailroom.settings import get_settings
+from mailroom.store import audit, ratelimits
+from mailroom.store.idempotency import Claim, IdempotencyStore
+from mailroom.store.table import Table
+
+MUTATING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+KEY_REQUIRED = frozenset({"POST", "PUT"})
+PUBLIC_MARK = "x-mailroom-public"
+_REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
+_IDEMPOTENCY_KEY_RE = re.compile(r"^[\x21-\x7e]{1,255}$")
+_REPLAYED_HEADERS = ("content-type", "location")
+
+CallNext = Callable[[Request], Awaitable[Response]]
+
+
+def public(route_kwargs: dict[str, Any] | None = None) -> dict[str, Any]:
+    """``openapi_extra`` marking a route as callable without a token (declare ``Auth: NONE`` in the template)."""
+    return {**(route_kwargs or {}), PUBLIC_MARK: True}
+
+
+def _matched_route(request: Request) -> APIRoute | None:
+    for route in request.app.router.routes:
+        if isinstance(route, APIRoute) and route.matches(request.scope)[0] is Match.FULL:
+            return route
+    return None
+
+
+def _request_id(request: Request) -> str:
+    sent = request.headers.get("x-request-id")
+    if sent and _REQUEST_ID_RE.match(sent):
+        return sent
+    return ids.new_id("req")
+
+
+def _remaining_ms(request: Request) -> int | None:
+    context = request.scope.get("aws.context")
+    remaining = getattr(context, "get_remaining_time_in_millis", None)
+    return int(remaining()) if callable(remaining) else None
+
+
+async def _drain(response: Response) -> bytes:
+    body = getattr(response, "body", None)
+    if isinstance(body, bytes):
+        return body
+    chunks = [chunk async for chunk in response.body_iterator]  # type: ignore[attr-defined]
+    return b"".join(c if isinstance(c, bytes) else c.encode() for c in chunks)
+
+
+def _rebuild(response: Response, body: bytes) -> Response:
+    rebuilt = Response(content=body, status_code=response.status_code)
+    rebuilt.raw_headers = [(k, v) for k, v in response.raw_headers if k.lower() != b"content-length"]
+    rebuilt.headers["content-length"] = str(len(body))
+    return rebuilt
+
+
+class Pipeline:
+    def __init__(self, table_factory: Callable[[], Table] = Table) -> None:
+        self._table_factory = table_factory
+
+    async def __call__(self, request: Request, call_next: CallNext) -> Response:
+        started = time.perf_counter()
+        request_id = _request_id(request)
+        request.state.request_id = request_id
+        logger().set_correlation_id(request_id)
+        route = _matched_route(request)
+        extra_headers: dict[str, str] = {}
+        principal: Principal | None = None
+        replayed = False
+        table = self._table_factory()
+        try:
+            if not (route is not None and (route.openapi_extra or {}).get(PUBLIC_MARK)):
+                principal = from_authorizer_context(authorizer_context(request.scope))
+                request.state.principal = principal
+                extra_headers = self._rate_limit(table, principal)
+            if principal is not None and route is not None and request.method in MUTATING:
+                response, replayed = await self._idempotent(request, call_next, table, principal)
+            else:
+                response = await self._call(request, call_next)
+        except ApiError as error:
+            response = errors.render(request, error)
+            request.state.error_code = error.code
+            extra_headers |= error.headers
+
+        if principal is not None and request.method in MUTATING:
+            self._audit(table, request, principal, route, response, replayed=replayed)
+        response.headers.update(extra_headers)
+        response.headers["X-Request-Id"] = request_id
+        logger().info(
+            "request",
+            extra={
+                "method": request.method,
+                "path": request.url.path,
+                "status": response.status_code,
+                "duration_ms": round((time.perf_counter() - started) * 1000, 1),
+                "org_id": principal.org_id if principal else None,
+                "replayed": replayed,
+            },
+        )
+        return response
+
+    @staticmethod
+    async def _call(request: Request, call_next: CallNext) -> Response:
+        try:
+            return await call_next(request)
+        except Exception:
+            logger().exception("unhandled error")
+            request.state.error_code = "internal_error"
+            return errors.render(request, errors.internal_error())
+
+    @staticmethod
+    def _rate_limit(table: Table, principal: Principal) -> dict[str, str]:
+        limit = principal.rate_limit or get_settings().rate_limit_per_minute
+        now = time.time()
+        window = ratelimits.hit(table, principal.org_id, principal.token_id, limit=limit, now=now)
+        headers = {
+            "X-RateLimit-Limit": str(window.limit),
+            "X-RateLimit-Remaining": str(window.remaining),
+            "X-RateLimit-Reset": str(window.resets_at),
+        }
+        if window.exceeded:
+            retry_after = max(1, window.resets_at - int(now))
+            raise ApiError(429, "rate_limited", f"Rate limit of {limit} requests per minute exceeded.",
+                           hint=f"Retry after {retry_after} seconds.", retryable=True,
+                           headers={**headers, "Retry-After": str(retry_after)})
+        return headers
+
+    async def _idempotent(self, request: Request, call_next: CallNext, table: Table,
+                          principal: Principal) -> tuple[Response, bool]:
+        key = request.headers.get("idempotency-key")
+        if key is None:
+            if request.method in KEY_REQUIRED and not errors.is_v0(request):
+                raise ApiError(422, "missing_idempotency_key", "POST and PUT requests need an Idempotency-Key header.",
+                               hint="Send a unique 'Idempotency-Key' (up to 255 characters) per operation; "
+                                    "retries reuse it.")
+            return await self._call(request, call_next), False
+        if not _IDEMPOTENCY_KEY_RE.match(key):
+            raise ApiError(422, "invalid_idempotency_key",
+                           "Idempotency-Key must be 1 to 255 printable ASCII characters without spaces.")
+        body = await request.body()
+        fingerprint = {
+            "token": principal.token_id,
+            "key": key,
+            "method": request.method,
+            "path": request.url.path,
+            "body_sha256": hashlib.sha256(body).hexdigest(),
+        }
+        store = IdempotencyStore(table, principal.org_id)
+        claim = store.claim(fingerprint, remaining_ms=_remaining_ms(request))
+        if claim.claim is Claim.MISMATCH:
+            raise ApiError(409, "idempotency_key_reused",
+                           "This Idempotency-Key was already used with a different request.",
+                           hint="Use a new key for a new operation.")
+        if claim.claim is Claim.IN_PROGRESS:
+            raise ApiError(409, "idempotency_in_progress",
+                           "A request with this Idempotency-Key is still being processed.",
+                           hint="Retry shortly to get its result.", retryable=True)
+        if claim.claim is Claim.REPLAY and claim.stored is not None:
+            stored = claim.stored
+            replay = Response(content=base64.b64decode(stored["body"]), status_code=int(stored["status"]),
+                              headers=dict(stored.get("headers") or {}))
+            replay.headers["Idempotent-Replayed"] = "true"
+            return replay, True
+
+        response = await self._call(request, call_next)
+        payload = await _drain(response)
+        if response.status_code >= 500:
+            store.abandon(fingerprint, RuntimeError(f"status {response.status_code}"))
+        else:
+            headers = {k: response.headers[k] for k in _REPLAYED_HEADERS if k in response.headers}
+            store.complete(fingerprint, {"status": response.status_code, "headers": headers,
+                                         "body": base64.b64encode(payload).decode()})
+        return _rebuild(response, payload), False
+
+    @staticmethod
+    def _audit(table: Table, request: Request, principal: Principal, route: APIRoute | None,
+               response: Response, *, replayed: bool) -> None:
+        now = clock.utcnow()
+        target = getattr(request.state, "audit_target", None)
+        status = response.status_code
+        entry = {
+            "id": ids.new_id("aud"),
+            "org_id": principal.org_id,
+            "action": route.name if route is not None else f"{request.method} {request.url.path}",
+            "actor": {"token_id": principal.token_id, "type": principal.token_type.value,
+                      "name": principal.token_name},
+            "target": target,
+            "request_id": request.state.request_id,
+            "source_ip": request.client.host if request.client else None,
+            "user_agent": (request.headers.get("user-agent") or "")[:256] or None,
+            "method": request.method,
+            "path": request.url.path,
+            "outcome": {
+                "status": status,
+                "result": "success" if status < 400 else "failure",
+                "error_code": getattr(request.state, "error_code", None),
+                "replayed": replayed,
+            },
+            "time": clock.isoformat(now),
+            "time_epoch": int(now.timestamp()),
+        }
+        try:
+            audit.record(table, entry, retention_days=get_settings().audit_retention_days)
+        except Exception:
+            # The action already happened; losing its record must be loud, not a second failure.
+            logger().exception("audit record not written", extra={"audit": entry})
+            from mailroom.observability import metrics
+
+            metrics().add_metric(name="AuditWriteFailed", unit="Count", value=1)
+
+
+def audit_target(request: Request, kind: str, target_id: str, **details: Any) -> None:
+    """Name what a mutating endpoint acted on, for its audit record."""
+    request.state.audit_target = {"type": kind, "id": target_id, **details}

@@ -1,0 +1,95 @@
+"""Who is calling: the principal the authorizer put into the request context, and scope checks."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from fastapi import Request
+
+from mailroom.api.errors import ApiError
+from mailroom.domain.tokens import TokenType
+
+_DENIAL_MESSAGES = {
+    "malformed": "The bearer token is malformed.",
+    "unknown": "Invalid or revoked API token.",
+    "expired": "The API token has expired.",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    org_id: str
+    token_id: str
+    token_type: TokenType
+    token_name: str
+    scopes: frozenset[str]
+    mailbox_id: str | None
+    rate_limit: int | None
+
+    def has(self, scope: str) -> bool:
+        return scope in self.scopes
+
+
+def unauthenticated(message: str = "Invalid or expired API token") -> ApiError:
+    return ApiError(401, "unauthenticated", message,
+                    hint="Send 'Authorization: Bearer <token>' with a token that is not revoked or expired.")
+
+
+def from_authorizer_context(context: dict[str, Any] | None, *, now: float | None = None) -> Principal:
+    if not context:
+        raise unauthenticated()
+    denied = context.get("denied")
+    if denied:
+        raise unauthenticated(_DENIAL_MESSAGES.get(str(denied), "Invalid or expired API token"))
+    expires = int(context.get("expires_at_epoch") or 0)
+    # The authorizer's answer is cached: an expiry that passed since must still be refused.
+    if expires and expires <= (now if now is not None else time.time()):
+        raise unauthenticated(_DENIAL_MESSAGES["expired"])
+    try:
+        return Principal(
+            org_id=str(context["org_id"]),
+            token_id=str(context["token_id"]),
+            token_type=TokenType(context["token_type"]),
+            token_name=str(context.get("token_name", "")),
+            scopes=frozenset(str(context.get("scopes", "")).split()),
+            mailbox_id=str(context.get("mailbox_id") or "") or None,
+            rate_limit=int(context.get("rate_limit") or 0) or None,
+        )
+    except (KeyError, ValueError) as exc:
+        raise unauthenticated() from exc
+
+
+def authorizer_context(scope: dict[str, Any]) -> dict[str, Any] | None:
+    event = scope.get("aws.event") or {}
+    authorizer = (event.get("requestContext") or {}).get("authorizer") or {}
+    context = authorizer.get("lambda")
+    return context if isinstance(context, dict) else None
+
+
+def current(request: Request) -> Principal:
+    principal = getattr(request.state, "principal", None)
+    if principal is None:
+        raise unauthenticated()
+    return principal  # type: ignore[no-any-return]
+
+
+def require(*scopes: str, token_type: TokenType = TokenType.OPS) -> Callable[[Request], Principal]:
+    """A FastAPI dependency: the caller, if it is a ``token_type`` token holding every scope named."""
+
+    def dependency(request: Request) -> Principal:
+        principal = current(request)
+        if principal.token_type is not token_type:
+            raise ApiError(403, "wrong_token_type",
+                           f"This endpoint needs a {token_type.value} token.",
+                           hint="Ops tokens (mr_live_) manage infrastructure; message tokens (mr_msg_) read and "
+                                "send mail.")
+        missing = [s for s in scopes if not principal.has(s)]
+        if missing:
+            raise ApiError(403, "insufficient_scope", f"The token lacks the scope(s): {', '.join(missing)}.",
+                           hint="Create a token that carries the scopes this endpoint lists.")
+        return principal
+
+    return dependency

@@ -1,0 +1,81 @@
+"""HTTP idempotency on Powertools' DynamoDB persistence layer.
+
+Records live in the organization's own partition (``ORG#<org>#IDEMPOTENCY``), keyed on a hash of
+(token id, Idempotency-Key) and validated against a hash of (method, path, body): same key with a
+different request is a conflict, not a replay. Records expire after 24 hours (table TTL).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+from mailroom.store import aws, keys
+from mailroom.store.table import Table
+
+EXPIRES_AFTER_SECONDS = 24 * 3600
+
+
+class Claim(StrEnum):
+    NEW = "new"  # first time: run the request, then complete() or abandon()
+    REPLAY = "replay"  # completed before with the same request: replay ``stored``
+    MISMATCH = "mismatch"  # key used before for a different request
+    IN_PROGRESS = "in_progress"  # the first request with this key has not finished
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimResult:
+    claim: Claim
+    stored: dict[str, Any] | None = None
+
+
+class IdempotencyStore:
+    def __init__(self, table: Table, org_id: str) -> None:
+        from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer, IdempotencyConfig
+
+        self._layer = DynamoDBPersistenceLayer(
+            table_name=table.name,
+            key_attr="PK",
+            sort_key_attr="SK",
+            static_pk_value=keys.idempotency_pk(org_id),
+            expiry_attr="ttl",
+            boto3_client=aws.dynamodb(),
+        )
+        self._layer.configure(
+            IdempotencyConfig(
+                event_key_jmespath="[token, key]",
+                payload_validation_jmespath="[method, path, body_sha256]",
+                expires_after_seconds=EXPIRES_AFTER_SECONDS,
+                hash_function="sha256",
+            ),
+            key_prefix="http",
+        )
+
+    def claim(self, request: dict[str, Any], *, remaining_ms: int | None) -> ClaimResult:
+        from aws_lambda_powertools.utilities.idempotency.exceptions import (
+            IdempotencyItemAlreadyExistsError,
+            IdempotencyValidationError,
+        )
+
+        try:
+            self._layer.save_inprogress(request, remaining_time_in_millis=remaining_ms)
+            return ClaimResult(Claim.NEW)
+        except IdempotencyItemAlreadyExistsError as exists:
+            record = exists.old_data_record or self._layer.get_record(request)
+        if record is None:  # expired between the put and the read: treat as new next time
+            return ClaimResult(Claim.IN_PROGRESS)
+        try:
+            self._layer._validate_payload(request, record)
+        except IdempotencyValidationError:
+            return ClaimResult(Claim.MISMATCH)
+        if record.status == "COMPLETED":
+            return ClaimResult(Claim.REPLAY, record.response_json_as_dict())
+        return ClaimResult(Claim.IN_PROGRESS)
+
+    def complete(self, request: dict[str, Any], response: dict[str, Any]) -> None:
+        self._layer.save_success(request, response)
+
+    def abandon(self, request: dict[str, Any], reason: Exception) -> None:
+        """Forget a claim whose request failed on our side, so the client's retry runs again."""
+        self._layer.delete_record(request, reason)

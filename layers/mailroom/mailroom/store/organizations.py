@@ -1,0 +1,55 @@
+"""Organizations: the tenant item, its limits and its maintained counters."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from mailroom import clock, ids
+from mailroom.store import keys
+from mailroom.store.table import Item, Page, Table, values
+
+DEFAULT_LIMITS: dict[str, int] = {"mailboxes": 50, "domains": 10, "storage_mb": 51200, "aliases": 500}
+COUNTERS = ("mailbox_count", "domain_count", "alias_count", "token_count", "audit_count", "storage_used_bytes")
+
+
+def create(table: Table, *, name: str, limits: dict[str, int] | None = None) -> Item:
+    now = clock.now_iso()
+    org_id = ids.new_id("org")
+    item: Item = {
+        "PK": keys.org_pk(org_id),
+        "SK": keys.ORG_SK,
+        "GSI1PK": keys.ORGS_INDEX_PK,
+        "GSI1SK": keys.org_pk(org_id),
+        "type": "organization",
+        "id": org_id,
+        "name": name,
+        "limits": {**DEFAULT_LIMITS, **(limits or {})},
+        **dict.fromkeys(COUNTERS, 0),
+        "created_at": now,
+        "updated_at": now,
+    }
+    table.put(item, condition="attribute_not_exists(PK)")
+    return item
+
+
+def get(table: Table, org_id: str) -> Item | None:
+    return table.get(keys.org_pk(org_id), keys.ORG_SK)
+
+
+def list_page(table: Table, *, per_page: int, cursor: str | None = None) -> Page:
+    return table.query_page(partition=keys.ORGS_INDEX_PK, index="GSI1", per_page=per_page, cursor=cursor)
+
+
+def counter_update(org_id: str, counter: str, delta: int) -> dict[str, Any]:
+    """A TransactWriteItems ``Update`` that moves one maintained counter of the organization."""
+    if counter not in COUNTERS:
+        raise ValueError(f"unknown counter {counter}")
+    return {
+        "Update": {
+            "Key": {"PK": {"S": keys.org_pk(org_id)}, "SK": {"S": keys.ORG_SK}},
+            "UpdateExpression": "ADD #c :d",
+            "ConditionExpression": "attribute_exists(PK)",
+            "ExpressionAttributeNames": {"#c": counter},
+            "ExpressionAttributeValues": values(d=delta),
+        }
+    }

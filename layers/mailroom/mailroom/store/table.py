@@ -1,0 +1,279 @@
+"""The single DynamoDB table: typed items in and out, conditional writes, and paginated queries.
+
+Items are plain dicts of Python values; this module converts them to and from DynamoDB's wire
+format with boto3's own (de)serializers, which keeps the low-level client (cheaper to create than a
+resource) without hand-written type juggling.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
+from botocore.exceptions import ClientError
+
+from mailroom.settings import get_settings
+from mailroom.store import aws
+
+Item = dict[str, Any]
+
+_serializer = TypeSerializer()
+_deserializer = TypeDeserializer()
+
+INDEX_KEYS: dict[str | None, tuple[str, str]] = {
+    None: ("PK", "SK"),
+    "GSI1": ("GSI1PK", "GSI1SK"),
+    "GSI2": ("GSI2PK", "GSI2SK"),
+}
+
+
+class ConditionFailed(Exception):
+    """A conditional write's condition did not hold (the invariant it guards would break)."""
+
+
+class InvalidCursor(ValueError):
+    """A pagination cursor that is malformed or was made for another query."""
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    if isinstance(value, set):
+        return sorted(_plain(v) for v in value)
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, bytes | bytearray):
+        return bytes(value)
+    from boto3.dynamodb.types import Binary
+
+    if isinstance(value, Binary):
+        return bytes(value.value)
+    return value
+
+
+def _wire_value(value: Any) -> Any:
+    if isinstance(value, float):
+        value = Decimal(str(value))
+    elif isinstance(value, dict):
+        return {"M": {k: _wire_value(v) for k, v in value.items() if v is not None}}
+    elif isinstance(value, list):
+        return {"L": [_wire_value(v) for v in value]}
+    return _serializer.serialize(value)
+
+
+def serialize(item: Mapping[str, Any]) -> dict[str, Any]:
+    """Python values → DynamoDB wire format. ``None`` attributes are left out, not stored as NULL."""
+    return {k: _wire_value(v) for k, v in item.items() if v is not None}
+
+
+def deserialize(wire: Mapping[str, Any]) -> Item:
+    return {k: _plain(_deserializer.deserialize(v)) for k, v in wire.items()}
+
+
+def values(**named: Any) -> dict[str, Any]:
+    """``ExpressionAttributeValues`` from keyword arguments: ``values(now=1)`` → ``{":now": {"N": "1"}}``."""
+    return {f":{k}": _wire_value(v) for k, v in named.items()}
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    items: list[Item]
+    number: int
+    next_cursor: str | None
+    prev_cursor: str | None
+
+
+def _encode_cursor(payload: dict[str, Any]) -> str:
+    raw = json.dumps(payload, separators=(",", ":"), sort_keys=True).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str) -> dict[str, Any]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        payload = json.loads(raw)
+    except (binascii.Error, ValueError) as exc:
+        raise InvalidCursor("cursor is not valid") from exc
+    if not isinstance(payload, dict) or not isinstance(payload.get("k"), dict):
+        raise InvalidCursor("cursor is not valid")
+    return payload
+
+
+class Table:
+    """The state table. Every method is one DynamoDB request (``query_page`` included)."""
+
+    def __init__(self, name: str | None = None) -> None:
+        self.name = name or get_settings().table_name
+
+    @property
+    def client(self) -> Any:
+        return aws.dynamodb()
+
+    def get(self, pk: str, sk: str, *, consistent: bool = True) -> Item | None:
+        response = self.client.get_item(
+            TableName=self.name, Key=serialize({"PK": pk, "SK": sk}), ConsistentRead=consistent
+        )
+        wire = response.get("Item")
+        return deserialize(wire) if wire else None
+
+    def put(self, item: Mapping[str, Any], *, condition: str | None = None, names: dict[str, str] | None = None,
+            expression_values: dict[str, Any] | None = None) -> None:
+        kwargs: dict[str, Any] = {"TableName": self.name, "Item": serialize(item)}
+        if condition:
+            kwargs["ConditionExpression"] = condition
+        if names:
+            kwargs["ExpressionAttributeNames"] = names
+        if expression_values:
+            kwargs["ExpressionAttributeValues"] = expression_values
+        self._write(self.client.put_item, kwargs)
+
+    def update(self, pk: str, sk: str, expression: str, *, condition: str | None = None,
+               names: dict[str, str] | None = None, expression_values: dict[str, Any] | None = None,
+               return_values: str = "ALL_NEW") -> Item:
+        kwargs: dict[str, Any] = {
+            "TableName": self.name,
+            "Key": serialize({"PK": pk, "SK": sk}),
+            "UpdateExpression": expression,
+            "ReturnValues": return_values,
+        }
+        if condition:
+            kwargs["ConditionExpression"] = condition
+        if names:
+            kwargs["ExpressionAttributeNames"] = names
+        if expression_values:
+            kwargs["ExpressionAttributeValues"] = expression_values
+        response = self._write(self.client.update_item, kwargs)
+        return deserialize(response.get("Attributes", {}))
+
+    def delete(self, pk: str, sk: str, *, condition: str | None = None, return_old: bool = False) -> Item | None:
+        kwargs: dict[str, Any] = {"TableName": self.name, "Key": serialize({"PK": pk, "SK": sk})}
+        if condition:
+            kwargs["ConditionExpression"] = condition
+        if return_old:
+            kwargs["ReturnValues"] = "ALL_OLD"
+        response = self._write(self.client.delete_item, kwargs)
+        old = response.get("Attributes")
+        return deserialize(old) if old else None
+
+    def transact(self, operations: Sequence[dict[str, Any]]) -> None:
+        """All-or-nothing writes. Each operation is a TransactWriteItems entry whose ``TableName`` is filled in."""
+        items = []
+        for operation in operations:
+            ((kind, body),) = operation.items()
+            items.append({kind: {"TableName": self.name, **body}})
+        try:
+            self.client.transact_write_items(TransactItems=items)
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] == "TransactionCanceledException":
+                raise ConditionFailed(str(exc)) from exc
+            raise
+
+    def query_page(
+        self,
+        *,
+        partition: str,
+        per_page: int,
+        cursor: str | None = None,
+        index: str | None = None,
+        sk_between: tuple[str, str] | None = None,
+        sk_prefix: str | None = None,
+        newest_first: bool = False,
+    ) -> Page:
+        """One page of a partition, in sort-key order, following an opaque cursor.
+
+        A cursor carries the page number, a direction and the key to start after, so both "next"
+        and "prev" cost exactly one Query whatever the collection's size ("prev" reads backwards
+        from the first item of the current page). A cursor from another partition is refused.
+        """
+        pk_name, sk_name = INDEX_KEYS[index]
+        number, direction, start_key = 1, "next", None
+        if cursor:
+            payload = _decode_cursor(cursor)
+            start_key = payload["k"]
+            number = int(payload.get("p", 1))
+            direction = payload.get("d", "next")
+            if start_key.get(pk_name) != partition or direction not in ("next", "prev") or number < 1:
+                raise InvalidCursor("cursor belongs to another listing")
+        forward = not newest_first if direction == "next" else newest_first
+
+        condition = "#pk = :pk"
+        names = {"#pk": pk_name}
+        expression_values: dict[str, Any] = {":pk": {"S": partition}}
+        if sk_between:
+            condition += " AND #sk BETWEEN :lo AND :hi"
+            names["#sk"] = sk_name
+            expression_values |= {":lo": {"S": sk_between[0]}, ":hi": {"S": sk_between[1]}}
+        elif sk_prefix:
+            condition += " AND begins_with(#sk, :prefix)"
+            names["#sk"] = sk_name
+            expression_values[":prefix"] = {"S": sk_prefix}
+
+        kwargs: dict[str, Any] = {
+            "TableName": self.name,
+            "KeyConditionExpression": condition,
+            "ExpressionAttributeNames": names,
+            "ExpressionAttributeValues": expression_values,
+            # One extra item tells whether another page exists without a second request.
+            "Limit": per_page + 1,
+            "ScanIndexForward": forward,
+        }
+        if index:
+            kwargs["IndexName"] = index
+        if start_key:
+            kwargs["ExclusiveStartKey"] = serialize(start_key)
+        try:
+            response = self.client.query(**kwargs)
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] == "ValidationException" and start_key:
+                raise InvalidCursor("cursor is not valid for this listing") from exc
+            raise
+        items = [deserialize(w) for w in response.get("Items", [])]
+        more = len(items) > per_page
+        items = items[:per_page]
+        if direction == "prev":
+            items.reverse()
+
+        key_names = {"PK", "SK", pk_name, sk_name}
+
+        def key_of(item: Item) -> dict[str, Any]:
+            return {k: item[k] for k in key_names if k in item}
+
+        has_next = more if direction == "next" else True
+        has_prev = number > 1
+        next_cursor = prev_cursor = None
+        if items and has_next:
+            next_cursor = _encode_cursor({"k": key_of(items[-1]), "p": number + 1, "d": "next"})
+        if items and has_prev:
+            prev_cursor = _encode_cursor({"k": key_of(items[0]), "p": number - 1, "d": "prev"})
+        return Page(items=items, number=number, next_cursor=next_cursor, prev_cursor=prev_cursor)
+
+    def query_one(self, *, partition: str, index: str | None = None) -> Item | None:
+        pk_name, _ = INDEX_KEYS[index]
+        kwargs: dict[str, Any] = {
+            "TableName": self.name,
+            "KeyConditionExpression": "#pk = :pk",
+            "ExpressionAttributeNames": {"#pk": pk_name},
+            "ExpressionAttributeValues": {":pk": {"S": partition}},
+            "Limit": 1,
+        }
+        if index:
+            kwargs["IndexName"] = index
+        items = self.client.query(**kwargs).get("Items", [])
+        return deserialize(items[0]) if items else None
+
+    @staticmethod
+    def _write(operation: Any, kwargs: dict[str, Any]) -> Any:
+        try:
+            return operation(**kwargs)
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
+                raise ConditionFailed(str(exc)) from exc
+            raise

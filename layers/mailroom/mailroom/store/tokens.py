@@ -1,0 +1,93 @@
+"""API tokens: stored under their organization, found by hash through GSI1."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from mailroom import clock
+from mailroom.store import keys, organizations
+from mailroom.store.table import ConditionFailed, Item, Page, Table, serialize, values
+
+# Expired tokens stay listable for a while (so an operator sees why a client fails), then TTL removes them.
+EXPIRED_GRACE_SECONDS = 30 * 24 * 3600
+
+
+def create(table: Table, token: Item) -> None:
+    """Store a token item and count it on the organization, atomically."""
+    org_id = token["org_id"]
+    item = {
+        **token,
+        "PK": keys.org_pk(org_id),
+        "SK": keys.token_sk(token["id"]),
+        "GSI1PK": keys.token_lookup_pk(token["token_hash"]),
+        "GSI1SK": "TOKEN",
+        "type": "token",
+    }
+    if token.get("expires_at_epoch"):
+        item["ttl"] = int(token["expires_at_epoch"]) + EXPIRED_GRACE_SECONDS
+    table.transact(
+        [
+            {"Put": {"Item": serialize(item), "ConditionExpression": "attribute_not_exists(PK)"}},
+            organizations.counter_update(org_id, "token_count", 1),
+        ]
+    )
+
+
+def find_by_hash(table: Table, token_hash: str) -> Item | None:
+    return table.query_one(partition=keys.token_lookup_pk(token_hash), index="GSI1")
+
+
+def get(table: Table, org_id: str, token_id: str) -> Item | None:
+    return table.get(keys.org_pk(org_id), keys.token_sk(token_id))
+
+
+def list_page(table: Table, org_id: str, *, per_page: int, cursor: str | None) -> Page:
+    return table.query_page(partition=keys.org_pk(org_id), sk_prefix="TOKEN#", per_page=per_page, cursor=cursor)
+
+
+def delete(table: Table, org_id: str, token_id: str) -> bool:
+    """Revoke: remove the token and its count. False when it did not exist."""
+    key = {"PK": {"S": keys.org_pk(org_id)}, "SK": {"S": keys.token_sk(token_id)}}
+    try:
+        table.transact(
+            [
+                {"Delete": {"Key": key, "ConditionExpression": "attribute_exists(PK)"}},
+                organizations.counter_update(org_id, "token_count", -1),
+            ]
+        )
+    except ConditionFailed:
+        return False
+    return True
+
+
+def touch(table: Table, org_id: str, token_id: str) -> None:
+    """Record use. Called by the authorizer on a cache miss, so ``used_at`` is exact to the cache TTL."""
+    try:
+        table.update(
+            keys.org_pk(org_id),
+            keys.token_sk(token_id),
+            "SET used_at = :now",
+            condition="attribute_exists(PK)",
+            expression_values=values(now=clock.now_iso()),
+            return_values="NONE",
+        )
+    except ConditionFailed:
+        pass
+
+
+def public_view(item: Item) -> dict[str, Any]:
+    """A token as the API shows it: never the hash, never the secret."""
+    return {
+        "id": item["id"],
+        "name": item["name"],
+        "type": item["token_type"],
+        "prefix": item["prefix"],
+        "last_four": item["last_four"],
+        "scopes": item.get("scopes", []),
+        "mailbox_id": item.get("mailbox_id"),
+        "rate_limit_per_minute": item.get("rate_limit_per_minute"),
+        "expires_at": item.get("expires_at"),
+        "used_at": item.get("used_at"),
+        "created_at": item["created_at"],
+        "created_by": item.get("created_by"),
+    }
