@@ -9,7 +9,7 @@ from fastapi import APIRouter, FastAPI
 
 from mailroom import __version__
 from mailroom.api import errors
-from mailroom.api.pipeline import Pipeline
+from mailroom.api.pipeline import MailroomRoute, Pipeline
 
 LambdaHandler = Callable[[dict[str, Any], Any], dict[str, Any]]
 
@@ -32,6 +32,10 @@ def create_app(*routers: APIRouter) -> FastAPI:
     errors.install(app)
     app.middleware("http")(Pipeline())
     for router in routers:
+        # Every route must run the route half of the pipeline (auth requirement, idempotency, audit).
+        unwrapped = [r.path for r in router.routes if not isinstance(r, MailroomRoute)]
+        if unwrapped:
+            raise TypeError(f"routes not made with api_router(): {unwrapped}")
         app.include_router(router)
     return app
 
@@ -48,8 +52,13 @@ def lambda_handler(*routers: APIRouter) -> LambdaHandler:
     def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         nonlocal wrapped
         if wrapped is None:
-            # Built on the first event, not at import: the decorators read the environment.
-            wrapped = metrics().log_metrics(logger().inject_lambda_context(adapter, clear_state=True))
-        return wrapped(event, context)
+            # Built on the first event, not at import: the logger reads the environment.
+            wrapped = logger().inject_lambda_context(adapter, clear_state=True)
+        try:
+            return wrapped(event, context)
+        finally:
+            # Flush only what was recorded: an empty flush warns on every request.
+            if metrics().metric_set:
+                metrics().flush_metrics()
 
     return handler

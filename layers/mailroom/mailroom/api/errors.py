@@ -139,6 +139,17 @@ async def _on_unexpected(request: Request, exc: Exception) -> JSONResponse:
     return render(request, internal_error())
 
 
+async def response_for(request: Request, exc: Exception) -> JSONResponse:
+    """Render any exception as its registered handler would (used where a response must be captured)."""
+    if isinstance(exc, ApiError):
+        return await _on_api_error(request, exc)
+    if isinstance(exc, RequestValidationError):
+        return await _on_validation_error(request, exc)
+    if isinstance(exc, StarletteHTTPException):
+        return await _on_http_error(request, exc)
+    return await _on_unexpected(request, exc)
+
+
 def install(app: Any) -> None:
     app.add_exception_handler(ApiError, _on_api_error)
     app.add_exception_handler(RequestValidationError, _on_validation_error)

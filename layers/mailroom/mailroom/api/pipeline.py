@@ -1,9 +1,11 @@
-"""The request pipeline every API function runs, in this order:
+"""The request pipeline every API function runs.
 
-request id → principal (401) → rate limit (429) → idempotency (422/409/replay) → route → audit.
+Request-wide steps live in the middleware (they apply even when no route matches):
+request id → principal (401) → rate limit (429) → … → audit record → response headers.
 
-It is one middleware so the order is visible in one place and each step can see what the
-previous ones decided (the audit record needs the principal, the outcome and the replay flag).
+Route-specific steps live in ``MailroomRoute``, FastAPI's extension point for wrapping a matched
+route: public routes skip the principal; mutating routes go through idempotency (422/409/replay);
+the route's name becomes the audit action.
 """
 
 from __future__ import annotations
@@ -12,17 +14,16 @@ import base64
 import hashlib
 import re
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 from fastapi import Request, Response
 from fastapi.routing import APIRoute
-from starlette.routing import Match
 
 from mailroom import clock, ids
 from mailroom.api import errors
 from mailroom.api.errors import ApiError
-from mailroom.api.principal import Principal, authorizer_context, from_authorizer_context
+from mailroom.api.principal import Principal, authorizer_context, from_authorizer_context, unauthenticated
 from mailroom.observability import logger
 from mailroom.settings import get_settings
 from mailroom.store import audit, ratelimits
@@ -37,18 +38,15 @@ _IDEMPOTENCY_KEY_RE = re.compile(r"^[\x21-\x7e]{1,255}$")
 _REPLAYED_HEADERS = ("content-type", "location")
 
 CallNext = Callable[[Request], Awaitable[Response]]
+RouteHandler = Callable[[Request], Coroutine[Any, Any, Response]]
+
+PUBLIC: dict[str, Any] = {PUBLIC_MARK: True}
+"""``openapi_extra`` for a route callable without a token (declare ``Auth: NONE`` in the template too)."""
 
 
-def public(route_kwargs: dict[str, Any] | None = None) -> dict[str, Any]:
-    """``openapi_extra`` marking a route as callable without a token (declare ``Auth: NONE`` in the template)."""
-    return {**(route_kwargs or {}), PUBLIC_MARK: True}
-
-
-def _matched_route(request: Request) -> APIRoute | None:
-    for route in request.app.router.routes:
-        if isinstance(route, APIRoute) and route.matches(request.scope)[0] is Match.FULL:
-            return route
-    return None
+def audit_target(request: Request, kind: str, target_id: str, **details: Any) -> None:
+    """Name what a mutating endpoint acted on, for its audit record."""
+    request.state.audit_target = {"type": kind, "id": target_id, **details}
 
 
 def _request_id(request: Request) -> str:
@@ -64,7 +62,7 @@ def _remaining_ms(request: Request) -> int | None:
     return int(remaining()) if callable(remaining) else None
 
 
-async def _drain(response: Response) -> bytes:
+async def _body_of(response: Response) -> bytes:
     body = getattr(response, "body", None)
     if isinstance(body, bytes):
         return body
@@ -72,43 +70,34 @@ async def _drain(response: Response) -> bytes:
     return b"".join(c if isinstance(c, bytes) else c.encode() for c in chunks)
 
 
-def _rebuild(response: Response, body: bytes) -> Response:
-    rebuilt = Response(content=body, status_code=response.status_code)
-    rebuilt.raw_headers = [(k, v) for k, v in response.raw_headers if k.lower() != b"content-length"]
-    rebuilt.headers["content-length"] = str(len(body))
-    return rebuilt
-
-
 class Pipeline:
-    def __init__(self, table_factory: Callable[[], Table] = Table) -> None:
-        self._table_factory = table_factory
+    """The middleware half of the pipeline (see the module docstring)."""
 
     async def __call__(self, request: Request, call_next: CallNext) -> Response:
         started = time.perf_counter()
         request_id = _request_id(request)
         request.state.request_id = request_id
         logger().set_correlation_id(request_id)
-        route = _matched_route(request)
         extra_headers: dict[str, str] = {}
         principal: Principal | None = None
-        replayed = False
-        table = self._table_factory()
+        table = Table()
         try:
-            if not (route is not None and (route.openapi_extra or {}).get(PUBLIC_MARK)):
-                principal = from_authorizer_context(authorizer_context(request.scope))
+            context = authorizer_context(request.scope)
+            # No context at all means API Gateway ran no authorizer: a public route (checked by the route).
+            if context is not None:
+                principal = from_authorizer_context(context)
                 request.state.principal = principal
-                extra_headers = self._rate_limit(table, principal)
-            if principal is not None and route is not None and request.method in MUTATING:
-                response, replayed = await self._idempotent(request, call_next, table, principal)
-            else:
-                response = await self._call(request, call_next)
+                extra_headers = _rate_limit(table, principal)
+            response = await call_next(request)
         except ApiError as error:
             response = errors.render(request, error)
-            request.state.error_code = error.code
             extra_headers |= error.headers
+        except Exception:
+            logger().exception("unhandled error")
+            response = errors.render(request, errors.internal_error())
 
         if principal is not None and request.method in MUTATING:
-            self._audit(table, request, principal, route, response, replayed=replayed)
+            _audit(table, request, principal, response)
         response.headers.update(extra_headers)
         response.headers["X-Request-Id"] = request_id
         logger().info(
@@ -119,121 +108,144 @@ class Pipeline:
                 "status": response.status_code,
                 "duration_ms": round((time.perf_counter() - started) * 1000, 1),
                 "org_id": principal.org_id if principal else None,
-                "replayed": replayed,
             },
         )
         return response
 
-    @staticmethod
-    async def _call(request: Request, call_next: CallNext) -> Response:
-        try:
-            return await call_next(request)
-        except Exception:
-            logger().exception("unhandled error")
-            request.state.error_code = "internal_error"
-            return errors.render(request, errors.internal_error())
 
-    @staticmethod
-    def _rate_limit(table: Table, principal: Principal) -> dict[str, str]:
-        limit = principal.rate_limit or get_settings().rate_limit_per_minute
-        now = time.time()
-        window = ratelimits.hit(table, principal.org_id, principal.token_id, limit=limit, now=now)
-        headers = {
-            "X-RateLimit-Limit": str(window.limit),
-            "X-RateLimit-Remaining": str(window.remaining),
-            "X-RateLimit-Reset": str(window.resets_at),
-        }
-        if window.exceeded:
-            retry_after = max(1, window.resets_at - int(now))
-            raise ApiError(429, "rate_limited", f"Rate limit of {limit} requests per minute exceeded.",
-                           hint=f"Retry after {retry_after} seconds.", retryable=True,
-                           headers={**headers, "Retry-After": str(retry_after)})
-        return headers
+class MailroomRoute(APIRoute):
+    """The route half of the pipeline: authentication requirement, idempotency, audit action."""
 
-    async def _idempotent(self, request: Request, call_next: CallNext, table: Table,
-                          principal: Principal) -> tuple[Response, bool]:
-        key = request.headers.get("idempotency-key")
-        if key is None:
-            if request.method in KEY_REQUIRED and not errors.is_v0(request):
-                raise ApiError(422, "missing_idempotency_key", "POST and PUT requests need an Idempotency-Key header.",
-                               hint="Send a unique 'Idempotency-Key' (up to 255 characters) per operation; "
-                                    "retries reuse it.")
-            return await self._call(request, call_next), False
-        if not _IDEMPOTENCY_KEY_RE.match(key):
-            raise ApiError(422, "invalid_idempotency_key",
-                           "Idempotency-Key must be 1 to 255 printable ASCII characters without spaces.")
-        body = await request.body()
-        fingerprint = {
-            "token": principal.token_id,
-            "key": key,
-            "method": request.method,
-            "path": request.url.path,
-            "body_sha256": hashlib.sha256(body).hexdigest(),
-        }
-        store = IdempotencyStore(table, principal.org_id)
-        claim = store.claim(fingerprint, remaining_ms=_remaining_ms(request))
-        if claim.claim is Claim.MISMATCH:
-            raise ApiError(409, "idempotency_key_reused",
-                           "This Idempotency-Key was already used with a different request.",
-                           hint="Use a new key for a new operation.")
-        if claim.claim is Claim.IN_PROGRESS:
-            raise ApiError(409, "idempotency_in_progress",
-                           "A request with this Idempotency-Key is still being processed.",
-                           hint="Retry shortly to get its result.", retryable=True)
-        if claim.claim is Claim.REPLAY and claim.stored is not None:
-            stored = claim.stored
-            replay = Response(content=base64.b64decode(stored["body"]), status_code=int(stored["status"]),
-                              headers=dict(stored.get("headers") or {}))
-            replay.headers["Idempotent-Replayed"] = "true"
-            return replay, True
+    def get_route_handler(self) -> RouteHandler:
+        handle = super().get_route_handler()
+        is_public = bool((self.openapi_extra or {}).get(PUBLIC_MARK))
+        route_name = self.name
 
-        response = await self._call(request, call_next)
-        payload = await _drain(response)
-        if response.status_code >= 500:
-            store.abandon(fingerprint, RuntimeError(f"status {response.status_code}"))
-        else:
-            headers = {k: response.headers[k] for k in _REPLAYED_HEADERS if k in response.headers}
-            store.complete(fingerprint, {"status": response.status_code, "headers": headers,
-                                         "body": base64.b64encode(payload).decode()})
-        return _rebuild(response, payload), False
+        async def route_handler(request: Request) -> Response:
+            request.state.route_name = route_name
+            principal: Principal | None = getattr(request.state, "principal", None)
+            if not is_public and principal is None:
+                raise unauthenticated()
+            if principal is not None and request.method in MUTATING:
+                return await _idempotent(request, handle, principal)
+            return await handle(request)
 
-    @staticmethod
-    def _audit(table: Table, request: Request, principal: Principal, route: APIRoute | None,
-               response: Response, *, replayed: bool) -> None:
-        now = clock.utcnow()
-        target = getattr(request.state, "audit_target", None)
-        status = response.status_code
-        entry = {
-            "id": ids.new_id("aud"),
-            "org_id": principal.org_id,
-            "action": route.name if route is not None else f"{request.method} {request.url.path}",
-            "actor": {"token_id": principal.token_id, "type": principal.token_type.value,
-                      "name": principal.token_name},
-            "target": target,
-            "request_id": request.state.request_id,
-            "source_ip": request.client.host if request.client else None,
-            "user_agent": (request.headers.get("user-agent") or "")[:256] or None,
-            "method": request.method,
-            "path": request.url.path,
-            "outcome": {
-                "status": status,
-                "result": "success" if status < 400 else "failure",
-                "error_code": getattr(request.state, "error_code", None),
-                "replayed": replayed,
-            },
-            "time": clock.isoformat(now),
-            "time_epoch": int(now.timestamp()),
-        }
-        try:
-            audit.record(table, entry, retention_days=get_settings().audit_retention_days)
-        except Exception:
-            # The action already happened; losing its record must be loud, not a second failure.
-            logger().exception("audit record not written", extra={"audit": entry})
-            from mailroom.observability import metrics
-
-            metrics().add_metric(name="AuditWriteFailed", unit="Count", value=1)
+        return route_handler
 
 
-def audit_target(request: Request, kind: str, target_id: str, **details: Any) -> None:
-    """Name what a mutating endpoint acted on, for its audit record."""
-    request.state.audit_target = {"type": kind, "id": target_id, **details}
+async def _run(request: Request, handle: RouteHandler) -> Response:
+    """The route's response, errors included: idempotency stores what the client saw."""
+    try:
+        return await handle(request)
+    except Exception as exc:  # rendered exactly as the app's exception handlers would
+        return await errors.response_for(request, exc)
+
+
+async def _idempotent(request: Request, handle: RouteHandler, principal: Principal) -> Response:
+    key = request.headers.get("idempotency-key")
+    if key is None:
+        if request.method in KEY_REQUIRED and not errors.is_v0(request):
+            raise ApiError(422, "missing_idempotency_key", "POST and PUT requests need an Idempotency-Key header.",
+                           hint="Send a unique 'Idempotency-Key' (up to 255 characters) per operation; "
+                                "retries reuse it.")
+        return await handle(request)
+    if not _IDEMPOTENCY_KEY_RE.match(key):
+        raise ApiError(422, "invalid_idempotency_key",
+                       "Idempotency-Key must be 1 to 255 printable ASCII characters without spaces.")
+    fingerprint = {
+        "token": principal.token_id,
+        "key": key,
+        "method": request.method,
+        "path": request.url.path,
+        "body_sha256": hashlib.sha256(await request.body()).hexdigest(),
+    }
+    store = IdempotencyStore(Table(), principal.org_id)
+    claim = store.claim(fingerprint, remaining_ms=_remaining_ms(request))
+    if claim.claim is Claim.MISMATCH:
+        raise ApiError(409, "idempotency_key_reused", "This Idempotency-Key was already used with a different request.",
+                       hint="Use a new key for a new operation.")
+    if claim.claim is Claim.IN_PROGRESS:
+        raise ApiError(409, "idempotency_in_progress", "A request with this Idempotency-Key is still being processed.",
+                       hint="Retry shortly to get its result.", retryable=True)
+    if claim.claim is Claim.REPLAY and claim.stored is not None:
+        stored = claim.stored
+        request.state.replayed = True
+        replay = Response(content=base64.b64decode(stored["body"]), status_code=int(stored["status"]),
+                          headers=dict(stored.get("headers") or {}))
+        replay.headers["Idempotent-Replayed"] = "true"
+        return replay
+
+    try:
+        response = await _run(request, handle)
+    except BaseException as exc:
+        store.abandon(fingerprint, exc if isinstance(exc, Exception) else RuntimeError("aborted"))
+        raise
+    body = await _body_of(response)
+    if response.status_code >= 500:
+        store.abandon(fingerprint, RuntimeError(f"status {response.status_code}"))
+    else:
+        headers = {k: response.headers[k] for k in _REPLAYED_HEADERS if k in response.headers}
+        store.complete(fingerprint, {"status": response.status_code, "headers": headers,
+                                     "body": base64.b64encode(body).decode()})
+    rebuilt = Response(content=body, status_code=response.status_code)
+    rebuilt.raw_headers = [(k, v) for k, v in response.raw_headers if k.lower() != b"content-length"]
+    rebuilt.headers["content-length"] = str(len(body))
+    return rebuilt
+
+
+def _rate_limit(table: Table, principal: Principal) -> dict[str, str]:
+    limit = principal.rate_limit or get_settings().rate_limit_per_minute
+    now = time.time()
+    window = ratelimits.hit(table, principal.org_id, principal.token_id, limit=limit, now=now)
+    headers = {
+        "X-RateLimit-Limit": str(window.limit),
+        "X-RateLimit-Remaining": str(window.remaining),
+        "X-RateLimit-Reset": str(window.resets_at),
+    }
+    if window.exceeded:
+        retry_after = max(1, window.resets_at - int(now))
+        raise ApiError(429, "rate_limited", f"Rate limit of {limit} requests per minute exceeded.",
+                       hint=f"Retry after {retry_after} seconds.", retryable=True,
+                       headers={**headers, "Retry-After": str(retry_after)})
+    return headers
+
+
+def _audit(table: Table, request: Request, principal: Principal, response: Response) -> None:
+    now = clock.utcnow()
+    status = response.status_code
+    state = request.state
+    entry = {
+        "id": ids.new_id("aud"),
+        "org_id": principal.org_id,
+        "action": getattr(state, "route_name", None) or f"{request.method} {request.url.path}",
+        "actor": {"token_id": principal.token_id, "type": principal.token_type.value, "name": principal.token_name},
+        "target": getattr(state, "audit_target", None),
+        "request_id": state.request_id,
+        "source_ip": request.client.host if request.client else None,
+        "user_agent": (request.headers.get("user-agent") or "")[:256] or None,
+        "method": request.method,
+        "path": request.url.path,
+        "outcome": {
+            "status": status,
+            "result": "success" if status < 400 else "failure",
+            "error_code": getattr(state, "error_code", None),
+            "replayed": bool(getattr(state, "replayed", False)),
+        },
+        "time": clock.isoformat(now),
+        "time_epoch": int(now.timestamp()),
+    }
+    try:
+        audit.record(table, entry, retention_days=get_settings().audit_retention_days)
+    except Exception:
+        # The action already happened; losing its record must be loud, not a second failure.
+        logger().exception("audit record not written", extra={"audit": entry})
+        from mailroom.observability import metrics
+
+        metrics().add_metric(name="AuditWriteFailed", unit="Count", value=1)
+
+
+def api_router(prefix: str, *, tags: list[str]) -> Any:
+    """An APIRouter whose routes run the route half of the pipeline. Every router is made here."""
+    from fastapi import APIRouter
+
+    return APIRouter(prefix=prefix, tags=list(tags), route_class=MailroomRoute)

@@ -61,15 +61,17 @@ class IdempotencyStore:
         try:
             self._layer.save_inprogress(request, remaining_time_in_millis=remaining_ms)
             return ClaimResult(Claim.NEW)
-        except IdempotencyItemAlreadyExistsError as exists:
-            record = exists.old_data_record or self._layer.get_record(request)
-        if record is None:  # expired between the put and the read: treat as new next time
-            return ClaimResult(Claim.IN_PROGRESS)
-        try:
-            self._layer._validate_payload(request, record)
         except IdempotencyValidationError:
+            # Powertools compares the stored request hash with this one before anything else.
             return ClaimResult(Claim.MISMATCH)
-        if record.status == "COMPLETED":
+        except IdempotencyItemAlreadyExistsError as exists:
+            record = exists.old_data_record
+        if record is None:  # the store did not return the existing item: read it (validates too)
+            try:
+                record = self._layer.get_record(request)
+            except IdempotencyValidationError:
+                return ClaimResult(Claim.MISMATCH)
+        if record is not None and record.status == "COMPLETED":
             return ClaimResult(Claim.REPLAY, record.response_json_as_dict())
         return ClaimResult(Claim.IN_PROGRESS)
 

@@ -4,16 +4,17 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends
+from fastapi import Depends
 from pydantic import BaseModel
 
 from mailroom.api import errors
 from mailroom.api.models import One, one
+from mailroom.api.pipeline import api_router
 from mailroom.api.principal import Principal, require
 from mailroom.store import organizations
 from mailroom.store.table import Table
 
-router = APIRouter(prefix="/api/v1", tags=["account"])
+router = api_router("/api/v1", tags=["account"])
 
 
 class OrganizationRef(BaseModel):

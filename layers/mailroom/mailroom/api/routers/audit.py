@@ -4,16 +4,17 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import Depends, Query, Request
 from pydantic import AwareDatetime, BaseModel
 
 from mailroom.api import errors, pagination
 from mailroom.api.models import ListOf
+from mailroom.api.pipeline import api_router
 from mailroom.api.principal import Principal, require
 from mailroom.store import audit, organizations
 from mailroom.store.table import InvalidCursor, Table
 
-router = APIRouter(prefix="/api/v1", tags=["audit"])
+router = api_router("/api/v1", tags=["audit"])
 
 
 class AuditRecord(BaseModel):

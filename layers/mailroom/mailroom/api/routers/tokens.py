@@ -5,21 +5,21 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import Depends, Request, Response
 from pydantic import AwareDatetime, BaseModel, Field, field_validator
 
 from mailroom import clock
 from mailroom.api import errors, pagination
 from mailroom.api.errors import ApiError
 from mailroom.api.models import ListOf, One, Strict, one
-from mailroom.api.pipeline import audit_target
+from mailroom.api.pipeline import api_router, audit_target
 from mailroom.api.principal import Principal, require
 from mailroom.domain.scopes import OPS_SCOPES, invalid_scopes
 from mailroom.services.tokens import issue_ops_token
 from mailroom.store import organizations, tokens
 from mailroom.store.table import InvalidCursor, Table
 
-router = APIRouter(prefix="/api/v1/tokens", tags=["tokens"])
+router = api_router("/api/v1/tokens", tags=["tokens"])
 MANAGE = require("tokens:manage")
 
 

@@ -1,0 +1,132 @@
+"""Drive API functions the way API Gateway does: run the authorizer, then the routed function's
+``handler`` with an HTTP API v2 event built from ``events/http_api_request.json``.
+
+Used by integration tests (in-process, under moto); the e2e tests use the real local gateway.
+"""
+
+from __future__ import annotations
+
+import base64
+import copy
+import importlib.util
+import json
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+from urllib.parse import urlencode
+
+ROOT = Path(__file__).resolve().parents[2]
+EVENTS = ROOT / "events"
+_modules: dict[str, ModuleType] = {}
+
+
+def load_event(name: str) -> dict[str, Any]:
+    return json.loads((EVENTS / name).read_text())
+
+
+def function_module(name: str) -> ModuleType:
+    """``functions/<name>/app.py`` imported under a unique module name (each function is its own Lambda)."""
+    if name not in _modules:
+        path = ROOT / "functions" / name / "app.py"
+        spec = importlib.util.spec_from_file_location(f"function_{name}_app", path)
+        assert spec and spec.loader
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        _modules[name] = module
+    return _modules[name]
+
+
+@dataclass
+class LambdaContext:
+    function_name: str = "test-function"
+    memory_limit_in_mb: int = 512
+    invoked_function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:test-function"
+    aws_request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    deadline: float = field(default_factory=lambda: time.time() + 29)
+
+    def get_remaining_time_in_millis(self) -> int:
+        return max(0, int((self.deadline - time.time()) * 1000))
+
+
+@dataclass
+class Result:
+    status: int
+    headers: dict[str, str]
+    body: bytes
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+    @property
+    def error_code(self) -> str | None:
+        payload = self.json()
+        return payload.get("error", {}).get("code") if isinstance(payload, dict) else None
+
+
+def authorize(authorization: str | None, path: str, method: str) -> dict[str, Any]:
+    event = load_event("http_api_authorizer_request.json")
+    event["headers"]["authorization"] = authorization or ""
+    event["identitySource"] = [authorization or ""]
+    event["rawPath"] = event["requestContext"]["http"]["path"] = path
+    event["requestContext"]["http"]["method"] = method
+    result = function_module("authorizer").handler(event, LambdaContext(function_name="authorizer"))
+    assert result["isAuthorized"] is True
+    return result["context"]  # type: ignore[no-any-return]
+
+
+def http_event(
+    method: str,
+    path: str,
+    *,
+    authorizer_context: dict[str, Any] | None,
+    headers: dict[str, str] | None = None,
+    query: dict[str, Any] | None = None,
+    body: bytes | None = None,
+) -> dict[str, Any]:
+    event = copy.deepcopy(load_event("http_api_request.json"))
+    event["routeKey"] = event["requestContext"]["routeKey"] = f"{method} {path}"
+    event["rawPath"] = event["requestContext"]["http"]["path"] = path
+    event["requestContext"]["http"]["method"] = method
+    event["rawQueryString"] = urlencode(query or {}, doseq=True)
+    if query:
+        event["queryStringParameters"] = {k: str(v) for k, v in query.items()}
+    event["headers"] = {k.lower(): v for k, v in {**event["headers"], **(headers or {})}.items()}
+    event["headers"].pop("authorization", None)
+    if authorizer_context is None:
+        event["requestContext"].pop("authorizer", None)
+    else:
+        event["requestContext"]["authorizer"] = {"lambda": authorizer_context}
+    if body is not None:
+        event["body"] = base64.b64encode(body).decode()
+        event["isBase64Encoded"] = True
+        event["headers"]["content-length"] = str(len(body))
+    return event
+
+
+def call(
+    function: str,
+    method: str,
+    path: str,
+    *,
+    token: str | None = None,
+    json_body: Any = None,
+    headers: dict[str, str] | None = None,
+    query: dict[str, Any] | None = None,
+    public: bool = False,
+) -> Result:
+    """One API request: authorizer (unless the route is public) then the function, like API Gateway."""
+    context = None if public else authorize(f"Bearer {token}" if token else None, path, method)
+    body = None
+    all_headers = dict(headers or {})
+    if json_body is not None:
+        body = json.dumps(json_body).encode()
+        all_headers.setdefault("content-type", "application/json")
+    event = http_event(method, path, authorizer_context=context, headers=all_headers, query=query, body=body)
+    response = function_module(function).handler(event, LambdaContext(function_name=function))
+    raw = response.get("body") or ""
+    payload = base64.b64decode(raw) if response.get("isBase64Encoded") else raw.encode()
+    return Result(status=response["statusCode"], headers={k.lower(): v for k, v in response["headers"].items()},
+                  body=payload)
