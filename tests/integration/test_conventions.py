@@ -14,8 +14,13 @@ from mailroom.store.table import Table
 from tests.support.lambda_api import call
 
 
-def create(token: str, key: str | None, name: str = "t", scopes: list[str] | None = None,
-           extra: dict[str, Any] | None = None) -> Any:
+def create(
+    token: str,
+    key: str | None,
+    name: str = "t",
+    scopes: list[str] | None = None,
+    extra: dict[str, Any] | None = None,
+) -> Any:
     headers = {"Idempotency-Key": key} if key is not None else {}
     body = {"name": name, "scopes": scopes or ["account:read"], **(extra or {})}
     return call("tokens", "POST", "/api/v1/tokens", token=token, json_body=body, headers=headers)
@@ -71,8 +76,16 @@ def test_an_in_flight_duplicate_is_409(org: NewOrganization, table: Table) -> No
     # The first request has claimed the key and not finished (as if it were still running).
     store = IdempotencyStore(table, org.organization["id"])
     me = call("account", "GET", "/api/v1/me", token=org.admin_token).json()["data"]
-    claim = store.claim({"token": me["id"], "key": "busy", "method": "POST", "path": "/api/v1/tokens",
-                         "body_sha256": hashlib.sha256(body).hexdigest()}, remaining_ms=60_000)
+    claim = store.claim(
+        {
+            "token": me["id"],
+            "key": "busy",
+            "method": "POST",
+            "path": "/api/v1/tokens",
+            "body_sha256": hashlib.sha256(body).hexdigest(),
+        },
+        remaining_ms=60_000,
+    )
     assert claim.claim is Claim.NEW
     response = create(org.admin_token, "busy")
     assert response.status == 409
@@ -98,7 +111,9 @@ def test_a_failed_request_is_replayed_too(org: NewOrganization) -> None:
     assert second.headers["idempotent-replayed"] == "true"
 
 
-def test_server_errors_release_the_key(org: NewOrganization, table: Table, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_server_errors_release_the_key(
+    org: NewOrganization, table: Table, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from mailroom.api.routers import tokens as tokens_router
 
     real = tokens_router.issue_ops_token
@@ -197,13 +212,16 @@ def test_pages_follow_links_both_ways(org: NewOrganization) -> None:
 def test_cursors_cannot_cross_organizations(org: NewOrganization, other_org: NewOrganization) -> None:
     for i in range(3):
         create(org.admin_token, f"x{i}", name=f"t{i}")
-    next_link = call("tokens", "GET", "/api/v1/tokens", token=org.admin_token,
-                     query={"per_page": 1}).json()["links"]["next"]
+    next_link = call("tokens", "GET", "/api/v1/tokens", token=org.admin_token, query={"per_page": 1}).json()[
+        "links"
+    ]["next"]
     cursor = next_link.split("cursor=", 1)[1].split("&", 1)[0]
     response = call("tokens", "GET", "/api/v1/tokens", token=other_org.admin_token, query={"cursor": cursor})
     assert response.status == 422
     assert response.error_code == "invalid_cursor"
-    garbage = call("tokens", "GET", "/api/v1/tokens", token=org.admin_token, query={"cursor": "%%%not-base64"})
+    garbage = call(
+        "tokens", "GET", "/api/v1/tokens", token=org.admin_token, query={"cursor": "%%%not-base64"}
+    )
     assert garbage.status == 422 and garbage.error_code == "invalid_cursor"
 
 
@@ -214,8 +232,9 @@ def test_mutations_are_audited_with_actor_target_and_outcome(org: NewOrganizatio
     created = create(org.admin_token, "audited", name="ci").json()["data"]
     create(org.admin_token, "audited-bad", extra={"surprise": 1})
     call("tokens", "GET", "/api/v1/tokens", token=org.admin_token)  # reads are not audited
-    log = call("audit", "GET", "/api/v1/audit-log", token=org.admin_token,
-               headers={"X-Request-Id": "audit-read"}).json()
+    log = call(
+        "audit", "GET", "/api/v1/audit-log", token=org.admin_token, headers={"X-Request-Id": "audit-read"}
+    ).json()
     assert log["meta"]["total"] == 2
     failed, succeeded = log["data"]  # newest first
     assert succeeded["action"] == "token.create"
@@ -229,7 +248,9 @@ def test_mutations_are_audited_with_actor_target_and_outcome(org: NewOrganizatio
 
 
 def test_audit_filters_by_action_actor_and_time(org: NewOrganization) -> None:
-    helper = create(org.admin_token, "h", name="helper", scopes=["tokens:manage", "account:read"]).json()["data"]
+    helper = create(org.admin_token, "h", name="helper", scopes=["tokens:manage", "account:read"]).json()[
+        "data"
+    ]
     create(helper["token"], "h2", name="by-helper")
     victim = create(org.admin_token, "v", name="victim").json()["data"]
     call("tokens", "DELETE", f"/api/v1/tokens/{victim['id']}", token=org.admin_token)
@@ -244,8 +265,13 @@ def test_audit_filters_by_action_actor_and_time(org: NewOrganization) -> None:
     assert [r["target"]["name"] for r in by_actor["data"]] == ["by-helper"]
     assert audit(since="2999-01-01T00:00:00Z")["data"] == []
     assert len(audit(since="2000-01-01T00:00:00Z", until="2999-01-01T00:00:00Z")["data"]) == 4
-    bad = call("audit", "GET", "/api/v1/audit-log", token=org.admin_token,
-               query={"since": "2025-02-01T00:00:00Z", "until": "2025-01-01T00:00:00Z"})
+    bad = call(
+        "audit",
+        "GET",
+        "/api/v1/audit-log",
+        token=org.admin_token,
+        query={"since": "2025-02-01T00:00:00Z", "until": "2025-01-01T00:00:00Z"},
+    )
     assert bad.status == 422
 
 
@@ -262,8 +288,13 @@ def test_openapi_document_covers_every_router() -> None:
     assert response.status == 200
     spec = response.json()
     assert spec["openapi"].startswith("3.1")
-    for path in ("/api/v1/me", "/api/v1/account", "/api/v1/tokens", "/api/v1/tokens/{token_id}",
-                 "/api/v1/audit-log"):
+    for path in (
+        "/api/v1/me",
+        "/api/v1/account",
+        "/api/v1/tokens",
+        "/api/v1/tokens/{token_id}",
+        "/api/v1/audit-log",
+    ):
         assert path in spec["paths"], path
     assert spec["paths"]["/api/v1/tokens"]["post"]["security"] == [{"bearer": []}]
     assert spec["components"]["securitySchemes"]["bearer"]["scheme"] == "bearer"

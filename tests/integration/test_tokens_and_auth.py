@@ -17,11 +17,15 @@ KEY = {"Idempotency-Key": "k-1"}
 
 
 def create_token(admin: str, key: str, **body: Any) -> Any:
-    return call("tokens", "POST", "/api/v1/tokens", token=admin, json_body=body, headers={"Idempotency-Key": key})
+    return call(
+        "tokens", "POST", "/api/v1/tokens", token=admin, json_body=body, headers={"Idempotency-Key": key}
+    )
 
 
 def test_me_describes_the_calling_token(org: NewOrganization) -> None:
-    response = call("account", "GET", "/api/v1/me", token=org.admin_token, headers={"X-Request-Id": "trace-42"})
+    response = call(
+        "account", "GET", "/api/v1/me", token=org.admin_token, headers={"X-Request-Id": "trace-42"}
+    )
     assert response.status == 200
     assert response.headers["x-request-id"] == "trace-42"
     me = response.json()["data"]
@@ -95,7 +99,9 @@ def test_create_list_and_revoke_a_token(org: NewOrganization, table: Table) -> N
 
 
 def test_missing_scope_is_403_insufficient_scope(org: NewOrganization) -> None:
-    reader = create_token(org.admin_token, "r", name="reader", scopes=["account:read"]).json()["data"]["token"]
+    reader = create_token(org.admin_token, "r", name="reader", scopes=["account:read"]).json()["data"][
+        "token"
+    ]
     response = call("tokens", "GET", "/api/v1/tokens", token=reader)
     assert response.status == 403
     assert response.error_code == "insufficient_scope"
@@ -110,12 +116,17 @@ def test_a_token_cannot_grant_scopes_it_lacks(org: NewOrganization) -> None:
 
 
 def test_expired_tokens_are_refused(org: NewOrganization, table: Table) -> None:
-    created = create_token(org.admin_token, "exp", name="soon", scopes=["account:read"],
-                           expires_at="2099-01-01T00:00:00Z").json()["data"]
+    created = create_token(
+        org.admin_token, "exp", name="soon", scopes=["account:read"], expires_at="2099-01-01T00:00:00Z"
+    ).json()["data"]
     assert created["expires_at"] == "2099-01-01T00:00:00.000Z"
     # Move the stored expiry into the past, as time passing would.
-    table.update(f"ORG#{org.organization['id']}", f"TOKEN#{created['id']}", "SET expires_at_epoch = :past",
-                 expression_values={":past": {"N": "1000"}})
+    table.update(
+        f"ORG#{org.organization['id']}",
+        f"TOKEN#{created['id']}",
+        "SET expires_at_epoch = :past",
+        expression_values={":past": {"N": "1000"}},
+    )
     response = call("account", "GET", "/api/v1/me", token=created["token"])
     assert response.status == 401
     assert "expired" in response.json()["error"]["message"]

@@ -128,5 +128,8 @@ def call(
     response = function_module(function).handler(event, LambdaContext(function_name=function))
     raw = response.get("body") or ""
     payload = base64.b64decode(raw) if response.get("isBase64Encoded") else raw.encode()
-    return Result(status=response["statusCode"], headers={k.lower(): v for k, v in response["headers"].items()},
-                  body=payload)
+    return Result(
+        status=response["statusCode"],
+        headers={k.lower(): v for k, v in response["headers"].items()},
+        body=payload,
+    )

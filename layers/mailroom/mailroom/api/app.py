@@ -33,7 +33,7 @@ def create_app(*routers: APIRouter) -> FastAPI:
     app.middleware("http")(Pipeline())
     for router in routers:
         # Every route must run the route half of the pipeline (auth requirement, idempotency, audit).
-        unwrapped = [r.path for r in router.routes if not isinstance(r, MailroomRoute)]
+        unwrapped = [getattr(r, "path", r) for r in router.routes if not isinstance(r, MailroomRoute)]
         if unwrapped:
             raise TypeError(f"routes not made with api_router(): {unwrapped}")
         app.include_router(router)

@@ -110,10 +110,18 @@ async def _on_api_error(request: Request, exc: Exception) -> JSONResponse:
 
 async def _on_validation_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
-    fields = [{"field": _field_path(e.get("loc", ())), "message": str(e.get("msg", "invalid"))} for e in exc.errors()]
+    fields = [
+        {"field": _field_path(e.get("loc", ())), "message": str(e.get("msg", "invalid"))}
+        for e in exc.errors()
+    ]
     summary = "; ".join(f"{f['field']}: {f['message']}" for f in fields[:5])
-    error = ApiError(422, "validation_error", f"The request is not valid: {summary}", fields=fields,
-                     hint="Fix the listed fields and send the request again.")
+    error = ApiError(
+        422,
+        "validation_error",
+        f"The request is not valid: {summary}",
+        fields=fields,
+        hint="Fix the listed fields and send the request again.",
+    )
     return render(request, error)
 
 
@@ -128,8 +136,13 @@ async def _on_http_error(request: Request, exc: Exception) -> JSONResponse:
 
 
 def internal_error() -> ApiError:
-    return ApiError(500, "internal_error", "Something went wrong on our side.", retryable=True,
-                    hint="Retry later; quote the request_id if it persists.")
+    return ApiError(
+        500,
+        "internal_error",
+        "Something went wrong on our side.",
+        retryable=True,
+        hint="Retry later; quote the request_id if it persists.",
+    )
 
 
 async def _on_unexpected(request: Request, exc: Exception) -> JSONResponse:

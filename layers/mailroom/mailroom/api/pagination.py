@@ -22,18 +22,29 @@ class PageQuery:
 
 
 def page_query(
-    per_page: Annotated[int, Query(ge=1, le=MAX_PER_PAGE, description="Items per page (max 100).")] = DEFAULT_PER_PAGE,
-    cursor: Annotated[str | None, Query(max_length=2048, description="Opaque cursor from links.next/prev.")] = None,
+    per_page: Annotated[
+        int, Query(ge=1, le=MAX_PER_PAGE, description="Items per page (max 100).")
+    ] = DEFAULT_PER_PAGE,
+    cursor: Annotated[
+        str | None, Query(max_length=2048, description="Opaque cursor from links.next/prev.")
+    ] = None,
 ) -> PageQuery:
     return PageQuery(per_page=per_page, cursor=cursor)
 
 
 def invalid_cursor(exc: InvalidCursor) -> ApiError:
-    return ApiError(422, "invalid_cursor", str(exc), fields=[{"field": "cursor", "message": str(exc)}],
-                    hint="Use links.next or links.prev exactly as returned, with the same filters.")
+    return ApiError(
+        422,
+        "invalid_cursor",
+        str(exc),
+        fields=[{"field": "cursor", "message": str(exc)}],
+        hint="Use links.next or links.prev exactly as returned, with the same filters.",
+    )
 
 
-def envelope(request: Request, page: Page, data: list[Any], *, per_page: int, total: int | None) -> dict[str, Any]:
+def envelope(
+    request: Request, page: Page, data: list[Any], *, per_page: int, total: int | None
+) -> dict[str, Any]:
     """``total`` is a maintained count; None where a filter makes it unknowable without reading everything."""
 
     def link(cursor: str | None) -> str | None:

@@ -17,7 +17,7 @@ import time
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
-from fastapi import Request, Response
+from fastapi import APIRouter, Request, Response
 from fastapi.routing import APIRoute
 
 from mailroom import clock, ids
@@ -145,13 +145,20 @@ async def _idempotent(request: Request, handle: RouteHandler, principal: Princip
     key = request.headers.get("idempotency-key")
     if key is None:
         if request.method in KEY_REQUIRED and not errors.is_v0(request):
-            raise ApiError(422, "missing_idempotency_key", "POST and PUT requests need an Idempotency-Key header.",
-                           hint="Send a unique 'Idempotency-Key' (up to 255 characters) per operation; "
-                                "retries reuse it.")
+            raise ApiError(
+                422,
+                "missing_idempotency_key",
+                "POST and PUT requests need an Idempotency-Key header.",
+                hint="Send a unique 'Idempotency-Key' (up to 255 characters) per operation; "
+                "retries reuse it.",
+            )
         return await handle(request)
     if not _IDEMPOTENCY_KEY_RE.match(key):
-        raise ApiError(422, "invalid_idempotency_key",
-                       "Idempotency-Key must be 1 to 255 printable ASCII characters without spaces.")
+        raise ApiError(
+            422,
+            "invalid_idempotency_key",
+            "Idempotency-Key must be 1 to 255 printable ASCII characters without spaces.",
+        )
     fingerprint = {
         "token": principal.token_id,
         "key": key,
@@ -162,16 +169,28 @@ async def _idempotent(request: Request, handle: RouteHandler, principal: Princip
     store = IdempotencyStore(Table(), principal.org_id)
     claim = store.claim(fingerprint, remaining_ms=_remaining_ms(request))
     if claim.claim is Claim.MISMATCH:
-        raise ApiError(409, "idempotency_key_reused", "This Idempotency-Key was already used with a different request.",
-                       hint="Use a new key for a new operation.")
+        raise ApiError(
+            409,
+            "idempotency_key_reused",
+            "This Idempotency-Key was already used with a different request.",
+            hint="Use a new key for a new operation.",
+        )
     if claim.claim is Claim.IN_PROGRESS:
-        raise ApiError(409, "idempotency_in_progress", "A request with this Idempotency-Key is still being processed.",
-                       hint="Retry shortly to get its result.", retryable=True)
+        raise ApiError(
+            409,
+            "idempotency_in_progress",
+            "A request with this Idempotency-Key is still being processed.",
+            hint="Retry shortly to get its result.",
+            retryable=True,
+        )
     if claim.claim is Claim.REPLAY and claim.stored is not None:
         stored = claim.stored
         request.state.replayed = True
-        replay = Response(content=base64.b64decode(stored["body"]), status_code=int(stored["status"]),
-                          headers=dict(stored.get("headers") or {}))
+        replay = Response(
+            content=base64.b64decode(stored["body"]),
+            status_code=int(stored["status"]),
+            headers=dict(stored.get("headers") or {}),
+        )
         replay.headers["Idempotent-Replayed"] = "true"
         return replay
 
@@ -185,8 +204,10 @@ async def _idempotent(request: Request, handle: RouteHandler, principal: Princip
         store.abandon(fingerprint, RuntimeError(f"status {response.status_code}"))
     else:
         headers = {k: response.headers[k] for k in _REPLAYED_HEADERS if k in response.headers}
-        store.complete(fingerprint, {"status": response.status_code, "headers": headers,
-                                     "body": base64.b64encode(body).decode()})
+        store.complete(
+            fingerprint,
+            {"status": response.status_code, "headers": headers, "body": base64.b64encode(body).decode()},
+        )
     rebuilt = Response(content=body, status_code=response.status_code)
     rebuilt.raw_headers = [(k, v) for k, v in response.raw_headers if k.lower() != b"content-length"]
     rebuilt.headers["content-length"] = str(len(body))
@@ -204,9 +225,14 @@ def _rate_limit(table: Table, principal: Principal) -> dict[str, str]:
     }
     if window.exceeded:
         retry_after = max(1, window.resets_at - int(now))
-        raise ApiError(429, "rate_limited", f"Rate limit of {limit} requests per minute exceeded.",
-                       hint=f"Retry after {retry_after} seconds.", retryable=True,
-                       headers={**headers, "Retry-After": str(retry_after)})
+        raise ApiError(
+            429,
+            "rate_limited",
+            f"Rate limit of {limit} requests per minute exceeded.",
+            hint=f"Retry after {retry_after} seconds.",
+            retryable=True,
+            headers={**headers, "Retry-After": str(retry_after)},
+        )
     return headers
 
 
@@ -218,7 +244,11 @@ def _audit(table: Table, request: Request, principal: Principal, response: Respo
         "id": ids.new_id("aud"),
         "org_id": principal.org_id,
         "action": getattr(state, "route_name", None) or f"{request.method} {request.url.path}",
-        "actor": {"token_id": principal.token_id, "type": principal.token_type.value, "name": principal.token_name},
+        "actor": {
+            "token_id": principal.token_id,
+            "type": principal.token_type.value,
+            "name": principal.token_name,
+        },
         "target": getattr(state, "audit_target", None),
         "request_id": state.request_id,
         "source_ip": request.client.host if request.client else None,
@@ -244,8 +274,6 @@ def _audit(table: Table, request: Request, principal: Principal, response: Respo
         metrics().add_metric(name="AuditWriteFailed", unit="Count", value=1)
 
 
-def api_router(prefix: str, *, tags: list[str]) -> Any:
+def api_router(prefix: str, *, tags: list[str]) -> APIRouter:
     """An APIRouter whose routes run the route half of the pipeline. Every router is made here."""
-    from fastapi import APIRouter
-
     return APIRouter(prefix=prefix, tags=list(tags), route_class=MailroomRoute)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, MutableMapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,8 +34,12 @@ class Principal:
 
 
 def unauthenticated(message: str = "Invalid or expired API token") -> ApiError:
-    return ApiError(401, "unauthenticated", message,
-                    hint="Send 'Authorization: Bearer <token>' with a token that is not revoked or expired.")
+    return ApiError(
+        401,
+        "unauthenticated",
+        message,
+        hint="Send 'Authorization: Bearer <token>' with a token that is not revoked or expired.",
+    )
 
 
 def from_authorizer_context(context: dict[str, Any] | None, *, now: float | None = None) -> Principal:
@@ -62,7 +66,7 @@ def from_authorizer_context(context: dict[str, Any] | None, *, now: float | None
         raise unauthenticated() from exc
 
 
-def authorizer_context(scope: dict[str, Any]) -> dict[str, Any] | None:
+def authorizer_context(scope: MutableMapping[str, Any]) -> dict[str, Any] | None:
     event = scope.get("aws.event") or {}
     authorizer = (event.get("requestContext") or {}).get("authorizer") or {}
     context = authorizer.get("lambda")
@@ -82,14 +86,21 @@ def require(*scopes: str, token_type: TokenType = TokenType.OPS) -> Callable[[Re
     def dependency(request: Request) -> Principal:
         principal = current(request)
         if principal.token_type is not token_type:
-            raise ApiError(403, "wrong_token_type",
-                           f"This endpoint needs a {token_type.value} token.",
-                           hint="Ops tokens (mr_live_) manage infrastructure; message tokens (mr_msg_) read and "
-                                "send mail.")
+            raise ApiError(
+                403,
+                "wrong_token_type",
+                f"This endpoint needs a {token_type.value} token.",
+                hint="Ops tokens (mr_live_) manage infrastructure; message tokens (mr_msg_) read and "
+                "send mail.",
+            )
         missing = [s for s in scopes if not principal.has(s)]
         if missing:
-            raise ApiError(403, "insufficient_scope", f"The token lacks the scope(s): {', '.join(missing)}.",
-                           hint="Create a token that carries the scopes this endpoint lists.")
+            raise ApiError(
+                403,
+                "insufficient_scope",
+                f"The token lacks the scope(s): {', '.join(missing)}.",
+                hint="Create a token that carries the scopes this endpoint lists.",
+            )
         return principal
 
     return dependency

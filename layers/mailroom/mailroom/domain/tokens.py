@@ -75,7 +75,7 @@ def parse_token(candidate: str) -> TokenType | None:
         rest = candidate[len(prefix) :]
         if len(rest) != SECRET_LENGTH + CHECKSUM_LENGTH or any(c not in _BASE62 for c in rest):
             return None
-        body, checksum = candidate[: -CHECKSUM_LENGTH], candidate[-CHECKSUM_LENGTH:]
+        body, checksum = candidate[:-CHECKSUM_LENGTH], candidate[-CHECKSUM_LENGTH:]
         return token_type if secrets.compare_digest(_checksum(body), checksum) else None
     return None
 

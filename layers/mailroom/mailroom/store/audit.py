@@ -58,7 +58,12 @@ def list_page(
         high = ids.ulid_bound(until_ms if until_ms is not None else (1 << 48) - 1, upper=True)
         between = (low, high)
     return table.query_page(
-        partition=partition, index=index, per_page=per_page, cursor=cursor, sk_between=between, newest_first=True
+        partition=partition,
+        index=index,
+        per_page=per_page,
+        cursor=cursor,
+        sk_between=between,
+        newest_first=True,
     )
 
 

@@ -28,10 +28,11 @@ def client(service: str) -> Any:
             import boto3
             from botocore.config import Config
 
-            config = Config(retries={"mode": "standard", "max_attempts": 3}, connect_timeout=5, read_timeout=20)
-            _clients[service] = boto3.session.Session().client(
-                service, region_name=get_settings().region, config=config
+            config = Config(
+                retries={"mode": "standard", "max_attempts": 3}, connect_timeout=5, read_timeout=20
             )
+            session: Any = boto3.session.Session()  # Any: the stubs only type literal service names
+            _clients[service] = session.client(service, region_name=get_settings().region, config=config)
         return _clients[service]
 
 

@@ -1,12 +1,11 @@
 """Key design, in one place. Every tenant item's partition key starts with ``ORG#<org id>``.
 
-| item            | PK                              | SK                  | GSI1 (PK / SK)                       | GSI2 (PK / SK)                     |
-|-----------------|---------------------------------|---------------------|--------------------------------------|------------------------------------|
-| organization    | ORG#<org>                       | #ORG                | ORGS / ORG#<org>                     |                                    |
-| ops/msg token   | ORG#<org>                       | TOKEN#<tok id>      | TOKEN#<sha256> / TOKEN               |                                    |
-| audit record    | ORG#<org>#AUDIT                 | <ulid>              | ORG#<org>#AUDIT#ACTION#<action> / <ulid> | ORG#<org>#AUDIT#ACTOR#<tok> / <ulid> |
-| rate window     | ORG#<org>#RATE#<tok id>         | <minute epoch>      |                                      |                                    |
-| idempotency     | ORG#<org>#IDEMPOTENCY           | <fn>#<hash>         |                                      |                                    |
+organization   PK ORG#<org>                 SK #ORG            GSI1 ORGS / ORG#<org>
+token          PK ORG#<org>                 SK TOKEN#<tok id>  GSI1 TOKEN#<sha256> / TOKEN
+audit record   PK ORG#<org>#AUDIT           SK <ulid>          GSI1 ORG#<org>#AUDIT#ACTION#<action> / <ulid>
+                                                               GSI2 ORG#<org>#AUDIT#ACTOR#<tok id> / <ulid>
+rate window    PK ORG#<org>#RATE#<tok id>   SK <minute epoch>
+idempotency    PK ORG#<org>#IDEMPOTENCY     SK http#<sha256 of token id + key>
 """
 
 from __future__ import annotations

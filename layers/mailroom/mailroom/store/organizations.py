@@ -9,7 +9,14 @@ from mailroom.store import keys
 from mailroom.store.table import Item, Page, Table, values
 
 DEFAULT_LIMITS: dict[str, int] = {"mailboxes": 50, "domains": 10, "storage_mb": 51200, "aliases": 500}
-COUNTERS = ("mailbox_count", "domain_count", "alias_count", "token_count", "audit_count", "storage_used_bytes")
+COUNTERS = (
+    "mailbox_count",
+    "domain_count",
+    "alias_count",
+    "token_count",
+    "audit_count",
+    "storage_used_bytes",
+)
 
 
 def create(table: Table, *, name: str, limits: dict[str, int] | None = None) -> Item:

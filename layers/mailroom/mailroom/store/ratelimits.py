@@ -23,7 +23,9 @@ class Window:
         return self.used > self.limit
 
 
-def hit(table: Table, org_id: str, bucket: str, *, limit: int, now: float, window_seconds: int = 60) -> Window:
+def hit(
+    table: Table, org_id: str, bucket: str, *, limit: int, now: float, window_seconds: int = 60
+) -> Window:
     start = int(now) - int(now) % window_seconds
     resets_at = start + window_seconds
     item = table.update(

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
+from boto3.dynamodb.types import Binary, TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
 
 from mailroom.settings import get_settings
@@ -52,10 +52,8 @@ def _plain(value: Any) -> Any:
         return {k: _plain(v) for k, v in value.items()}
     if isinstance(value, bytes | bytearray):
         return bytes(value)
-    from boto3.dynamodb.types import Binary
-
     if isinstance(value, Binary):
-        return bytes(value.value)
+        return bytes(value.value)  # type: ignore[attr-defined]  # the stubs omit Binary.value
     return value
 
 
@@ -124,8 +122,14 @@ class Table:
         wire = response.get("Item")
         return deserialize(wire) if wire else None
 
-    def put(self, item: Mapping[str, Any], *, condition: str | None = None, names: dict[str, str] | None = None,
-            expression_values: dict[str, Any] | None = None) -> None:
+    def put(
+        self,
+        item: Mapping[str, Any],
+        *,
+        condition: str | None = None,
+        names: dict[str, str] | None = None,
+        expression_values: dict[str, Any] | None = None,
+    ) -> None:
         kwargs: dict[str, Any] = {"TableName": self.name, "Item": serialize(item)}
         if condition:
             kwargs["ConditionExpression"] = condition
@@ -135,9 +139,17 @@ class Table:
             kwargs["ExpressionAttributeValues"] = expression_values
         self._write(self.client.put_item, kwargs)
 
-    def update(self, pk: str, sk: str, expression: str, *, condition: str | None = None,
-               names: dict[str, str] | None = None, expression_values: dict[str, Any] | None = None,
-               return_values: str = "ALL_NEW") -> Item:
+    def update(
+        self,
+        pk: str,
+        sk: str,
+        expression: str,
+        *,
+        condition: str | None = None,
+        names: dict[str, str] | None = None,
+        expression_values: dict[str, Any] | None = None,
+        return_values: str = "ALL_NEW",
+    ) -> Item:
         kwargs: dict[str, Any] = {
             "TableName": self.name,
             "Key": serialize({"PK": pk, "SK": sk}),
@@ -153,7 +165,9 @@ class Table:
         response = self._write(self.client.update_item, kwargs)
         return deserialize(response.get("Attributes", {}))
 
-    def delete(self, pk: str, sk: str, *, condition: str | None = None, return_old: bool = False) -> Item | None:
+    def delete(
+        self, pk: str, sk: str, *, condition: str | None = None, return_old: bool = False
+    ) -> Item | None:
         kwargs: dict[str, Any] = {"TableName": self.name, "Key": serialize({"PK": pk, "SK": sk})}
         if condition:
             kwargs["ConditionExpression"] = condition
@@ -164,7 +178,7 @@ class Table:
         return deserialize(old) if old else None
 
     def transact(self, operations: Sequence[dict[str, Any]]) -> None:
-        """All-or-nothing writes. Each operation is a TransactWriteItems entry whose ``TableName`` is filled in."""
+        """All-or-nothing writes: TransactWriteItems entries, each given this table's name."""
         items = []
         for operation in operations:
             ((kind, body),) = operation.items()

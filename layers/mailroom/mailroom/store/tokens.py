@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 from mailroom import clock
@@ -42,7 +43,9 @@ def get(table: Table, org_id: str, token_id: str) -> Item | None:
 
 
 def list_page(table: Table, org_id: str, *, per_page: int, cursor: str | None) -> Page:
-    return table.query_page(partition=keys.org_pk(org_id), sk_prefix="TOKEN#", per_page=per_page, cursor=cursor)
+    return table.query_page(
+        partition=keys.org_pk(org_id), sk_prefix="TOKEN#", per_page=per_page, cursor=cursor
+    )
 
 
 def delete(table: Table, org_id: str, token_id: str) -> bool:
@@ -62,7 +65,8 @@ def delete(table: Table, org_id: str, token_id: str) -> bool:
 
 def touch(table: Table, org_id: str, token_id: str) -> None:
     """Record use. Called by the authorizer on a cache miss, so ``used_at`` is exact to the cache TTL."""
-    try:
+    # A token revoked since the lookup has nothing left to touch.
+    with contextlib.suppress(ConditionFailed):
         table.update(
             keys.org_pk(org_id),
             keys.token_sk(token_id),
@@ -71,8 +75,6 @@ def touch(table: Table, org_id: str, token_id: str) -> None:
             expression_values=values(now=clock.now_iso()),
             return_values="NONE",
         )
-    except ConditionFailed:
-        pass
 
 
 def public_view(item: Item) -> dict[str, Any]:

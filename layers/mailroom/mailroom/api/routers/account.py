@@ -70,7 +70,9 @@ async def get_me(principal: Annotated[Principal, Depends(require())]) -> dict[st
     )
 
 
-@router.get("/account", name="account.get", response_model=One[Account], summary="Organization, usage and limits")
+@router.get(
+    "/account", name="account.get", response_model=One[Account], summary="Organization, usage and limits"
+)
 async def get_account(principal: Annotated[Principal, Depends(require("account:read"))]) -> dict[str, Any]:
     org = _organization(principal)
     return one(

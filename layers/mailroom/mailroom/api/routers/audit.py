@@ -31,8 +31,12 @@ class AuditRecord(BaseModel):
     time: str
 
 
-@router.get("/audit-log", name="audit.list", response_model=ListOf[AuditRecord],
-            summary="The organization's audit log (total is null when filtered)")
+@router.get(
+    "/audit-log",
+    name="audit.list",
+    response_model=ListOf[AuditRecord],
+    summary="The organization's audit log (total is null when filtered)",
+)
 async def list_audit_log(
     request: Request,
     principal: Annotated[Principal, Depends(require("audit:read"))],
@@ -61,6 +65,9 @@ async def list_audit_log(
     except InvalidCursor as exc:
         raise pagination.invalid_cursor(exc) from exc
     filtered = any(v is not None for v in (action, actor, since, until))
-    total = None if filtered else int((organizations.get(table, principal.org_id) or {}).get("audit_count", 0))
-    return pagination.envelope(request, page, [audit.public_view(i) for i in page.items],
-                               per_page=page_query.per_page, total=total)
+    total = (
+        None if filtered else int((organizations.get(table, principal.org_id) or {}).get("audit_count", 0))
+    )
+    return pagination.envelope(
+        request, page, [audit.public_view(i) for i in page.items], per_page=page_query.per_page, total=total
+    )

@@ -57,15 +57,24 @@ class NewTokenView(TokenView):
     token: str = Field(description="The token itself. Shown once; only its SHA-256 is stored.")
 
 
-@router.post("", name="token.create", status_code=201, response_model=One[NewTokenView],
-             summary="Create an ops token (the plaintext is returned once)")
+@router.post(
+    "",
+    name="token.create",
+    status_code=201,
+    response_model=One[NewTokenView],
+    summary="Create an ops token (the plaintext is returned once)",
+)
 async def create_token(
     body: CreateToken, request: Request, principal: Annotated[Principal, Depends(MANAGE)]
 ) -> dict[str, Any]:
     escalated = sorted(set(body.scopes) - principal.scopes)
     if escalated:
-        raise ApiError(403, "scope_escalation", f"A token cannot grant scopes it does not hold: {', '.join(escalated)}.",
-                       hint="Create the token with a token that holds those scopes.")
+        raise ApiError(
+            403,
+            "scope_escalation",
+            f"A token cannot grant scopes it does not hold: {', '.join(escalated)}.",
+            hint="Create the token with a token that holds those scopes.",
+        )
     if body.expires_at is not None and body.expires_at <= clock.utcnow():
         raise errors.validation("expires_at must be in the future", field="expires_at")
     new = issue_ops_token(
@@ -81,7 +90,9 @@ async def create_token(
     return one({**tokens.public_view(new.item), "token": new.plaintext})
 
 
-@router.get("", name="token.list", response_model=ListOf[TokenView], summary="List ops tokens (never the secret)")
+@router.get(
+    "", name="token.list", response_model=ListOf[TokenView], summary="List ops tokens (never the secret)"
+)
 async def list_tokens(
     request: Request,
     principal: Annotated[Principal, Depends(MANAGE)],
@@ -89,12 +100,19 @@ async def list_tokens(
 ) -> dict[str, Any]:
     table = Table()
     try:
-        page = tokens.list_page(table, principal.org_id, per_page=page_query.per_page, cursor=page_query.cursor)
+        page = tokens.list_page(
+            table, principal.org_id, per_page=page_query.per_page, cursor=page_query.cursor
+        )
     except InvalidCursor as exc:
         raise pagination.invalid_cursor(exc) from exc
     org = organizations.get(table, principal.org_id) or {}
-    return pagination.envelope(request, page, [tokens.public_view(i) for i in page.items],
-                               per_page=page_query.per_page, total=int(org.get("token_count", 0)))
+    return pagination.envelope(
+        request,
+        page,
+        [tokens.public_view(i) for i in page.items],
+        per_page=page_query.per_page,
+        total=int(org.get("token_count", 0)),
+    )
 
 
 @router.delete("/{token_id}", name="token.revoke", status_code=204, summary="Revoke a token")
