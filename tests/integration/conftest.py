@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from moto import mock_aws
 
+from local.moto_extensions import install as install_moto_extensions
 from mailroom.services.organizations import NewOrganization, create_organization
 from mailroom.settings import get_settings
 from mailroom.store import aws
@@ -31,6 +33,7 @@ def moto_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
     get_settings.cache_clear()
     aws.reset_clients()
+    install_moto_extensions()
     with mock_aws():
         create_table_from_template(aws.dynamodb(), TABLE_NAME)
         yield
@@ -51,3 +54,16 @@ def org(table: Table) -> NewOrganization:
 @pytest.fixture
 def other_org(table: Table) -> NewOrganization:
     return create_organization(table, name="Globex")
+
+
+@pytest.fixture
+def dns_server(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    """nsd on loopback for the zone ``example.com``, used as the verification resolver."""
+    from tests.support.dns_server import authoritative_dns
+
+    with authoritative_dns(tmp_path_factory.mktemp("nsd"), "example.com") as server:
+        server.serve([])
+        monkeypatch.setenv("MAILROOM_DNS_RESOLVER", server.address)
+        get_settings.cache_clear()
+        yield server
+    get_settings.cache_clear()

@@ -10,7 +10,7 @@ import pytest
 from mailroom.store.table import InvalidCursor, _decode_cursor, _encode_cursor, deserialize, serialize
 
 
-def test_round_trip_keeps_python_types_and_drops_none() -> None:
+def test_round_trip_keeps_types_drops_top_level_none_keeps_nested_none() -> None:
     item = {
         "s": "x",
         "n": 3,
@@ -25,7 +25,15 @@ def test_round_trip_keeps_python_types_and_drops_none() -> None:
     assert "none" not in wire
     assert wire["f"] == {"N": "1.5"}
     back = deserialize(wire)
-    assert back == {"s": "x", "n": 3, "f": 1.5, "b": True, "l": [1, "a"], "m": {"k": 2}, "bytes": b"\x00\xff"}
+    assert back == {
+        "s": "x",
+        "n": 3,
+        "f": 1.5,
+        "b": True,
+        "l": [1, "a"],
+        "m": {"k": 2, "gone": None},
+        "bytes": b"\x00\xff",
+    }
     assert isinstance(back["n"], int)
 
 

@@ -15,6 +15,9 @@ class Settings:
     audit_retention_days: int
     region: str
     endpoint_url: str | None
+    dns_resolver: str | None
+    dmarc_rua: str | None
+    platform_domain: str
 
     @property
     def is_local(self) -> bool:
@@ -44,4 +47,7 @@ def get_settings() -> Settings:
         audit_retention_days=_int("MAILROOM_AUDIT_RETENTION_DAYS", 365, minimum=1),
         region=os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1",
         endpoint_url=os.environ.get("AWS_ENDPOINT_URL") or None,
+        dns_resolver=os.environ.get("MAILROOM_DNS_RESOLVER") or None,
+        dmarc_rua=os.environ.get("MAILROOM_DMARC_RUA") or None,
+        platform_domain=os.environ.get("MAILROOM_PLATFORM_DOMAIN", "mailroom.localhost"),
     )

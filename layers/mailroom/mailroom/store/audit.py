@@ -78,16 +78,6 @@ def public_view(item: Item) -> dict[str, Any]:
         "user_agent": item.get("user_agent"),
         "method": item.get("method"),
         "path": item.get("path"),
-        "outcome": _outcome(item.get("outcome") or {}),
+        "outcome": item.get("outcome"),
         "time": item["time"],
-    }
-
-
-def _outcome(stored: dict[str, Any]) -> dict[str, Any]:
-    # None is not stored in DynamoDB; the API shows every outcome field.
-    return {
-        "status": stored.get("status"),
-        "result": stored.get("result"),
-        "error_code": stored.get("error_code"),
-        "replayed": bool(stored.get("replayed", False)),
     }

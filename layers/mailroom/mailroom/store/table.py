@@ -34,7 +34,18 @@ INDEX_KEYS: dict[str | None, tuple[str, str]] = {
 
 
 class ConditionFailed(Exception):
-    """A conditional write's condition did not hold (the invariant it guards would break)."""
+    """A conditional write's condition did not hold (the invariant it guards would break).
+
+    For a transaction, ``reasons`` has one code per operation, in order ("None" for those that
+    passed, "ConditionalCheckFailed" for those that did not).
+    """
+
+    def __init__(self, message: str, reasons: list[str] | None = None) -> None:
+        super().__init__(message)
+        self.reasons = reasons or []
+
+    def failed(self, index: int) -> bool:
+        return index < len(self.reasons) and self.reasons[index] == "ConditionalCheckFailed"
 
 
 class InvalidCursor(ValueError):
@@ -61,14 +72,15 @@ def _wire_value(value: Any) -> Any:
     if isinstance(value, float):
         value = Decimal(str(value))
     elif isinstance(value, dict):
-        return {"M": {k: _wire_value(v) for k, v in value.items() if v is not None}}
+        # Inside maps None is kept (as NULL) so nested shapes round-trip exactly.
+        return {"M": {k: _wire_value(v) for k, v in value.items()}}
     elif isinstance(value, list):
         return {"L": [_wire_value(v) for v in value]}
     return _serializer.serialize(value)
 
 
 def serialize(item: Mapping[str, Any]) -> dict[str, Any]:
-    """Python values → DynamoDB wire format. ``None`` attributes are left out, not stored as NULL."""
+    """Python values → DynamoDB wire format. Top-level ``None`` attributes are left out (absent)."""
     return {k: _wire_value(v) for k, v in item.items() if v is not None}
 
 
@@ -187,7 +199,9 @@ class Table:
             self.client.transact_write_items(TransactItems=items)
         except ClientError as exc:
             if exc.response["Error"]["Code"] == "TransactionCanceledException":
-                raise ConditionFailed(str(exc)) from exc
+                reasons = [r.get("Code", "None") for r in exc.response.get("CancellationReasons", [])]  # type: ignore[typeddict-item]
+                if "ConditionalCheckFailed" in reasons or not reasons:
+                    raise ConditionFailed(str(exc), reasons) from exc
             raise
 
     def query_page(

@@ -6,6 +6,6 @@ from fastapi import APIRouter
 
 
 def all_routers() -> list[APIRouter]:
-    from mailroom.api.routers import account, audit, tokens
+    from mailroom.api.routers import account, audit, domains, tokens
 
-    return [account.router, tokens.router, audit.router]
+    return [account.router, tokens.router, audit.router, domains.router]

@@ -1,0 +1,481 @@
+"""``mailroom``: the operator's command line (the ``mailroom`` console script).
+
+    mailroom admin create-org --name NAME [--limits mailboxes=50,domains=10] [--json] [TARGET]
+    mailroom admin list-orgs [--json] [TARGET]
+
+TARGET says which deployment's table to act on:
+
+    --table NAME         a table by name (credentials and region from the usual AWS environment)
+    --stack-name NAME    the ``TableName`` output of a deployed CloudFormation stack
+    --local              the local stack: loads ``$MAILROOM_STATE_DIR/local.env`` (default
+                         ``.mailroom/local.env`` here or in a parent folder), which the running
+                         local stack writes
+    --env-file PATH      the same, for any KEY=VALUE file
+    (none)               ``MAILROOM_TABLE_NAME`` from the environment
+
+Env files are loaded into ``os.environ`` before anything reads settings or builds a client, because
+both are cached for the life of the process; ``main`` puts the environment back when the command
+ends. Values in the file win over the shell's: naming the file is the more explicit choice.
+
+Exit status: 0 done; 2 nothing usable to act on (bad arguments, no table, unreachable endpoint,
+missing credentials); 1 AWS refused the operation.
+
+Output goes through ``sys.stdout.write``: this is the one place an admin token is shown in
+plaintext, and the package has no ``print`` (stdout is for the result, stderr for everything else).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Callable, Iterator, Sequence
+from functools import partial
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TextIO
+
+if TYPE_CHECKING:
+    from mailroom.store.table import Item, Table
+
+DEFAULT_STATE_DIR = ".mailroom"
+LOCAL_ENV_FILE = "local.env"
+DEFAULT_PAGE_SIZE = 100
+# Shown by `list-orgs` in this order, under these headings (the item's maintained counters).
+COUNTER_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("mailbox_count", "MAILBOXES"),
+    ("domain_count", "DOMAINS"),
+    ("alias_count", "ALIASES"),
+    ("token_count", "TOKENS"),
+    ("audit_count", "AUDIT"),
+    ("storage_used_bytes", "STORAGE_BYTES"),
+)
+
+
+class CliError(Exception):
+    """Something the operator can fix; printed as ``mailroom: error: ...`` with the exit status."""
+
+    def __init__(self, message: str, *, status: int = 2, aws_code: str | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.aws_code = aws_code  # the AWS error code, when AWS refused the request
+
+
+# --- argument parsing ----------------------------------------------------------------------------
+
+
+def _limits(raw: str) -> dict[str, int]:
+    """``mailboxes=50,domains=10`` → ``{"mailboxes": 50, "domains": 10}`` (known limit names only)."""
+    from mailroom.store.organizations import DEFAULT_LIMITS
+
+    limits: dict[str, int] = {}
+    for part in filter(None, (p.strip() for p in raw.split(","))):
+        name, sep, value = part.partition("=")
+        name = name.strip()
+        if not sep or not name:
+            raise argparse.ArgumentTypeError(f"expected NAME=NUMBER, got {part!r}")
+        if name not in DEFAULT_LIMITS:
+            raise argparse.ArgumentTypeError(
+                f"unknown limit {name!r} (known: {', '.join(sorted(DEFAULT_LIMITS))})"
+            )
+        try:
+            number = int(value.strip())
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"limit {name} must be a whole number, got {value!r}") from None
+        if number < 0:
+            raise argparse.ArgumentTypeError(f"limit {name} must not be negative, got {number}")
+        limits[name] = number
+    return limits
+
+
+def _positive(raw: str) -> int:
+    try:
+        value = int(raw)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {raw!r}") from None
+    if not 1 <= value <= 1000:
+        raise argparse.ArgumentTypeError("must be between 1 and 1000")
+    return value
+
+
+TARGET_HELP = (
+    "Target: --table NAME, or --stack-name NAME (its TableName output), or MAILROOM_TABLE_NAME from "
+    "the environment. --local loads $MAILROOM_STATE_DIR/local.env (default .mailroom/local.env, written "
+    "by the running local stack) into the environment first; --env-file PATH does the same for any file."
+)
+
+
+def _target_options() -> argparse.ArgumentParser:
+    """Options every admin command takes. A parent parser, so they go after the command name
+    (``mailroom admin list-orgs --local``), where an operator types them."""
+    parent = argparse.ArgumentParser(add_help=False)
+    table = parent.add_mutually_exclusive_group()
+    table.add_argument("--table", metavar="NAME", help="the state table's name")
+    table.add_argument("--stack-name", metavar="NAME", help="a deployed stack; its TableName output is used")
+    source = parent.add_mutually_exclusive_group()
+    source.add_argument("--local", action="store_true", help="act on the local stack")
+    source.add_argument(
+        "--env-file", metavar="PATH", type=Path, help="load KEY=VALUE lines into the environment first"
+    )
+    parent.add_argument("--region", help="AWS region (default: AWS_REGION, then the AWS profile's region)")
+    return parent
+
+
+def build_parser() -> argparse.ArgumentParser:
+    target = _target_options()
+    parser = argparse.ArgumentParser(prog="mailroom", description="Mailroom operator commands.")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    admin = commands.add_parser("admin", help="organizations and their first tokens")
+    actions = admin.add_subparsers(dest="action", required=True, metavar="ACTION")
+
+    create = actions.add_parser(
+        "create-org",
+        parents=[target],
+        help="create an organization and its first admin ops token",
+        description="Create an organization with an admin ops token holding every ops scope. "
+        "The token is shown once, here; only its SHA-256 is stored.",
+        epilog=TARGET_HELP,
+    )
+    create.add_argument("--name", required=True, help="the organization's display name (1 to 100 characters)")
+    create.add_argument(
+        "--limits",
+        type=_limits,
+        default={},
+        metavar="NAME=N,...",
+        help="override default limits, e.g. mailboxes=50,domains=10",
+    )
+    create.add_argument("--json", action="store_true", help="print one JSON object instead of text")
+    create.set_defaults(run=_create_org)
+
+    listing = actions.add_parser(
+        "list-orgs",
+        parents=[target],
+        help="list every organization",
+        description="List every organization with its maintained counters.",
+        epilog=TARGET_HELP,
+    )
+    listing.add_argument("--json", action="store_true", help="print one JSON array instead of a table")
+    listing.add_argument(
+        "--page-size", type=_positive, default=DEFAULT_PAGE_SIZE, help=argparse.SUPPRESS
+    )  # hidden: lets tests cross page boundaries with few organizations
+    listing.set_defaults(run=_list_orgs)
+    return parser
+
+
+# --- environment ---------------------------------------------------------------------------------
+
+
+def read_env_file(path: Path) -> dict[str, str]:
+    """KEY=VALUE lines; blank lines and ``#`` comments skipped; ``export`` and matching quotes allowed."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise CliError(f"env file {path} does not exist") from None
+    except OSError as exc:
+        raise CliError(f"cannot read env file {path}: {exc.strerror}") from None
+    found: dict[str, str] = {}
+    for number, line in enumerate(text.splitlines(), start=1):
+        stripped = line.strip()
+        if not stripped or stripped.startswith("#"):
+            continue
+        stripped = stripped.removeprefix("export ").lstrip()
+        key, sep, value = stripped.partition("=")
+        key, value = key.strip(), value.strip()
+        if not sep or not key.replace("_", "").isalnum() or key[0].isdigit():
+            raise CliError(f"{path}:{number}: expected KEY=VALUE, got {line.strip()!r}")
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+            value = value[1:-1]
+        found[key] = value
+    return found
+
+
+def local_env_file() -> Path:
+    """``$MAILROOM_STATE_DIR/local.env``; without the variable, ``.mailroom/local.env`` in the current
+    folder or the nearest parent that has one (the local stack keeps it in the repository root, and an
+    operator may be anywhere below it)."""
+    configured = os.environ.get("MAILROOM_STATE_DIR")
+    if configured:
+        candidates = [Path(configured) / LOCAL_ENV_FILE]
+    else:
+        here = Path.cwd()
+        candidates = [folder / DEFAULT_STATE_DIR / LOCAL_ENV_FILE for folder in (here, *here.parents)]
+    for path in candidates:
+        if path.is_file():
+            return path
+    raise CliError(f"no local stack state at {candidates[0]}: start the local stack first (make run)")
+
+
+def _env_file_of(args: argparse.Namespace) -> Path | None:
+    if args.local:
+        return local_env_file()
+    path_arg: Path | None = args.env_file
+    return path_arg
+
+
+def _configure_environment(args: argparse.Namespace) -> None:
+    """Put everything that decides the target into ``os.environ``, then drop cached settings/clients."""
+    env_file = _env_file_of(args)
+    if env_file is not None:
+        os.environ.update(read_env_file(env_file))
+    if args.region:
+        os.environ["AWS_REGION"] = args.region
+    elif not (os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")):
+        # Settings fall back to us-east-1, but an operator's AWS profile may name another region;
+        # the profile is what every other AWS tool on their machine would use.
+        import boto3
+
+        profile_region = _aws_call("AWS profile", lambda: boto3.session.Session().region_name)
+        if profile_region:
+            os.environ["AWS_REGION"] = profile_region
+    _forget_cached_configuration()
+    _check_endpoint()
+
+
+def _check_endpoint() -> None:
+    """Fail fast when an emulated endpoint (the local stack) is not listening: botocore would retry
+    a refused connection with backoff for seconds before saying the same thing."""
+    endpoint = os.environ.get("AWS_ENDPOINT_URL")
+    if not endpoint:
+        return
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(endpoint)
+    if not parts.hostname:
+        raise CliError(f"AWS_ENDPOINT_URL is not a URL: {endpoint!r}")
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    import socket
+
+    try:
+        socket.create_connection((parts.hostname, port), timeout=2).close()
+    except OSError:
+        raise CliError(f"cannot reach {endpoint} (is the local stack running? make run)") from None
+
+
+def _forget_cached_configuration() -> None:
+    from mailroom.settings import get_settings
+    from mailroom.store import aws
+
+    get_settings.cache_clear()
+    aws.reset_clients()
+
+
+# --- target table --------------------------------------------------------------------------------
+
+
+def _where() -> str:
+    from mailroom.settings import get_settings
+
+    settings = get_settings()
+    return f"region {settings.region}" + (f" at {settings.endpoint_url}" if settings.endpoint_url else "")
+
+
+def _aws_call(what: str, call: Callable[[], Any]) -> Any:
+    """Run AWS requests (and the client creation before them), turning failures into ``CliError``:
+    status 2 for what the operator's setup decides (endpoint, credentials, region, profile), 1 when
+    AWS answered with a refusal."""
+    from botocore.exceptions import (
+        BotoCoreError,
+        ClientError,
+        EndpointConnectionError,
+        NoCredentialsError,
+        NoRegionError,
+        ProfileNotFound,
+    )
+
+    try:
+        return call()
+    except EndpointConnectionError as exc:
+        hint = " (is the local stack running? make run)" if os.environ.get("AWS_ENDPOINT_URL") else ""
+        raise CliError(
+            f"{what}: cannot reach {exc.kwargs.get('endpoint_url', 'the endpoint')}{hint}"
+        ) from None
+    except (NoCredentialsError, NoRegionError, ProfileNotFound) as exc:
+        raise CliError(f"{what}: {exc}") from None
+    except ClientError as exc:
+        error = exc.response.get("Error", {})
+        code = str(error.get("Code", "error"))
+        raise CliError(f"{what}: {code}: {error.get('Message', exc)}", status=1, aws_code=code) from None
+    except BotoCoreError as exc:
+        raise CliError(f"{what}: {exc}", status=1) from None
+
+
+def _stack_table_name(stack_name: str) -> str:
+    from mailroom.store import aws
+
+    try:
+        response = _aws_call(
+            f"stack {stack_name}", lambda: aws.client("cloudformation").describe_stacks(StackName=stack_name)
+        )
+    except CliError as exc:
+        # CloudFormation answers a missing stack with a plain ValidationError.
+        if exc.aws_code == "ValidationError":
+            raise CliError(f"stack {stack_name} not found in {_where()}") from None
+        raise
+    for stack in response.get("Stacks", []):
+        for output in stack.get("Outputs", []):
+            if output.get("OutputKey") == "TableName" and output.get("OutputValue"):
+                return str(output["OutputValue"])
+    raise CliError(f"stack {stack_name} has no TableName output (is it a Mailroom stack?)")
+
+
+def _table_name(args: argparse.Namespace) -> str:
+    if args.table:
+        return str(args.table)
+    if args.stack_name:
+        return _stack_table_name(args.stack_name)
+    # Read the variable itself, not settings: settings default the name, and acting on a
+    # default-named table the operator never chose is worse than asking.
+    from_env = os.environ.get("MAILROOM_TABLE_NAME", "").strip()
+    if from_env:
+        return from_env
+    raise CliError(
+        "no table to act on: pass --table NAME, --stack-name NAME, --local or --env-file PATH, "
+        "or set MAILROOM_TABLE_NAME"
+    )
+
+
+def _check_table(name: str) -> None:
+    from mailroom.store import aws
+
+    try:
+        _aws_call(f"table {name}", lambda: aws.dynamodb().describe_table(TableName=name))
+    except CliError as exc:
+        if exc.aws_code == "ResourceNotFoundException":
+            raise CliError(f"table {name} does not exist in {_where()}") from None
+        raise
+
+
+def open_table(args: argparse.Namespace) -> Table:
+    """The table the arguments name, checked to exist. Settings see it as MAILROOM_TABLE_NAME too,
+    so any code below that builds its own ``Table()`` acts on the same one."""
+    from mailroom.store.table import Table
+
+    _configure_environment(args)
+    name = _table_name(args)
+    os.environ["MAILROOM_TABLE_NAME"] = name
+    _forget_cached_configuration()
+    _check_table(name)
+    return Table()
+
+
+# --- commands ------------------------------------------------------------------------------------
+
+
+def _create_org(args: argparse.Namespace, out: TextIO) -> None:
+    from mailroom.services.organizations import create_organization
+
+    table = open_table(args)
+    try:
+        created = _aws_call(
+            "create organization",
+            lambda: create_organization(table, name=args.name, limits=args.limits or None),
+        )
+    except ValueError as exc:  # the service's own validation (name length)
+        raise CliError(str(exc)) from None
+    org = created.organization
+    if args.json:
+        out.write(json.dumps({"organization": _org_view(org), "admin_token": created.admin_token}, indent=2))
+        out.write("\n")
+        return
+    limits = ", ".join(f"{k}={v}" for k, v in sorted(org.get("limits", {}).items()))
+    out.write(
+        f"organization  {org['id']}\n"
+        f"name          {org['name']}\n"
+        f"limits        {limits}\n"
+        f"admin token   {created.admin_token}\n"
+    )
+    sys.stderr.write("The admin token is shown only this once; store it now (only its SHA-256 is kept).\n")
+
+
+def _org_view(item: Item) -> dict[str, Any]:
+    return {
+        "id": item["id"],
+        "name": item["name"],
+        "created_at": item.get("created_at"),
+        "updated_at": item.get("updated_at"),
+        "limits": item.get("limits", {}),
+        "counters": {counter: int(item.get(counter, 0)) for counter, _ in COUNTER_COLUMNS},
+    }
+
+
+def iter_organizations(table: Table, *, page_size: int = DEFAULT_PAGE_SIZE) -> Iterator[Item]:
+    """Every organization, one GSI1 Query per page, following the cursor until there is no next page."""
+    from mailroom.store import organizations
+
+    cursor: str | None = None
+    while True:
+        page = _aws_call(
+            "list organizations", partial(organizations.list_page, table, per_page=page_size, cursor=cursor)
+        )
+        yield from page.items
+        if not page.next_cursor:
+            return
+        cursor = page.next_cursor
+
+
+def _list_orgs(args: argparse.Namespace, out: TextIO) -> None:
+    table = open_table(args)
+    views = [_org_view(item) for item in iter_organizations(table, page_size=args.page_size)]
+    if args.json:
+        out.write(json.dumps(views, indent=2))
+        out.write("\n")
+        return
+    if not views:
+        sys.stderr.write(f"no organizations in table {table.name}\n")
+        return
+    headers = ["ID", "NAME", "CREATED_AT", *(heading for _, heading in COUNTER_COLUMNS)]
+    rows = [
+        [v["id"], v["name"], v["created_at"] or "", *(str(v["counters"][c]) for c, _ in COUNTER_COLUMNS)]
+        for v in views
+    ]
+    out.write(_format_table(headers, rows))
+
+
+def _format_table(headers: list[str], rows: list[list[str]]) -> str:
+    widths = [max(len(cell) for cell in column) for column in zip(headers, *rows, strict=True)]
+    lines = [
+        "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
+        for row in [headers, *rows]
+    ]
+    return "\n".join(lines) + "\n"
+
+
+# --- entry point ---------------------------------------------------------------------------------
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command; returns the exit status (argparse's own exits included, so tests can call it)."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help (0) or a usage error (2), already explained on stderr
+        return exc.code if isinstance(exc.code, int) else 2
+    run: Callable[[argparse.Namespace, TextIO], None] = args.run
+    # The environment a command loads (env file, --region, the resolved table) is that command's
+    # only: an in-process caller (tests, a bootstrap script) gets its own environment back, and
+    # settings/clients cached from the command's environment are dropped with it.
+    saved_environ = dict(os.environ)
+    try:
+        run(args, sys.stdout)
+    except CliError as exc:
+        sys.stderr.write(f"mailroom: error: {exc}\n")
+        return exc.status
+    except KeyboardInterrupt:
+        sys.stderr.write("mailroom: interrupted\n")
+        return 130
+    except BrokenPipeError:
+        # The reader went away (`mailroom admin list-orgs | head`): not an error worth a traceback.
+        # Point stdout at /dev/null so the interpreter's own flush at exit does not raise again.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+        return 141  # 128 + SIGPIPE, what a shell reports for a command killed by a closed pipe
+    finally:
+        os.environ.clear()
+        os.environ.update(saved_environ)
+        _forget_cached_configuration()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

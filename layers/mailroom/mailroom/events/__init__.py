@@ -1,0 +1,1 @@
+"""Domain events: recorded in the organization's event stream; the webhooks issue delivers them."""

@@ -1,0 +1,210 @@
+"""Hosted domains: the tenant item, its global name claim, its DNS checks and its recheck schedule."""
+
+from __future__ import annotations
+
+import zlib
+from typing import Any
+
+from mailroom.store import keys, organizations
+from mailroom.store.table import ConditionFailed, Item, Page, Table, serialize, values
+
+
+class DomainTaken(Exception):
+    def __init__(self, *, same_org: bool) -> None:
+        super().__init__("domain already hosted")
+        self.same_org = same_org
+
+
+class DomainLimitReached(Exception):
+    pass
+
+
+class DomainNotEmpty(Exception):
+    pass
+
+
+def _shard(domain_id: str) -> int:
+    # Spreads the cross-tenant recheck index over a few partitions instead of one hot key.
+    return zlib.crc32(domain_id.encode()) % keys.RECHECK_SHARDS
+
+
+def recheck_keys(domain_id: str, next_check_at: str) -> dict[str, str]:
+    return {"GSI2PK": keys.recheck_pk(_shard(domain_id)), "GSI2SK": f"{next_check_at}#{domain_id}"}
+
+
+def create(table: Table, domain: Item, *, domain_limit: int) -> None:
+    """Domain item + global name claim + organization count, all or nothing."""
+    org_id, domain_id, name = domain["org_id"], domain["id"], domain["domain"]
+    item = {
+        **domain,
+        "PK": keys.org_pk(org_id),
+        "SK": keys.domain_sk(domain_id),
+        "type": "domain",
+        **recheck_keys(domain_id, domain["next_check_at"]),
+    }
+    claim = {
+        "PK": keys.domain_claim_pk(name),
+        "SK": keys.DOMAIN_CLAIM_SK,
+        "type": "domain_claim",
+        "org_id": org_id,
+        "domain_id": domain_id,
+    }
+    count = organizations.counter_update(org_id, "domain_count", 1)
+    count["Update"]["ConditionExpression"] = (
+        "attribute_exists(PK) AND (attribute_not_exists(domain_count) OR domain_count < :limit)"
+    )
+    count["Update"]["ExpressionAttributeValues"].update(values(limit=domain_limit))
+    try:
+        table.transact(
+            [
+                {"Put": {"Item": serialize(item), "ConditionExpression": "attribute_not_exists(PK)"}},
+                {"Put": {"Item": serialize(claim), "ConditionExpression": "attribute_not_exists(PK)"}},
+                count,
+            ]
+        )
+    except ConditionFailed as failed:
+        if failed.failed(1):
+            existing = claim_of(table, name)
+            raise DomainTaken(same_org=bool(existing and existing["org_id"] == org_id)) from failed
+        if failed.failed(2):
+            raise DomainLimitReached from failed
+        raise
+
+
+def claim_of(table: Table, name: str) -> Item | None:
+    return table.get(keys.domain_claim_pk(name), keys.DOMAIN_CLAIM_SK)
+
+
+def get(table: Table, org_id: str, domain_id: str) -> Item | None:
+    return table.get(keys.org_pk(org_id), keys.domain_sk(domain_id))
+
+
+def get_by_name(table: Table, org_id: str, name: str) -> Item | None:
+    claim = claim_of(table, name)
+    if claim is None or claim["org_id"] != org_id:
+        return None
+    return get(table, org_id, claim["domain_id"])
+
+
+def list_page(table: Table, org_id: str, *, per_page: int, cursor: str | None) -> Page:
+    return table.query_page(
+        partition=keys.org_pk(org_id), sk_prefix="DOMAIN#", per_page=per_page, cursor=cursor
+    )
+
+
+def update(
+    table: Table, org_id: str, domain_id: str, fields: dict[str, Any], *, remove: tuple[str, ...] = ()
+) -> Item:
+    """Set (and remove) attributes of an existing domain; returns the new item."""
+    names = {f"#f{i}": name for i, name in enumerate(fields)}
+    names |= {f"#r{i}": name for i, name in enumerate(remove)}
+    expression = "SET " + ", ".join(f"#f{i} = :f{i}" for i in range(len(fields)))
+    if remove:
+        expression += " REMOVE " + ", ".join(f"#r{i}" for i in range(len(remove)))
+    wire = values(**{f"f{i}": value for i, value in enumerate(fields.values())})
+    return table.update(
+        keys.org_pk(org_id),
+        keys.domain_sk(domain_id),
+        expression,
+        condition="attribute_exists(PK)",
+        names=names,
+        expression_values=wire,
+    )
+
+
+def delete(table: Table, domain: Item) -> None:
+    """Remove an empty domain, its claim and its count. DomainNotEmpty while mailboxes or aliases remain."""
+    org_id = domain["org_id"]
+    try:
+        table.transact(
+            [
+                {
+                    "Delete": {
+                        "Key": serialize({"PK": keys.org_pk(org_id), "SK": keys.domain_sk(domain["id"])}),
+                        "ConditionExpression": "attribute_exists(PK) AND "
+                        "(attribute_not_exists(mailbox_count) OR mailbox_count = :zero) AND "
+                        "(attribute_not_exists(alias_count) OR alias_count = :zero)",
+                        "ExpressionAttributeValues": values(zero=0),
+                    }
+                },
+                {
+                    "Delete": {
+                        "Key": serialize(
+                            {"PK": keys.domain_claim_pk(domain["domain"]), "SK": keys.DOMAIN_CLAIM_SK}
+                        )
+                    }
+                },
+                organizations.counter_update(org_id, "domain_count", -1),
+            ]
+        )
+    except ConditionFailed as failed:
+        if failed.failed(0):
+            raise DomainNotEmpty from failed
+        raise
+
+
+def record_check(
+    table: Table, domain: Item, *, fields: dict[str, Any], check: Item, event: Item | None
+) -> bool:
+    """Store a DNS check and its outcome on the domain, and the ``domain.verified`` event if given.
+
+    The event is written only if the domain has never emitted one (a condition on the domain),
+    so concurrent checks cannot emit it twice. Returns whether the event was written.
+    """
+    from mailroom.store import events
+
+    org_id, domain_id = domain["org_id"], domain["id"]
+    all_fields = {**fields, **recheck_keys(domain_id, fields["next_check_at"])}
+    if event is not None:
+        all_fields["verified_event_id"] = event["event_id"]
+    names = {f"#f{i}": name for i, name in enumerate(all_fields)}
+    expression = (
+        "SET " + ", ".join(f"#f{i} = :f{i}" for i in range(len(all_fields))) + " ADD check_count :one"
+    )
+    condition = "attribute_exists(PK)"
+    if event is not None:
+        condition += " AND attribute_not_exists(verified_event_id)"
+    update_op = {
+        "Update": {
+            "Key": serialize({"PK": keys.org_pk(org_id), "SK": keys.domain_sk(domain_id)}),
+            "UpdateExpression": expression,
+            "ConditionExpression": condition,
+            "ExpressionAttributeNames": names,
+            "ExpressionAttributeValues": values(
+                one=1, **{f"f{i}": v for i, v in enumerate(all_fields.values())}
+            ),
+        }
+    }
+    check_item = {
+        **check,
+        "PK": keys.org_pk(org_id),
+        "SK": keys.dns_check_sk(check["id"]),
+        "type": "dns_check",
+    }
+    operations: list[dict[str, Any]] = [update_op, {"Put": {"Item": serialize(check_item)}}]
+    if event is not None:
+        operations.append(events.put_operation(event))
+    try:
+        table.transact(operations)
+    except ConditionFailed as failed:
+        if event is not None and failed.failed(0):
+            # Another check emitted the event first: record this one without it.
+            record_check(table, domain, fields=fields, check=check, event=None)
+            return False
+        raise
+    return event is not None
+
+
+def get_check(table: Table, org_id: str, check_id: str) -> Item | None:
+    return table.get(keys.org_pk(org_id), keys.dns_check_sk(check_id))
+
+
+def due_for_recheck(table: Table, *, now_iso: str, shard: int, per_page: int, cursor: str | None) -> Page:
+    """Domains of every organization whose next check time has come (a GSI2 Query per shard)."""
+    return table.query_page(
+        partition=keys.recheck_pk(shard),
+        index="GSI2",
+        per_page=per_page,
+        cursor=cursor,
+        sk_between=("0", f"{now_iso}#~"),
+    )
