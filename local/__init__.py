@@ -1,0 +1,52 @@
+"""The Docker-free local runtime: ``python -m local`` (``make run``) runs Mailroom on one machine.
+
+It reads ``template.yaml`` and plays AWS's part for the same handlers: moto (in-process, loopback)
+for DynamoDB, S3, SQS, SES, Step Functions, Scheduler; an HTTP API gateway with the Lambda
+authorizer; an SMTP listener acting as SES receipt rules; SQS event source mappings and schedules.
+State survives restarts in a state folder. Never deployed; dev and end-to-end tests only.
+
+Configuration (environment variables; all optional):
+
+``MAILROOM_API_PORT``
+    Port of the HTTP API on 127.0.0.1. Default ``8000``.
+``MAILROOM_SMTP_PORT``
+    Port of the SMTP listener (SES inbound) on 127.0.0.1. Default ``2525``.
+``MAILROOM_MOTO_PORT``
+    Port of the emulated AWS endpoint (moto server) on 127.0.0.1. Default ``4566``.
+``MAILROOM_STATE_DIR``
+    Folder for persisted state, the admin token, ``local.env`` and the outbox.
+    Default ``.mailroom/`` in the repository root (git-ignored).
+``MAILROOM_AUTH_CACHE_TTL``
+    Seconds the gateway caches an authorizer result per ``Authorization`` value; overrides the
+    template's ``ReauthorizeEvery`` (the ``AuthorizerCacheTtl`` parameter). ``0`` disables the cache.
+``MAILROOM_PARAMETER_OVERRIDES``
+    Template parameter values, like ``sam deploy --parameter-overrides``:
+    ``"LogLevel=DEBUG RateLimitPerMinute=10"`` (space or comma separated).
+``MAILROOM_TEMPLATE``
+    The template to run. Default ``template.yaml`` in the repository root.
+``MAILROOM_SNAPSHOT_INTERVAL``
+    Seconds between periodic state snapshots (taken only when something changed). Default ``30``;
+    ``0`` snapshots only on shutdown.
+``MAILROOM_LOCAL_CONCURRENCY``
+    Most function invocations running at once (a thread each). Default ``64``.
+``MAILROOM_LOCAL_LOG_LEVEL``
+    Log level of the local runtime itself (functions use the template's ``LogLevel``). Default ``INFO``.
+``AWS_REGION``
+    Region of the emulated account ``123456789012``. Default ``us-east-1``.
+
+Function environment: the functions share this process, so they see one environment: the
+template's variables, where a variable the template declares takes the value it has in the
+environment the stack starts in, if set (with a warning; e.g. ``MAILROOM_DNS_RESOLVER=127.0.0.1:5353
+make run``), plus, always: ``AWS_ENDPOINT_URL``, ``AWS_REGION``, ``AWS_DEFAULT_REGION``,
+``AWS_ACCESS_KEY_ID``/``AWS_SECRET_ACCESS_KEY`` (``testing``), ``MOTO_PORT``,
+``POWERTOOLS_TRACE_DISABLED=true``, ``POWERTOOLS_METRICS_DISABLED=true``, ``AWS_XRAY_SDK_ENABLED=false``,
+``MAILROOM_WEBHOOK_ALLOW_PRIVATE=1`` and ``MAILROOM_LOCAL_OUTBOX=<state dir>/outbox``.
+
+The state folder holds ``state.json`` and ``blobs/`` (the snapshot), ``admin-token`` (mode 0600, the
+first start's admin token), ``local.env`` (how the operator CLI reaches this stack) and ``outbox/``.
+Delete the folder to start afresh.
+
+Not emulated: CORS, throttling and usage plans, JWT authorizers, payload format 1.0, Lambda
+concurrency limits and async retries, FIFO ordering guarantees of event source mappings, SES
+actions other than S3/Lambda/AddHeader/Stop.
+"""

@@ -1,0 +1,242 @@
+"""Start and stop the whole local stack, in dependency order."""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import time
+import warnings
+from collections.abc import Callable, Mapping
+from datetime import datetime
+from typing import Any
+
+from local import moto_extensions
+from local.aws import ChangeTracker, Clients, MotoServer, provision
+from local.bootstrap import ensure_admin_token, write_local_env
+from local.config import STACK_NAME, LocalConfig
+from local.gateway import Gateway, HttpServer
+from local.persistence import PeriodicSnapshot, StateStore
+from local.pollers import SqsPoller
+from local.runtime import FunctionRuntime
+from local.schedules import Scheduler, scheduled_event
+from local.smtp import InboundProcessor, SmtpServer, moto_rules
+from local.stack import ScheduleSpec, Stack, shared_environment
+from local.template import ACCOUNT_ID, Naming
+
+log = logging.getLogger(__name__)
+
+READY_LINE = "Mailroom local stack ready"
+# Variables that could send a boto3 call to real AWS or with real credentials; never inherited.
+_UNSAFE_VARIABLES = ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN")
+
+
+def function_environment(
+    stack: Stack, config: LocalConfig, moto_url: str, moto_port: int, inherited: Mapping[str, str]
+) -> dict[str, str]:
+    """The environment every function sees: the template's variables plus the local wiring.
+
+    A variable the template declares that is also set in the environment the stack starts in takes
+    that value (``MAILROOM_DNS_RESOLVER=127.0.0.1:5353 make run``); the wiring to the emulated AWS
+    account always wins.
+    """
+    env, conflicts = shared_environment(stack.functions)
+    for conflict in conflicts:
+        log.warning(
+            "functions disagree on an environment variable; they share one process here: %s", conflict
+        )
+    for name, value in env.items():
+        if name in inherited and inherited[name] != value:
+            log.warning("%s=%r from the environment replaces the template's %r", name, inherited[name], value)
+            env[name] = inherited[name]
+    env.update(
+        {
+            "AWS_ENDPOINT_URL": moto_url,
+            "AWS_REGION": config.region,
+            "AWS_DEFAULT_REGION": config.region,
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+            # moto's Step Functions interpreter calls Lambda at localhost:$MOTO_PORT.
+            "MOTO_PORT": str(moto_port),
+            "POWERTOOLS_TRACE_DISABLED": "true",
+            "POWERTOOLS_METRICS_DISABLED": "true",
+            "AWS_XRAY_SDK_ENABLED": "false",
+            "AWS_XRAY_CONTEXT_MISSING": "IGNORE_ERROR",
+            "MAILROOM_WEBHOOK_ALLOW_PRIVATE": "1",
+            "MAILROOM_LOCAL_OUTBOX": str(config.outbox),
+        }
+    )
+    return env
+
+
+def apply_environment(env: dict[str, str]) -> None:
+    for name in list(os.environ):
+        if name in _UNSAFE_VARIABLES or name.startswith("AWS_ENDPOINT_URL_"):
+            del os.environ[name]
+    os.environ.update(env)
+
+
+def _check_ports(config: LocalConfig) -> None:
+    """Fail at once, naming the variable to change, rather than after half the stack has started."""
+    for variable, port in (
+        ("MAILROOM_MOTO_PORT", config.moto_port),
+        ("MAILROOM_API_PORT", config.api_port),
+        ("MAILROOM_SMTP_PORT", config.smtp_port),
+    ):
+        with socket.socket() as probe:
+            # As the servers do: connections left in TIME_WAIT by a previous run must not count as "in use".
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError as exc:
+                raise RuntimeError(
+                    f"127.0.0.1:{port} is not available ({exc.strerror}); set {variable} to another port"
+                ) from exc
+
+
+class LocalStack:
+    def __init__(self, config: LocalConfig) -> None:
+        self.config = config
+        self._stops: list[tuple[str, Callable[[], Any]]] = []  # run in reverse on stop
+        self.stack: Stack | None = None
+        self.runtime: FunctionRuntime | None = None
+        self.admin_token: str | None = None
+        self.threads_left = False  # a handler still running after stop: the process must exit hard
+
+    def start(self) -> None:
+        config = self.config
+        _check_ports(config)
+        config.state_dir.mkdir(parents=True, exist_ok=True)
+        config.outbox.mkdir(parents=True, exist_ok=True)
+        # Powertools warns on every invocation that flushes no metrics; metrics are off locally anyway.
+        warnings.filterwarnings("ignore", message="No application metrics to publish")
+
+        tracker = ChangeTracker()
+        moto = MotoServer(config.moto_port, tracker)
+        naming = Naming(
+            stack_name=STACK_NAME,
+            region=config.region,
+            account_id=ACCOUNT_ID,
+            sqs_endpoint=f"http://127.0.0.1:{config.moto_port}",
+        )
+        stack = self.stack = Stack.load(config.template, naming=naming, overrides=config.parameter_overrides)
+        # Before any handler or the mailroom package is imported: they read it once.
+        apply_environment(function_environment(stack, config, moto.url, config.moto_port, dict(os.environ)))
+
+        moto_extensions.install()  # APIs Mailroom calls that moto lacks; before moto serves anything
+        moto.start()
+        self._stops.append(("moto", moto.stop))
+        clients = Clients(region=config.region, endpoint_url=moto.url)
+        provision(stack, clients)
+
+        store = StateStore(config.state_dir, clients, account_id=ACCOUNT_ID, region=config.region)
+        store.restore()
+        snapshots = PeriodicSnapshot(store, tracker, config.snapshot_interval)
+        # Taken after every function has finished, before moto goes away.
+        self._stops.append(("final snapshot", snapshots.save_now))
+
+        runtime = self.runtime = FunctionRuntime(stack.functions, concurrency=config.concurrency)
+
+        def stop_functions() -> None:
+            self.threads_left = not runtime.shutdown(wait_seconds=10)
+
+        self._stops.append(("functions", stop_functions))
+        from local import stepfunctions
+
+        stepfunctions.install(runtime)
+        self._stops.append(("lambda dispatch", stepfunctions.uninstall))
+
+        self.admin_token = ensure_admin_token(config.state_dir)
+        table = next((t.name for t in stack.tables), "")
+        write_local_env(
+            config.state_dir,
+            {
+                "AWS_ENDPOINT_URL": moto.url,
+                "AWS_REGION": config.region,
+                "AWS_DEFAULT_REGION": config.region,
+                "AWS_ACCESS_KEY_ID": "testing",
+                "AWS_SECRET_ACCESS_KEY": "testing",
+                "MAILROOM_TABLE_NAME": os.environ.get("MAILROOM_TABLE_NAME", table),
+                "MAILROOM_API_URL": config.api_url,
+            },
+        )
+        snapshots.save_now()  # the bootstrap's writes must survive even a crash
+        snapshots.start()
+        self._stops.append(("periodic snapshots", snapshots.stop))
+
+        gateway = Gateway(
+            stack.routes,
+            stack.apis,
+            runtime,
+            region=config.region,
+            account_id=ACCOUNT_ID,
+            auth_ttl_override=config.auth_cache_ttl,
+        )
+        server = HttpServer(gateway, port=config.api_port)
+        server.start()
+        self._stops.append(("API gateway", server.stop))
+
+        smtp = SmtpServer(
+            InboundProcessor(moto_rules(clients("ses")), runtime, clients("s3"), region=config.region),
+            port=config.smtp_port,
+            region=config.region,
+        )
+        smtp.start()
+        self._stops.append(("SMTP", smtp.stop))
+
+        for mapping in stack.sqs_mappings:
+            queue = stack.queue_by_arn(mapping.queue_arn)
+            if not mapping.enabled or queue is None:
+                log.info(
+                    "SQS event source %s.%s not polled (%s)",
+                    mapping.function,
+                    mapping.event,
+                    "disabled" if not mapping.enabled else f"no queue {mapping.queue_arn} in the template",
+                )
+                continue
+            poller = SqsPoller(
+                mapping,
+                queue_url=stack.template.queue_url(queue.logical_id),
+                runtime=runtime,
+                sqs_client=clients("sqs"),
+                region=config.region,
+            )
+            poller.start()
+            self._stops.append((f"SQS poller {mapping.function}", poller.stop))
+
+        def fire(spec: ScheduleSpec, at: datetime) -> None:
+            log.info("schedule %s.%s fired (%s)", spec.function, spec.event, spec.expression)
+            runtime.submit(
+                spec.function, scheduled_event(spec, at, region=config.region, account_id=ACCOUNT_ID)
+            )
+
+        scheduler = Scheduler(stack.schedules, fire)
+        scheduler.start()
+        self._stops.append(("scheduler", scheduler.stop))
+
+        log.info("API          %s  (OpenAPI: %s/api/openapi.json)", config.api_url, config.api_url)
+        log.info("SMTP (SES)   127.0.0.1:%d", config.smtp_port)
+        log.info("AWS (moto)   %s  (account %s, %s)", moto.url, ACCOUNT_ID, config.region)
+        log.info("state        %s  (CLI settings: %s)", config.state_dir, config.state_dir / "local.env")
+        log.info(
+            "%s: %d functions, %d routes, %d queues, %d schedules",
+            READY_LINE,
+            len(stack.functions),
+            len(stack.routes),
+            len(stack.queues),
+            len(stack.schedules),
+        )
+
+    def stop(self) -> bool:
+        """Stop everything that started, newest first. False if any step failed (each one still runs)."""
+        ok = True
+        while self._stops:
+            name, stop = self._stops.pop()
+            started = time.monotonic()
+            try:
+                stop()
+                log.debug("stopped %s in %.0f ms", name, (time.monotonic() - started) * 1000)
+            except Exception:
+                log.exception("stopping %s failed", name)
+                ok = False
+        return ok

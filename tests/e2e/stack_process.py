@@ -1,0 +1,139 @@
+"""The local stack (``python -m local``) as a subprocess on free ports, for end-to-end tests.
+
+``start_stack(state_dir, **env)`` starts one with extra environment (e.g. ``MAILROOM_AUTH_CACHE_TTL="0"``)
+and stops it with SIGINT on exit, requiring exit code 0.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+READY_LINE = "Mailroom local stack ready"
+START_TIMEOUT = 60.0
+STOP_TIMEOUT = 20.0
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def process_group_members(pgid: int) -> list[int]:
+    """Live processes in a process group (the stack runs in its own session)."""
+    members = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        # After the command: state, ppid, pgrp. Zombies are gone for good, just not yet reaped.
+        if int(fields[2]) == pgid and fields[0] != "Z":
+            members.append(int(entry.name))
+    return members
+
+
+class LocalStackProcess:
+    def __init__(self, state_dir: Path, extra_env: dict[str, str] | None = None) -> None:
+        self.state_dir = state_dir
+        self.api_port, self.smtp_port, self.moto_port = free_port(), free_port(), free_port()
+        self.api_url = f"http://127.0.0.1:{self.api_port}"
+        self.moto_url = f"http://127.0.0.1:{self.moto_port}"
+        self.env = {
+            **{k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "MAILROOM_"))},
+            "PYTHONUNBUFFERED": "1",
+            "MAILROOM_API_PORT": str(self.api_port),
+            "MAILROOM_SMTP_PORT": str(self.smtp_port),
+            "MAILROOM_MOTO_PORT": str(self.moto_port),
+            "MAILROOM_STATE_DIR": str(state_dir),
+            **(extra_env or {}),
+        }
+        self.process: subprocess.Popen[str] | None = None
+        self.output: list[str] = []
+        self._ready = threading.Event()
+        self.admin_token = ""
+
+    def start(self) -> None:
+        self.output = []
+        self._ready.clear()
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "local"],
+            cwd=REPO,
+            env=self.env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            start_new_session=True,  # its own process group: what it leaves behind is findable
+        )
+        threading.Thread(target=self._read, args=(self.process,), daemon=True).start()
+        deadline = time.monotonic() + START_TIMEOUT
+        while not self._ready.wait(0.1):
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                self.kill()
+                pytest.fail(f"the local stack did not start (exit {self.process.returncode}):\n{self.logs()}")
+        self.admin_token = (self.state_dir / "admin-token").read_text().strip()
+
+    def _read(self, process: subprocess.Popen[str]) -> None:
+        assert process.stdout is not None
+        for line in process.stdout:
+            self.output.append(line)
+            if READY_LINE in line:
+                self._ready.set()
+
+    def logs(self) -> str:
+        return "".join(self.output[-200:])
+
+    @property
+    def pid(self) -> int:
+        assert self.process is not None
+        return self.process.pid
+
+    def stop(self, sig: signal.Signals = signal.SIGINT) -> int:
+        """Send ``sig``; the exit code (killing it, and failing, if it does not exit in time)."""
+        assert self.process is not None
+        if self.process.poll() is None:
+            self.process.send_signal(sig)
+            try:
+                self.process.wait(STOP_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                self.kill()
+                pytest.fail(
+                    f"the local stack did not exit within {STOP_TIMEOUT}s of {sig.name}:\n{self.logs()}"
+                )
+        return self.process.returncode
+
+    def kill(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(10)
+
+    def restart(self) -> None:
+        code = self.stop()
+        assert code == 0, self.logs()
+        self.start()
+
+
+@contextmanager
+def start_stack(state_dir: Path, **extra_env: str) -> Iterator[LocalStackProcess]:
+    """A local stack with extra environment; stopped with SIGINT (must exit 0) unless already stopped."""
+    stack = LocalStackProcess(state_dir, extra_env)
+    stack.start()
+    try:
+        yield stack
+    finally:
+        code = stack.stop()
+        assert code == 0, f"the local stack exited with {code}:\n{stack.logs()}"

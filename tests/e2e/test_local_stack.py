@@ -1,0 +1,136 @@
+"""The local stack over real protocols: HTTP through the gateway and authorizer, SMTP, restarts, signals."""
+
+from __future__ import annotations
+
+import signal
+import smtplib
+import socket
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.e2e.stack_process import LocalStackProcess, process_group_members, start_stack
+
+pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("stack")]
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def create_token(api_url: str, admin_token: str, name: str) -> dict:
+    response = httpx.post(
+        f"{api_url}/api/v1/tokens",
+        headers={**bearer(admin_token), "Idempotency-Key": str(uuid.uuid4())},
+        json={"name": name, "scopes": ["account:read"]},
+        timeout=30,
+    )
+    assert response.status_code == 201, response.text
+    return response.json()["data"]
+
+
+def test_openapi_needs_no_token(stack: LocalStackProcess) -> None:
+    response = httpx.get(f"{stack.api_url}/api/openapi.json", timeout=30)
+    assert response.status_code == 200
+    assert response.json()["info"]["title"] == "Mailroom API"
+    assert response.headers["apigw-requestid"]
+
+
+def test_me_with_the_admin_token(stack: LocalStackProcess) -> None:
+    response = httpx.get(
+        f"{stack.api_url}/api/v1/me",
+        headers={**bearer(stack.admin_token), "X-Request-Id": "e2e-req-1"},
+        timeout=30,
+    )
+    assert response.status_code == 200, response.text
+    assert response.headers["x-request-id"] == "e2e-req-1"
+    assert response.json()["data"]["organization"]["name"] == "Default"
+
+
+def test_missing_authorization_is_refused_by_the_gateway(stack: LocalStackProcess) -> None:
+    response = httpx.get(f"{stack.api_url}/api/v1/me", timeout=30)
+    assert response.status_code == 401
+    assert response.json() == {"message": "Unauthorized"}
+
+
+def test_garbage_token_gets_the_v1_error_envelope(stack: LocalStackProcess) -> None:
+    response = httpx.get(f"{stack.api_url}/api/v1/me", headers=bearer("not-a-token"), timeout=30)
+    assert response.status_code == 401
+    error = response.json()["error"]
+    assert error["code"] == "unauthenticated"
+    assert error["request_id"] == response.headers["x-request-id"]
+
+
+def test_unknown_route_is_the_gateways_404(stack: LocalStackProcess) -> None:
+    response = httpx.get(
+        f"{stack.api_url}/api/v1/no-such-thing", headers=bearer(stack.admin_token), timeout=30
+    )
+    assert (response.status_code, response.json()) == (404, {"message": "Not Found"})
+
+
+def test_smtp_answers_and_refuses_unrouted_recipients(stack: LocalStackProcess) -> None:
+    with smtplib.SMTP("127.0.0.1", stack.smtp_port, timeout=30) as smtp:
+        code, _ = smtp.ehlo("e2e.test")
+        assert code == 250
+        assert smtp.mail("sender@e2e.test")[0] == 250
+        code, reply = smtp.rcpt("nobody@unrouted.invalid")
+    assert code == 550
+    assert b"5.1.1" in reply
+
+
+def test_local_env_describes_the_running_stack(stack: LocalStackProcess) -> None:
+    values = dict(line.split("=", 1) for line in (stack.state_dir / "local.env").read_text().splitlines())
+    assert values["AWS_ENDPOINT_URL"] == stack.moto_url
+    assert values["MAILROOM_API_URL"] == stack.api_url
+    assert values["MAILROOM_TABLE_NAME"] == "mailroom-local-Table"
+    assert {"AWS_REGION", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"} <= set(values)
+    assert (stack.state_dir / "admin-token").stat().st_mode & 0o777 == 0o600
+
+
+def test_state_survives_a_restart(stack: LocalStackProcess) -> None:
+    created = create_token(stack.api_url, stack.admin_token, "survivor")
+    admin_token = stack.admin_token
+
+    stack.restart()
+
+    assert stack.admin_token == admin_token  # not bootstrapped again
+    response = httpx.get(f"{stack.api_url}/api/v1/me", headers=bearer(created["token"]), timeout=30)
+    assert response.status_code == 200, response.text
+    assert response.json()["data"]["id"] == created["id"]
+
+
+@pytest.fixture(scope="module")
+def uncached(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStackProcess]:
+    with start_stack(tmp_path_factory.mktemp("uncached-state"), MAILROOM_AUTH_CACHE_TTL="0") as running:
+        yield running
+
+
+def test_revoked_token_is_refused_at_once_without_the_authorizer_cache(uncached: LocalStackProcess) -> None:
+    created = create_token(uncached.api_url, uncached.admin_token, "short-lived")
+    me = f"{uncached.api_url}/api/v1/me"
+    assert httpx.get(me, headers=bearer(created["token"]), timeout=30).status_code == 200
+
+    revoked = httpx.delete(
+        f"{uncached.api_url}/api/v1/tokens/{created['id']}", headers=bearer(uncached.admin_token), timeout=30
+    )
+    assert revoked.status_code == 204, revoked.text
+
+    response = httpx.get(me, headers=bearer(created["token"]), timeout=30)
+    assert response.status_code == 401
+    assert response.json()["error"]["code"] == "unauthenticated"
+
+
+def test_sigterm_stops_everything(uncached: LocalStackProcess) -> None:
+    pgid = uncached.pid
+    assert process_group_members(pgid) == [uncached.pid]  # the stack runs no child processes
+
+    assert uncached.stop(signal.SIGTERM) == 0, uncached.logs()
+
+    assert process_group_members(pgid) == []
+    for port in (uncached.api_port, uncached.smtp_port, uncached.moto_port):
+        with socket.socket() as sock, pytest.raises(ConnectionRefusedError):
+            sock.connect(("127.0.0.1", port))
+    assert (Path(uncached.state_dir) / "state.json").exists()  # the final snapshot was written
