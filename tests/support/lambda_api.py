@@ -24,7 +24,8 @@ _modules: dict[str, ModuleType] = {}
 
 
 def load_event(name: str) -> dict[str, Any]:
-    return json.loads((EVENTS / name).read_text())
+    event: dict[str, Any] = json.loads((EVENTS / name).read_text())
+    return event
 
 
 def function_module(name: str) -> ModuleType:

@@ -1,0 +1,116 @@
+"""One cold start in a fresh interpreter: the process ``bench/cold_start.py`` spawns per measurement.
+
+Run as a script (``python -I bench/_child.py``), never imported: anything this file imported before
+the clock starts would be pre-paid for the code under test. It uses only what Lambda's own Python
+bootstrap has loaded before it imports a handler (``json``, ``os``, ``sys``, ``time``, importlib).
+
+Input (stdin, JSON): ``{"kind": "function" | "baseline", ...}``; see ``cold_start.ChildSpec``.
+Output (stdout, JSON, one line): ``{"wall": {"import_ms", "invoke_ms"}, "cpu": {...}, "ok", "status",
+"detail"}``: each phase by the wall clock and by this process's CPU time (``time.process_time``),
+which leaves out time spent waiting for the CPU while other processes run on the machine.
+Everything the code under test writes to stdout (Powertools' JSON logs, EMF metrics) is sent to
+stderr instead, so the result line stays parseable. With ``-X importtime`` a line
+``bench-phase: invoke`` on stderr separates the imports of init from those of the first invoke.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import sys
+import time
+import uuid
+from typing import Any
+
+
+class LambdaContext:
+    """The attributes of Lambda's context object that handlers and Powertools read."""
+
+    def __init__(self, function_name: str, timeout_s: float = 29.0) -> None:
+        self.function_name = function_name
+        self.function_version = "$LATEST"
+        self.memory_limit_in_mb = 512
+        self.invoked_function_arn = f"arn:aws:lambda:us-east-1:123456789012:function:{function_name}"
+        self.aws_request_id = str(uuid.uuid4())
+        self.log_group_name = f"/aws/lambda/{function_name}"
+        self.log_stream_name = "bench"
+        self._deadline = time.time() + timeout_s
+
+    def get_remaining_time_in_millis(self) -> int:
+        return max(0, int((self._deadline - time.time()) * 1000))
+
+
+def _check(kind: str, response: Any) -> tuple[bool, str, str]:
+    """(ok, status, detail): a measurement only counts if the invoke really served the request."""
+    if kind == "authorizer":
+        context = (response.get("context") or {}) if isinstance(response, dict) else {}
+        ok = bool(isinstance(response, dict) and response.get("isAuthorized") and context.get("org_id"))
+        return ok, "authorized" if ok else "denied", "" if ok else json.dumps(response)[:500]
+    status = response.get("statusCode") if isinstance(response, dict) else None
+    ok = isinstance(status, int) and status < 500
+    return ok, str(status), "" if ok else json.dumps(response, default=str)[:500]
+
+
+class Clocks:
+    """Wall and CPU time of consecutive phases."""
+
+    def __init__(self) -> None:
+        self.marks = [(time.perf_counter(), time.process_time())]
+
+    def mark(self) -> None:
+        self.marks.append((time.perf_counter(), time.process_time()))
+
+    def phases(self) -> dict[str, dict[str, float]]:
+        (w0, c0), (w1, c1), (w2, c2) = self.marks
+        return {
+            "wall": {"import_ms": (w1 - w0) * 1000, "invoke_ms": (w2 - w1) * 1000},
+            "cpu": {"import_ms": (c1 - c0) * 1000, "invoke_ms": (c2 - c1) * 1000},
+        }
+
+
+def _phase_boundary() -> None:
+    sys.stderr.write("bench-phase: invoke\n")  # splits -X importtime output into init / first invoke
+    sys.stderr.flush()
+
+
+def run_function(spec: dict[str, Any]) -> dict[str, Any]:
+    clocks = Clocks()
+    module = importlib.import_module(spec["module"])
+    handler = getattr(module, spec["handler"])
+    clocks.mark()
+    _phase_boundary()
+    context = LambdaContext(spec["name"])
+    response = handler(spec["event"], context)
+    clocks.mark()
+    ok, status, detail = _check(spec["target_kind"], response)
+    return {**clocks.phases(), "ok": ok, "status": status, "detail": detail}
+
+
+def run_baseline(spec: dict[str, Any]) -> dict[str, Any]:
+    """What any FastAPI-on-Lambda function with DynamoDB pays: the libraries, and one client."""
+    clocks = Clocks()
+    import boto3
+    import fastapi
+    import mangum
+
+    clocks.mark()
+    _phase_boundary()
+    boto3.session.Session().client("dynamodb", region_name=spec["region"])
+    clocks.mark()
+    del fastapi, mangum
+    return {**clocks.phases(), "ok": True, "status": "client", "detail": ""}
+
+
+def main() -> None:
+    spec = json.loads(sys.stdin.read())
+    sys.path[:0] = spec["sys_path"]  # what Lambda puts first: the function's code, then the layer
+    results = os.fdopen(os.dup(1), "w")
+    os.dup2(2, 1)  # from here on, fd 1 (and so sys.stdout) is stderr
+    outcome = run_baseline(spec) if spec["kind"] == "baseline" else run_function(spec)
+    results.write(json.dumps(outcome) + "\n")
+    results.flush()
+
+
+if __name__ == "__main__":
+    main()
