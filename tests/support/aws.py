@@ -27,7 +27,8 @@ _TemplateLoader.add_multi_constructor("!", _any_tag)
 
 
 def template() -> dict[str, Any]:
-    return yaml.load(TEMPLATE.read_text(), Loader=_TemplateLoader)
+    data: dict[str, Any] = yaml.load(TEMPLATE.read_text(), Loader=_TemplateLoader)  # noqa: S506 - SafeLoader subclass
+    return data
 
 
 def create_table_from_template(client: Any, table_name: str, logical_id: str = "Table") -> None:

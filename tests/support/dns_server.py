@@ -10,6 +10,7 @@ import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import dns.message
 import dns.query
@@ -139,7 +140,7 @@ def authoritative_dns(workdir: Path, zone: str) -> Iterator[AuthoritativeDns]:
         server.stop()
 
 
-def records_from_requirements(records: Iterable[dict[str, object]]) -> list[ZoneRecord]:
+def records_from_requirements(records: Iterable[dict[str, Any]]) -> list[ZoneRecord]:
     """A zone built from the API's dns-requirements response."""
     return [
         ZoneRecord(
@@ -147,6 +148,6 @@ def records_from_requirements(records: Iterable[dict[str, object]]) -> list[Zone
             type=str(r["type"]),
             value=str(r["value"]),
             priority=int(r["priority"]) if r.get("priority") is not None else None,
-        )  # type: ignore[call-overload]
+        )
         for r in records
     ]

@@ -63,12 +63,16 @@ def add_domain(org: NewOrganization, name: str = "example.com", **limits: Any) -
     return ok(response, 201)  # type: ignore[no-any-return]
 
 
-def create_mailbox(org: NewOrganization, local_part: str, domain: str = "example.com", **extra: Any) -> Result:
+def create_mailbox(
+    org: NewOrganization, local_part: str, domain: str = "example.com", **extra: Any
+) -> Result:
     body = {"local_part": local_part, "domain": domain, "password": PASSWORD, **extra}
     return post("mailboxes", org.admin_token, "/api/v1/mailboxes", body)
 
 
-def new_mailbox(org: NewOrganization, local_part: str, domain: str = "example.com", **extra: Any) -> dict[str, Any]:
+def new_mailbox(
+    org: NewOrganization, local_part: str, domain: str = "example.com", **extra: Any
+) -> dict[str, Any]:
     return ok(create_mailbox(org, local_part, domain, **extra), 201)  # type: ignore[no-any-return]
 
 
