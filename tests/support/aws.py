@@ -27,7 +27,7 @@ _TemplateLoader.add_multi_constructor("!", _any_tag)
 
 
 def template() -> dict[str, Any]:
-    data: dict[str, Any] = yaml.load(TEMPLATE.read_text(), Loader=_TemplateLoader)  # noqa: S506 - SafeLoader subclass
+    data: dict[str, Any] = yaml.load(TEMPLATE.read_text(), Loader=_TemplateLoader)
     return data
 
 
