@@ -1,0 +1,1 @@
+"""Pure mail logic: parsing with limits, threading keys, composing, quoting, sanitizing. No I/O."""
