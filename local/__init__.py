@@ -1,9 +1,11 @@
 """The Docker-free local runtime: ``python -m local`` (``make run``) runs Mailroom on one machine.
 
 It reads ``template.yaml`` and plays AWS's part for the same handlers: moto (in-process, loopback)
-for DynamoDB, S3, SQS, SES, Step Functions, Scheduler; an HTTP API gateway with the Lambda
-authorizer; an SMTP listener acting as SES receipt rules; SQS event source mappings and schedules.
-State survives restarts in a state folder. Never deployed; dev and end-to-end tests only.
+for DynamoDB (with Streams), S3, SQS, SES, KMS, Step Functions, Scheduler; an HTTP API gateway with
+the Lambda authorizer; an SMTP listener acting as SES receipt rules; SQS and DynamoDB stream event
+source mappings (``local.pollers``, ``local.streams``: filters, batches, partial failures, bisecting,
+on-failure queues) and schedules. State, KMS key material included, survives restarts in a state
+folder. Never deployed; dev and end-to-end tests only.
 
 Configuration (environment variables; all optional):
 
@@ -46,7 +48,19 @@ The state folder holds ``state.json`` and ``blobs/`` (the snapshot), ``admin-tok
 first start's admin token), ``local.env`` (how the operator CLI reaches this stack) and ``outbox/``.
 Delete the folder to start afresh.
 
+Stream event sources start reading at the moment the stack starts (after the snapshot is restored),
+whatever their ``StartingPosition``: restored items are not changes.
+
+Outbound mail (``local/outbound.py``): what SES v2 accepts is delivered as SES would, off moto's
+request thread: recipients at domains hosted in the stack through local inbound (the receipt
+rules, as for mail received over SMTP), SES's mailbox simulator addresses as documented
+(``bounce@simulator.amazonses.com``, ...), everyone else into ``outbox/<ses message id>.eml``. The
+configuration set's EventBridge destination (from the template) publishes Send, Delivery, Bounce
+and Complaint events to the template's ``EventBridgeRule`` event sources (``local/eventbridge.py``).
+
 Not emulated: CORS, throttling and usage plans, JWT authorizers, payload format 1.0, Lambda
 concurrency limits and async retries, FIFO ordering guarantees of event source mappings, SES
-actions other than S3/Lambda/AddHeader/Stop.
+actions other than S3/Lambda/AddHeader/Stop, stream sources' ``MaximumRecordAgeInSeconds``,
+``ParallelizationFactor`` and tumbling windows, Kinesis, CloudWatch alarms, KMS key policies,
+SES sending quotas and DKIM signing of sent mail, EventBridge buses other than the default one.
 """

@@ -2,8 +2,8 @@
 
 ``MotoServer`` also counts requests that may change state (``ChangeTracker``), so periodic
 snapshots are taken only when something changed. ``provision`` creates tables, buckets, queues,
-the functions (registered in moto's Lambda so their ARNs resolve), SES receipt rules and state
-machines, and is idempotent (a restart over restored state finds them already there).
+KMS keys and aliases, the functions (registered in moto's Lambda so their ARNs resolve), SES receipt
+rules and state machines, and is idempotent (a restart over restored state finds them already there).
 """
 
 from __future__ import annotations
@@ -199,6 +199,7 @@ def provision(stack: Stack, clients: Clients) -> None:
     for queue in sorted(stack.queues, key=lambda q: "RedrivePolicy" in q.properties):
         _create_queue(clients("sqs"), queue)
     _register_functions(stack, clients)
+    _create_kms_keys(stack, clients("kms"))
     _create_receipt_rules(stack, clients("ses"))
     sfn = clients("stepfunctions")
     existing = {
@@ -253,6 +254,33 @@ def _create_table(dynamodb: Any, spec: ResourceSpec) -> None:
             TableName=spec.name,
             TimeToLiveSpecification={"AttributeName": ttl["AttributeName"], "Enabled": True},
         )
+
+
+KMS_LOGICAL_ID_TAG = "mailroom-local:logical-id"
+
+
+def _create_kms_keys(stack: Stack, kms: Any) -> None:
+    """The template's keys and aliases. A key is found again through its alias (functions name keys
+    by alias); one without an alias is made afresh each start. Key material survives restarts
+    through the snapshot (``local.persistence``), or stored ciphertexts would become unreadable."""
+    existing = {a["AliasName"]: a.get("TargetKeyId") for a in kms.list_aliases().get("Aliases", [])}
+    key_ids: dict[str, str] = {}
+    for alias in stack.kms_aliases:
+        if existing.get(alias.name):
+            key_ids[alias.target] = str(existing[alias.name])
+    for key in stack.kms_keys:
+        if key.logical_id in key_ids:
+            continue
+        created = kms.create_key(
+            Description=str(key.properties.get("Description", "")),
+            KeyUsage=str(key.properties.get("KeyUsage", "ENCRYPT_DECRYPT")),
+            KeySpec=str(key.properties.get("KeySpec", "SYMMETRIC_DEFAULT")),
+            Tags=[{"TagKey": KMS_LOGICAL_ID_TAG, "TagValue": key.logical_id}],
+        )
+        key_ids[key.logical_id] = created["KeyMetadata"]["KeyId"]
+    for alias in stack.kms_aliases:
+        if alias.name not in existing:
+            kms.create_alias(AliasName=alias.name, TargetKeyId=key_ids[alias.target])
 
 
 def _create_bucket(s3: Any, spec: ResourceSpec, region: str) -> None:

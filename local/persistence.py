@@ -3,9 +3,11 @@
 Not moto's recorder: replaying requests would re-run their side effects (executions, sends).
 A snapshot holds the *data*: every DynamoDB item, every S3 object (bodies as content-addressed
 files under ``blobs/``, so unchanged objects are neither re-read nor re-written), every SQS message
-(invisible and delayed ones too, with the time they have left) and every EventBridge Scheduler
-schedule. The manifest ``state.json`` is replaced atomically and is the commit point: blobs it
-does not name are deleted after it is written. Resources are created from the template first;
+(invisible and delayed ones too, with the time they have left), every EventBridge Scheduler
+schedule and every symmetric KMS key with its key material and aliases (ciphertexts stored in the
+table must stay decryptable; keys made afresh by provisioning are replaced). The manifest
+``state.json`` is replaced atomically and is the commit point: blobs it does not name are deleted
+after it is written. Resources are created from the template first;
 restore only puts data back (buckets and queues the app created at runtime are re-created).
 
 SQS messages are read and written through moto's models, since the API cannot see invisible
@@ -96,6 +98,7 @@ class StateStore:
                 "s3": self._save_buckets(previous.get("s3") or {}),
                 "sqs": self._save_queues(),
                 "scheduler": self._save_schedules(),
+                "kms": self._save_keys(),
             }
             atomic_write(self.manifest_path, json.dumps(manifest, separators=(",", ":")).encode())
             self._collect_garbage(manifest)
@@ -177,6 +180,25 @@ class StateStore:
             ]
         return queues
 
+    def _save_keys(self) -> list[Any]:
+        """KMS keys with their key material: without it, what was encrypted before a restart
+        (webhook secrets) could not be decrypted after it."""
+        from moto.kms.models import kms_backends
+
+        backend = kms_backends[self._account_id][self._region]
+        return [
+            {
+                "id": key.id,
+                "arn": key.arn,
+                "description": key.description,
+                "material": base64.b64encode(key.key_material).decode(),
+                "aliases": sorted(key.aliases),
+                "tags": backend.list_resource_tags(key.id).get("Tags", []),
+            }
+            for key in list(backend.keys.values())
+            if key.key_spec == "SYMMETRIC_DEFAULT"
+        ]
+
     def _save_schedules(self) -> list[Any]:
         scheduler = self._clients("scheduler")
         schedules = []
@@ -219,6 +241,7 @@ class StateStore:
             self._restore_buckets(manifest["s3"])
             self._restore_queues(manifest["sqs"])
             self._restore_schedules(manifest["scheduler"])
+            self._restore_keys(manifest.get("kms") or [])
             counts = (
                 sum(len(v) for v in manifest["dynamodb"].values()),
                 sum(len(v) for v in manifest["s3"].values()),
@@ -295,6 +318,40 @@ class StateStore:
             with queue._messages_lock:
                 queue._messages.extend(restored)
                 queue._messages_lock.notify_all()
+
+    def _restore_keys(self, keys: list[Any]) -> None:
+        """Put saved keys back under their ids, re-point their aliases, and drop the keys that
+        provisioning made afresh for those aliases before the restore."""
+        from moto.kms.models import kms_backends
+
+        from local.aws import KMS_LOGICAL_ID_TAG
+
+        if not keys:
+            return
+        backend = kms_backends[self._account_id][self._region]
+        kms = self._clients("kms")
+        for saved in keys:
+            if saved["id"] not in backend.keys:
+                key = backend.create_key(
+                    None, "ENCRYPT_DECRYPT", "SYMMETRIC_DEFAULT", saved["description"], None
+                )
+                del backend.keys[key.id]
+                key.id, key.arn = saved["id"], saved["arn"]
+                key.key_material = base64.b64decode(saved["material"])
+                backend.keys[key.id] = key
+                if saved.get("tags"):
+                    backend.tagger.tag_resource(key.id, saved["tags"])
+            for alias in saved["aliases"]:
+                current = backend.get_key_id_from_alias(alias)
+                if current is None:
+                    kms.create_alias(AliasName=alias, TargetKeyId=saved["id"])
+                elif current != saved["id"]:
+                    kms.update_alias(AliasName=alias, TargetKeyId=saved["id"])
+        saved_ids = {k["id"] for k in keys}
+        for key in list(backend.keys.values()):
+            tags = {t["TagKey"] for t in backend.list_resource_tags(key.id).get("Tags", [])}
+            if key.id not in saved_ids and not key.aliases and KMS_LOGICAL_ID_TAG in tags:
+                del backend.keys[key.id]
 
     def _restore_schedules(self, schedules: list[Any]) -> None:
         if not schedules:

@@ -15,13 +15,16 @@ from local import moto_extensions
 from local.aws import ChangeTracker, Clients, MotoServer, provision
 from local.bootstrap import ensure_admin_token, write_local_env
 from local.config import STACK_NAME, LocalConfig
+from local.eventbridge import EventBus
 from local.gateway import Gateway, HttpServer
+from local.outbound import LocalOutbound, domain_claims
 from local.persistence import PeriodicSnapshot, StateStore
 from local.pollers import SqsPoller
 from local.runtime import FunctionRuntime
 from local.schedules import Scheduler, scheduled_event
-from local.smtp import InboundProcessor, SmtpServer, moto_rules
+from local.smtp import InboundProcessor, SmtpServer, moto_identities, moto_rules
 from local.stack import ScheduleSpec, Stack, shared_environment
+from local.streams import StreamPoller
 from local.template import ACCOUNT_ID, Naming
 
 log = logging.getLogger(__name__)
@@ -176,13 +179,17 @@ class LocalStack:
         server.start()
         self._stops.append(("API gateway", server.stop))
 
-        smtp = SmtpServer(
-            InboundProcessor(moto_rules(clients("ses")), runtime, clients("s3"), region=config.region),
-            port=config.smtp_port,
+        inbound = InboundProcessor(
+            moto_rules(clients("ses")),
+            runtime,
+            clients("s3"),
             region=config.region,
+            identities=moto_identities(clients("ses")),
         )
+        smtp = SmtpServer(inbound, port=config.smtp_port, region=config.region)
         smtp.start()
         self._stops.append(("SMTP", smtp.stop))
+        self._start_outbound(stack, clients, runtime, inbound)
 
         for mapping in stack.sqs_mappings:
             queue = stack.queue_by_arn(mapping.queue_arn)
@@ -204,6 +211,8 @@ class LocalStack:
             poller.start()
             self._stops.append((f"SQS poller {mapping.function}", poller.stop))
 
+        self._start_stream_pollers(stack, clients, runtime)
+
         def fire(spec: ScheduleSpec, at: datetime) -> None:
             log.info("schedule %s.%s fired (%s)", spec.function, spec.event, spec.expression)
             runtime.submit(
@@ -219,13 +228,81 @@ class LocalStack:
         log.info("AWS (moto)   %s  (account %s, %s)", moto.url, ACCOUNT_ID, config.region)
         log.info("state        %s  (CLI settings: %s)", config.state_dir, config.state_dir / "local.env")
         log.info(
-            "%s: %d functions, %d routes, %d queues, %d schedules",
+            "%s: %d functions, %d routes, %d queues, %d streams, %d schedules",
             READY_LINE,
             len(stack.functions),
             len(stack.routes),
             len(stack.queues),
+            len(stack.stream_mappings),
             len(stack.schedules),
         )
+
+    def _start_outbound(
+        self, stack: Stack, clients: Clients, runtime: FunctionRuntime, inbound: InboundProcessor
+    ) -> None:
+        """Deliver what SES accepts (local inbound, the outbox, the mailbox simulator) and publish
+        the configuration set's events to the template's EventBridge rules (local/outbound.py)."""
+        config = self.config
+        table = next((t.name for t in stack.tables), "")
+        outbound = LocalOutbound(
+            inbound=inbound,
+            hosted=domain_claims(clients("dynamodb"), table),
+            publish=EventBus(stack.event_rules, runtime).publish,
+            destinations=stack.ses_event_destinations,
+            outbox=config.outbox,
+            region=config.region,
+            account_id=ACCOUNT_ID,
+        )
+        moto_extensions.add_send_listener(outbound.on_send)
+
+        def stop() -> None:
+            moto_extensions.remove_send_listener(outbound.on_send)
+            outbound.stop()
+
+        self._stops.append(("SES outbound", stop))
+
+    def _start_stream_pollers(self, stack: Stack, clients: Clients, runtime: FunctionRuntime) -> None:
+        """DynamoDB stream event sources, read from now on: what the snapshot restored is not news."""
+        config = self.config
+        checkpoints: dict[tuple[str, str], int] = {}
+        readers: dict[str, int] = {}
+        for mapping in stack.stream_mappings:
+            if mapping.enabled:
+                table = next(t.name for t in stack.tables if t.logical_id == mapping.table)
+                readers[table] = readers.get(table, 0) + 1
+
+        def trim(table: str, through: int, reader: str) -> None:
+            # A record goes once every poller of that stream has read it.
+            checkpoints[(table, reader)] = through
+            done = [seq for (name, _), seq in checkpoints.items() if name == table]
+            if len(done) == readers[table]:
+                moto_extensions.trim_stream(table, min(done), account_id=ACCOUNT_ID, region=config.region)
+
+        for mapping in stack.stream_mappings:
+            if not mapping.enabled:
+                log.info("DynamoDB event source %s.%s not polled (disabled)", mapping.function, mapping.event)
+                continue
+            table = next(t.name for t in stack.tables if t.logical_id == mapping.table)
+            queue = stack.queue_by_arn(mapping.on_failure_arn) if mapping.on_failure_arn else None
+            reader = f"{mapping.function}.{mapping.event}"
+
+            def trim_for(name: str, through: int, reader: str = reader) -> None:
+                trim(name, through, reader)
+
+            poller = StreamPoller(
+                mapping,
+                table_name=table,
+                on_failure_queue_url=stack.template.queue_url(queue.logical_id) if queue else None,
+                runtime=runtime,
+                dynamodb=clients("dynamodb"),
+                streams=clients("dynamodbstreams"),
+                sqs=clients("sqs"),
+                region=config.region,
+                starting_position="LATEST",
+                trim=trim_for,
+            )
+            poller.start()
+            self._stops.append((f"stream poller {mapping.function}", poller.stop))
 
     def stop(self) -> bool:
         """Stop everything that started, newest first. False if any step failed (each one still runs)."""

@@ -1,6 +1,9 @@
 """SES inbound over real SMTP: an aiosmtpd listener that does what the active receipt rule set does.
 
-RCPT is refused (550 5.1.1) unless an enabled rule of the active rule set matches the address.
+RCPT is refused (550 5.1.1) unless an enabled rule of the active rule set matches the address and,
+like SES (which receives only for identities verified in its region; a rule without recipients means
+"all of them"), the address or its domain is an SES identity of the account. Locally an identity
+counts as verified once it exists: domains made through the API are, whatever their DNS says.
 After DATA, each matching rule's actions run in order: ``S3Action`` stores the raw message (with
 the headers SES prepends) at ``<ObjectKeyPrefix><messageId>``, ``LambdaAction`` invokes the
 function with SES's receipt event (``Event``: without waiting; ``RequestResponse``: waiting, and
@@ -30,6 +33,7 @@ log = logging.getLogger(__name__)
 
 MAX_MESSAGE_BYTES = 40 * 1024 * 1024  # SES's limit for received mail
 RulesSource = Callable[[], list[ReceiptRule]]
+IdentitiesSource = Callable[[], set[str]]
 
 
 @dataclass(slots=True)
@@ -65,17 +69,48 @@ def moto_rules(ses_client: Any) -> RulesSource:
     return rules
 
 
+def moto_identities(ses_client: Any) -> IdentitiesSource:
+    """The account's SES identities (addresses and domains, lower case), read through the SES API."""
+
+    def identities() -> set[str]:
+        pages = ses_client.get_paginator("list_identities").paginate()
+        return {identity.lower() for page in pages for identity in page.get("Identities", [])}
+
+    return identities
+
+
+def is_identity(identities: set[str], address: str) -> bool:
+    """An address SES receives for: itself, its domain or a parent domain is an identity."""
+    address = address.strip().lower()
+    labels = address.rpartition("@")[2].split(".")
+    return address in identities or any(".".join(labels[i:]) in identities for i in range(len(labels) - 1))
+
+
 class InboundProcessor:
     """Runs the receipt rules for one received message (blocking; called off the SMTP loop)."""
 
-    def __init__(self, rules: RulesSource, runtime: Invoker, s3_client: Any, *, region: str) -> None:
+    def __init__(
+        self,
+        rules: RulesSource,
+        runtime: Invoker,
+        s3_client: Any,
+        *,
+        region: str,
+        identities: IdentitiesSource | None = None,
+    ) -> None:
         self._rules = rules
         self._runtime = runtime
         self._s3 = s3_client
         self._region = region
+        self._identities = identities
 
     def rules(self) -> list[ReceiptRule]:
         return self._rules()
+
+    def receives_for(self, address: str) -> bool:
+        """SES's own check before any rule: is the recipient a (verified) identity? Without an
+        identity source (unit tests of the rules alone) every address is."""
+        return self._identities is None or is_identity(self._identities(), address)
 
     def receive(
         self,
@@ -211,6 +246,16 @@ class _Handler:
             )
         if not ses.matching_rules(rules, address):
             return f"550 5.1.1 <{address}>: recipient rejected: no SES receipt rule matches this address"
+        try:
+            receives = await loop.run_in_executor(self._pool, self._processor.receives_for, address)
+        except Exception:
+            log.exception("could not read the SES identities")
+            return "451 4.3.0 Local SES: identities unavailable, try again"
+        if not receives:
+            return (
+                f"550 5.1.1 <{address}>: recipient rejected: neither the address nor its domain is an SES "
+                "identity of this account"
+            )
         envelope.rcpt_tos.append(address)
         return "250 OK"
 

@@ -2,7 +2,8 @@
 
 ``Stack.load`` walks the resolved template once: functions (with SAM Globals), their HTTP API
 routes, SQS event sources and schedules, the HTTP APIs' Lambda authorizers, and the resources
-emulated in moto (tables, buckets, queues, SES receipt rules, state machines).
+emulated in moto (tables, buckets, queues, SES receipt rules, state machines); EventBridge rules
+and SES configuration sets' event destinations (what local/outbound.py publishes and to whom).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from local.streams import FilterPatternError, parse_pattern
 from local.template import Naming, Template, TemplateError, env_string, load_yaml
 
 log = logging.getLogger(__name__)
@@ -90,6 +92,24 @@ class SqsMapping:
 
 
 @dataclass(frozen=True, slots=True)
+class StreamMapping:
+    """A DynamoDB event source: the table whose stream it reads and how (see ``local.streams``)."""
+
+    function: str
+    event: str
+    table: str  # logical id of the table
+    starting_position: str
+    batch_size: int
+    batching_window_seconds: int
+    bisect_on_error: bool
+    maximum_retry_attempts: int  # -1: until the batch succeeds
+    report_batch_item_failures: bool
+    filters: tuple[dict[str, Any], ...]
+    on_failure_arn: str | None
+    enabled: bool
+
+
+@dataclass(frozen=True, slots=True)
 class ScheduleSpec:
     function: str
     event: str
@@ -111,11 +131,39 @@ class ResourceSpec:
 
 
 @dataclass(frozen=True, slots=True)
+class KmsAliasSpec:
+    name: str  # alias/...
+    target: str  # logical id of the key
+
+
+@dataclass(frozen=True, slots=True)
 class ReceiptRuleSpec:
     logical_id: str
     rule_set: str
     rule: dict[str, Any]
     after: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class EventRuleSpec:
+    """An ``EventBridgeRule`` event source: events on the bus matching ``pattern`` invoke the function."""
+
+    function: str
+    event: str
+    pattern: dict[str, Any]
+    bus: str  # "default" unless EventBusName says otherwise
+    enabled: bool
+
+
+@dataclass(frozen=True, slots=True)
+class SesEventDestinationSpec:
+    """Where a configuration set publishes sending events (``AWS::SES::ConfigurationSetEventDestination``)."""
+
+    configuration_set: str  # physical name
+    name: str
+    enabled: bool
+    event_types: frozenset[str]  # SES's names: send, delivery, bounce, complaint, reject, deliveryDelay, ...
+    kind: str  # eventbridge, sns, cloudwatch, firehose
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,13 +183,18 @@ class Stack:
     apis: dict[str, HttpApiSpec] = field(default_factory=dict)
     routes: list[HttpRoute] = field(default_factory=list)
     sqs_mappings: list[SqsMapping] = field(default_factory=list)
+    stream_mappings: list[StreamMapping] = field(default_factory=list)
     schedules: list[ScheduleSpec] = field(default_factory=list)
     tables: list[ResourceSpec] = field(default_factory=list)
     buckets: list[ResourceSpec] = field(default_factory=list)
     queues: list[ResourceSpec] = field(default_factory=list)
+    kms_keys: list[ResourceSpec] = field(default_factory=list)
+    kms_aliases: list[KmsAliasSpec] = field(default_factory=list)
     rule_sets: list[ResourceSpec] = field(default_factory=list)
     receipt_rules: list[ReceiptRuleSpec] = field(default_factory=list)
     state_machines: list[StateMachineSpec] = field(default_factory=list)
+    event_rules: list[EventRuleSpec] = field(default_factory=list)
+    ses_event_destinations: list[SesEventDestinationSpec] = field(default_factory=list)
 
     @classmethod
     def load(
@@ -177,6 +230,7 @@ class Stack:
             "AWS::S3::Bucket": self.buckets,
             "AWS::SQS::Queue": self.queues,
             "AWS::SES::ReceiptRuleSet": self.rule_sets,
+            "AWS::KMS::Key": self.kms_keys,
         }
         for logical_id, resource in t.resources.items():
             kind = resource.get("Type")
@@ -193,6 +247,41 @@ class Stack:
                 )
             elif kind == "AWS::Serverless::StateMachine":
                 self.state_machines.append(self._state_machine(logical_id))
+            elif kind == "AWS::KMS::Alias":
+                self.kms_aliases.append(self._kms_alias(logical_id, resource))
+            elif kind == "AWS::SES::ConfigurationSetEventDestination":
+                self.ses_event_destinations.append(self._ses_event_destination(logical_id))
+
+    def _ses_event_destination(self, logical_id: str) -> SesEventDestinationSpec:
+        props = self.template.properties(logical_id)
+        destination = props.get("EventDestination") or {}
+        kinds = {
+            "EventBridgeDestination": "eventbridge",
+            "SnsDestination": "sns",
+            "CloudWatchDestination": "cloudwatch",
+            "KinesisFirehoseDestination": "firehose",
+        }
+        kind = next((v for k, v in kinds.items() if k in destination), "unknown")
+        return SesEventDestinationSpec(
+            configuration_set=str(props["ConfigurationSetName"]),
+            name=str(destination.get("Name") or logical_id),
+            enabled=bool(destination.get("Enabled", False)),
+            event_types=frozenset(str(t) for t in destination.get("MatchingEventTypes") or []),
+            kind=kind,
+        )
+
+    def _kms_alias(self, logical_id: str, resource: dict[str, Any]) -> KmsAliasSpec:
+        # The target is named by the key's logical id: moto gives the key an id only when it is made.
+        target = (resource.get("Properties") or {}).get("TargetKeyId")
+        key = target.get("Ref") if isinstance(target, dict) else None
+        if (
+            not isinstance(key, str)
+            or self.template.body["Resources"].get(key, {}).get("Type") != "AWS::KMS::Key"
+        ):
+            raise TemplateError(
+                f"{logical_id}: TargetKeyId must be !Ref of a key in the template to run locally"
+            )
+        return KmsAliasSpec(name=self.template.physical_name(logical_id), target=key)
 
     def _state_machine(self, logical_id: str) -> StateMachineSpec:
         t = self.template
@@ -315,10 +404,28 @@ class Stack:
                     )
                 elif kind in ("Schedule", "ScheduleV2"):
                     self.schedules.append(self._schedule(logical_id, event_name, str(kind), props))
+                elif kind == "EventBridgeRule":
+                    self.event_rules.append(self._event_rule(logical_id, event_name, props))
+                elif kind == "DynamoDB":
+                    self.stream_mappings.append(self._stream_mapping(logical_id, event_name, props))
                 else:
                     log.warning(
                         "%s: event %s of type %s is not emulated locally", logical_id, event_name, kind
                     )
+
+    def _event_rule(self, function: str, event_name: str, props: dict[str, Any]) -> EventRuleSpec:
+        pattern = props.get("Pattern")
+        try:
+            checked = parse_pattern(json.dumps(pattern))
+        except FilterPatternError as exc:
+            raise TemplateError(f"{function}.{event_name}: {exc}") from exc
+        return EventRuleSpec(
+            function=function,
+            event=event_name,
+            pattern=checked,
+            bus=str(props.get("EventBusName") or "default"),
+            enabled=str(props.get("State", "ENABLED")).upper() == "ENABLED",
+        )
 
     def _route(self, function: str, event_name: str, props: dict[str, Any]) -> HttpRoute:
         api = self._api_logical_id(props.get("ApiId"))
@@ -343,6 +450,49 @@ class Stack:
             if api.api_id == api_id:
                 return logical_id
         raise TemplateError(f"HttpApi event refers to an unknown API {api_id!r}")
+
+    def _stream_mapping(self, function: str, event_name: str, props: dict[str, Any]) -> StreamMapping:
+        stream = str(props["Stream"])
+        table = next(
+            (
+                t.logical_id
+                for t in self.tables
+                if stream.startswith(self.template.arn(t.logical_id) + "/stream/")
+            ),
+            None,
+        )
+        if table is None:
+            raise TemplateError(
+                f"{function}.{event_name}: the stream {stream} is not a table of this template"
+            )
+        unsupported = sorted(
+            {"MaximumRecordAgeInSeconds", "ParallelizationFactor", "TumblingWindowInSeconds"} & set(props)
+        )
+        if unsupported:
+            log.warning("%s.%s: %s not emulated locally", function, event_name, ", ".join(unsupported))
+        try:
+            filters = tuple(
+                parse_pattern(str(f["Pattern"]))
+                for f in (props.get("FilterCriteria") or {}).get("Filters") or []
+            )
+        except FilterPatternError as exc:
+            raise TemplateError(f"{function}.{event_name}: {exc}") from exc
+        on_failure = ((props.get("DestinationConfig") or {}).get("OnFailure") or {}).get("Destination")
+        return StreamMapping(
+            function=function,
+            event=event_name,
+            table=table,
+            starting_position=str(props.get("StartingPosition", "LATEST")).upper(),
+            batch_size=int(props.get("BatchSize", 100)),
+            batching_window_seconds=int(props.get("MaximumBatchingWindowInSeconds", 0)),
+            bisect_on_error=str(props.get("BisectBatchOnFunctionError", False)).lower() == "true",
+            maximum_retry_attempts=int(props.get("MaximumRetryAttempts", -1)),
+            report_batch_item_failures="ReportBatchItemFailures"
+            in (props.get("FunctionResponseTypes") or []),
+            filters=filters,
+            on_failure_arn=str(on_failure) if on_failure else None,
+            enabled=_enabled(props),
+        )
 
     def _schedule(self, function: str, event_name: str, kind: str, props: dict[str, Any]) -> ScheduleSpec:
         n = self.naming

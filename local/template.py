@@ -121,6 +121,7 @@ _NAME_PROPERTY = {
     "AWS::Scheduler::ScheduleGroup": "Name",
     "AWS::Serverless::LayerVersion": "LayerName",
     "AWS::Events::Rule": "Name",
+    "AWS::KMS::Alias": "AliasName",
 }
 
 

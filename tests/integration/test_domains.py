@@ -403,6 +403,7 @@ def test_spam_metrics_count_what_flows(org: NewOrganization, table: Table) -> No
             "inbound_total": 10,
             "inbound_spam": 2,
             "inbound_virus": 0,
+            "inbound_dropped": 0,
             "outbound_total": 4,
             "outbound_bounces": 1,
             "outbound_complaints": 0,

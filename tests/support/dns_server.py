@@ -96,29 +96,43 @@ class AuthoritativeDns:
         )
 
     def serve(self, records: Iterable[ZoneRecord]) -> None:
-        """(Re)start nsd with exactly these records and wait until it answers with the new serial."""
-        self.stop()
-        self._write(records)
-        self._process = subprocess.Popen(
-            ["nsd", "-d", "-c", str(self.workdir / "nsd.conf")],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-        )
-        deadline = time.monotonic() + 15
+        """(Re)start nsd with exactly these records and wait until it answers with the new serial.
+
+        A free port found by probing can be taken by another process before nsd binds it (tests
+        run in parallel): if nsd exits at start, it is retried on a fresh port.
+        """
+        zone_records = list(records)
+        failure = ""
+        for _attempt in range(3):
+            self.stop()
+            self._write(zone_records)
+            process = subprocess.Popen(
+                ["nsd", "-d", "-c", str(self.workdir / "nsd.conf")],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+            )
+            self._process = process
+            failure = self._wait_until_serving(process)
+            if not failure:
+                return
+            self.port = free_udp_port()
+        raise RuntimeError(f"nsd did not start: {failure}")
+
+    def _wait_until_serving(self, process: subprocess.Popen[bytes]) -> str:
+        """'' once nsd answers with the current serial; otherwise why it did not."""
+        deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
-            if self._process.poll() is not None:
-                log = (self.workdir / "nsd.log").read_text() if (self.workdir / "nsd.log").exists() else ""
-                raise RuntimeError(
-                    f"nsd exited: {self._process.stderr.read().decode() if self._process.stderr else ''}"
-                    f"\n{log}"
-                )
+            if process.poll() is not None:
+                log_file = self.workdir / "nsd.log"
+                log = log_file.read_text() if log_file.exists() else ""
+                return f"exited: {process.stderr.read().decode() if process.stderr else ''} {log[-500:]}"
             with contextlib.suppress(Exception):
                 query = dns.message.make_query(self.zone, dns.rdatatype.SOA)
                 answer = dns.query.udp(query, "127.0.0.1", port=self.port, timeout=0.5)
                 if answer.answer and answer.answer[0][0].serial == self._serial:
-                    return
+                    return ""
             time.sleep(0.05)
-        raise RuntimeError("nsd did not start answering within 15 s")
+        return "no answer within 30 s"
 
     def stop(self) -> None:
         if self._process is not None:

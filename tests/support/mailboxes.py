@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+import json
 from typing import Any
 
 from mailroom.services.organizations import NewOrganization
-from mailroom.settings import get_settings
 from mailroom.store import aws
 from tests.support.aws import template
 from tests.support.lambda_api import Result, call
@@ -86,9 +86,7 @@ def ok_meta(result: Result) -> Any:
 
 
 def create_mail_infrastructure() -> tuple[str, str]:
-    """The template's MailBucket and MailboxPurgeQueue in moto; their names go into the settings."""
-    import os
-
+    """The template's MailBucket and MailboxPurgeQueue (with its DLQ) in moto: (bucket, queue URL)."""
     resources = template()["Resources"]
     assert resources["MailBucket"]["Type"] == "AWS::S3::Bucket"
     redrive = resources["MailboxPurgeQueue"]["Properties"]["RedrivePolicy"]
@@ -97,14 +95,12 @@ def create_mail_infrastructure() -> tuple[str, str]:
     sqs = aws.client("sqs")
     dlq = sqs.create_queue(QueueName="mailroom-test-MailboxPurgeDeadLetterQueue")["QueueUrl"]
     dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    policy = {"deadLetterTargetArn": dlq_arn, "maxReceiveCount": str(redrive["maxReceiveCount"])}
     queue = sqs.create_queue(
         QueueName="mailroom-test-MailboxPurgeQueue",
         Attributes={
             "VisibilityTimeout": str(resources["MailboxPurgeQueue"]["Properties"]["VisibilityTimeout"]),
-            "RedrivePolicy": f'{{"deadLetterTargetArn":"{dlq_arn}","maxReceiveCount":"{redrive["maxReceiveCount"]}"}}',
+            "RedrivePolicy": json.dumps(policy),
         },
     )["QueueUrl"]
-    os.environ["MAILROOM_MAIL_BUCKET"] = bucket
-    os.environ["MAILROOM_PURGE_QUEUE_URL"] = queue
-    get_settings.cache_clear()
     return bucket, queue

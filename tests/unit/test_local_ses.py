@@ -14,7 +14,8 @@ from moto import mock_aws
 from local import ses
 from local.aws import Clients, provision
 from local.runtime import FunctionRuntime
-from local.smtp import InboundProcessor, SmtpServer, moto_rules
+from local.smtp import InboundProcessor, SmtpServer, moto_identities, moto_rules
+from local.smtp import is_identity as ses_is_identity
 from local.stack import Stack
 
 FIXTURE = Path(__file__).resolve().parents[2] / "tests" / "fixtures" / "local" / "template.yaml"
@@ -236,5 +237,45 @@ def test_without_rules_every_recipient_is_refused(aws):
             code, reply = smtp.rcpt("anyone@example.com")
         assert code == 550
         assert b"5.1.1" in reply and b"no receipt rules" in reply
+    finally:
+        server.stop()
+
+
+@pytest.mark.parametrize(
+    ("address", "receives"),
+    [
+        ("anyone@example.com", True),
+        ("Anyone@EXAMPLE.com", True),
+        ("anyone@mail.example.com", True),  # a subdomain of a verified domain
+        ("vip@other.test", True),  # an address identity
+        ("someone@other.test", False),
+        ("anyone@notexample.com", False),
+    ],
+)
+def test_ses_receives_only_for_its_identities(address, receives):
+    assert ses_is_identity({"example.com", "vip@other.test"}, address) is receives
+
+
+def test_smtp_listener_refuses_recipients_that_are_not_ses_identities(aws):
+    """A rule without recipients means every verified identity, as on SES: not every address."""
+    _stack, clients, runtime = aws
+    clients("ses").verify_domain_identity(Domain="example.com")
+    processor = InboundProcessor(
+        moto_rules(clients("ses")),
+        runtime,
+        clients("s3"),
+        region="us-east-1",
+        identities=moto_identities(clients("ses")),
+    )
+    server = SmtpServer(processor, port=free_port(), region="us-east-1")
+    server.start()
+    try:
+        with smtplib.SMTP("127.0.0.1", server.port, timeout=10) as smtp:
+            smtp.ehlo("client.test")
+            smtp.mail("sender@sender.test")
+            assert smtp.rcpt("bob@example.com")[0] == 250
+            code, reply = smtp.rcpt("vip@other.test")  # a rule matches, but it is no identity
+        assert code == 550
+        assert b"5.1.1" in reply and b"identity" in reply
     finally:
         server.stop()

@@ -30,7 +30,7 @@ def classify(authorization: str | None, table: Table, *, now: float | None = Non
     expires = int(item.get("expires_at_epoch") or 0)
     if expires and expires <= (now if now is not None else time.time()):
         return {"denied": "expired"}
-    tokens.touch(table, item["org_id"], item["id"])
+    tokens.touch(table, item["org_id"], item["id"], sk=item.get("SK"))
     return {
         "org_id": item["org_id"],
         "token_id": item["id"],

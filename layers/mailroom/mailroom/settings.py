@@ -18,6 +18,23 @@ class Settings:
     dns_resolver: str | None
     dmarc_rua: str | None
     platform_domain: str
+    # Mailboxes (defaults keep the existing constructor calls valid).
+    mail_bucket: str | None = None
+    ses_configuration_set: str | None = None
+    purge_queue_url: str | None = None
+    delete_daily_limit: int = 20
+    delete_cooldown_seconds: int = 10
+    signin_max_failures: int = 5
+    signin_window_seconds: int = 900
+    signin_token_ttl_seconds: int = 3600
+    # Webhooks and secrets at rest.
+    kms_key_id: str | None = None
+    webhook_queue_url: str | None = None
+    webhook_dlq_url: str | None = None
+    webhook_allow_private: bool = False
+    webhook_retry_schedule: tuple[int, ...] = (5, 300, 1800, 7200, 18000, 36000, 50400, 72000, 86400)
+    # Inbound mail: where the SES receipt rule's S3 action writes (template.yaml's ObjectKeyPrefix).
+    inbound_prefix: str = "inbound/"
 
     @property
     def is_local(self) -> bool:
@@ -50,4 +67,28 @@ def get_settings() -> Settings:
         dns_resolver=os.environ.get("MAILROOM_DNS_RESOLVER") or None,
         dmarc_rua=os.environ.get("MAILROOM_DMARC_RUA") or None,
         platform_domain=os.environ.get("MAILROOM_PLATFORM_DOMAIN", "mailroom.localhost"),
+        mail_bucket=os.environ.get("MAILROOM_MAIL_BUCKET") or None,
+        ses_configuration_set=os.environ.get("MAILROOM_SES_CONFIGURATION_SET") or None,
+        purge_queue_url=os.environ.get("MAILROOM_PURGE_QUEUE_URL") or None,
+        delete_daily_limit=_int("MAILROOM_DELETE_DAILY_LIMIT", 20, minimum=1),
+        delete_cooldown_seconds=_int("MAILROOM_DELETE_COOLDOWN_SECONDS", 10),
+        signin_max_failures=_int("MAILROOM_SIGNIN_MAX_FAILURES", 5, minimum=1),
+        signin_window_seconds=_int("MAILROOM_SIGNIN_WINDOW_SECONDS", 900, minimum=1),
+        signin_token_ttl_seconds=_int("MAILROOM_SIGNIN_TOKEN_TTL_SECONDS", 3600, minimum=60),
+        kms_key_id=os.environ.get("MAILROOM_KMS_KEY_ID") or None,
+        webhook_queue_url=os.environ.get("MAILROOM_WEBHOOK_QUEUE_URL") or None,
+        webhook_dlq_url=os.environ.get("MAILROOM_WEBHOOK_DLQ_URL") or None,
+        # Off in every deployed stack: it lets webhooks reach http and non-public addresses.
+        webhook_allow_private=os.environ.get("MAILROOM_WEBHOOK_ALLOW_PRIVATE", "") in ("1", "true"),
+        webhook_retry_schedule=_schedule("MAILROOM_WEBHOOK_RETRY_SCHEDULE"),
+        inbound_prefix=os.environ.get("MAILROOM_INBOUND_PREFIX") or "inbound/",
     )
+
+
+def _schedule(name: str) -> tuple[int, ...]:
+    from mailroom.domain.webhooks import parse_schedule
+
+    try:
+        return parse_schedule(os.environ.get(name))
+    except ValueError as exc:
+        raise RuntimeError(f"{name}: {exc}") from exc

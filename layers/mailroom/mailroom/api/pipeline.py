@@ -49,6 +49,12 @@ def audit_target(request: Request, kind: str, target_id: str, **details: Any) ->
     request.state.audit_target = {"type": kind, "id": target_id, **details}
 
 
+def audit_public(request: Request, org_id: str, *, actor_type: str, actor_id: str, name: str) -> None:
+    """Attribute a public (token-less) route's request to an organization and an actor, so it is
+    audited like any other mutation (public routes have no principal to take them from)."""
+    request.state.public_actor = (org_id, {"token_id": actor_id, "type": actor_type, "name": name})
+
+
 def _request_id(request: Request) -> str:
     sent = request.headers.get("x-request-id")
     if sent and _REQUEST_ID_RE.match(sent):
@@ -96,8 +102,17 @@ class Pipeline:
             logger().exception("unhandled error")
             response = errors.render(request, errors.internal_error())
 
-        if principal is not None and request.method in MUTATING:
-            _audit(table, request, principal, response)
+        if request.method in MUTATING:
+            public_actor = getattr(request.state, "public_actor", None)
+            if principal is not None:
+                actor = {
+                    "token_id": principal.token_id,
+                    "type": principal.token_type.value,
+                    "name": principal.token_name,
+                }
+                _audit(table, request, principal.org_id, actor, response)
+            elif public_actor is not None:
+                _audit(table, request, public_actor[0], public_actor[1], response)
         response.headers.update(extra_headers)
         response.headers["X-Request-Id"] = request_id
         logger().info(
@@ -236,19 +251,15 @@ def _rate_limit(table: Table, principal: Principal) -> dict[str, str]:
     return headers
 
 
-def _audit(table: Table, request: Request, principal: Principal, response: Response) -> None:
+def _audit(table: Table, request: Request, org_id: str, actor: dict[str, Any], response: Response) -> None:
     now = clock.utcnow()
     status = response.status_code
     state = request.state
     entry = {
         "id": ids.new_id("aud"),
-        "org_id": principal.org_id,
+        "org_id": org_id,
         "action": getattr(state, "route_name", None) or f"{request.method} {request.url.path}",
-        "actor": {
-            "token_id": principal.token_id,
-            "type": principal.token_type.value,
-            "name": principal.token_name,
-        },
+        "actor": actor,
         "target": getattr(state, "audit_target", None),
         "request_id": state.request_id,
         "source_ip": request.client.host if request.client else None,

@@ -243,6 +243,7 @@ def spam_summary(days: list[dict[str, Any]]) -> dict[str, Any]:
             "inbound_total",
             "inbound_spam",
             "inbound_virus",
+            "inbound_dropped",
             "outbound_total",
             "outbound_bounces",
             "outbound_complaints",

@@ -18,8 +18,7 @@ class NewToken:
     plaintext: str
 
 
-def issue_ops_token(
-    table: Table,
+def new_ops_token(
     *,
     org_id: str,
     name: str,
@@ -44,5 +43,27 @@ def issue_ops_token(
         "created_at": clock.now_iso(),
         "created_by": created_by,
     }
-    tokens.create(table, item)
     return NewToken(item=item, plaintext=issued.plaintext)
+
+
+def issue_ops_token(
+    table: Table,
+    *,
+    org_id: str,
+    name: str,
+    scopes: Iterable[str],
+    created_by: str | None,
+    expires_at: datetime | None = None,
+    rate_limit_per_minute: int | None = None,
+) -> NewToken:
+    """A new ops token, stored and counted on its organization."""
+    new = new_ops_token(
+        org_id=org_id,
+        name=name,
+        scopes=scopes,
+        created_by=created_by,
+        expires_at=expires_at,
+        rate_limit_per_minute=rate_limit_per_minute,
+    )
+    tokens.create(table, new.item)
+    return new

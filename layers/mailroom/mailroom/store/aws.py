@@ -28,8 +28,13 @@ def client(service: str) -> Any:
             import boto3
             from botocore.config import Config
 
+            # S3: SigV4 also for pre-signed URLs (botocore presigns with SigV2 in us-east-1, which S3
+            # refuses for buckets created since 2020).
             config = Config(
-                retries={"mode": "standard", "max_attempts": 3}, connect_timeout=5, read_timeout=20
+                retries={"mode": "standard", "max_attempts": 3},
+                connect_timeout=5,
+                read_timeout=20,
+                signature_version="s3v4" if service == "s3" else None,
             )
             session: Any = boto3.session.Session()  # Any: the stubs only type literal service names
             _clients[service] = session.client(service, region_name=get_settings().region, config=config)

@@ -8,11 +8,13 @@ from typing import Any
 
 from mailroom.store import keys
 from mailroom.store.table import Table, values
+from mailroom.store.txn import Op, Update
 
 COUNTERS = (
     "inbound_total",
     "inbound_spam",
     "inbound_virus",
+    "inbound_dropped",  # recipients whose copy was dropped: unknown, blocked sender, inactive, ...
     "outbound_total",
     "outbound_bounces",
     "outbound_complaints",
@@ -36,6 +38,17 @@ def increment(table: Table, org_id: str, domain_id: str, day: str, **deltas: int
         expression_values=values(ttl=expires, **{f"c{i}": v for i, v in enumerate(deltas.values())}),
         return_values="NONE",
     )
+
+
+def increment_op(org_id: str, domain_id: str, day: str, **deltas: int) -> Op:
+    """``increment`` as a transaction operation (inbound moves its counters in the same transaction
+    as the message's receipt, so a redelivered event cannot count twice)."""
+    unknown = set(deltas) - set(COUNTERS)
+    if unknown:
+        raise ValueError(f"unknown counters: {sorted(unknown)}")
+    expires = calendar.timegm(date.fromisoformat(day).timetuple()) + RETENTION_DAYS * 86400
+    update = Update(keys.domain_metrics_pk(org_id, domain_id), day, upsert=True)
+    return update.add(**deltas).set(ttl=expires).op(f"metrics:{domain_id}")
 
 
 def days(table: Table, org_id: str, domain_id: str, *, first_day: str, last_day: str) -> list[dict[str, Any]]:

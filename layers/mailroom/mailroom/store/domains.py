@@ -113,7 +113,9 @@ def update(
 
 
 def delete(table: Table, domain: Item) -> None:
-    """Remove an empty domain, its claim and its count. DomainNotEmpty while mailboxes or aliases remain."""
+    """Remove an empty domain, its claim and its count.
+
+    DomainNotEmpty while mailboxes, aliases or pending invites remain."""
     org_id = domain["org_id"]
     try:
         table.transact(
@@ -123,7 +125,8 @@ def delete(table: Table, domain: Item) -> None:
                         "Key": serialize({"PK": keys.org_pk(org_id), "SK": keys.domain_sk(domain["id"])}),
                         "ConditionExpression": "attribute_exists(PK) AND "
                         "(attribute_not_exists(mailbox_count) OR mailbox_count = :zero) AND "
-                        "(attribute_not_exists(alias_count) OR alias_count = :zero)",
+                        "(attribute_not_exists(alias_count) OR alias_count = :zero) AND "
+                        "(attribute_not_exists(invite_count) OR invite_count = :zero)",
                         "ExpressionAttributeValues": values(zero=0),
                     }
                 },

@@ -16,8 +16,10 @@ from mailroom.store.table import Item, Page, Table, serialize
 RETENTION_SECONDS = 30 * 24 * 3600
 
 
-def new_event(org_id: str, event_type: str, data: dict[str, Any]) -> Item:
-    event_id = ids.new_id("evt")
+def new_event(org_id: str, event_type: str, data: dict[str, Any], *, ulid: str | None = None) -> Item:
+    """``ulid``: a deterministic id, for events that must be recorded at most once (a conditional
+    put of the same id fails the second time, e.g. a delivery event redelivered by EventBridge)."""
+    event_id = f"evt_{ulid}" if ulid else ids.new_id("evt")
     return {
         "PK": keys.events_pk(org_id),
         "SK": event_id.partition("_")[2],

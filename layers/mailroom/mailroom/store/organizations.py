@@ -6,7 +6,7 @@ from typing import Any
 
 from mailroom import clock, ids
 from mailroom.store import keys
-from mailroom.store.table import Item, Page, Table, values
+from mailroom.store.table import Item, Page, Table, serialize, values
 
 DEFAULT_LIMITS: dict[str, int] = {"mailboxes": 50, "domains": 10, "storage_mb": 51200, "aliases": 500}
 COUNTERS = (
@@ -16,12 +16,32 @@ COUNTERS = (
     "token_count",
     "audit_count",
     "storage_used_bytes",
+    "webhook_count",
+    # The storage pool (limits.storage_mb): MB carved out for dedicated mailboxes, MB reserved by
+    # pending dedicated invites, and their sum (kept as its own counter because a DynamoDB
+    # condition cannot add two attributes: "committed <= pool - request" needs one number).
+    "storage_dedicated_mb",
+    "storage_reserved_mb",
+    "storage_committed_mb",
 )
 
 
-def create(table: Table, *, name: str, limits: dict[str, int] | None = None) -> Item:
+def new_id() -> str:
+    return ids.new_id("org")
+
+
+def create(
+    table: Table,
+    *,
+    name: str,
+    limits: dict[str, int] | None = None,
+    org_id: str | None = None,
+    first_token: Item | None = None,
+) -> Item:
+    """A new organization; with ``first_token`` (a stored-form item from tokens.stored_item) both
+    are written in one transaction, so no organization ever exists without its admin token."""
     now = clock.now_iso()
-    org_id = ids.new_id("org")
+    org_id = org_id or new_id()
     item: Item = {
         "PK": keys.org_pk(org_id),
         "SK": keys.ORG_SK,
@@ -35,7 +55,17 @@ def create(table: Table, *, name: str, limits: dict[str, int] | None = None) -> 
         "created_at": now,
         "updated_at": now,
     }
-    table.put(item, condition="attribute_not_exists(PK)")
+    if first_token is None:
+        table.put(item, condition="attribute_not_exists(PK)")
+        return item
+    item["token_count"] = 1
+    token = {**first_token, "org_id": org_id, "PK": keys.org_pk(org_id)}
+    table.transact(
+        [
+            {"Put": {"Item": serialize(item), "ConditionExpression": "attribute_not_exists(PK)"}},
+            {"Put": {"Item": serialize(token), "ConditionExpression": "attribute_not_exists(PK)"}},
+        ]
+    )
     return item
 
 

@@ -30,7 +30,9 @@ INDEX_KEYS: dict[str | None, tuple[str, str]] = {
     None: ("PK", "SK"),
     "GSI1": ("GSI1PK", "GSI1SK"),
     "GSI2": ("GSI2PK", "GSI2SK"),
+    "GSI3": ("GSI3PK", "GSI3SK"),
 }
+MAX_FILTERED_READS = 5
 
 
 class ConditionFailed(Exception):
@@ -214,13 +216,29 @@ class Table:
         sk_between: tuple[str, str] | None = None,
         sk_prefix: str | None = None,
         newest_first: bool = False,
+        filter_expression: tuple[str, dict[str, str], dict[str, Any]] | None = None,
     ) -> Page:
         """One page of a partition, in sort-key order, following an opaque cursor.
 
         A cursor carries the page number, a direction and the key to start after, so both "next"
         and "prev" cost exactly one Query whatever the collection's size ("prev" reads backwards
         from the first item of the current page). A cursor from another partition is refused.
+
+        With ``filter_expression`` (expression, names, values) the page is filled from up to
+        ``MAX_FILTERED_READS`` Queries (a filter is applied after reading, so a sparse match needs
+        more reads); such pages link forward only.
         """
+        if filter_expression is not None:
+            return self._filtered_page(
+                partition=partition,
+                per_page=per_page,
+                cursor=cursor,
+                index=index,
+                sk_between=sk_between,
+                sk_prefix=sk_prefix,
+                newest_first=newest_first,
+                filter_expression=filter_expression,
+            )
         pk_name, sk_name = INDEX_KEYS[index]
         number, direction, start_key = 1, "next", None
         if cursor:
@@ -283,6 +301,83 @@ class Table:
             prev_cursor = _encode_cursor({"k": key_of(items[0]), "p": number - 1, "d": "prev"})
         return Page(items=items, number=number, next_cursor=next_cursor, prev_cursor=prev_cursor)
 
+    def _filtered_page(
+        self,
+        *,
+        partition: str,
+        per_page: int,
+        cursor: str | None,
+        index: str | None,
+        sk_between: tuple[str, str] | None,
+        sk_prefix: str | None,
+        newest_first: bool,
+        filter_expression: tuple[str, dict[str, str], dict[str, Any]],
+    ) -> Page:
+        pk_name, sk_name = INDEX_KEYS[index]
+        number, start_key = 1, None
+        if cursor:
+            payload = _decode_cursor(cursor)
+            start_key, number = payload["k"], int(payload.get("p", 1))
+            if start_key.get(pk_name) != partition or payload.get("d") != "filtered" or number < 1:
+                raise InvalidCursor("cursor belongs to another listing")
+        expression, filter_names, filter_values = filter_expression
+        condition, names, expression_values = (
+            "#pk = :pk",
+            {"#pk": pk_name, **filter_names},
+            {":pk": {"S": partition}},
+        )
+        if sk_between:
+            condition += " AND #sk BETWEEN :lo AND :hi"
+            names["#sk"] = sk_name
+            expression_values |= {":lo": {"S": sk_between[0]}, ":hi": {"S": sk_between[1]}}
+        elif sk_prefix:
+            condition += " AND begins_with(#sk, :prefix)"
+            names["#sk"] = sk_name
+            expression_values[":prefix"] = {"S": sk_prefix}
+        kwargs: dict[str, Any] = {
+            "TableName": self.name,
+            "KeyConditionExpression": condition,
+            "FilterExpression": expression,
+            "ExpressionAttributeNames": names,
+            "ExpressionAttributeValues": {**expression_values, **filter_values},
+            "Limit": max(per_page * 2, 50),
+            "ScanIndexForward": not newest_first,
+        }
+        if index:
+            kwargs["IndexName"] = index
+        items: list[Item] = []
+        resume: dict[str, Any] | None = None
+        key_names = {"PK", "SK", pk_name, sk_name}
+        for _ in range(MAX_FILTERED_READS):
+            if start_key:
+                kwargs["ExclusiveStartKey"] = serialize(start_key)
+            try:
+                response = self.client.query(**kwargs)
+            except ClientError as exc:
+                if exc.response["Error"]["Code"] == "ValidationException" and start_key:
+                    raise InvalidCursor("cursor is not valid for this listing") from exc
+                raise
+            wires = response.get("Items", [])
+            last = response.get("LastEvaluatedKey")
+            filled = False
+            for position, wire in enumerate(wires):
+                items.append(deserialize(wire))
+                if len(items) == per_page:
+                    filled = True
+                    more = position < len(wires) - 1 or last is not None
+                    # Resume after the last item returned: more may match beyond it.
+                    resume = {k: items[-1][k] for k in key_names if k in items[-1]} if more else None
+                    break
+            if filled:
+                break
+            if last is None:
+                resume = None
+                break
+            # Out of reads with the partition not exhausted: the next page resumes from here.
+            start_key = resume = deserialize(last)
+        next_cursor = _encode_cursor({"k": resume, "p": number + 1, "d": "filtered"}) if resume else None
+        return Page(items=items, number=number, next_cursor=next_cursor, prev_cursor=None)
+
     def query_one(self, *, partition: str, index: str | None = None) -> Item | None:
         pk_name, _ = INDEX_KEYS[index]
         kwargs: dict[str, Any] = {
@@ -296,6 +391,31 @@ class Table:
             kwargs["IndexName"] = index
         items = self.client.query(**kwargs).get("Items", [])
         return deserialize(items[0]) if items else None
+
+    def batch_get(self, keys: Sequence[tuple[str, str]], *, consistent: bool = True) -> list[Item]:
+        """The items that exist among ``keys`` (any order), with BatchGetItem: one request per 100
+        keys, plus one per round of ``UnprocessedKeys`` (retried with a short backoff)."""
+        import time
+
+        unique = list(dict.fromkeys(keys))
+        found: list[Item] = []
+        for start in range(0, len(unique), 100):
+            pending: dict[str, Any] = {
+                self.name: {
+                    "Keys": [serialize({"PK": pk, "SK": sk}) for pk, sk in unique[start : start + 100]],
+                    "ConsistentRead": consistent,
+                }
+            }
+            for attempt in range(8):
+                response = self.client.batch_get_item(RequestItems=pending)
+                found += [deserialize(w) for w in response.get("Responses", {}).get(self.name, [])]
+                pending = dict(response.get("UnprocessedKeys") or {})
+                if not pending:
+                    break
+                time.sleep(min(0.05 * 2**attempt, 1.0))
+            else:
+                raise RuntimeError("BatchGetItem left keys unprocessed after 8 attempts")
+        return found
 
     @staticmethod
     def _write(operation: Any, kwargs: dict[str, Any]) -> Any:

@@ -13,8 +13,8 @@ from mailroom.store.table import ConditionFailed, Item, Page, Table, serialize, 
 EXPIRED_GRACE_SECONDS = 30 * 24 * 3600
 
 
-def create(table: Table, token: Item) -> None:
-    """Store a token item and count it on the organization, atomically."""
+def stored_item(token: Item) -> Item:
+    """A token record with its keys (base item in the org partition, hash lookup in GSI1)."""
     org_id = token["org_id"]
     item = {
         **token,
@@ -26,10 +26,20 @@ def create(table: Table, token: Item) -> None:
     }
     if token.get("expires_at_epoch"):
         item["ttl"] = int(token["expires_at_epoch"]) + EXPIRED_GRACE_SECONDS
+    return item
+
+
+def create(table: Table, token: Item) -> None:
+    """Store a token item and count it on the organization, atomically."""
     table.transact(
         [
-            {"Put": {"Item": serialize(item), "ConditionExpression": "attribute_not_exists(PK)"}},
-            organizations.counter_update(org_id, "token_count", 1),
+            {
+                "Put": {
+                    "Item": serialize(stored_item(token)),
+                    "ConditionExpression": "attribute_not_exists(PK)",
+                }
+            },
+            organizations.counter_update(token["org_id"], "token_count", 1),
         ]
     )
 
@@ -63,13 +73,16 @@ def delete(table: Table, org_id: str, token_id: str) -> bool:
     return True
 
 
-def touch(table: Table, org_id: str, token_id: str) -> None:
-    """Record use. Called by the authorizer on a cache miss, so ``used_at`` is exact to the cache TTL."""
+def touch(table: Table, org_id: str, token_id: str, *, sk: str | None = None) -> None:
+    """Record use. Called by the authorizer on a cache miss, so ``used_at`` is exact to the cache TTL.
+
+    ``sk``: the item's sort key when it is not an ops token's (message tokens live under MSGTOKEN#).
+    """
     # A token revoked since the lookup has nothing left to touch.
     with contextlib.suppress(ConditionFailed):
         table.update(
             keys.org_pk(org_id),
-            keys.token_sk(token_id),
+            sk or keys.token_sk(token_id),
             "SET used_at = :now",
             condition="attribute_exists(PK)",
             expression_values=values(now=clock.now_iso()),

@@ -315,6 +315,10 @@ async def update_domain(
         raise errors.validation(
             "mailboxes cannot go below the number of mailboxes the domain has", field="mailboxes"
         )
+    if limits["quota"] < int(domain.get("quota_allocated_mb", 0)):
+        raise errors.validation(
+            "quota cannot go below the sum of the quotas of the domain's mailboxes", field="quota"
+        )
     if limits["aliases"] < int(domain.get("alias_count", 0)):
         raise errors.validation(
             "aliases cannot go below the number of aliases the domain has", field="aliases"
@@ -339,9 +343,9 @@ async def delete_domain(
         service.delete_domain(table, domain)
     except store.DomainNotEmpty as exc:
         raise errors.conflict(
-            f"{domain['domain']} still has mailboxes or aliases",
+            f"{domain['domain']} still has mailboxes, aliases or pending invites",
             code="domain_not_empty",
-            hint="Delete its mailboxes and aliases first.",
+            hint="Delete its mailboxes and aliases first; pending invites are released when they expire.",
         ) from exc
     return Response(status_code=204)
 

@@ -1,0 +1,127 @@
+"""Message tokens (``mr_msg_``): bound to one mailbox, carrying message scopes only.
+
+Two kinds share one storage and one authorizer lookup:
+
+* ``managed``: created by an ops token (``POST /api/v1/mailboxes/{id}/message-tokens``), listed and
+  counted on the mailbox (at most ``MAX_PER_MAILBOX``, so revoking them all stays cheap), revoked
+  with ``DELETE /api/v1/message-tokens/{id}``;
+* ``session``: issued by the mailbox sign-in, short-lived, all three message scopes; revoked when
+  the mailbox's password changes.
+
+Both are revoked when the mailbox is deleted. The token is returned once; only its SHA-256 is kept.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from mailroom import clock, ids
+from mailroom.api import errors
+from mailroom.api.errors import ApiError
+from mailroom.domain.tokens import TokenType, issue_token
+from mailroom.store import keys, message_tokens, txn
+from mailroom.store import mailboxes as mailbox_store
+from mailroom.store.table import ConditionFailed, Item, Table
+from mailroom.store.txn import Update
+
+MAX_PER_MAILBOX = 50
+
+
+@dataclass(frozen=True, slots=True)
+class NewMessageToken:
+    item: Item
+    plaintext: str
+
+
+def token_view(item: Item) -> dict[str, Any]:
+    return {
+        "id": item["id"],
+        "name": item["name"],
+        "type": item["token_type"],
+        "kind": item.get("kind", message_tokens.MANAGED),
+        "prefix": item["prefix"],
+        "last_four": item["last_four"],
+        "scopes": item.get("scopes", []),
+        "mailbox_id": item["mailbox_id"],
+        "expires_at": item.get("expires_at"),
+        "used_at": item.get("used_at"),
+        "created_at": item["created_at"],
+        "created_by": item.get("created_by"),
+    }
+
+
+def issue(
+    table: Table,
+    mailbox: Item,
+    *,
+    name: str,
+    scopes: Iterable[str],
+    kind: str,
+    created_by: str | None,
+    expires_at: datetime | None,
+) -> NewMessageToken:
+    org_id, mailbox_id = mailbox["org_id"], mailbox["id"]
+    issued = issue_token(TokenType.MESSAGE)
+    item: Item = {
+        "id": ids.new_id("mtk"),
+        "org_id": org_id,
+        "mailbox_id": mailbox_id,
+        "name": name,
+        "token_type": TokenType.MESSAGE.value,
+        "kind": kind,
+        "prefix": issued.prefix,
+        "last_four": issued.last_four,
+        "token_hash": issued.token_hash,
+        "scopes": sorted(set(scopes)),
+        "expires_at": clock.isoformat(expires_at) if expires_at else None,
+        "expires_at_epoch": int(expires_at.timestamp()) if expires_at else None,
+        "created_at": clock.now_iso(),
+        "created_by": created_by,
+    }
+    # The mailbox must still exist when the token is written (a token for a deleted mailbox would
+    # outlive the revocation that ran at delete time); managed tokens are counted on it.
+    bound = Update(keys.org_pk(org_id), keys.mailbox_sk(mailbox_id))
+    if kind == message_tokens.MANAGED:
+        bound.add(message_token_count=1).at_most("message_token_count", MAX_PER_MAILBOX - 1)
+    try:
+        txn.run(table, [message_tokens.create_op(item), bound.op("mailbox")])
+    except txn.Rejected as rejected:
+        if mailbox_store.get(table, org_id, mailbox_id) is None:
+            raise errors.not_found("Mailbox") from rejected
+        raise ApiError(
+            422,
+            "message_token_limit_reached",
+            f"A mailbox can have at most {MAX_PER_MAILBOX} message tokens.",
+            hint="Revoke unused tokens with DELETE /api/v1/message-tokens/{id}.",
+        ) from rejected
+    return NewMessageToken(item=item, plaintext=issued.plaintext)
+
+
+def revoke(table: Table, org_id: str, token_id: str) -> Item | None:
+    """Delete a message token (either kind); the revoked item, or None when there was none."""
+    item = message_tokens.get(table, org_id, token_id)
+    if item is None:
+        return None
+    operations = [message_tokens.delete_op(org_id, token_id)]
+    if item.get("kind", message_tokens.MANAGED) == message_tokens.MANAGED:
+        operations.append(
+            Update(keys.org_pk(org_id), keys.mailbox_sk(item["mailbox_id"]))
+            .add(message_token_count=-1)
+            .op("mailbox")
+        )
+    try:
+        txn.run(table, operations)
+    except txn.Rejected as rejected:
+        if f"message_token:{token_id}" in rejected.roles:
+            return None  # revoked concurrently
+        # The mailbox is gone (its delete revokes its tokens anyway): no count left to move.
+        try:
+            table.delete(
+                keys.org_pk(org_id), keys.message_token_sk(token_id), condition="attribute_exists(PK)"
+            )
+        except ConditionFailed:
+            return None
+    return item

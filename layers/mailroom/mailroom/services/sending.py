@@ -1,0 +1,499 @@
+"""Sending mail as a mailbox: the use case behind ``POST /api/v1/messages/send`` (and, later, the
+v0 send/reply/forward endpoints, which build a ``SendRequest`` the same way).
+
+A send, in order (each step can refuse it before anything leaves):
+
+1. the mailbox may send (403 ``mailbox_inactive`` / ``mailbox_paused``);
+2. ``from`` is the mailbox's address or an *identity*: an active alias of the organization whose
+   targets include this mailbox (422 ``invalid_from`` otherwise);
+3. attachments: base64 content, or a reference ``{message_id, index}`` to an attachment of a
+   message of this mailbox (how a forward carries the original's attachments), read from S3;
+4. the MIME is built by ``mail.compose`` (422 with the field: CR/LF/NUL, reserved headers, more
+   than 50 recipients, size);
+5. no recipient is on the organization's suppression list (one BatchGetItem; 422
+   ``recipient_suppressed`` naming each one);
+6. the Sent copy fits the mailbox's quota (422 ``mailbox_over_quota``);
+7. SES v2 sends the raw message with the stack's configuration set and the tags
+   ``org_id``/``mailbox_id``/``message_id`` (delivery events carry them back to the Sent copy);
+8. the Sent copy is stored through ``mail_delivery.deliver`` (folder ``sent``, seen, the
+   ``message.sent`` event in the same transaction) with the Message-ID SES gave the message, so a
+   reply to it threads here; then the domain's ``outbound_total`` counter and the replied-to
+   message's ``answered`` flag.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from dataclasses import dataclass, field
+from datetime import datetime
+from email.utils import formataddr
+from typing import Any
+
+from mailroom import clock, ids
+from mailroom.api.errors import ApiError
+from mailroom.api.mailbox_access import send_blocked
+from mailroom.mail import compose as mime
+from mailroom.mail import threading
+from mailroom.mail.compose import Composed, ComposeError, Draft, OutgoingAttachment
+from mailroom.mail.parse import ParsedMessage, Unparseable, parse
+from mailroom.observability import logger
+from mailroom.store import addresses, domain_metrics, mail_objects, ses_outbound, suppressions
+from mailroom.store import aliases as alias_store
+from mailroom.store import mail as mail_store
+from mailroom.store.mail import Stored
+from mailroom.store.table import Item, Table
+
+MAX_LABELS = mail_store.MAX_LABELS
+MAX_LABEL_CHARS = 100
+# Base64 grows data by 4/3: anything longer cannot fit the encoded message limit once decoded.
+MAX_BASE64_CHARS = mime.MAX_MESSAGE_BYTES * 4 // 3 + 4
+SENDING = "sending"
+
+
+@dataclass(frozen=True, slots=True)
+class AttachmentInput:
+    """Either ``content`` (decoded bytes) or a reference to a stored message's attachment."""
+
+    filename: str | None = None
+    content_type: str | None = None
+    content: str | None = None  # base64, as the API takes it; decoded (and checked) when sending
+    message_id: str | None = None
+    index: int | None = None
+    content_id: str | None = None
+    inline: bool | None = None
+
+
+@dataclass(slots=True)
+class SendRequest:
+    to: list[str]
+    cc: list[str] = field(default_factory=list)
+    bcc: list[str] = field(default_factory=list)
+    reply_to: list[str] = field(default_factory=list)
+    subject: str = ""
+    text: str | None = None
+    html: str | None = None
+    attachments: list[AttachmentInput] = field(default_factory=list)
+    headers: dict[str, str] = field(default_factory=dict)
+    labels: list[str] = field(default_factory=list)
+    sender: str | None = None  # ``from``: the mailbox's address (default) or one of its identities
+    in_reply_to: str | None = None
+    references: list[str] = field(default_factory=list)
+    # The Sent copy joins a thread only through In-Reply-To/References, never by subject (v0's
+    # forward "creates a new thread"; v1 keeps the mail core's subject fallback).
+    new_thread: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Sender:
+    formatted: str  # "Name <address>"
+    address: str
+    domain_id: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Sent:
+    message: Item  # the Sent copy, as stored
+    ses_message_id: str
+    stored: Stored
+
+    @property
+    def message_id(self) -> str:
+        return str(self.message["id"])
+
+    @property
+    def thread_id(self) -> str:
+        return str(self.message["thread_id"])
+
+
+# ----------------------------------------------------------------------------- errors
+
+
+def compose_error(error: ComposeError) -> ApiError:
+    """A composing failure as the API reports it: 422 with its stable code and the failing field."""
+    return ApiError(
+        422,
+        error.code,
+        error.message,
+        fields=[{"field": error.field, "message": error.message}],
+        hint="Fix the listed field and send again.",
+    )
+
+
+def invalid(field_name: str, message: str, code: str = "validation_error") -> ApiError:
+    return ApiError(422, code, message, fields=[{"field": field_name, "message": message}])
+
+
+_SES_REFUSALS = frozenset(
+    {"MessageRejected", "MailFromDomainNotVerifiedException", "NotFoundException", "BadRequestException"}
+)
+_SES_THROTTLES = frozenset({"TooManyRequestsException", "LimitExceededException", "Throttling"})
+
+
+def ses_error(code: str, message: str) -> ApiError:
+    """An SES refusal as the API reports it (nothing was sent in any of these cases)."""
+    if code in _SES_REFUSALS:
+        return ApiError(
+            422,
+            "send_rejected",
+            f"SES refused the message: {message}",
+            hint="Check that the sending domain is verified in SES and the message is acceptable.",
+        )
+    if code in _SES_THROTTLES:
+        return ApiError(503, "send_throttled", "SES is throttling sends; nothing was sent.", retryable=True)
+    if code in ("SendingPausedException", "AccountSuspendedException"):
+        return ApiError(
+            503,
+            "sending_paused",
+            f"Sending is paused for this AWS account or configuration set: {message}",
+            retryable=True,
+        )
+    return ApiError(502, "ses_unavailable", "SES could not be reached; nothing was sent.", retryable=True)
+
+
+# ----------------------------------------------------------------------------- identities
+
+
+def _display_name(mailbox: Item) -> str:
+    return str(mailbox.get("name") or "")
+
+
+def resolve_sender(table: Table, mailbox: Item, requested: str | None) -> Sender:
+    """The ``From`` of a send: the mailbox's address by default, or an identity of the mailbox.
+
+    An identity is an active alias of the organization that delivers to this mailbox (its
+    ``goto`` names the mailbox's address). The display name is the one given with ``from``, or
+    else the mailbox's name.
+    """
+    own = str(mailbox["address"]).lower()
+    if requested is None or not requested.strip():
+        return Sender(formataddr((_display_name(mailbox), own)), own, mailbox.get("domain_id"))
+    try:
+        name, address = mime.parse_address("from", requested)
+    except ComposeError as exc:
+        raise compose_error(exc) from exc
+    address = address.lower()
+    display = name or _display_name(mailbox)
+    if address == own:
+        return Sender(formataddr((display, own)), own, mailbox.get("domain_id"))
+    entry = addresses.resolve(table, mailbox["org_id"], address)
+    alias = (
+        alias_store.get(table, mailbox["org_id"], entry["id"])
+        if entry is not None and entry.get("kind") == "alias"
+        else None
+    )
+    if (
+        alias is None
+        or not alias.get("active", True)
+        or own not in {str(t).lower() for t in alias.get("goto") or []}
+    ):
+        raise invalid(
+            "from",
+            f"{address} is not an address this mailbox can send as: use the mailbox's own address "
+            "or an active alias that delivers to it",
+            code="invalid_from",
+        )
+    return Sender(formataddr((display, address)), address, alias.get("domain_id"))
+
+
+# ----------------------------------------------------------------------------- attachments
+
+
+def resolve_attachments(
+    table: Table, mailbox: Item, inputs: list[AttachmentInput]
+) -> list[OutgoingAttachment]:
+    """Decode inline content and fetch referenced attachments (of this mailbox's messages only)."""
+    encoded = sum(len(a.content or "") for a in inputs)
+    if encoded > MAX_BASE64_CHARS:
+        raise invalid(
+            "attachments",
+            f"attachments hold {encoded} characters of base64; the encoded message limit is "
+            f"{mime.MAX_MESSAGE_BYTES} bytes",
+            code="message_too_large",
+        )
+    result: list[OutgoingAttachment] = []
+    messages: dict[str, Item | None] = {}
+    for position, given in enumerate(inputs):
+        where = f"attachments.{position}"
+        if given.content is not None:
+            if given.message_id is not None or given.index is not None:
+                raise invalid(where, "give either content or message_id and index, not both")
+            if not given.filename:
+                raise invalid(f"{where}.filename", "an attachment with content needs a filename")
+            try:
+                data = base64.b64decode(given.content, validate=True)
+            except (binascii.Error, ValueError) as exc:
+                raise invalid(f"{where}.content", "content is not valid base64") from exc
+            result.append(
+                OutgoingAttachment(
+                    filename=given.filename,
+                    content_type=given.content_type or "",
+                    content=data,
+                    content_id=given.content_id,
+                    inline=bool(given.inline),
+                )
+            )
+            continue
+        if given.message_id is None or given.index is None:
+            raise invalid(where, "an attachment needs content (base64) or message_id and index")
+        if given.message_id not in messages:
+            messages[given.message_id] = (
+                mail_store.get_message(table, mailbox["org_id"], mailbox["id"], given.message_id)
+                if ids.is_id(given.message_id, "msg")
+                else None
+            )
+        source = messages[given.message_id]
+        stored = next(
+            (a for a in (source or {}).get("attachments") or [] if int(a["index"]) == given.index), None
+        )
+        if stored is None:
+            raise invalid(
+                where,
+                f"message {given.message_id} of this mailbox has no attachment {given.index}",
+                code="unknown_attachment",
+            )
+        result.append(
+            OutgoingAttachment(
+                filename=given.filename or stored.get("filename") or f"attachment-{given.index}",
+                content_type=given.content_type or str(stored["content_type"]),
+                content=mail_objects.get_bytes(stored["key"]),
+                content_id=given.content_id if given.content_id is not None else stored.get("content_id"),
+                inline=given.inline if given.inline is not None else stored.get("disposition") == "inline",
+            )
+        )
+    return result
+
+
+def clean_labels(labels: list[str]) -> list[str]:
+    if len(labels) > MAX_LABELS:
+        raise invalid("labels", f"at most {MAX_LABELS} labels")
+    for position, label in enumerate(labels):
+        if (
+            not label.strip()
+            or len(label) > MAX_LABEL_CHARS
+            or any(ord(c) < 32 or c == "\x7f" for c in label)
+        ):
+            raise invalid(
+                f"labels.{position}",
+                f"a label is 1 to {MAX_LABEL_CHARS} characters without control characters",
+            )
+    return list(dict.fromkeys(labels))
+
+
+# ----------------------------------------------------------------------------- checks
+
+
+def check_suppressed(table: Table, org_id: str, draft: Draft) -> None:
+    """422 ``recipient_suppressed`` naming every suppressed recipient and its field."""
+    fields: dict[str, str] = {}
+    for field_name, values in (("to", draft.to), ("cc", draft.cc), ("bcc", draft.bcc)):
+        for value in values:
+            fields.setdefault(mime.parse_address(field_name, value)[1].lower(), field_name)
+    found = suppressions.find(table, org_id, fields)
+    if not found:
+        return
+    listed = sorted(found)
+    raise ApiError(
+        422,
+        "recipient_suppressed",
+        f"Not sent: {', '.join(listed)} {'is' if len(listed) == 1 else 'are'} on the organization's "
+        "suppression list (an earlier message hard-bounced or was reported as spam).",
+        fields=[
+            {"field": fields[address], "message": f"{address} is suppressed ({found[address].get('reason')})"}
+            for address in listed
+        ],
+        hint="Remove the address from the list (DELETE /api/v1/suppressions/{address}) only if it is "
+        "known to accept mail again.",
+    )
+
+
+def check_quota(mailbox: Item, size: int) -> None:
+    quota_mb = mailbox.get("quota")
+    if not quota_mb:
+        return
+    quota = int(quota_mb) * 1024 * 1024
+    used = int(mailbox.get("used_bytes", 0))
+    if used + size > quota:
+        raise ApiError(
+            422,
+            "mailbox_over_quota",
+            f"The Sent copy ({size} bytes) does not fit: the mailbox uses {used} of its {quota_mb} MB "
+            "quota. Nothing was sent.",
+            hint="Delete mail or ask an administrator for a larger quota.",
+        )
+
+
+# ----------------------------------------------------------------------------- the send
+
+
+def with_message_id(raw: bytes, message_id: str) -> bytes:
+    """``raw`` with its Message-ID header replaced by ``message_id`` (what SES does on sending)."""
+    head, separator, body = raw.partition(b"\r\n\r\n")
+    lines, kept, replaced, skipping = head.split(b"\r\n"), [], False, False
+    for line in lines:
+        if skipping and line[:1] in (b" ", b"\t"):
+            continue  # a folded continuation of the header being replaced
+        skipping = False
+        if line.lower().startswith(b"message-id:"):
+            skipping = True
+            if not replaced:
+                kept.append(b"Message-ID: " + message_id.encode())
+                replaced = True
+            continue
+        kept.append(line)
+    if not replaced:
+        kept.insert(0, b"Message-ID: " + message_id.encode())
+    return b"\r\n".join(kept) + separator + body
+
+
+def _sent_parsed(parsed: ParsedMessage, rfc_message_id: str) -> ParsedMessage:
+    parsed.message_id = rfc_message_id
+    parsed.headers = [
+        ("Message-ID", rfc_message_id) if name.lower() == "message-id" else (name, value)
+        for name, value in parsed.headers
+    ]
+    return parsed
+
+
+def draft_of(request: SendRequest, sender: Sender, attachments: list[OutgoingAttachment]) -> Draft:
+    return Draft(
+        sender=sender.formatted,
+        to=list(request.to),
+        cc=list(request.cc),
+        bcc=list(request.bcc),
+        reply_to=list(request.reply_to),
+        subject=request.subject,
+        text=request.text,
+        html=request.html,
+        attachments=attachments,
+        headers=dict(request.headers),
+        in_reply_to=request.in_reply_to,
+        references=list(request.references),
+    )
+
+
+def initial_delivery(recipients: list[str], now_iso: str) -> dict[str, Any]:
+    """The Sent copy's ``delivery`` before SES reports anything: every recipient ``sending``."""
+    unique = list(dict.fromkeys(r.lower() for r in recipients))
+    return {
+        "status": SENDING,
+        "recipients": {address: {"status": SENDING} for address in unique},
+        "counts": {SENDING: len(unique)},
+        "updated_at": now_iso,
+    }
+
+
+def send(table: Table, mailbox: Item, request: SendRequest, *, now: datetime | None = None) -> Sent:
+    """Send as ``mailbox`` and store the Sent copy (see the module docstring for the order)."""
+    blocked = send_blocked(mailbox)
+    if blocked is not None:
+        raise blocked
+    org_id, mailbox_id = str(mailbox["org_id"]), str(mailbox["id"])
+    labels = clean_labels(request.labels)
+    sender = resolve_sender(table, mailbox, request.sender)
+    attachments = resolve_attachments(table, mailbox, request.attachments)
+    draft = draft_of(request, sender, attachments)
+    moment = now or clock.utcnow()
+    try:
+        composed: Composed = mime.compose(draft, now=moment.timestamp())
+    except ComposeError as exc:
+        raise compose_error(exc) from exc
+    check_suppressed(table, org_id, draft)
+    check_quota(mailbox, len(composed.raw))
+    try:
+        parsed = parse(composed.raw)
+    except Unparseable as exc:  # our own MIME beyond the stored-mail limits (e.g. very deep nesting)
+        raise invalid("body", f"the message cannot be stored as its Sent copy: {exc.detail}") from exc
+
+    message_id = f"msg_{ids.ulid(int(moment.timestamp() * 1000))}"
+    ses_message_id = _send_through_ses(composed, org_id=org_id, mailbox_id=mailbox_id, message_id=message_id)
+    rfc_message_id = ses_outbound.amazon_message_id(ses_message_id)
+    raw = with_message_id(composed.raw, rfc_message_id)
+
+    from mailroom.services.mail_delivery import Incoming, deliver
+
+    now_iso = clock.isoformat(moment)
+    incoming = Incoming(
+        org_id=org_id,
+        mailbox=mailbox,
+        raw=raw,
+        parsed=_sent_parsed(parsed, rfc_message_id),
+        folder_key="sent",
+        direction="outbound",
+        received_at=moment,
+        source_id=ses_message_id,
+        seen=True,
+        labels=labels,
+        extra={
+            "bcc": [formataddr(mime.parse_address("bcc", b)) for b in request.bcc],
+            "ses_message_id": ses_message_id,
+            "sender_domain_id": sender.domain_id,
+            "delivery": initial_delivery(composed.recipients, now_iso),
+        },
+        event_type="message.sent",
+        rfc_message_id=rfc_message_id,
+        message_id=message_id,
+        subject_threading=not request.new_thread,
+    )
+    try:
+        outcome = deliver(table, incoming)
+    except Exception:
+        # The mail is out: a failed request would be retried by the client and send it again. The
+        # store is idempotent for this message id (the bytes go to the same keys, the transaction
+        # is a conditional put), so it is tried once more before giving up.
+        logger().exception("storing the Sent copy failed; trying once more", extra={"message_id": message_id})
+        outcome = deliver(table, incoming)
+    if outcome.stored in (Stored.OVER_QUOTA, Stored.NO_MAILBOX):
+        # Sent, but the copy went to quarantine (quota filled meanwhile) or the mailbox vanished.
+        logger().warning(
+            "sent without a Sent copy",
+            extra={"org_id": org_id, "mailbox_id": mailbox_id, "stored": outcome.stored.value},
+        )
+    _count_outbound(table, org_id, sender.domain_id, len(composed.recipients), moment)
+    if request.in_reply_to:
+        mark_answered(table, org_id, mailbox_id, request.in_reply_to)
+    return Sent(message=outcome.message, ses_message_id=ses_message_id, stored=outcome.stored)
+
+
+def _send_through_ses(composed: Composed, *, org_id: str, mailbox_id: str, message_id: str) -> str:
+    from botocore.exceptions import ClientError
+
+    try:
+        return ses_outbound.send_raw(
+            composed.raw,
+            envelope_from=composed.envelope_from,
+            recipients=list(dict.fromkeys(composed.recipients)),
+            tags={"org_id": org_id, "mailbox_id": mailbox_id, "message_id": message_id},
+        )
+    except ClientError as exc:
+        error = exc.response.get("Error", {})
+        code, message = str(error.get("Code", "")), str(error.get("Message", ""))
+        logger().warning("SES refused a send", extra={"code": code, "ses_message": message[:300]})
+        raise ses_error(code, message) from exc
+
+
+def _count_outbound(table: Table, org_id: str, domain_id: str | None, recipients: int, at: datetime) -> None:
+    """Per recipient, like bounces and complaints, so the domain's rates are per recipient too."""
+    if not domain_id:
+        return
+    try:
+        domain_metrics.increment(table, org_id, domain_id, at.date().isoformat(), outbound_total=recipients)
+    except Exception:
+        # The mail is out and stored; a lost counter must not turn the send into an error.
+        logger().exception("outbound counter not updated", extra={"org_id": org_id, "domain_id": domain_id})
+
+
+def mark_answered(table: Table, org_id: str, mailbox_id: str, in_reply_to: str) -> None:
+    """Set ``answered`` on the replied-to message of this mailbox, if it is stored here."""
+    from mailroom.store.table import ConditionFailed
+    from mailroom.store.txn import Update
+
+    parent = mail_store.find_by_rfc_id(table, org_id, mailbox_id, threading.message_id_key(in_reply_to))
+    if parent is None or (parent.get("flags") or {}).get("answered"):
+        return
+    try:
+        Update(*mail_store.message_key(org_id, mailbox_id, parent["id"])).set(
+            **{"flags.answered": True}
+        ).apply(table)
+    except ConditionFailed:
+        return  # deleted meanwhile

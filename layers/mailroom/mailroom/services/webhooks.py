@@ -1,0 +1,333 @@
+"""Webhook endpoints and their deliveries: the use cases behind ``/api/v1/webhooks``.
+
+A webhook's secret (``whsec_`` + 32 random bytes, base64) is returned once, when it is created or
+rotated, and stored only encrypted with the stack's KMS key. Rotation keeps the previous secret
+signing next to the new one for 24 hours (two ``v1,`` signatures), so receivers can switch over
+without dropping a delivery.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from mailroom import clock, ids
+from mailroom.domain import ssrf
+from mailroom.domain import webhooks as rules
+from mailroom.services.webhook_delivery import secret_context
+from mailroom.services.webhook_fanout import message_for
+from mailroom.store import events, keys, kms, organizations, webhook_queue, webhooks
+from mailroom.store import webhook_deliveries as deliveries
+from mailroom.store.table import ConditionFailed, Item, Table
+
+ROTATION_OVERLAP = timedelta(hours=24)
+MAX_PREVIOUS_SECRETS = 2  # rotating again within a day keeps the one before too, up to this many
+REPLAY_MAX_EVENTS = 500  # per request; the response's cursor continues
+RESOLVE_TIMEOUT_SECONDS = 3.0
+
+
+class UrlNotAllowed(ValueError):
+    def __init__(self, message: str, *, code: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class ConcurrentChange(Exception):
+    pass
+
+
+class EventExpired(Exception):
+    pass
+
+
+async def check_url(raw: str, *, allow_private: bool) -> str:
+    """Validate a webhook URL as it is saved: syntax, https, and a host that resolves to public
+    addresses only (the same rule is enforced again on every connection)."""
+    try:
+        parsed = rules.parse_url(raw, allow_http=allow_private)
+    except rules.InvalidWebhookUrl as exc:
+        raise UrlNotAllowed(str(exc), code="invalid_webhook_url") from exc
+    if allow_private:
+        return raw
+    from mailroom.webhook_http import system_resolver
+
+    try:
+        addresses = await asyncio.wait_for(
+            system_resolver(parsed.host, parsed.port), timeout=RESOLVE_TIMEOUT_SECONDS
+        )
+    except (OSError, TimeoutError) as exc:
+        raise UrlNotAllowed(
+            f"{parsed.host} does not resolve; publish its DNS record first", code="webhook_url_unresolvable"
+        ) from exc
+    for address in addresses:
+        reason = ssrf.block_reason(address)
+        if reason is not None:
+            raise UrlNotAllowed(
+                f"{parsed.host} resolves to {address} ({reason}); webhooks only reach public addresses",
+                code="webhook_url_not_allowed",
+            )
+    return raw
+
+
+def webhook_view(item: Item) -> dict[str, Any]:
+    previous = [s for s in item.get("secrets") or [] if s.get("expires_at")]
+    return {
+        "id": item["id"],
+        "url": item["url"],
+        "event_types": list(item.get("event_types") or []),
+        "mailbox_ids": list(item.get("mailbox_ids") or []),
+        "enabled": bool(item.get("enabled")),
+        "description": item.get("description"),
+        "client_id": item.get("client_id"),
+        "disabled_reason": item.get("disabled_reason"),
+        "disabled_at": item.get("disabled_at"),
+        "failing_since": item.get("first_failure_at"),
+        "secret_last_four": item.get("secret_last_four"),
+        "secret_rotated_at": item.get("secret_rotated_at"),
+        "previous_secret_expires_at": max((s["expires_at"] for s in previous), default=None),
+        "delivery_count": int(item.get("delivery_count", 0)),
+        "created_at": item["created_at"],
+        "updated_at": item["updated_at"],
+    }
+
+
+def delivery_view(item: Item) -> dict[str, Any]:
+    return {
+        "id": item["id"],
+        "webhook_id": item["webhook_id"],
+        "event_id": item["event_id"],
+        "event_type": item["event_type"],
+        "event_created_at": item.get("event_created_at"),
+        "state": item["state"],
+        "failure_reason": item.get("failure_reason"),
+        "attempt_count": int(item.get("attempt_count", 0)),
+        "next_attempt_at": item.get("next_attempt_at") if item["state"] == deliveries.PENDING else None,
+        "last_attempt_at": item.get("last_attempt_at"),
+        "completed_at": item.get("completed_at"),
+        "trigger": item.get("trigger"),
+        "attempts": [
+            {
+                "attempt": int(a.get("attempt", 0)),
+                "at": a.get("at"),
+                "status_code": a.get("status_code"),
+                "duration_ms": a.get("duration_ms"),
+                "error": a.get("error"),
+                "response": a.get("response"),
+                "trigger": a.get("trigger"),
+            }
+            for a in item.get("attempts") or []
+        ],
+        "created_at": item["created_at"],
+        "updated_at": item["updated_at"],
+    }
+
+
+def _encrypted(secret: str, org_id: str, webhook_id: str, now_iso: str) -> dict[str, Any]:
+    return {
+        "ciphertext": kms.encrypt(secret.encode(), secret_context(org_id, webhook_id)),
+        "created_at": now_iso,
+        "expires_at": None,
+    }
+
+
+def missing_mailboxes(table: Table, org_id: str, mailbox_ids: Sequence[str]) -> list[str]:
+    wanted = [(keys.org_pk(org_id), keys.mailbox_sk(m)) for m in mailbox_ids]
+    found = webhooks.batch_get(table, wanted)
+    return [m for m, k in zip(mailbox_ids, wanted, strict=True) if k not in found]
+
+
+@dataclass(frozen=True, slots=True)
+class NewWebhook:
+    url: str
+    event_types: list[str]
+    mailbox_ids: list[str]
+    enabled: bool = True
+    description: str | None = None
+    client_id: str | None = None
+
+
+def create_webhook(table: Table, org_id: str, request: NewWebhook) -> tuple[Item, str]:
+    """The webhook and its secret (plaintext, to show once). WebhookLimitReached at the limit."""
+    org = organizations.get(table, org_id) or {}
+    limit = int((org.get("limits") or {}).get("webhooks", webhooks.DEFAULT_LIMIT))
+    now_iso = clock.now_iso()
+    webhook_id = ids.new_id("wh")
+    secret = rules.new_secret()
+    item: Item = {
+        "id": webhook_id,
+        "org_id": org_id,
+        "url": request.url,
+        "event_types": list(request.event_types),
+        "mailbox_ids": list(request.mailbox_ids),
+        "enabled": request.enabled,
+        "description": request.description,
+        "client_id": request.client_id,
+        "disabled_reason": None if request.enabled else "manual",
+        "disabled_at": None if request.enabled else now_iso,
+        "secrets": [_encrypted(secret, org_id, webhook_id, now_iso)],
+        "secret_version": 1,
+        "secret_last_four": secret[-4:],
+        "secret_rotated_at": None,
+        "delivery_count": 0,
+        "created_at": now_iso,
+        "updated_at": now_iso,
+    }
+    webhooks.create(table, item, limit=limit)
+    return item, secret
+
+
+def update_webhook(table: Table, webhook: Item, changes: dict[str, Any]) -> Item:
+    """Apply a PATCH. Enabling clears why it was disabled and restarts the failure clock."""
+    now_iso = clock.now_iso()
+    fields: dict[str, Any] = {**changes, "updated_at": now_iso}
+    remove: list[str] = []
+    if "enabled" in changes and bool(changes["enabled"]) != bool(webhook.get("enabled")):
+        if changes["enabled"]:
+            remove += ["disabled_reason", "disabled_at", "first_failure_at"]
+        else:
+            fields |= {"disabled_reason": "manual", "disabled_at": now_iso}
+    return webhooks.update(table, webhook["org_id"], webhook["id"], fields, remove=remove)
+
+
+def rotate_secret(table: Table, webhook: Item, *, now: datetime | None = None) -> tuple[Item, str]:
+    """A new current secret; the old one keeps signing for 24 hours. ConcurrentChange if another
+    rotation won the race (so no returned secret is silently dropped)."""
+    now = now or clock.utcnow()
+    now_iso = clock.isoformat(now)
+    secret = rules.new_secret()
+    kept = [s for s in webhook.get("secrets") or [] if not s.get("expires_at") or s["expires_at"] > now_iso]
+    expiry = clock.isoformat(now + ROTATION_OVERLAP)
+    previous = [{**s, "expires_at": s.get("expires_at") or expiry} for s in kept]
+    previous.sort(key=lambda s: s["expires_at"], reverse=True)
+    secrets = [
+        _encrypted(secret, webhook["org_id"], webhook["id"], now_iso),
+        *previous[:MAX_PREVIOUS_SECRETS],
+    ]
+    version = int(webhook.get("secret_version", 1))
+    try:
+        updated = webhooks.update(
+            table,
+            webhook["org_id"],
+            webhook["id"],
+            {
+                "secrets": secrets,
+                "secret_version": version + 1,
+                "secret_last_four": secret[-4:],
+                "secret_rotated_at": now_iso,
+                "updated_at": now_iso,
+            },
+            condition="secret_version = :expected",
+            condition_values={"expected": version},
+        )
+    except ConditionFailed as exc:
+        raise ConcurrentChange from exc
+    return updated, secret
+
+
+def send_test(table: Table, webhook: Item) -> Item:
+    """Record a ``webhook.test`` event for this webhook only; the pipeline delivers it."""
+    event = events.new_event(
+        webhook["org_id"],
+        rules.TEST_EVENT_TYPE,
+        {"webhook_id": webhook["id"], "message": "A test event from Mailroom: this endpoint is reachable."},
+    )
+    table.put(event, condition="attribute_not_exists(PK)")
+    return event
+
+
+def _event_payload(table: Table, org_id: str, event_id: str) -> str:
+    event = table.get(keys.events_pk(org_id), event_id.partition("_")[2])
+    if event is None:
+        raise EventExpired(event_id)
+    return rules.encode_payload(rules.payload(event)).decode()
+
+
+def retry_delivery(table: Table, webhook: Item, delivery: Item) -> Item:
+    """Attempt a delivery again now, whatever its state, as a new chain with its own schedule.
+    EventExpired when its event is past retention."""
+    body = _event_payload(table, webhook["org_id"], delivery["event_id"])
+    restarted = deliveries.restart(table, webhook["org_id"], webhook["id"], delivery["id"], trigger="retry")
+    if restarted is None:
+        raise LookupError(delivery["id"])
+    webhook_queue.send([message_for(restarted, body, not_before=clock.utcnow().timestamp())])
+    return restarted
+
+
+@dataclass
+class ReplayResult:
+    scanned: int = 0
+    matched: int = 0
+    replayed: int = 0
+    skipped: int = 0
+    next_cursor: str | None = None
+
+
+def replay(
+    table: Table,
+    webhook: Item,
+    *,
+    since: datetime,
+    until: datetime,
+    include_succeeded: bool = False,
+    cursor: str | None = None,
+    max_events: int = REPLAY_MAX_EVENTS,
+) -> ReplayResult:
+    """Send again the events of a time range this webhook subscribes to: those it never got a
+    delivery for (e.g. it was disabled, or created later) and those whose delivery failed; with
+    ``include_succeeded``, every one. In-flight (pending) deliveries are left alone. At most
+    ``max_events`` events are read per call; ``next_cursor`` continues."""
+    org_id = webhook["org_id"]
+    now = clock.utcnow()
+    now_iso, now_epoch = clock.isoformat(now), int(now.timestamp())
+    since_iso, until_iso = clock.isoformat(since), clock.isoformat(until)
+    # An event's ULID is taken a moment before its created_at: start the key range a second early
+    # and decide by created_at, or an event at the boundary would be missed.
+    low = ids.ulid_bound(int(since.timestamp() * 1000) - 1000, upper=False)
+    high = ids.ulid_bound(int(until.timestamp() * 1000), upper=True)
+    allowed = (deliveries.FAILED, deliveries.SUCCEEDED) if include_succeeded else (deliveries.FAILED,)
+    result = ReplayResult()
+    messages: list[webhook_queue.DeliveryMessage] = []
+    created = 0
+    while result.scanned < max_events:
+        page = table.query_page(
+            partition=keys.events_pk(org_id),
+            per_page=min(100, max_events - result.scanned),
+            cursor=cursor,
+            sk_between=(low, high),
+        )
+        for event in page.items:
+            result.scanned += 1
+            if not since_iso <= event["created_at"] <= until_iso:
+                continue
+            if event["event_type"] == rules.TEST_EVENT_TYPE or not rules.matches(
+                webhook, event["event_type"], event.get("data") or {}
+            ):
+                continue
+            result.matched += 1
+            body = rules.encode_payload(rules.payload(event)).decode()
+            delivery = deliveries.new_delivery(
+                event, webhook, trigger="replay", now_iso=now_iso, now_epoch=now_epoch
+            )
+            if deliveries.create(table, delivery):
+                created += 1
+            else:
+                restarted = deliveries.restart(
+                    table, org_id, webhook["id"], delivery["id"], trigger="replay", allowed_states=allowed
+                )
+                if restarted is None:
+                    result.skipped += 1
+                    continue
+                delivery = restarted
+            messages.append(message_for(delivery, body, not_before=now.timestamp()))
+            result.replayed += 1
+        cursor = page.next_cursor
+        if cursor is None:
+            break
+    result.next_cursor = cursor
+    if created:
+        webhooks.count_deliveries(table, org_id, webhook["id"], created)
+    webhook_queue.send(messages)
+    return result
