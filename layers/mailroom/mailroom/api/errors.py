@@ -14,6 +14,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from mailroom.store.table import InvalidCursor
+
 
 class ApiError(Exception):
     """An error the client can act on. Raised anywhere below a router; rendered once, here."""
@@ -152,8 +154,25 @@ async def _on_unexpected(request: Request, exc: Exception) -> JSONResponse:
     return render(request, internal_error())
 
 
+def invalid_cursor(exc: Exception) -> ApiError:
+    return ApiError(
+        422,
+        "invalid_cursor",
+        str(exc),
+        fields=[{"field": "cursor", "message": str(exc)}],
+        hint="Use links.next or links.prev exactly as returned, with the same filters.",
+    )
+
+
+async def _on_invalid_cursor(request: Request, exc: Exception) -> JSONResponse:
+    # A cursor is refused wherever it is decoded (the store), so every list endpoint answers alike.
+    return render(request, invalid_cursor(exc))
+
+
 async def response_for(request: Request, exc: Exception) -> JSONResponse:
     """Render any exception as its registered handler would (used where a response must be captured)."""
+    if isinstance(exc, InvalidCursor):
+        return await _on_invalid_cursor(request, exc)
     if isinstance(exc, ApiError):
         return await _on_api_error(request, exc)
     if isinstance(exc, RequestValidationError):
@@ -165,6 +184,7 @@ async def response_for(request: Request, exc: Exception) -> JSONResponse:
 
 def install(app: Any) -> None:
     app.add_exception_handler(ApiError, _on_api_error)
+    app.add_exception_handler(InvalidCursor, _on_invalid_cursor)
     app.add_exception_handler(RequestValidationError, _on_validation_error)
     app.add_exception_handler(StarletteHTTPException, _on_http_error)
     app.add_exception_handler(Exception, _on_unexpected)

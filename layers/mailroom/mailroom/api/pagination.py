@@ -8,6 +8,7 @@ from typing import Annotated, Any
 
 from fastapi import Query, Request
 
+from mailroom.api import errors
 from mailroom.api.errors import ApiError
 from mailroom.store.table import InvalidCursor, Page
 
@@ -33,13 +34,8 @@ def page_query(
 
 
 def invalid_cursor(exc: InvalidCursor) -> ApiError:
-    return ApiError(
-        422,
-        "invalid_cursor",
-        str(exc),
-        fields=[{"field": "cursor", "message": str(exc)}],
-        hint="Use links.next or links.prev exactly as returned, with the same filters.",
-    )
+    """Kept for callers that catch the cursor error themselves; the app's handler renders it too."""
+    return errors.invalid_cursor(exc)
 
 
 def envelope(

@@ -15,7 +15,7 @@ from mailroom.services import aliases as service
 from mailroom.services import mailboxes as mailbox_service
 from mailroom.store import aliases as store
 from mailroom.store import domains
-from mailroom.store.table import InvalidCursor, Table
+from mailroom.store.table import Table
 
 router = api_router("/api/v1/aliases", tags=["aliases"])
 WRITE = require("mailboxes:write")
@@ -65,16 +65,13 @@ async def list_aliases(
         total = int(domain.get("alias_count", 0))
     else:
         total = int(mailbox_service.load_org(table, principal.org_id).get("alias_count", 0))
-    try:
-        page = store.list_page(
-            table,
-            principal.org_id,
-            per_page=page_query.per_page,
-            cursor=page_query.cursor,
-            domain_id=domain_id,
-        )
-    except InvalidCursor as exc:
-        raise pagination.invalid_cursor(exc) from exc
+    page = store.list_page(
+        table,
+        principal.org_id,
+        per_page=page_query.per_page,
+        cursor=page_query.cursor,
+        domain_id=domain_id,
+    )
     return pagination.envelope(
         request, page, [service.alias_view(a) for a in page.items], per_page=page_query.per_page, total=total
     )

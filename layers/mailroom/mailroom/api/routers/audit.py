@@ -12,7 +12,7 @@ from mailroom.api.models import ListOf
 from mailroom.api.pipeline import api_router
 from mailroom.api.principal import Principal, require
 from mailroom.store import audit, organizations
-from mailroom.store.table import InvalidCursor, Table
+from mailroom.store.table import Table
 
 router = api_router("/api/v1", tags=["audit"])
 
@@ -51,19 +51,16 @@ async def list_audit_log(
     if since and until and since > until:
         raise errors.validation("since must not be after until", field="since")
     table = Table()
-    try:
-        page = audit.list_page(
-            table,
-            principal.org_id,
-            per_page=page_query.per_page,
-            cursor=page_query.cursor,
-            action=action,
-            actor=actor,
-            since_ms=int(since.timestamp() * 1000) if since else None,
-            until_ms=int(until.timestamp() * 1000) if until else None,
-        )
-    except InvalidCursor as exc:
-        raise pagination.invalid_cursor(exc) from exc
+    page = audit.list_page(
+        table,
+        principal.org_id,
+        per_page=page_query.per_page,
+        cursor=page_query.cursor,
+        action=action,
+        actor=actor,
+        since_ms=int(since.timestamp() * 1000) if since else None,
+        until_ms=int(until.timestamp() * 1000) if until else None,
+    )
     filtered = any(v is not None for v in (action, actor, since, until))
     total = (
         None if filtered else int((organizations.get(table, principal.org_id) or {}).get("audit_count", 0))

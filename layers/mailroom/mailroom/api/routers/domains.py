@@ -19,7 +19,7 @@ from mailroom.domain.domain_names import InvalidDomainName, normalize_domain
 from mailroom.services import domains as service
 from mailroom.store import addresses, domain_metrics, organizations
 from mailroom.store import domains as store
-from mailroom.store.table import InvalidCursor, Item, Table
+from mailroom.store.table import Item, Table
 
 router = api_router("/api/v1", tags=["domains"])
 MAX_BULK = 50
@@ -196,12 +196,7 @@ async def list_domains(
     page_query: Annotated[pagination.PageQuery, Depends(pagination.page_query)],
 ) -> dict[str, Any]:
     table = Table()
-    try:
-        page = store.list_page(
-            table, principal.org_id, per_page=page_query.per_page, cursor=page_query.cursor
-        )
-    except InvalidCursor as exc:
-        raise pagination.invalid_cursor(exc) from exc
+    page = store.list_page(table, principal.org_id, per_page=page_query.per_page, cursor=page_query.cursor)
     org, _ = _org_limits(table, principal)
     return pagination.envelope(
         request,

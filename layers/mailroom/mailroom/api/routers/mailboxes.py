@@ -20,7 +20,7 @@ from mailroom.api.principal import Principal, require
 from mailroom.services import mailboxes as service
 from mailroom.store import domains
 from mailroom.store import mailboxes as store
-from mailroom.store.table import InvalidCursor, Item, Table
+from mailroom.store.table import Item, Table
 
 router = api_router("/api/v1", tags=["mailboxes"])
 MAX_BULK = 25  # two items per mailbox + counters must fit one 100-operation transaction
@@ -151,16 +151,13 @@ async def list_mailboxes(
         if domain is None:
             raise errors.not_found("Domain")
         total = int(domain.get("mailbox_count", 0))
-    try:
-        page = store.list_page(
-            table,
-            principal.org_id,
-            per_page=page_query.per_page,
-            cursor=page_query.cursor,
-            domain_id=domain_id,
-        )
-    except InvalidCursor as exc:
-        raise pagination.invalid_cursor(exc) from exc
+    page = store.list_page(
+        table,
+        principal.org_id,
+        per_page=page_query.per_page,
+        cursor=page_query.cursor,
+        domain_id=domain_id,
+    )
     body = pagination.envelope(
         request,
         page,

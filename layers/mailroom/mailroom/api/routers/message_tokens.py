@@ -20,7 +20,7 @@ from mailroom.domain.scopes import MESSAGE_SCOPES, invalid_scopes
 from mailroom.services import mailboxes as mailbox_service
 from mailroom.services import message_tokens as service
 from mailroom.store import message_tokens as store
-from mailroom.store.table import InvalidCursor, Table
+from mailroom.store.table import Table
 
 mailbox_router = api_router("/api/v1/mailboxes", tags=["message tokens"])
 router = api_router("/api/v1", tags=["message tokens"])
@@ -108,12 +108,9 @@ async def list_message_tokens(
 ) -> dict[str, Any]:
     table = Table()
     mailbox = mailbox_service.load(table, principal.org_id, mailbox_id)
-    try:
-        page = store.list_page(
-            table, principal.org_id, mailbox_id, per_page=page_query.per_page, cursor=page_query.cursor
-        )
-    except InvalidCursor as exc:
-        raise pagination.invalid_cursor(exc) from exc
+    page = store.list_page(
+        table, principal.org_id, mailbox_id, per_page=page_query.per_page, cursor=page_query.cursor
+    )
     return pagination.envelope(
         request,
         page,

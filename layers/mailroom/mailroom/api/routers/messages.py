@@ -24,7 +24,7 @@ from mailroom.api.pipeline import api_router, audit_target
 from mailroom.services import messages as service
 from mailroom.store import blocked_senders
 from mailroom.store.mail import MAX_LABELS
-from mailroom.store.table import InvalidCursor, Table
+from mailroom.store.table import Table
 
 router = api_router("/api/v1", tags=["messages"])
 threads_router = api_router("/api/v1", tags=["threads"])
@@ -171,12 +171,9 @@ async def list_messages(
         before=before,
         oldest_first=order == "oldest",
     )
-    try:
-        page, views, total = service.list_messages(
-            table, mailbox, filters, per_page=page_query.per_page, cursor=page_query.cursor
-        )
-    except InvalidCursor as exc:
-        raise pagination.invalid_cursor(exc) from exc
+    page, views, total = service.list_messages(
+        table, mailbox, filters, per_page=page_query.per_page, cursor=page_query.cursor
+    )
     return pagination.envelope(request, page, views, per_page=page_query.per_page, total=total)
 
 
@@ -282,12 +279,9 @@ async def delete_folder(path: str, request: Request, bound: Writer) -> Response:
 @router.get("/messages/blocked-senders", name="blocked_sender.list", summary="Senders this mailbox refuses")
 async def list_blocked(request: Request, bound: Reader, page_query: PageParams) -> dict[str, Any]:
     mailbox = bound.mailbox
-    try:
-        page = blocked_senders.list_page(
-            Table(), mailbox["org_id"], mailbox["id"], per_page=page_query.per_page, cursor=page_query.cursor
-        )
-    except InvalidCursor as exc:
-        raise pagination.invalid_cursor(exc) from exc
+    page = blocked_senders.list_page(
+        Table(), mailbox["org_id"], mailbox["id"], per_page=page_query.per_page, cursor=page_query.cursor
+    )
     return pagination.envelope(
         request,
         page,
@@ -454,12 +448,9 @@ async def get_attachment(
 
 @threads_router.get("/threads", name="thread.list", summary="Threads by latest activity")
 async def list_threads(request: Request, bound: Reader, page_query: PageParams) -> dict[str, Any]:
-    try:
-        page, views = service.list_threads(
-            Table(), bound.mailbox, per_page=page_query.per_page, cursor=page_query.cursor
-        )
-    except InvalidCursor as exc:
-        raise pagination.invalid_cursor(exc) from exc
+    page, views = service.list_threads(
+        Table(), bound.mailbox, per_page=page_query.per_page, cursor=page_query.cursor
+    )
     # No maintained thread count: null, as for filtered lists.
     return pagination.envelope(request, page, views, per_page=page_query.per_page, total=None)
 

@@ -17,7 +17,7 @@ from mailroom.api.principal import Principal, require
 from mailroom.domain.scopes import OPS_SCOPES, invalid_scopes
 from mailroom.services.tokens import issue_ops_token
 from mailroom.store import organizations, tokens
-from mailroom.store.table import InvalidCursor, Table
+from mailroom.store.table import Table
 
 router = api_router("/api/v1/tokens", tags=["tokens"])
 MANAGE = require("tokens:manage")
@@ -99,12 +99,7 @@ async def list_tokens(
     page_query: Annotated[pagination.PageQuery, Depends(pagination.page_query)],
 ) -> dict[str, Any]:
     table = Table()
-    try:
-        page = tokens.list_page(
-            table, principal.org_id, per_page=page_query.per_page, cursor=page_query.cursor
-        )
-    except InvalidCursor as exc:
-        raise pagination.invalid_cursor(exc) from exc
+    page = tokens.list_page(table, principal.org_id, per_page=page_query.per_page, cursor=page_query.cursor)
     org = organizations.get(table, principal.org_id) or {}
     return pagination.envelope(
         request,
