@@ -8,9 +8,7 @@ from typing import Annotated, Any
 
 from fastapi import Query, Request
 
-from mailroom.api import errors
-from mailroom.api.errors import ApiError
-from mailroom.store.table import InvalidCursor, Page
+from mailroom.store.table import Page
 
 MAX_PER_PAGE = 100
 DEFAULT_PER_PAGE = 20
@@ -31,11 +29,6 @@ def page_query(
     ] = None,
 ) -> PageQuery:
     return PageQuery(per_page=per_page, cursor=cursor)
-
-
-def invalid_cursor(exc: InvalidCursor) -> ApiError:
-    """Kept for callers that catch the cursor error themselves; the app's handler renders it too."""
-    return errors.invalid_cursor(exc)
 
 
 def envelope(

@@ -15,7 +15,7 @@ from mailroom.api.pipeline import api_router, audit_target
 from mailroom.api.principal import Principal, require
 from mailroom.services import mailboxes as mailbox_service
 from mailroom.store import suppressions as store
-from mailroom.store.table import InvalidCursor, Item, Table
+from mailroom.store.table import Item, Table
 
 router = api_router("/api/v1/suppressions", tags=["suppressions"])
 READ = require("mailboxes:read")
@@ -53,12 +53,7 @@ async def list_suppressions(
 ) -> dict[str, Any]:
     table = Table()
     total = int(mailbox_service.load_org(table, principal.org_id).get("suppression_count", 0))
-    try:
-        page = store.list_page(
-            table, principal.org_id, per_page=page_query.per_page, cursor=page_query.cursor
-        )
-    except InvalidCursor as exc:
-        raise pagination.invalid_cursor(exc) from exc
+    page = store.list_page(table, principal.org_id, per_page=page_query.per_page, cursor=page_query.cursor)
     return pagination.envelope(
         request,
         page,

@@ -22,7 +22,7 @@ from mailroom.store import organizations
 from mailroom.store import webhook_deliveries as deliveries
 from mailroom.store import webhooks as store
 from mailroom.store.events import RETENTION_SECONDS as EVENT_RETENTION_SECONDS
-from mailroom.store.table import InvalidCursor, Item, Table
+from mailroom.store.table import Item, Table
 
 router = api_router("/api/v1", tags=["webhooks"])
 READ = require("webhooks:read")
@@ -190,12 +190,7 @@ async def list_webhooks(
     page_query: Annotated[pagination.PageQuery, Depends(pagination.page_query)],
 ) -> dict[str, Any]:
     table = Table()
-    try:
-        page = store.list_page(
-            table, principal.org_id, per_page=page_query.per_page, cursor=page_query.cursor
-        )
-    except InvalidCursor as exc:
-        raise pagination.invalid_cursor(exc) from exc
+    page = store.list_page(table, principal.org_id, per_page=page_query.per_page, cursor=page_query.cursor)
     org = organizations.get(table, principal.org_id) or {}
     return pagination.envelope(
         request,
@@ -350,12 +345,9 @@ async def list_deliveries(
 ) -> dict[str, Any]:
     table = Table()
     webhook = _load(table, principal, webhook_id)
-    try:
-        page = deliveries.list_page(
-            table, principal.org_id, webhook_id, per_page=page_query.per_page, cursor=page_query.cursor
-        )
-    except InvalidCursor as exc:
-        raise pagination.invalid_cursor(exc) from exc
+    page = deliveries.list_page(
+        table, principal.org_id, webhook_id, per_page=page_query.per_page, cursor=page_query.cursor
+    )
     return pagination.envelope(
         request,
         page,
@@ -435,17 +427,14 @@ async def replay(
         raise errors.validation("since must not be after until", field="since")
     if body.since < now - timedelta(seconds=EVENT_RETENTION_SECONDS):
         raise errors.validation("events are kept 30 days; since is older than that", field="since")
-    try:
-        result = service.replay(
-            table,
-            webhook,
-            since=body.since,
-            until=until,
-            include_succeeded=body.include_succeeded,
-            cursor=body.cursor,
-        )
-    except InvalidCursor as exc:
-        raise pagination.invalid_cursor(exc) from exc
+    result = service.replay(
+        table,
+        webhook,
+        since=body.since,
+        until=until,
+        include_succeeded=body.include_succeeded,
+        cursor=body.cursor,
+    )
     return one(
         {
             "scanned": result.scanned,
