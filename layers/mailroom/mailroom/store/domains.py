@@ -7,6 +7,7 @@ from typing import Any
 
 from mailroom.store import keys, organizations
 from mailroom.store.table import ConditionFailed, Item, Page, Table, serialize, values
+from mailroom.store.txn import Rejected, Update, put, put_new, run
 
 
 class DomainTaken(Exception):
@@ -95,21 +96,11 @@ def list_page(table: Table, org_id: str, *, per_page: int, cursor: str | None) -
 def update(
     table: Table, org_id: str, domain_id: str, fields: dict[str, Any], *, remove: tuple[str, ...] = ()
 ) -> Item:
-    """Set (and remove) attributes of an existing domain; returns the new item."""
-    names = {f"#f{i}": name for i, name in enumerate(fields)}
-    names |= {f"#r{i}": name for i, name in enumerate(remove)}
-    expression = "SET " + ", ".join(f"#f{i} = :f{i}" for i in range(len(fields)))
+    """Set (``None`` removes) and remove attributes of an existing domain; returns the new item."""
+    change = Update(keys.org_pk(org_id), keys.domain_sk(domain_id)).set(**fields)
     if remove:
-        expression += " REMOVE " + ", ".join(f"#r{i}" for i in range(len(remove)))
-    wire = values(**{f"f{i}": value for i, value in enumerate(fields.values())})
-    return table.update(
-        keys.org_pk(org_id),
-        keys.domain_sk(domain_id),
-        expression,
-        condition="attribute_exists(PK)",
-        names=names,
-        expression_values=wire,
-    )
+        change.remove(*remove)
+    return change.apply(table)
 
 
 def delete(table: Table, domain: Item) -> None:
@@ -154,43 +145,24 @@ def record_check(
     The event is written only if the domain has never emitted one (a condition on the domain),
     so concurrent checks cannot emit it twice. Returns whether the event was written.
     """
-    from mailroom.store import events
-
     org_id, domain_id = domain["org_id"], domain["id"]
-    all_fields = {**fields, **recheck_keys(domain_id, fields["next_check_at"])}
+    change = Update(keys.org_pk(org_id), keys.domain_sk(domain_id))
+    change.set(**fields, **recheck_keys(domain_id, fields["next_check_at"])).add(check_count=1)
     if event is not None:
-        all_fields["verified_event_id"] = event["event_id"]
-    names = {f"#f{i}": name for i, name in enumerate(all_fields)}
-    expression = (
-        "SET " + ", ".join(f"#f{i} = :f{i}" for i in range(len(all_fields))) + " ADD check_count :one"
-    )
-    condition = "attribute_exists(PK)"
-    if event is not None:
-        condition += " AND attribute_not_exists(verified_event_id)"
-    update_op = {
-        "Update": {
-            "Key": serialize({"PK": keys.org_pk(org_id), "SK": keys.domain_sk(domain_id)}),
-            "UpdateExpression": expression,
-            "ConditionExpression": condition,
-            "ExpressionAttributeNames": names,
-            "ExpressionAttributeValues": values(
-                one=1, **{f"f{i}": v for i, v in enumerate(all_fields.values())}
-            ),
-        }
-    }
+        change.set(verified_event_id=event["event_id"]).equals("verified_event_id", None)
     check_item = {
         **check,
         "PK": keys.org_pk(org_id),
         "SK": keys.dns_check_sk(check["id"]),
         "type": "dns_check",
     }
-    operations: list[dict[str, Any]] = [update_op, {"Put": {"Item": serialize(check_item)}}]
+    operations = [change.op("domain"), put("check", check_item)]
     if event is not None:
-        operations.append(events.put_operation(event))
+        operations.append(put_new("event", event))
     try:
-        table.transact(operations)
-    except ConditionFailed as failed:
-        if event is not None and failed.failed(0):
+        run(table, operations)
+    except Rejected as rejected:
+        if event is not None and "domain" in rejected.roles:
             # Another check emitted the event first: record this one without it.
             record_check(table, domain, fields=fields, check=check, event=None)
             return False

@@ -11,7 +11,7 @@ from typing import Any
 
 from mailroom import clock, ids
 from mailroom.store import keys
-from mailroom.store.table import Item, Page, Table, serialize
+from mailroom.store.table import Item, Page, Table
 
 RETENTION_SECONDS = 30 * 24 * 3600
 
@@ -31,11 +31,6 @@ def new_event(org_id: str, event_type: str, data: dict[str, Any], *, ulid: str |
         "data": data,
         "ttl": int(time.time()) + RETENTION_SECONDS,
     }
-
-
-def put_operation(event: Item) -> dict[str, Any]:
-    """A TransactWriteItems ``Put`` for an event."""
-    return {"Put": {"Item": serialize(event), "ConditionExpression": "attribute_not_exists(PK)"}}
 
 
 def list_page(table: Table, org_id: str, *, per_page: int, cursor: str | None = None) -> Page:
