@@ -152,7 +152,8 @@ def _walk(message: Message, limits: ParseLimits) -> list[tuple[Message, int]]:
         if part.is_multipart():
             children = part.get_payload()
             if isinstance(children, list):
-                stack.extend((child, depth + 1) for child in reversed(children))
+                # A malformed multipart can hold bare strings; only Message parts are walked.
+                stack.extend((child, depth + 1) for child in reversed(children) if isinstance(child, Message))
     return parts
 
 
