@@ -119,6 +119,24 @@ def _decode_cursor(cursor: str) -> dict[str, Any]:
     return payload
 
 
+def _key_condition(
+    partition: str, index: str | None, sk_between: tuple[str, str] | None, sk_prefix: str | None
+) -> tuple[str, dict[str, str], dict[str, Any]]:
+    """KeyConditionExpression, names and values for a partition and an optional sort-key range."""
+    pk_name, sk_name = INDEX_KEYS[index]
+    condition, names = "#pk = :pk", {"#pk": pk_name}
+    expression_values: dict[str, Any] = {":pk": {"S": partition}}
+    if sk_between:
+        condition += " AND #sk BETWEEN :lo AND :hi"
+        names["#sk"] = sk_name
+        expression_values |= {":lo": {"S": sk_between[0]}, ":hi": {"S": sk_between[1]}}
+    elif sk_prefix:
+        condition += " AND begins_with(#sk, :prefix)"
+        names["#sk"] = sk_name
+        expression_values[":prefix"] = {"S": sk_prefix}
+    return condition, names, expression_values
+
+
 class Table:
     """The state table. Every method is one DynamoDB request (``query_page`` included)."""
 
@@ -250,17 +268,7 @@ class Table:
                 raise InvalidCursor("cursor belongs to another listing")
         forward = not newest_first if direction == "next" else newest_first
 
-        condition = "#pk = :pk"
-        names = {"#pk": pk_name}
-        expression_values: dict[str, Any] = {":pk": {"S": partition}}
-        if sk_between:
-            condition += " AND #sk BETWEEN :lo AND :hi"
-            names["#sk"] = sk_name
-            expression_values |= {":lo": {"S": sk_between[0]}, ":hi": {"S": sk_between[1]}}
-        elif sk_prefix:
-            condition += " AND begins_with(#sk, :prefix)"
-            names["#sk"] = sk_name
-            expression_values[":prefix"] = {"S": sk_prefix}
+        condition, names, expression_values = _key_condition(partition, index, sk_between, sk_prefix)
 
         kwargs: dict[str, Any] = {
             "TableName": self.name,
@@ -321,19 +329,8 @@ class Table:
             if start_key.get(pk_name) != partition or payload.get("d") != "filtered" or number < 1:
                 raise InvalidCursor("cursor belongs to another listing")
         expression, filter_names, filter_values = filter_expression
-        condition, names, expression_values = (
-            "#pk = :pk",
-            {"#pk": pk_name, **filter_names},
-            {":pk": {"S": partition}},
-        )
-        if sk_between:
-            condition += " AND #sk BETWEEN :lo AND :hi"
-            names["#sk"] = sk_name
-            expression_values |= {":lo": {"S": sk_between[0]}, ":hi": {"S": sk_between[1]}}
-        elif sk_prefix:
-            condition += " AND begins_with(#sk, :prefix)"
-            names["#sk"] = sk_name
-            expression_values[":prefix"] = {"S": sk_prefix}
+        condition, names, expression_values = _key_condition(partition, index, sk_between, sk_prefix)
+        names |= filter_names
         kwargs: dict[str, Any] = {
             "TableName": self.name,
             "KeyConditionExpression": condition,
