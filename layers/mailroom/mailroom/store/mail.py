@@ -98,9 +98,7 @@ def search_fields(message: Mapping[str, Any]) -> Item:
     }
 
 
-def _thread_op(
-    org_id: str, mailbox_id: str, change: ThreadChange, *, size: int, unread: bool, direction: str
-) -> Op:
+def _thread_op(org_id: str, mailbox_id: str, change: ThreadChange, *, size: int, unread: bool) -> Op:
     update = Update(
         keys.mailbox_pk(org_id, mailbox_id), keys.thread_sk(ulid_of(change.thread_id)), upsert=True
     )
@@ -127,7 +125,6 @@ def _thread_op(
         update.set(sent_at=change.sent_at)
     update.add(message_count=1, size=size, unread_count=1 if unread else 0)
     update.add_to_set(senders=change.senders, recipients=change.recipients, labels=change.labels)
-    del direction  # both directions update the same aggregate; kept for call-site clarity
     return update.op("thread")
 
 
@@ -158,7 +155,7 @@ def store_message(
     unread = not message.get("flags", {}).get("seen", False)
     operations = [
         put_new("message", message_item(message)),
-        _thread_op(org_id, mailbox_id, thread, size=size, unread=unread, direction=message["direction"]),
+        _thread_op(org_id, mailbox_id, thread, size=size, unread=unread),
         _mailbox_counters(
             org_id,
             mailbox_id,
