@@ -42,10 +42,14 @@ environment the stack starts in, if set (with a warning; e.g. ``MAILROOM_DNS_RES
 make run``), plus, always: ``AWS_ENDPOINT_URL``, ``AWS_REGION``, ``AWS_DEFAULT_REGION``,
 ``AWS_ACCESS_KEY_ID``/``AWS_SECRET_ACCESS_KEY`` (``testing``), ``MOTO_PORT``,
 ``POWERTOOLS_TRACE_DISABLED=true``, ``POWERTOOLS_METRICS_DISABLED=true``, ``AWS_XRAY_SDK_ENABLED=false``,
-``MAILROOM_WEBHOOK_ALLOW_PRIVATE=1`` and ``MAILROOM_LOCAL_OUTBOX=<state dir>/outbox``.
+``MAILROOM_WEBHOOK_ALLOW_PRIVATE=1``, ``MAILROOM_IMAP_ALLOW_PRIVATE=1`` and
+``MAILROOM_LOCAL_OUTBOX=<state dir>/outbox``.
 
 The state folder holds ``state.json`` and ``blobs/`` (the snapshot), ``admin-token`` (mode 0600, the
-first start's admin token), ``local.env`` (how the operator CLI reaches this stack) and ``outbox/``.
+first start's admin token), ``api-key`` (mode 0600, an ``inai_`` key of the same organization for
+``/api/v0``), ``local.env`` (how the operator CLI reaches this stack) and ``outbox/``. Each start
+registers the platform domain (``MAILROOM_PLATFORM_DOMAIN``, default ``mailroom.localhost``) with
+the emulated SES if it is not yet, so mail to ``/api/v0`` inboxes on it is received over SMTP.
 Delete the folder to start afresh.
 
 Stream event sources start reading at the moment the stack starts (after the snapshot is restored),

@@ -130,6 +130,289 @@ def _install_stream_retention() -> None:
     DynamoDBStreamsBackend.get_records = bounded_get_records  # type: ignore[method-assign]
 
 
+# --- DynamoDB transactions: roll back the items a transaction names, not a copy of the table ------
+#
+# moto deep-copies every table a TransactWriteItems names before applying it, to restore on
+# cancellation: each transaction costs O(table size), so storing N messages (one transaction each)
+# costs O(N^2) and an 8,000-message import slows down as it goes. The same rollback, from copies of
+# just the items the transaction names (each item at most once: moto refuses a transaction naming
+# one twice) and of the stream's length. Transactions run one at a time, as moto's whole-table
+# restore already assumed.
+
+_transaction_lock = threading.RLock()
+
+
+class _TablesNotCopied:
+    """Stands in for the ``copy`` module inside moto's DynamoDB backend: a Table is "copied" as
+    itself (the transaction's own rollback below replaces that copy); everything else is copied."""
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(copy, name)
+
+    @staticmethod
+    def deepcopy(value: Any, memo: dict[int, Any] | None = None) -> Any:
+        from moto.dynamodb.models.table import Table
+
+        return value if isinstance(value, Table) else copy.deepcopy(value, memo)
+
+
+@dataclass(slots=True)
+class _SavedItem:
+    table: Any
+    hash_key: Any
+    range_key: Any
+    item: Any  # a copy of the item before the transaction, None when there was none
+
+
+def _saved_items(backend: Any, transact_items: list[dict[str, Any]]) -> list[_SavedItem]:
+    from moto.dynamodb.models.dynamo_type import DynamoType
+
+    saved = []
+    for entry in transact_items:
+        op_type, op = next(iter(entry.items()))
+        table = backend.tables.get(op.get("TableName"))
+        key = op.get("Item") if op_type == "Put" else op.get("Key")
+        if table is None or not key or table.hash_key_attr not in key:
+            continue  # moto refuses the transaction before writing anything
+        if table.has_range_key and table.range_key_attr not in key:
+            continue
+        hash_key = DynamoType(key[table.hash_key_attr])
+        range_key = DynamoType(key[table.range_key_attr]) if table.has_range_key else None
+        current = table.get_item(hash_key, range_key)
+        saved.append(_SavedItem(table, hash_key, range_key, copy.deepcopy(current)))
+    return saved
+
+
+def _stream_end(table: Any) -> int | None:
+    shard = getattr(table, "stream_shard", None)
+    return None if shard is None else len(shard.items) + int(shard.starting_sequence_number)
+
+
+def _roll_back(saved: list[_SavedItem], stream_ends: dict[int, tuple[Any, int | None]]) -> None:
+    for entry in saved:
+        if entry.range_key is None:
+            if entry.item is None:
+                entry.table.items.pop(entry.hash_key, None)
+            else:
+                entry.table.items[entry.hash_key] = entry.item
+        elif entry.item is None:
+            entry.table.items[entry.hash_key].pop(entry.range_key, None)
+        else:
+            entry.table.items[entry.hash_key][entry.range_key] = entry.item
+        _reindex(entry.table, entry.hash_key, entry.range_key)
+    # A cancelled transaction leaves no stream records (as on AWS).
+    for table, end in stream_ends.values():
+        now = _stream_end(table)
+        if end is not None and now is not None and now > end:
+            records = table.stream_shard.items
+            del records[max(0, len(records) - (now - end)) :]
+
+
+def _install_transaction_rollback() -> None:
+    import moto.dynamodb.models as dynamodb_models
+    from moto.dynamodb.models import DynamoDBBackend
+
+    if getattr(DynamoDBBackend, "_mailroom_item_rollback", False):
+        return
+    dynamodb_models.copy = _TablesNotCopied()  # type: ignore[attr-defined,assignment]
+    transact_write_items = DynamoDBBackend.transact_write_items
+
+    def item_rollback_transact_write_items(self: Any, transact_items: list[dict[str, Any]]) -> None:
+        # The stream lock is held throughout so that the records a rollback removes are this
+        # transaction's (another request's write waits to append its record).
+        with _transaction_lock, _stream_lock:
+            saved = _saved_items(self, transact_items)
+            stream_ends = {id(s.table): (s.table, _stream_end(s.table)) for s in saved}
+            try:
+                transact_write_items(self, transact_items)
+            except Exception:
+                _roll_back(saved, stream_ends)
+                raise
+
+    DynamoDBBackend.transact_write_items = item_rollback_transact_write_items  # type: ignore[method-assign]
+    DynamoDBBackend._mailroom_item_rollback = True  # type: ignore[attr-defined]
+
+
+# --- DynamoDB queries: the partition or the index entry, not every item of the table, sorted ---------
+#
+# moto answers every Query by sorting every item of the table (``Table.all_items``) and then testing
+# each against the key condition: O(table size x log) per query, so storing N messages (a few GSI
+# queries each: duplicate check, thread lookup) costs O(N^2 log N) and an 8,000-message import
+# spent most of moto's time sorting. A query on the table now looks at its partition only, and a
+# query on a global secondary index at the items of an index of GSI hash key -> primary keys kept
+# beside the table (built on the first such query, then updated by every write: put, delete,
+# update, and a transaction's rollback). moto still applies its own key conditions, sort order,
+# filters and pages to those candidates, so the answer is the same. Like a GSI on AWS, the index
+# catches up with a write at the end of that write's request, not within it.
+
+_index_lock = threading.RLock()
+_query_candidates = threading.local()
+
+
+@dataclass(slots=True)
+class _GsiIndex:
+    shape: tuple[tuple[str, tuple[str, ...]], ...]  # (index name, hash key attributes) per GSI
+    members: dict[tuple[str, tuple[Any, ...]], dict[tuple[Any, Any], None]] = field(default_factory=dict)
+    entries: dict[tuple[Any, Any], list[tuple[str, tuple[Any, ...]]]] = field(default_factory=dict)
+
+
+def _gsi_shape(table: Any) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    return tuple(
+        (str(index.name), tuple(k["AttributeName"] for k in index.schema if k["KeyType"] == "HASH"))
+        for index in table.global_indexes or []
+    )
+
+
+def _stored(table: Any, hash_key: Any, range_key: Any) -> Any:
+    partition = table.items.get(hash_key)
+    if partition is None or not table.range_key_attr:
+        return partition
+    return partition.get(range_key)
+
+
+def _add(index: _GsiIndex, primary: tuple[Any, Any], item: Any) -> None:
+    keys = []
+    for name, attributes in index.shape:
+        values = tuple(item.attrs.get(attribute) for attribute in attributes)
+        if all(value is not None for value in values):
+            keys.append((name, values))
+            index.members.setdefault((name, values), {})[primary] = None
+    if keys:
+        index.entries[primary] = keys
+
+
+def _gsi_index(table: Any) -> _GsiIndex:
+    """The table's index, built from its items if missing or if its GSIs changed (UpdateTable)."""
+    with _index_lock:
+        shape = _gsi_shape(table)
+        index: _GsiIndex | None = table.__dict__.get("_mailroom_gsi_index")
+        if index is None or index.shape != shape:
+            index = _GsiIndex(shape)
+            for hash_key, partition in list(table.items.items()):
+                items = list(partition.values()) if table.range_key_attr else [partition]
+                for item in items:
+                    _add(index, (hash_key, item.range_key if table.range_key_attr else None), item)
+            table.__dict__["_mailroom_gsi_index"] = index
+        return index
+
+
+def _reindex(table: Any, hash_key: Any, range_key: Any) -> None:
+    """After a write to one item: its index entries follow (if the table's index is built yet)."""
+    with _index_lock:
+        index: _GsiIndex | None = table.__dict__.get("_mailroom_gsi_index")
+        if index is None:
+            return  # built from the items, as they are then, by the first query that needs it
+        primary = (hash_key, range_key if table.range_key_attr else None)
+        for key in index.entries.pop(primary, []):
+            bucket = index.members.get(key)
+            if bucket is not None:
+                bucket.pop(primary, None)
+                if not bucket:
+                    del index.members[key]
+        item = _stored(table, hash_key, range_key)
+        if item is not None:
+            _add(index, primary, item)
+
+
+def _candidates(table: Any, hash_key: Any, index_name: str | None, conditions: Any) -> list[Any] | None:
+    """Every item the query can match (a superset; moto sorts them by the full key, so their order
+    does not matter), or None for moto's own scan of the table."""
+    if not index_name:
+        if hash_key is None:
+            return None
+        partition = table.items.get(hash_key)
+        if partition is None:
+            return []
+        return list(partition.values()) if table.range_key_attr else [partition]
+    wanted = dict(conditions or [])
+    if any(index.name == index_name for index in table.indexes or []):  # local: the table's partition
+        value = wanted.get(table.hash_key_attr)
+        return None if value is None or len(wanted) != 1 else _candidates(table, value, None, None)
+    attributes = dict(_gsi_shape(table)).get(index_name)
+    if attributes is None or set(wanted) != set(attributes):
+        return None  # an unknown index or another kind of condition: moto says what is wrong
+    with _index_lock:
+        index = _gsi_index(table)
+        primaries = list(index.members.get((index_name, tuple(wanted[a] for a in attributes)), ()))
+    found = [_stored(table, hash_key, range_key) for hash_key, range_key in primaries]
+    return [item for item in found if item is not None]
+
+
+def _install_query_index() -> None:
+    import inspect
+
+    from moto.dynamodb.models import DynamoDBBackend
+    from moto.dynamodb.models.dynamo_type import DynamoType
+    from moto.dynamodb.models.table import Table
+
+    if getattr(Table, "_mailroom_query_index", False):
+        return
+    all_items, query, put_item, delete_item = Table.all_items, Table.query, Table.put_item, Table.delete_item
+    update_item, execute_statement = DynamoDBBackend.update_item, DynamoDBBackend.execute_statement
+    query_signature = inspect.signature(query)
+
+    def candidate_all_items(self: Any) -> Any:
+        override = getattr(_query_candidates, "value", None)
+        if override is not None and override[0] is self:
+            return override[1]
+        return all_items(self)
+
+    def indexed_query(self: Any, *args: Any, **kwargs: Any) -> Any:
+        bound = query_signature.bind(self, *args, **kwargs).arguments
+        found = _candidates(
+            self, bound.get("hash_key"), bound.get("index_name"), bound.get("hash_key_conditions")
+        )
+        if found is None:
+            return query(self, *args, **kwargs)
+        _query_candidates.value = (self, found)  # what ``all_items`` answers moto's query, on this thread
+        try:
+            return query(self, *args, **kwargs)
+        finally:
+            _query_candidates.value = None
+
+    def indexed_put_item(self: Any, *args: Any, **kwargs: Any) -> Any:
+        item = put_item(self, *args, **kwargs)
+        _reindex(self, item.hash_key, item.range_key)
+        return item
+
+    def indexed_delete_item(self: Any, hash_key: Any, range_key: Any) -> Any:
+        try:
+            return delete_item(self, hash_key, range_key)
+        finally:
+            _reindex(self, hash_key, range_key)
+
+    def indexed_update_item(
+        self: Any, table_name: str, key: dict[str, Any], *args: Any, **kwargs: Any
+    ) -> Any:
+        try:
+            return update_item(self, table_name, key, *args, **kwargs)
+        finally:  # an update changes the item in place, even when it then fails
+            table = self.tables.get(table_name)
+            if table is not None and table.hash_key_attr in key:
+                range_value = key.get(table.range_key_attr) if table.range_key_attr else None
+                _reindex(
+                    table,
+                    DynamoType(key[table.hash_key_attr]),
+                    DynamoType(range_value) if range_value is not None else None,
+                )
+
+    def reindexed_execute_statement(self: Any, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return execute_statement(self, *args, **kwargs)
+        finally:  # PartiQL writes items its own way: indexes are rebuilt when next needed
+            with _index_lock:
+                for table in self.tables.values():
+                    table.__dict__.pop("_mailroom_gsi_index", None)
+
+    Table.all_items = candidate_all_items  # type: ignore[method-assign]
+    Table.query = indexed_query  # type: ignore[method-assign]
+    Table.put_item = indexed_put_item  # type: ignore[method-assign]
+    Table.delete_item = indexed_delete_item  # type: ignore[method-assign]
+    DynamoDBBackend.update_item = indexed_update_item  # type: ignore[method-assign]
+    DynamoDBBackend.execute_statement = reindexed_execute_statement  # type: ignore[method-assign]
+    Table._mailroom_query_index = True  # type: ignore[attr-defined]
+
+
 def _install_sqs_retention_check() -> None:
     """moto checks each received message's retention period by computing every attribute of its
     queue, which counts the queue's messages: receiving gets quadratic in the queue's length (a few
@@ -256,6 +539,8 @@ def install() -> None:
             _put_email_identity_dkim_signing_attributes
         )
     _install_stream_retention()
+    _install_transaction_rollback()
+    _install_query_index()
     _install_sqs_retention_check()
     _install_module_list_cache()
     _install_sesv2_send_record()

@@ -13,7 +13,7 @@ from typing import Any
 
 from local import moto_extensions
 from local.aws import ChangeTracker, Clients, MotoServer, provision
-from local.bootstrap import ensure_admin_token, write_local_env
+from local.bootstrap import ensure_admin_token, ensure_api_key, ensure_platform_domain, write_local_env
 from local.config import STACK_NAME, LocalConfig
 from local.eventbridge import EventBus
 from local.gateway import Gateway, HttpServer
@@ -66,6 +66,8 @@ def function_environment(
             "AWS_XRAY_SDK_ENABLED": "false",
             "AWS_XRAY_CONTEXT_MISSING": "IGNORE_ERROR",
             "MAILROOM_WEBHOOK_ALLOW_PRIVATE": "1",
+            # Migrations import from IMAP servers on loopback (a local Dovecot) here.
+            "MAILROOM_IMAP_ALLOW_PRIVATE": "1",
             "MAILROOM_LOCAL_OUTBOX": str(config.outbox),
         }
     )
@@ -150,6 +152,8 @@ class LocalStack:
         self._stops.append(("lambda dispatch", stepfunctions.uninstall))
 
         self.admin_token = ensure_admin_token(config.state_dir)
+        ensure_api_key(config.state_dir)
+        platform_domain = ensure_platform_domain()
         table = next((t.name for t in stack.tables), "")
         write_local_env(
             config.state_dir,
@@ -161,6 +165,7 @@ class LocalStack:
                 "AWS_SECRET_ACCESS_KEY": "testing",
                 "MAILROOM_TABLE_NAME": os.environ.get("MAILROOM_TABLE_NAME", table),
                 "MAILROOM_API_URL": config.api_url,
+                "MAILROOM_PLATFORM_DOMAIN": platform_domain,
             },
         )
         snapshots.save_now()  # the bootstrap's writes must survive even a crash

@@ -48,8 +48,12 @@ def process_group_members(pgid: int) -> list[int]:
 
 
 class LocalStackProcess:
-    def __init__(self, state_dir: Path, extra_env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, state_dir: Path, extra_env: dict[str, str] | None = None, *, stop_timeout: float = STOP_TIMEOUT
+    ) -> None:
         self.state_dir = state_dir
+        # The final snapshot on exit grows with the state: a stack holding hundreds of messages needs longer.
+        self.stop_timeout = stop_timeout
         self.api_port, self.smtp_port, self.moto_port = free_port(), free_port(), free_port()
         self.api_url = f"http://127.0.0.1:{self.api_port}"
         self.moto_url = f"http://127.0.0.1:{self.moto_port}"
@@ -108,11 +112,11 @@ class LocalStackProcess:
         if self.process.poll() is None:
             self.process.send_signal(sig)
             try:
-                self.process.wait(STOP_TIMEOUT)
+                self.process.wait(self.stop_timeout)
             except subprocess.TimeoutExpired:
                 self.kill()
                 pytest.fail(
-                    f"the local stack did not exit within {STOP_TIMEOUT}s of {sig.name}:\n{self.logs()}"
+                    f"the local stack did not exit within {self.stop_timeout}s of {sig.name}:\n{self.logs()}"
                 )
         return self.process.returncode
 
@@ -128,9 +132,11 @@ class LocalStackProcess:
 
 
 @contextmanager
-def start_stack(state_dir: Path, **extra_env: str) -> Iterator[LocalStackProcess]:
+def start_stack(
+    state_dir: Path, *, stop_timeout: float = STOP_TIMEOUT, **extra_env: str
+) -> Iterator[LocalStackProcess]:
     """A local stack with extra environment; stopped with SIGINT (must exit 0) unless already stopped."""
-    stack = LocalStackProcess(state_dir, extra_env)
+    stack = LocalStackProcess(state_dir, extra_env, stop_timeout=stop_timeout)
     stack.start()
     try:
         yield stack

@@ -14,6 +14,7 @@ from mailroom.settings import get_settings
 from mailroom.store import aws
 from mailroom.store.table import Table
 from tests.support.aws import create_table_from_template
+from tests.support.dovecot import dovecot_server  # noqa: F401 - a fixture: registered by importing it
 
 TABLE_NAME = "mailroom-test-Table"
 

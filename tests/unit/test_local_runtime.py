@@ -1,6 +1,5 @@
 """The in-process Lambda runtime: cold starts, context, errors, timeouts, event loops."""
 
-import asyncio
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -9,6 +8,7 @@ import pytest
 
 from local.runtime import FunctionError, FunctionRuntime, FunctionTimeout, LambdaContext
 from local.stack import Stack
+from mailroom.webhook_workers import run_on_thread_loop
 
 FIXTURE = Path(__file__).resolve().parents[2] / "tests" / "fixtures" / "local" / "template.yaml"
 
@@ -68,7 +68,7 @@ def test_invoke_async_from_an_event_loop(runtime):
     async def call() -> object:
         return await runtime.invoke_async("Plan", {"count": 1})
 
-    assert asyncio.run(call()) == {"items": [1]}
+    assert run_on_thread_loop(call()) == {"items": [1]}
 
 
 def test_events_must_be_json_like_a_request_body(runtime):

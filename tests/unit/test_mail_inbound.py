@@ -193,6 +193,9 @@ class FakeDirectory(inbound.Directory):
     def claim(self, domain_name: str) -> Item | None:
         return {"org_id": "org", "domain_id": "dom"} if domain_name == "example.com" else None
 
+    def route(self, address: str) -> Item | None:
+        return self.claim(address.rpartition("@")[2])
+
     def domain(self, org_id: str, domain_id: str) -> Item | None:
         return self.domain_item
 

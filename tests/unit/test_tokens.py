@@ -75,3 +75,22 @@ def test_bearer_header_parsing(header: str | None, expected: str | None) -> None
 
 def test_hash_is_sha256_hex() -> None:
     assert hash_token("x") == hashlib.sha256(b"x").hexdigest()
+
+
+def test_api_keys_carry_a_public_hint_and_a_checksummed_secret() -> None:
+    issued = issue_token(TokenType.API_KEY)
+    key = issued.plaintext
+    assert key.startswith("inai_") and key[9] == "_" and len(key) == 10 + SECRET_LENGTH + 6
+    assert issued.display_prefix == key[:10] + "..."  # the reference's "inai_xxxx_..." shape
+    assert parse_token(key) is TokenType.API_KEY
+    for position in range(len("inai_"), len(key)):
+        replacement = "0" if key[position] != "0" else "1"
+        assert parse_token(key[:position] + replacement + key[position + 1 :]) is None, position
+
+
+@pytest.mark.parametrize(
+    "candidate",
+    ["inai_", "inai_abcd_", "inai_abcd" + "a" * 39, "inai_ab_d_" + "a" * 38, "inai_abcd_" + "!" * 38],
+)
+def test_malformed_api_keys_are_rejected(candidate: str) -> None:
+    assert parse_token(candidate) is None

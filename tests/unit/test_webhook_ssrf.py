@@ -2,7 +2,6 @@
 checks at connect time, pins the vetted address (Host and TLS SNI stay the URL's), follows no
 redirects and bounds the whole exchange."""
 
-import asyncio
 import datetime
 import http.server
 import ipaddress
@@ -17,6 +16,7 @@ import pytest
 
 from mailroom.domain.ssrf import block_reason, is_public
 from mailroom.webhook_http import new_client, post
+from mailroom.webhook_workers import run_on_thread_loop
 
 BLOCKED = [
     ("0.0.0.0", "unspecified"),
@@ -129,7 +129,7 @@ def server() -> Iterator[http.server.ThreadingHTTPServer]:
 
 
 def run(coro):
-    return asyncio.run(coro)
+    return run_on_thread_loop(coro)
 
 
 async def _post(url: str, *, allow_private: bool, resolver=None, verify=True, time_limit: float = 15.0):

@@ -2,6 +2,8 @@
 
     mailroom admin create-org --name NAME [--limits mailboxes=50,domains=10] [--json] [TARGET]
     mailroom admin list-orgs [--json] [TARGET]
+    mailroom admin create-api-key --org ORG_ID [--name NAME] [--json] [TARGET]
+    mailroom admin platform-domain [--domain NAME] [--json] [TARGET]
 
 TARGET says which deployment's table to act on:
 
@@ -19,6 +21,12 @@ ends. Values in the file win over the shell's: naming the file is the more expli
 
 Exit status: 0 done; 2 nothing usable to act on (bad arguments, no table, unreachable endpoint,
 missing credentials); 1 AWS refused the operation.
+
+``create-api-key`` issues an organization-wide ``inai_`` key (the ``/api/v0`` credential; it holds
+every ops scope). ``platform-domain`` registers the platform domain of ``/api/v0`` inboxes with SES
+(once; run again, it only shows) and prints the DNS records to publish for it; the domain is
+``--domain``, else the stack's ``PlatformDomain`` output (``--stack-name``), else
+``MAILROOM_PLATFORM_DOMAIN`` (the local stack's ``local.env`` has it).
 
 Output goes through ``sys.stdout.write``: this is the one place an admin token is shown in
 plaintext, and the package has no ``print`` (stdout is for the result, stderr for everything else).
@@ -159,6 +167,35 @@ def build_parser() -> argparse.ArgumentParser:
         "--page-size", type=_positive, default=DEFAULT_PAGE_SIZE, help=argparse.SUPPRESS
     )  # hidden: lets tests cross page boundaries with few organizations
     listing.set_defaults(run=_list_orgs)
+
+    api_key = actions.add_parser(
+        "create-api-key",
+        parents=[target],
+        help="issue an organization-wide inai_ API key (/api/v0)",
+        description="Issue an API key of an organization: organization-wide, every ops scope, for "
+        "/api/v0 and /api/v1. The key is shown once, here; only its SHA-256 is stored.",
+        epilog=TARGET_HELP,
+    )
+    api_key.add_argument("--org", required=True, metavar="ORG_ID", help="the organization's id (org_...)")
+    api_key.add_argument("--name", default="admin", help="the key's name (default: admin)")
+    api_key.add_argument("--json", action="store_true", help="print one JSON object instead of text")
+    api_key.set_defaults(run=_create_api_key)
+
+    platform = actions.add_parser(
+        "platform-domain",
+        parents=[target],
+        help="register the /api/v0 platform domain with SES; print its DNS records",
+        description="Register the platform domain (where /api/v0 inboxes get an address when no "
+        "domain is named) with SES, with a DKIM key Mailroom generates, unless it is registered "
+        "already; then print the DNS records to publish for it.",
+        epilog=TARGET_HELP,
+    )
+    platform.add_argument(
+        "--domain",
+        help="the platform domain (default: the stack's PlatformDomain output, or MAILROOM_PLATFORM_DOMAIN)",
+    )
+    platform.add_argument("--json", action="store_true", help="print one JSON object instead of text")
+    platform.set_defaults(run=_platform_domain)
     return parser
 
 
@@ -300,6 +337,13 @@ def _aws_call(what: str, call: Callable[[], Any]) -> Any:
 
 
 def _stack_table_name(stack_name: str) -> str:
+    name = _stack_output(stack_name, "TableName")
+    if name is None:
+        raise CliError(f"stack {stack_name} has no TableName output (is it a Mailroom stack?)")
+    return name
+
+
+def _stack_output(stack_name: str, key: str) -> str | None:
     from mailroom.store import aws
 
     try:
@@ -313,9 +357,9 @@ def _stack_table_name(stack_name: str) -> str:
         raise
     for stack in response.get("Stacks", []):
         for output in stack.get("Outputs", []):
-            if output.get("OutputKey") == "TableName" and output.get("OutputValue"):
+            if output.get("OutputKey") == key and output.get("OutputValue"):
                 return str(output["OutputValue"])
-    raise CliError(f"stack {stack_name} has no TableName output (is it a Mailroom stack?)")
+    return None
 
 
 def _table_name(args: argparse.Namespace) -> str:
@@ -385,6 +429,59 @@ def _create_org(args: argparse.Namespace, out: TextIO) -> None:
         f"admin token   {created.admin_token}\n"
     )
     sys.stderr.write("The admin token is shown only this once; store it now (only its SHA-256 is kept).\n")
+
+
+def _create_api_key(args: argparse.Namespace, out: TextIO) -> None:
+    from mailroom.services.tokens import issue_api_key
+    from mailroom.store import organizations
+
+    table = open_table(args)
+    org = _aws_call("read organization", lambda: organizations.get(table, args.org))
+    if org is None:
+        raise CliError(f"no organization {args.org} in table {table.name} (see list-orgs)")
+    name = args.name.strip()
+    if not 1 <= len(name) <= 100:
+        raise CliError("the key's name must be 1 to 100 characters")
+    new = _aws_call(
+        "create API key", lambda: issue_api_key(table, org_id=org["id"], name=name, created_by=None)
+    )
+    if args.json:
+        view = {"organization": org["id"], "key_id": new.item["id"], "name": name, "key": new.plaintext}
+        out.write(json.dumps(view, indent=2) + "\n")
+        return
+    out.write(f"organization  {org['id']}\nkey id        {new.item['id']}\napi key       {new.plaintext}\n")
+    sys.stderr.write("The API key is shown only this once; store it now (only its SHA-256 is kept).\n")
+
+
+def _platform_domain(args: argparse.Namespace, out: TextIO) -> None:
+    from mailroom.services import platform_domain
+    from mailroom.store.platform_domain import PlatformDomainHosted
+
+    table = open_table(args)
+    name = args.domain or (_stack_output(args.stack_name, "PlatformDomain") if args.stack_name else None)
+    if name:
+        os.environ["MAILROOM_PLATFORM_DOMAIN"] = name
+        _forget_cached_configuration()
+    try:
+        registration = _aws_call("register platform domain", lambda: platform_domain.register_identity(table))
+    except PlatformDomainHosted:
+        raise CliError(
+            f"{platform_domain.name()} is hosted by an organization; choose another platform domain"
+        ) from None
+    claim = registration.claim
+    records = [r.as_dict() for r in platform_domain.required_records(claim)]
+    if args.json:
+        view = {"domain": claim["domain"], "registered_now": registration.registered_now, "records": records}
+        out.write(json.dumps(view, indent=2) + "\n")
+        return
+    state = "registered with SES now" if registration.registered_now else "registered with SES"
+    if not records:
+        state = "being registered by another run; run this again in a minute"
+    out.write(f"platform domain  {claim['domain']} ({state})\n")
+    if records:
+        out.write("publish these DNS records:\n")
+        rows = [[r["type"], r["name"], str(r["priority"] or ""), r["value"]] for r in records]
+        out.write(_format_table(["TYPE", "NAME", "PRIORITY", "VALUE"], rows))
 
 
 def _org_view(item: Item) -> dict[str, Any]:

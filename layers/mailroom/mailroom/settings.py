@@ -35,6 +35,22 @@ class Settings:
     webhook_retry_schedule: tuple[int, ...] = (5, 300, 1800, 7200, 18000, 36000, 50400, 72000, 86400)
     # Inbound mail: where the SES receipt rule's S3 action writes (template.yaml's ObjectKeyPrefix).
     inbound_prefix: str = "inbound/"
+    # IMAP migrations: the source server's address must be public unless allowed (local stack,
+    # tests); a CA bundle may be added to the system's; every network step has this time limit.
+    imap_allow_private: bool = False
+    imap_ca_file: str | None = None
+    imap_timeout_seconds: int = 30
+    # Migrations (IMAP import; see docs/migrations.md for how these bound the workflow).
+    migration_state_machine_arn: str | None = None
+    migration_capacity: int = 20  # active migrations across the whole platform
+    migration_write_limit_per_minute: int = 10  # per token, on migration write endpoints
+    migration_batch_size: int = 250  # UIDs per batch (one Map iteration, one Lambda invocation)
+    migration_window_batches: int = 40  # batches per Map run
+    migration_windows_per_execution: int = 20  # Map runs before the execution continues as new
+    migration_map_concurrency: int = 4  # batches of one job imported at once
+    migration_fetch_chunk: int = 50  # UIDs per UID FETCH command (a chunk is held in memory)
+    migration_store_threads: int = 8  # messages of one batch stored at once
+    migration_secret_retention_days: int = 7  # a failed/cancelled job's source password, for :retry
 
     @property
     def is_local(self) -> bool:
@@ -78,10 +94,25 @@ def get_settings() -> Settings:
         kms_key_id=os.environ.get("MAILROOM_KMS_KEY_ID") or None,
         webhook_queue_url=os.environ.get("MAILROOM_WEBHOOK_QUEUE_URL") or None,
         webhook_dlq_url=os.environ.get("MAILROOM_WEBHOOK_DLQ_URL") or None,
-        # Off in every deployed stack: it lets webhooks reach http and non-public addresses.
+        # Off in every deployed stack: it lets webhooks (and v0 attachment URLs) reach http and
+        # non-public addresses.
         webhook_allow_private=os.environ.get("MAILROOM_WEBHOOK_ALLOW_PRIVATE", "") in ("1", "true"),
         webhook_retry_schedule=_schedule("MAILROOM_WEBHOOK_RETRY_SCHEDULE"),
         inbound_prefix=os.environ.get("MAILROOM_INBOUND_PREFIX") or "inbound/",
+        # Off in every deployed stack: it lets migrations reach loopback and private addresses.
+        imap_allow_private=os.environ.get("MAILROOM_IMAP_ALLOW_PRIVATE", "") in ("1", "true"),
+        imap_ca_file=os.environ.get("MAILROOM_IMAP_CA_FILE") or None,
+        imap_timeout_seconds=_int("MAILROOM_IMAP_TIMEOUT_SECONDS", 30, minimum=1),
+        migration_state_machine_arn=os.environ.get("MAILROOM_MIGRATION_STATE_MACHINE_ARN") or None,
+        migration_capacity=_int("MAILROOM_MIGRATION_CAPACITY", 20),
+        migration_write_limit_per_minute=_int("MAILROOM_MIGRATION_WRITE_LIMIT_PER_MINUTE", 10, minimum=1),
+        migration_batch_size=_int("MAILROOM_MIGRATION_BATCH_SIZE", 250, minimum=1),
+        migration_window_batches=_int("MAILROOM_MIGRATION_WINDOW_BATCHES", 40, minimum=1),
+        migration_windows_per_execution=_int("MAILROOM_MIGRATION_WINDOWS_PER_EXECUTION", 20, minimum=1),
+        migration_map_concurrency=_int("MAILROOM_MIGRATION_MAP_CONCURRENCY", 4, minimum=1),
+        migration_fetch_chunk=_int("MAILROOM_MIGRATION_FETCH_CHUNK", 50, minimum=1),
+        migration_store_threads=_int("MAILROOM_MIGRATION_STORE_THREADS", 8, minimum=1),
+        migration_secret_retention_days=_int("MAILROOM_MIGRATION_SECRET_RETENTION_DAYS", 7, minimum=1),
     )
 
 

@@ -20,7 +20,7 @@ def document() -> dict[str, Any]:
     spec.setdefault("components", {}).setdefault("securitySchemes", {})["bearer"] = {
         "type": "http",
         "scheme": "bearer",
-        "description": "Ops token (mr_live_...) or message token (mr_msg_...).",
+        "description": "Ops token (mr_live_...), message token (mr_msg_...) or API key (inai_...).",
     }
     for path_item in spec.get("paths", {}).values():
         for operation in path_item.values():

@@ -215,7 +215,8 @@ async def _idempotent(request: Request, handle: RouteHandler, principal: Princip
         store.abandon(fingerprint, exc if isinstance(exc, Exception) else RuntimeError("aborted"))
         raise
     body = await _body_of(response)
-    if response.status_code >= 500:
+    # 5xx and 429 mean "not done, try again": the retry with the same key must run, not replay.
+    if response.status_code >= 500 or response.status_code == 429:
         store.abandon(fingerprint, RuntimeError(f"status {response.status_code}"))
     else:
         headers = {k: response.headers[k] for k in _REPLAYED_HEADERS if k in response.headers}

@@ -10,6 +10,7 @@ from typing import Any
 from fastapi import Request
 
 from mailroom.api.errors import ApiError
+from mailroom.domain.scopes import OPS_SCOPES
 from mailroom.domain.tokens import TokenType
 
 _DENIAL_MESSAGES = {
@@ -53,12 +54,15 @@ def from_authorizer_context(context: dict[str, Any] | None, *, now: float | None
     if expires and expires <= (now if now is not None else time.time()):
         raise unauthenticated(_DENIAL_MESSAGES["expired"])
     try:
+        token_type = TokenType(context["token_type"])
+        # An API key is organization-wide: every ops scope, including scopes added after it was made.
+        scopes = OPS_SCOPES if token_type is TokenType.API_KEY else str(context.get("scopes", "")).split()
         return Principal(
             org_id=str(context["org_id"]),
             token_id=str(context["token_id"]),
-            token_type=TokenType(context["token_type"]),
+            token_type=token_type,
             token_name=str(context.get("token_name", "")),
-            scopes=frozenset(str(context.get("scopes", "")).split()),
+            scopes=frozenset(scopes),
             mailbox_id=str(context.get("mailbox_id") or "") or None,
             rate_limit=int(context.get("rate_limit") or 0) or None,
         )
@@ -80,18 +84,23 @@ def current(request: Request) -> Principal:
     return principal  # type: ignore[no-any-return]
 
 
+def acts_as(actual: TokenType, wanted: TokenType) -> bool:
+    """An API key (``inai_``) is an organization-wide ops token: it is accepted wherever one is."""
+    return actual is wanted or (actual is TokenType.API_KEY and wanted is TokenType.OPS)
+
+
 def require(*scopes: str, token_type: TokenType = TokenType.OPS) -> Callable[[Request], Principal]:
     """A FastAPI dependency: the caller, if it is a ``token_type`` token holding every scope named."""
 
     def dependency(request: Request) -> Principal:
         principal = current(request)
-        if principal.token_type is not token_type:
+        if not acts_as(principal.token_type, token_type):
             raise ApiError(
                 403,
                 "wrong_token_type",
                 f"This endpoint needs a {token_type.value} token.",
-                hint="Ops tokens (mr_live_) manage infrastructure; message tokens (mr_msg_) read and "
-                "send mail.",
+                hint="Ops tokens (mr_live_) and API keys (inai_) manage infrastructure; message tokens "
+                "(mr_msg_) read and send mail.",
             )
         missing = [s for s in scopes if not principal.has(s)]
         if missing:

@@ -35,6 +35,8 @@ EVENT_TYPES: tuple[str, ...] = (
     "migration.completed",
     "migration.failed",
 )
+# What ``/api/v0`` offers: agentmail-v0-api.txt's list exactly (migrations are a v1 feature).
+V0_EVENT_TYPES: tuple[str, ...] = EVENT_TYPES[:7]
 # Sent by ``POST /webhooks/{id}:test`` to that one webhook, whatever it subscribes to.
 TEST_EVENT_TYPE = "webhook.test"
 
@@ -56,6 +58,23 @@ MAX_URL_LENGTH = 2048
 
 class InvalidWebhookUrl(ValueError):
     """A URL that can never be a webhook target (syntax, scheme, credentials)."""
+
+
+def known_event_types(requested: Iterable[str], allowed: Sequence[str]) -> list[str]:
+    """The requested types without repeats, in order; ValueError naming any not in ``allowed``."""
+    requested = list(requested)
+    unknown = [t for t in requested if t not in allowed]
+    if unknown:
+        raise ValueError(f"unknown event type(s): {', '.join(unknown)}; known: {', '.join(allowed)}")
+    return list(dict.fromkeys(requested))
+
+
+def mailbox_filter(mailbox_ids: Iterable[str]) -> list[str]:
+    """A webhook's mailbox filter without repeats, in order; ValueError when an id cannot be one."""
+    mailbox_ids = list(mailbox_ids)
+    if any(not m or len(m) > 64 for m in mailbox_ids):
+        raise ValueError("mailbox ids are 1 to 64 characters")
+    return list(dict.fromkeys(mailbox_ids))
 
 
 # ----------------------------------------------------------------------------- secrets

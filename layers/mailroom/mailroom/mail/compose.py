@@ -124,6 +124,21 @@ def _formatted(field_name: str, values: list[str]) -> list[str]:
     return [formataddr(parse_address(field_name, v)) for v in values]
 
 
+def check_custom_headers(headers: dict[str, str]) -> None:
+    """Custom headers a send may carry: valid names, no reserved ones, no injection. Checked while
+    composing, and on its own by callers that want to refuse a request before costly work."""
+    if len(headers) > MAX_CUSTOM_HEADERS:
+        raise ComposeError("headers", f"at most {MAX_CUSTOM_HEADERS} custom headers")
+    for name, value in headers.items():
+        if not _HEADER_NAME_RE.match(name):
+            raise ComposeError("headers", f"'{name[:80]}' is not a valid header name")
+        if name.lower() in RESERVED_HEADERS:
+            raise ComposeError(
+                "headers", f"{name} is set by Mailroom and cannot be overridden", code="reserved_header"
+            )
+        _no_injection(f"headers.{name}", value)
+
+
 def compose(draft: Draft, *, now: float | None = None) -> Composed:
     sender_name, sender = parse_address("from", draft.sender)
     to = _formatted("to", draft.to)
@@ -142,16 +157,7 @@ def compose(draft: Draft, *, now: float | None = None) -> Composed:
     _no_injection("subject", draft.subject)
     if len(draft.subject) > MAX_SUBJECT_CHARS:
         raise ComposeError("subject", f"subject is longer than {MAX_SUBJECT_CHARS} characters")
-    if len(draft.headers) > MAX_CUSTOM_HEADERS:
-        raise ComposeError("headers", f"at most {MAX_CUSTOM_HEADERS} custom headers")
-    for name, value in draft.headers.items():
-        if not _HEADER_NAME_RE.match(name):
-            raise ComposeError("headers", f"'{name[:80]}' is not a valid header name")
-        if name.lower() in RESERVED_HEADERS:
-            raise ComposeError(
-                "headers", f"{name} is set by Mailroom and cannot be overridden", code="reserved_header"
-            )
-        _no_injection(f"headers.{name}", value)
+    check_custom_headers(draft.headers)
     for reference in [draft.in_reply_to or "", *draft.references]:
         _no_injection("references", reference)
 

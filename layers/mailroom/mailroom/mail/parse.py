@@ -25,6 +25,7 @@ PREVIEW_CHARS = 200
 _MESSAGE_ID_RE = re.compile(r"<[^<>\s]+>")
 _CONTROL_RE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _WS_RE = re.compile(r"\s+")
+_SURROGATE_RE = re.compile("[\ud800-\udfff]")
 _TAG_RE = re.compile(r"<(script|style)\b.*?</\1\s*>|<[^>]+>", re.IGNORECASE | re.DOTALL)
 
 
@@ -78,7 +79,13 @@ class ParsedMessage:
 
 def one_line(value: str) -> str:
     """A header value safe to store and show: no CR, LF, NUL or other controls (an encoded newline
-    in a Subject must not become a header injection later)."""
+    in a Subject must not become a header injection later), no lone surrogates (the parser keeps
+    raw 8-bit header bytes as surrogate escapes: read as UTF-8, RFC 6532; else U+FFFD)."""
+    if _SURROGATE_RE.search(value):
+        try:
+            value = value.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+        except UnicodeEncodeError:  # a surrogate that is no escaped byte
+            value = _SURROGATE_RE.sub("\ufffd", value)
     return _WS_RE.sub(" ", _CONTROL_RE.sub(" ", value.replace("\r", " ").replace("\n", " "))).strip()
 
 

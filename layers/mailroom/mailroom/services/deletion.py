@@ -14,6 +14,11 @@
    (``orgs/<org>/mailboxes/<mbx>/``), and sends the job again if its Lambda runs short of time.
    The scheduled sweep re-sends jobs that have not finished 15 minutes after their last send
    (a lost message, or an enqueue that failed after the transaction), so every purge completes.
+
+``/api/v0`` (agentmail-v0-api.txt) deletes an inbox with one ``DELETE`` and no intent:
+``delete_now`` runs the same transaction as a confirmation (mailbox, address, counters, purge job)
+without the intent and without the per-token budget and cooldown, which only guard the
+intent/confirm flow of v1; the per-token rate limit still applies.
 """
 
 from __future__ import annotations
@@ -30,7 +35,7 @@ from mailroom.api.principal import Principal
 from mailroom.observability import logger
 from mailroom.services import mailboxes as mailbox_service
 from mailroom.settings import get_settings
-from mailroom.store import delete_intents, domains, keys, mail_purge, message_tokens, txn
+from mailroom.store import delete_intents, domains, keys, mail_purge, message_tokens, platform_domain, txn
 from mailroom.store import mailboxes as mailbox_store
 from mailroom.store.table import ConditionFailed, Item, Table
 
@@ -170,33 +175,12 @@ def confirm(table: Table, principal: Principal, intent_id: str) -> Confirmed:
         mailbox = mailbox_store.get(table, org_id, intent["mailbox_id"])
         if mailbox is None:
             raise errors.not_found("Mailbox")
-        domain = domains.get(table, org_id, mailbox["domain_id"])
-        allocation = int(mailbox.get("storage_allocation_mb") or 0)
-        job: Item = {
-            "org_id": org_id,
-            "mailbox_id": mailbox["id"],
-            "address": mailbox["address"],
-            "intent_id": intent["id"],
-            "status": "queued",
-            "queued_at": now_iso,
-            "deleted_items": 0,
-            "deleted_objects": 0,
-            "sends": 1,
-        }
+        job = _purge_job(mailbox, intent_id=intent["id"], now_iso=now_iso)
         operations = [
             delete_intents.confirm_op(
                 intent, now_iso=now_iso, now_epoch=now_epoch, confirmed_by=principal.token_id
             ),
-            mailbox_store.delete_op(mailbox),
-            mailbox_store.address_release(org_id, mailbox["address"], mailbox["id"]),
-            mailbox_store.org_change(
-                {"id": org_id},
-                {},
-                mailboxes=-1,
-                dedicated_mb=-allocation,
-                used_bytes=-int(mailbox.get("used_bytes", 0)),
-            ),
-            delete_intents.purge_job_op(job),
+            *_removal_ops(table, mailbox, job),
             delete_intents.daily_budget_op(
                 org_id, principal.token_id, day_start=_day_start(now_epoch), limit=settings.delete_daily_limit
             ),
@@ -204,10 +188,6 @@ def confirm(table: Table, principal: Principal, intent_id: str) -> Confirmed:
                 org_id, principal.token_id, now_epoch=now_epoch, cooldown=settings.delete_cooldown_seconds
             ),
         ]
-        if domain is not None:
-            operations.append(
-                mailbox_store.domain_change(domain, {}, mailboxes=-1, quota_mb=-int(mailbox["quota"]))
-            )
         try:
             txn.run(table, operations)
         except txn.Rejected as rejected:
@@ -234,6 +214,67 @@ def confirm(table: Table, principal: Principal, intent_id: str) -> Confirmed:
             enqueued=enqueued,
             revoked_tokens=revoked,
         )
+    raise mailbox_service.concurrent_update()
+
+
+def _purge_job(mailbox: Item, *, intent_id: str | None, now_iso: str) -> Item:
+    return {
+        "org_id": mailbox["org_id"],
+        "mailbox_id": mailbox["id"],
+        "address": mailbox["address"],
+        "intent_id": intent_id,
+        "status": "queued",
+        "queued_at": now_iso,
+        "deleted_items": 0,
+        "deleted_objects": 0,
+        "sends": 1,
+    }
+
+
+def _removal_ops(table: Table, mailbox: Item, job: Item) -> list[txn.Op]:
+    """Delete the mailbox as read, free its address, give back its counters, queue its purge."""
+    org_id = mailbox["org_id"]
+    domain = domains.get(table, org_id, mailbox["domain_id"])
+    allocation = int(mailbox.get("storage_allocation_mb") or 0)
+    operations = [
+        mailbox_store.delete_op(mailbox),
+        mailbox_store.address_release(org_id, mailbox["address"], mailbox["id"]),
+        mailbox_store.org_change(
+            {"id": org_id},
+            {},
+            mailboxes=-1,
+            dedicated_mb=-allocation,
+            used_bytes=-int(mailbox.get("used_bytes", 0)),
+        ),
+        delete_intents.purge_job_op(job),
+    ]
+    if platform_domain.is_platform(mailbox["domain_id"]):
+        operations.append(platform_domain.address_release(mailbox["address"], mailbox["id"]))
+    if domain is not None:
+        operations.append(
+            mailbox_store.domain_change(domain, {}, mailboxes=-1, quota_mb=-int(mailbox["quota"]))
+        )
+    return operations
+
+
+def delete_now(table: Table, org_id: str, mailbox_id: str, *, what: str = "Mailbox") -> Item:
+    """Delete a mailbox at once (v0's ``DELETE /inboxes/{id}``); returns its purge job.
+
+    404 (``what`` not found) when it does not exist."""
+    for _ in range(_CONFIRM_ATTEMPTS):
+        mailbox = mailbox_store.get(table, org_id, mailbox_id)
+        if mailbox is None:
+            raise errors.not_found(what)
+        job = _purge_job(mailbox, intent_id=None, now_iso=clock.now_iso())
+        try:
+            txn.run(table, _removal_ops(table, mailbox, job))
+        except txn.Rejected as rejected:
+            if set(rejected.roles) & {f"mailbox:{mailbox_id}", "purge_job"}:
+                continue  # changed (mail arrived) or deleted meanwhile: the next round says which
+            raise
+        _revoke_tokens(table, org_id, mailbox_id)
+        _enqueue(job)
+        return job
     raise mailbox_service.concurrent_update()
 
 

@@ -7,6 +7,8 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from mailroom import clock, ids
+from mailroom.api import errors
+from mailroom.api.errors import ApiError
 from mailroom.dns_lookup import lookup
 from mailroom.domain import dns_records
 from mailroom.domain.dkim import generate_dkim_key
@@ -93,6 +95,49 @@ def create_domain(table: Table, org_id: str, request: NewDomain) -> Item:
         domains.delete(table, domain)
         raise
     return domain
+
+
+def add_domain(table: Table, org_id: str, request: NewDomain) -> Item:
+    """``create_domain`` for an API request: every refusal as the error the client gets (both API
+    surfaces add domains through here)."""
+    org = organizations.get(table, org_id) or {}
+    storage_mb = int((org.get("limits") or {}).get("storage_mb", 0))
+    quota = (request.limits or {}).get("quota", DEFAULT_LIMITS["quota"])
+    if storage_mb and quota > storage_mb:
+        raise errors.validation(
+            f"quota {quota} MB exceeds the organization's storage of {storage_mb} MB", field="quota"
+        )
+    try:
+        return create_domain(table, org_id, request)
+    except domains.DomainTaken as taken:
+        if taken.same_org:
+            raise errors.conflict(
+                f"{request.domain} is already in this organization", code="domain_exists"
+            ) from taken
+        raise errors.conflict(
+            f"{request.domain} is hosted by another organization",
+            code="domain_taken",
+            hint="Remove it there first, or contact the operator.",
+        ) from taken
+    except domains.DomainLimitReached as limit:
+        raise ApiError(
+            422,
+            "domain_limit_reached",
+            "The organization has reached its domain limit.",
+            hint="Delete a domain or raise the organization's limit.",
+        ) from limit
+
+
+def remove_domain(table: Table, domain: Item) -> None:
+    """``delete_domain`` for an API request: 409 domain_not_empty while it still has addresses."""
+    try:
+        delete_domain(table, domain)
+    except domains.DomainNotEmpty as exc:
+        raise errors.conflict(
+            f"{domain['domain']} still has mailboxes, aliases or pending invites",
+            code="domain_not_empty",
+            hint="Delete its mailboxes and aliases first; pending invites are released when they expire.",
+        ) from exc
 
 
 def delete_domain(table: Table, domain: Item) -> None:

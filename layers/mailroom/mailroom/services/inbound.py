@@ -3,7 +3,8 @@
 SES's receipt rule stores the raw message at ``inbound/<ses message id>`` and invokes the inbound
 function; this module does the rest for one message:
 
-1. **Route** each envelope recipient (lower case) through its domain's claim to an organization.
+1. **Route** each envelope recipient (lower case) through its domain's claim to an organization
+   (on the shared platform domain, through the address's own claim: services/platform_domain.py).
    A domain nobody hosts, or an inactive one, drops the recipient.
 2. **Skip what was done.** An organization whose receipt item exists for this SES message id
    (``ORG#<org>#INBOUND / <id>``) handled it already: a redelivered SES event, or the S3
@@ -55,6 +56,7 @@ from mailroom.store import (
     keys,
     mail_objects,
     mailboxes,
+    platform_domain,
     ses_outbound,
     suppressions,
 )
@@ -161,12 +163,21 @@ class Directory:
     def __init__(self, table: Table) -> None:
         self.table = table
         self._claims: dict[str, Item | None] = {}
+        self._routes: dict[str, Item | None] = {}
         self._items: dict[tuple[str, str], Item | None] = {}
 
     def claim(self, domain_name: str) -> Item | None:
         if domain_name not in self._claims:
             self._claims[domain_name] = domains.claim_of(self.table, domain_name)
         return self._claims[domain_name]
+
+    def route(self, address: str) -> Item | None:
+        """The claim (``org_id``, ``domain_id``) that routes ``address``."""
+        if address not in self._routes:
+            self._routes[address] = platform_domain.routing_claim(
+                self.table, self.claim(domain_part(address)), address
+            )
+        return self._routes[address]
 
     def _get(self, kind: str, org_id: str, ident: str) -> Item | None:
         cache_key = (kind, f"{org_id}/{ident}")
@@ -194,7 +205,7 @@ class Directory:
 
     def hosted_domain(self, org_id: str, address: str) -> Item | None:
         """The domain item when ``address`` is on one of ``org_id``'s domains."""
-        claim = self.claim(domain_part(address))
+        claim = self.route(address)
         if claim is None or claim["org_id"] != org_id:
             return None
         return self.domain(org_id, claim["domain_id"])
@@ -252,10 +263,12 @@ def route(directory: Directory, recipients: tuple[str, ...]) -> tuple[dict[str, 
                 unrouted["invalid_recipient"] += 1
             continue
         seen.add(address)
-        claim = directory.claim(domain_part(address))
+        claim = directory.route(address)
         domain = directory.domain(claim["org_id"], claim["domain_id"]) if claim else None
         if claim is None or domain is None:
-            unrouted["unknown_domain"] += 1
+            # On the shared platform domain an address nobody holds has no organization to count it.
+            shared = (directory.claim(domain_part(address)) or {}).get("shared")
+            unrouted["unknown_recipient" if shared else "unknown_domain"] += 1
             continue
         plan = plans.setdefault(claim["org_id"], OrgPlan(claim["org_id"]))
         plan.recipients[address] = domain

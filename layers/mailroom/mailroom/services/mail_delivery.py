@@ -191,6 +191,7 @@ def deliver(table: Table, incoming: Incoming) -> Outcome:
         labels=set(message["labels"]),
         received_at=received_iso if incoming.direction == "inbound" and is_latest else None,
         sent_at=received_iso if incoming.direction == "outbound" and is_latest else None,
+        created=thread is None,
     )
     event = None
     if incoming.event_type:

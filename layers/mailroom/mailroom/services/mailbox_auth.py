@@ -25,7 +25,7 @@ from mailroom.domain import passwords
 from mailroom.domain.scopes import MESSAGE_SCOPES
 from mailroom.services import message_tokens as token_service
 from mailroom.settings import get_settings
-from mailroom.store import addresses, domains, message_tokens, signin_attempts
+from mailroom.store import addresses, domains, message_tokens, platform_domain, signin_attempts
 from mailroom.store import mailboxes as mailbox_store
 from mailroom.store.table import ConditionFailed, Item, Table
 
@@ -50,8 +50,11 @@ def invalid_credentials() -> ApiError:
 
 
 def find_mailbox(table: Table, address: str) -> Item | None:
-    """The mailbox that owns ``address``, across organizations (through the domain's claim)."""
-    claim = domains.claim_of(table, address_rules.domain_of(address))
+    """The mailbox that owns ``address``, across organizations (through the domain's claim, or the
+    address's own on the shared platform domain)."""
+    claim = platform_domain.routing_claim(
+        table, domains.claim_of(table, address_rules.domain_of(address)), address
+    )
     if claim is None:
         return None
     owner = addresses.resolve(table, claim["org_id"], address)

@@ -29,7 +29,7 @@ from mailroom.api.errors import ApiError
 from mailroom.domain import addresses as address_rules
 from mailroom.domain import passwords
 from mailroom.services.domains import DEFAULT_LIMITS as DOMAIN_DEFAULT_LIMITS
-from mailroom.store import addresses, domains, message_tokens, organizations, txn
+from mailroom.store import addresses, domains, message_tokens, organizations, platform_domain, txn
 from mailroom.store import mailboxes as store
 from mailroom.store.table import ConditionFailed, Item, Table
 
@@ -163,6 +163,13 @@ def explain_rejection(
     taken = rejected.by("address:")
     if taken:
         return address_taken(taken[0].partition(":")[2])
+    shared = rejected.by("platform_address:")
+    if shared:
+        return errors.conflict(
+            f"{shared[0].partition(':')[2]} is already taken on the platform domain",
+            code="address_taken",
+            hint="The platform domain is shared by every organization; choose another username.",
+        )
     for role in rejected.by("domain:"):
         domain = domains.get(table, org_id, role.partition(":")[2])
         if domain is None:
@@ -237,7 +244,9 @@ def forwarding_view(forwarding: dict[str, Any]) -> dict[str, Any]:
 class NewMailbox:
     local_part: str
     domain: str
-    password: str
+    # None: no password until an administrator sets one (v0 inboxes, which agents reach with the
+    # organization's API key; a password nobody knows would only cost a hash).
+    password: str | None
     name: str | None = None
     quota: int | None = None
     active: bool = True
@@ -290,13 +299,20 @@ def prepare_address(
     quota: int | None,
     allocation: int | None,
     cache: dict[str, Item | None] | None = None,
+    domain: Item | None = None,
+    local_part_field: str = "local_part",
 ) -> Prepared:
-    """Validate address, quota and allocation of a new mailbox or invite (not limits, not uniqueness)."""
+    """Validate address, quota and allocation of a new mailbox or invite (not limits, not uniqueness).
+
+    ``domain``: the domain item when the caller has it already (the platform domain, which is no
+    organization's hosted domain and so is never found by name); ``local_part_field``: the request
+    field a bad local part is reported on."""
     try:
         local = address_rules.normalize_local_part(local_part)
     except address_rules.InvalidAddress as exc:
-        raise errors.validation(str(exc), field="local_part", code="invalid_address") from exc
-    domain = resolve_domain(table, org_id, domain_name, cache)
+        raise errors.validation(str(exc), field=local_part_field, code="invalid_address") from exc
+    if domain is None:
+        domain = resolve_domain(table, org_id, domain_name, cache)
     limits = domain_limits(domain)
     if quota is None:
         quota = allocation if allocation is not None else limits["defquota"]
@@ -329,7 +345,13 @@ def check_password(password: str, local_part: str) -> None:
 
 
 def prepare_mailbox(
-    table: Table, org_id: str, request: NewMailbox, *, cache: dict[str, Item | None] | None = None
+    table: Table,
+    org_id: str,
+    request: NewMailbox,
+    *,
+    cache: dict[str, Item | None] | None = None,
+    domain: Item | None = None,
+    local_part_field: str = "local_part",
 ) -> Prepared:
     prepared = prepare_address(
         table,
@@ -339,8 +361,11 @@ def prepare_mailbox(
         quota=request.quota,
         allocation=request.storage_allocation_mb,
         cache=cache,
+        domain=domain,
+        local_part_field=local_part_field,
     )
-    check_password(request.password, prepared.local_part)
+    if request.password is not None:
+        check_password(request.password, prepared.local_part)
     prepared.password = request.password
     now = clock.now_iso()
     prepared.record = {
@@ -360,7 +385,7 @@ def prepare_mailbox(
         "force_pw_update": request.force_pw_update,
         "tls_enforce_in": request.tls_enforce_in,
         "tls_enforce_out": request.tls_enforce_out,
-        "password_updated_at": now,
+        "password_updated_at": now if request.password is not None else None,
         "message_token_count": 0,
         "created_via": "api",
         "version": 1,
@@ -440,6 +465,11 @@ def write_mailboxes(table: Table, org: Item, rows: list[Prepared]) -> list[Item]
             row.record["password_hash"] = passwords.hash_password(row.password)
         operations.append(store.create_op(row.record))
         operations.append(store.address_claim(org["id"], row.address, "mailbox", row.record["id"]))
+        if platform_domain.is_platform(row.domain["id"]):
+            # Shared by every organization: the address must be free platform-wide, not just here.
+            operations.append(
+                platform_domain.address_claim(org["id"], row.domain["id"], row.address, row.record["id"])
+            )
     operations += batch.counter_ops(org)
     try:
         txn.run(table, operations)
@@ -452,8 +482,19 @@ def address_owner(table: Table, org_id: str, address: str) -> Item | None:
     return addresses.resolve(table, org_id, address)
 
 
-def create_mailbox(table: Table, org_id: str, request: NewMailbox) -> Item:
-    prepared = prepare_mailbox(table, org_id, request)
+def create_mailbox(
+    table: Table,
+    org_id: str,
+    request: NewMailbox,
+    *,
+    domain: Item | None = None,
+    extra: dict[str, Any] | None = None,
+    local_part_field: str = "local_part",
+) -> Item:
+    """One mailbox. ``domain``/``local_part_field``: see ``prepare_address``; ``extra``: attributes
+    another surface keeps on the mailbox (v0's ``client_id``)."""
+    prepared = prepare_mailbox(table, org_id, request, domain=domain, local_part_field=local_part_field)
+    prepared.record.update(extra or {})
     if address_owner(table, org_id, prepared.address) is not None:
         raise address_taken(prepared.address)
     return write_mailboxes(table, load_org(table, org_id), [prepared])[0]

@@ -411,6 +411,8 @@ def apply_change(table: Table, message: Item, change: Change) -> Item:
         arguments = change(current)
         if arguments is None:
             return current
+        # Every change stamps the message (v0 shows it as updated_at).
+        arguments["set_fields"] = {**(arguments.get("set_fields") or {}), "updated_at": clock.now_iso()}
         try:
             return store.change_message(table, current, **arguments)
         except Rejected as rejected:
@@ -662,6 +664,18 @@ def attachment(message: Item, index: int) -> dict[str, Any]:
         if int(item["index"]) == index:
             return dict(item)
     raise errors.not_found("Attachment")
+
+
+def attachment_link(item: dict[str, Any], *, seconds: int) -> str:
+    """A pre-signed S3 GET of a stored attachment that downloads it (Content-Disposition: attachment
+    with its file name) with a type safe to serve; valid for ``seconds``."""
+    filename = item.get("filename") or f"attachment-{item['index']}"
+    return mail_objects.presigned_get(
+        item["key"],
+        filename=_ascii_name(filename),
+        content_type=_safe_type(item.get("content_type")),
+        seconds=seconds,
+    )
 
 
 def attachment_download(message: Item, index: int) -> Download:

@@ -346,12 +346,19 @@ def with_message_id(raw: bytes, message_id: str) -> bytes:
     return b"\r\n".join(kept) + separator + body
 
 
-def _sent_parsed(parsed: ParsedMessage, rfc_message_id: str) -> ParsedMessage:
+def _sent_parsed(parsed: ParsedMessage, rfc_message_id: str, request: SendRequest) -> ParsedMessage:
     parsed.message_id = rfc_message_id
     parsed.headers = [
         ("Message-ID", rfc_message_id) if name.lower() == "message-id" else (name, value)
         for name, value in parsed.headers
     ]
+    # The Sent copy keeps the bodies as the sender gave them: read back from the MIME they would
+    # carry CRLF line ends and the line break MIME ends every text part with. (A body the parser
+    # truncated to its limit stays truncated.)
+    if request.text is not None and "text" not in parsed.truncated:
+        parsed.text = request.text
+    if request.html is not None and "html" not in parsed.truncated:
+        parsed.html = request.html
     return parsed
 
 
@@ -417,7 +424,7 @@ def send(table: Table, mailbox: Item, request: SendRequest, *, now: datetime | N
         org_id=org_id,
         mailbox=mailbox,
         raw=raw,
-        parsed=_sent_parsed(parsed, rfc_message_id),
+        parsed=_sent_parsed(parsed, rfc_message_id, request),
         folder_key="sent",
         direction="outbound",
         received_at=moment,

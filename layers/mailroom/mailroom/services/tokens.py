@@ -1,4 +1,9 @@
-"""Issuing ops tokens."""
+"""Issuing ops tokens and API keys.
+
+An API key (``inai_``, the ``/api/v0`` surface's credential) is an organization-wide token: it holds
+every ops scope, now and as scopes are added (api/principal.py gives them at request time, so no
+scope list is stored on it), and never expires until it is deleted.
+"""
 
 from __future__ import annotations
 
@@ -26,17 +31,21 @@ def new_ops_token(
     created_by: str | None,
     expires_at: datetime | None = None,
     rate_limit_per_minute: int | None = None,
+    token_type: TokenType = TokenType.OPS,
 ) -> NewToken:
-    issued = issue_token(TokenType.OPS)
+    """An ops token's item (or, with ``token_type=API_KEY``, an API key's: id ``key_...``, the
+    ``inai_xxxx_...`` prefix, no scopes), not stored yet."""
+    issued = issue_token(token_type)
+    api_key = token_type is TokenType.API_KEY
     item: Item = {
-        "id": ids.new_id("tok"),
+        "id": ids.new_id("key" if api_key else "tok"),
         "org_id": org_id,
         "name": name,
-        "token_type": TokenType.OPS.value,
-        "prefix": issued.prefix,
+        "token_type": token_type.value,
+        "prefix": issued.display_prefix if api_key else issued.prefix,
         "last_four": issued.last_four,
         "token_hash": issued.token_hash,
-        "scopes": sorted(set(scopes)),
+        "scopes": [] if api_key else sorted(set(scopes)),
         "rate_limit_per_minute": rate_limit_per_minute,
         "expires_at": clock.isoformat(expires_at) if expires_at else None,
         "expires_at_epoch": int(expires_at.timestamp()) if expires_at else None,
@@ -64,6 +73,15 @@ def issue_ops_token(
         created_by=created_by,
         expires_at=expires_at,
         rate_limit_per_minute=rate_limit_per_minute,
+    )
+    tokens.create(table, new.item)
+    return new
+
+
+def issue_api_key(table: Table, *, org_id: str, name: str, created_by: str | None) -> NewToken:
+    """A new organization-wide API key (``inai_``), stored and counted on its organization."""
+    new = new_ops_token(
+        org_id=org_id, name=name, scopes=(), created_by=created_by, token_type=TokenType.API_KEY
     )
     tokens.create(table, new.item)
     return new

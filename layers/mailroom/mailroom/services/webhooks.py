@@ -15,10 +15,13 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from mailroom import clock, ids
+from mailroom.api import errors
+from mailroom.api.errors import ApiError
 from mailroom.domain import ssrf
 from mailroom.domain import webhooks as rules
 from mailroom.services.webhook_delivery import secret_context
 from mailroom.services.webhook_fanout import message_for
+from mailroom.settings import get_settings
 from mailroom.store import events, keys, kms, organizations, webhook_queue, webhooks
 from mailroom.store import webhook_deliveries as deliveries
 from mailroom.store.table import ConditionFailed, Item, Table
@@ -70,6 +73,21 @@ async def check_url(raw: str, *, allow_private: bool) -> str:
                 code="webhook_url_not_allowed",
             )
     return raw
+
+
+async def valid_url(url: str) -> str:
+    """``check_url`` for an API request: 422 on the ``url`` field when it is refused."""
+    try:
+        return await check_url(url, allow_private=get_settings().webhook_allow_private)
+    except UrlNotAllowed as exc:
+        raise errors.validation(str(exc), field="url", code=exc.code) from exc
+
+
+def load(table: Table, org_id: str, webhook_id: str) -> Item:
+    webhook = webhooks.get(table, org_id, webhook_id)
+    if webhook is None:
+        raise errors.not_found("Webhook")
+    return webhook
 
 
 def webhook_view(item: Item) -> dict[str, Any]:
@@ -139,6 +157,18 @@ def missing_mailboxes(table: Table, org_id: str, mailbox_ids: Sequence[str]) -> 
     return [m for m, k in zip(mailbox_ids, wanted, strict=True) if k not in found]
 
 
+def check_mailboxes(
+    table: Table, org_id: str, mailbox_ids: Sequence[str], *, field: str = "mailbox_ids"
+) -> None:
+    """422 ``unknown_mailbox`` unless every id is a mailbox of the organization (``field``: how the
+    request names the filter: ``mailbox_ids`` in v1, ``inbox_ids`` in v0)."""
+    missing = missing_mailboxes(table, org_id, mailbox_ids) if mailbox_ids else []
+    if missing:
+        raise errors.validation(
+            f"not mailboxes of this organization: {', '.join(missing)}", field=field, code="unknown_mailbox"
+        )
+
+
 @dataclass(frozen=True, slots=True)
 class NewWebhook:
     url: str
@@ -179,6 +209,19 @@ def create_webhook(table: Table, org_id: str, request: NewWebhook) -> tuple[Item
     return item, secret
 
 
+def add_webhook(table: Table, org_id: str, request: NewWebhook) -> tuple[Item, str]:
+    """``create_webhook`` for an API request: 422 ``webhook_limit_reached`` at the limit."""
+    try:
+        return create_webhook(table, org_id, request)
+    except webhooks.WebhookLimitReached as exc:
+        raise ApiError(
+            422,
+            "webhook_limit_reached",
+            "The organization has reached its webhook limit.",
+            hint="Delete a webhook, or subscribe an existing one to more event types.",
+        ) from exc
+
+
 def update_webhook(table: Table, webhook: Item, changes: dict[str, Any]) -> Item:
     """Apply a PATCH. Enabling clears why it was disabled and restarts the failure clock."""
     now_iso = clock.now_iso()
@@ -190,6 +233,27 @@ def update_webhook(table: Table, webhook: Item, changes: dict[str, Any]) -> Item
         else:
             fields |= {"disabled_reason": "manual", "disabled_at": now_iso}
     return webhooks.update(table, webhook["org_id"], webhook["id"], fields, remove=remove)
+
+
+async def patch_webhook(
+    table: Table,
+    webhook: Item,
+    changes: dict[str, Any],
+    *,
+    nullable: Sequence[str] = (),
+    filter_field: str = "mailbox_ids",
+) -> Item:
+    """A PATCH of either API surface: ``changes`` as the request named them (its mailbox filter is
+    called ``filter_field``); null refused except for ``nullable``; URL and filter validated."""
+    for name, value in changes.items():
+        if value is None and name not in nullable:
+            raise errors.validation(f"{name} cannot be null", field=name)
+    fields = {("mailbox_ids" if name == filter_field else name): value for name, value in changes.items()}
+    if "url" in fields:
+        fields["url"] = await valid_url(fields["url"])
+    if fields.get("mailbox_ids"):
+        check_mailboxes(table, webhook["org_id"], fields["mailbox_ids"], field=filter_field)
+    return update_webhook(table, webhook, fields)
 
 
 def rotate_secret(table: Table, webhook: Item, *, now: datetime | None = None) -> tuple[Item, str]:

@@ -88,8 +88,16 @@ def get_by_name(table: Table, org_id: str, name: str) -> Item | None:
 
 
 def list_page(table: Table, org_id: str, *, per_page: int, cursor: str | None) -> Page:
+    """The organization's own domains (not its item of the shared platform domain)."""
     return table.query_page(
-        partition=keys.org_pk(org_id), sk_prefix="DOMAIN#", per_page=per_page, cursor=cursor
+        partition=keys.org_pk(org_id), sk_prefix=keys.DOMAIN_LIST_PREFIX, per_page=per_page, cursor=cursor
+    )
+
+
+def window(table: Table, org_id: str, *, offset: int, limit: int) -> list[Item]:
+    """The organization's own domains ``offset`` to ``offset + limit``: a numbered v0 page."""
+    return table.query_window(
+        partition=keys.org_pk(org_id), sk_prefix=keys.DOMAIN_LIST_PREFIX, offset=offset, limit=limit
     )
 
 

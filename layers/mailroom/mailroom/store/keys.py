@@ -2,6 +2,9 @@
 
 organization   PK ORG#<org>                 SK #ORG            GSI1 ORGS / ORG#<org>
 token          PK ORG#<org>                 SK TOKEN#<tok id>  GSI1 TOKEN#<sha256> / TOKEN
+api key (v0)   PK ORG#<org>                 SK APIKEY#<key id> GSI1 TOKEN#<sha256> / TOKEN
+                 the same hash lookup as tokens (one authorizer query for every kind); its own sort
+                 key prefix and counter (api_key_count) so v0 lists keys and v1 lists tokens apart.
 audit record   PK ORG#<org>#AUDIT           SK <ulid>          GSI1 ORG#<org>#AUDIT#ACTION#<action> / <ulid>
                                                                GSI2 ORG#<org>#AUDIT#ACTOR#<tok id> / <ulid>
 rate window    PK ORG#<org>#RATE#<tok id>   SK <minute epoch>
@@ -21,6 +24,17 @@ Platform routing claims (the one kind of item not under a tenant key: they map a
 name to its tenant, carry only ids, and are written in the same transaction as the tenant item):
 
 domain claim   PK DOMAIN#<name>             SK #CLAIM          {org_id, domain_id}
+
+The platform domain (``MAILROOM_PLATFORM_DOMAIN``, where v0 inboxes get an address when no domain
+is named) is shared by every organization: its claim says so (``shared``, no tenant), and each
+address on it is claimed globally, in the same transaction as the mailbox that owns it, so inbound
+mail finds the tenant by address instead of by domain. Each organization using it gets its own
+domain item with the id ``platform-<name>`` (created on first use; it carries that organization's
+mailbox counters on the domain, is not counted in domain_count and is not listed with its domains):
+
+platform claim PK DOMAIN#<platform name>    SK #CLAIM          {shared, org_id "platform", SES/DKIM state}
+address claim  PK PLATFORMADDR#<address>    SK #CLAIM          {org_id, domain_id, mailbox_id}
+platform domain PK ORG#<org>                SK DOMAIN#platform-<name>  (no recheck index: the operator's)
 
 Addresses (mailboxes, aliases and pending invites) are unique per organization. The address
 item is written in the same transaction as its owner, so ``attribute_not_exists`` on it is the
@@ -61,6 +75,45 @@ organization; a send reads every recipient's entry with one BatchGetItem:
 
 suppression    PK ORG#<org>                 SK SUPPRESS#<address>  {reason, source, created_at}
                                             (count kept on the organization: suppression_count)
+
+Migrations (services/migrations.py, services/migration_steps.py; docs/migrations.md). A job is an
+organization item; its working state (per-folder progress, batch descriptors, what was imported,
+the sealed source password) lives in a partition of its own, so deleting a job is one Query:
+
+migration job  PK ORG#<org>                 SK MIGRATION#<mig id>
+                                            GSI2 ORG#<org>#MIGRATIONS#<status> / <mig id>  (by status)
+                                            GSI3 ORG#<org>#MBX#<mbx>#MIGRATIONS / <mig id> (by mailbox)
+                 A bulk batch's job also has {batch_id, row}; it waits (pending, no execution_arn,
+                 no slot) until its batch starts it. GSI1 stays free: the batch lists its jobs
+                 itself (job_ids, read back consistently, as its scheduler must see each job's latest).
+migration batch PK ORG#<org>                SK MIGBATCH#<bat id>  {job_ids, status, counts, flags, version}
+                 while it may have work:    GSI2 MIGBATCH_ACTIVE#<shard> / <last touched>#<org>#<bat id>
+                 (store/migration_batches.py; the sweep's index, sharded by crc32 of the id, 8 shards)
+batch key      PK ORG#<org>                 SK MIGBATCH_KEY#<sha256 of idempotency_key>  {batch_id, body hash}
+batch purge    PK ORG#<org>                 SK MIGBATCH_PURGE#<bat id>  {job_ids whose partitions are left}
+                                            GSI2 MIGBATCH_ACTIVE#<shard> / ...  (a deleted batch's cleanup)
+migration slots PK ORG#<org>                SK MIGRATION_SLOTS  {active, active_ids, count, batch_count}
+                 active: the organization's active jobs (a single start needs active = 0); count:
+                 every job (the list's total). Moved in the transactions that start a job and end it.
+job partition  PK ORG#<org>#MIGRATION#<mig id>
+  folder        SK FOLDER#<seq, 4 digits>   source folder, target folder key, expected/imported/
+                                            failed/skipped, batches and batches done
+  batch         SK BATCH#<attempt, 4 digits>#<seq, 6 digits>  one folder's UIDs (<= batch size),
+                                            counted once (its status flips in the counter transaction)
+  imported set  SK DONE#<sha256(raw folder)[:16]>#<uidvalidity>#<uid // 1000>  {imported, skipped}
+                                            number sets: what a retry need not fetch again
+  secret        SK SECRET                   KMS ciphertext of the source password (ttl)
+
+The platform-wide concurrency cap is a platform item (like the domain claim: ids only, written in
+the same transactions as the jobs it counts):
+
+capacity       PK MIGRATIONS#CAPACITY       SK #CAPACITY  {active, holders: set of mig ids}
+
+A message imported without a Message-ID leaves a marker in its mailbox's partition (so the mailbox
+purge removes it with the mail), found by the digest of its raw bytes when skip_duplicates is on:
+
+digest marker  PK ORG#<org>#MBX#<mbx>       SK DIGEST#<sha256 of raw>  {message_id, source_id}
+migration writes PK ORG#<org>#RATE#migrations-write:<tok id>  SK <minute epoch>  (10/min bucket)
 """
 
 from __future__ import annotations
@@ -79,6 +132,13 @@ def token_sk(token_id: str) -> str:
 
 def token_lookup_pk(token_hash: str) -> str:
     return f"TOKEN#{token_hash}"
+
+
+API_KEY_PREFIX = "APIKEY#"
+
+
+def api_key_sk(key_id: str) -> str:
+    return f"{API_KEY_PREFIX}{key_id}"
 
 
 def audit_pk(org_id: str) -> str:
@@ -122,6 +182,20 @@ def domain_claim_pk(name: str) -> str:
 
 
 DOMAIN_CLAIM_SK = "#CLAIM"
+PLATFORM_DOMAIN_ID_PREFIX = "platform-"
+# Generated domain ids all start so; a platform domain's item (``DOMAIN#platform-<name>``) does not,
+# which keeps it out of an organization's domain listing without a filter.
+DOMAIN_LIST_PREFIX = "DOMAIN#dom_"
+
+
+def platform_domain_id(name: str) -> str:
+    return f"{PLATFORM_DOMAIN_ID_PREFIX}{name}"
+
+
+def platform_address_pk(address: str) -> str:
+    return f"PLATFORMADDR#{address.lower()}"
+
+
 RECHECK_SHARDS = 8
 
 
@@ -224,7 +298,12 @@ def signin_pk(address_hash: str) -> str:
 # Custom folders and blocked senders are counted on the mailbox item (custom_folder_count,
 # blocked_sender_count) so their limits hold in the transaction that adds one.
 # quarantined SK QUAR#<ulid>   kept raw in S3 under quarantine/, in no folder
-# Folder counters live on the mailbox item (org partition) as fc_<key>_total / fc_<key>_unread.
+# Folder counters live on the mailbox item (org partition) as fc_<key>_total / fc_<key>_unread,
+# beside message_count and thread_count (every folder; moved in the transactions that store a
+# message, remove one or drop an empty thread): the totals of /api/v0's numbered lists.
+# /api/v0 pages by number, not cursor (Table.query_window): page p of the messages is the MSG#
+# range of the mailbox partition read newest first, the first (p-1) * page_size keys skipped
+# with key-only Queries; threads likewise on GSI2 <P>#THREADS.
 
 
 def message_sk(ulid: str) -> str:
@@ -296,3 +375,45 @@ SUPPRESSION_PREFIX = "SUPPRESS#"
 
 def suppression_sk(address: str) -> str:
     return f"{SUPPRESSION_PREFIX}{address.lower()}"
+
+
+# --- migrations (services/migrations.py; see the module docstring) ---------------------------------
+
+MIGRATION_PREFIX = "MIGRATION#"
+MIGRATION_SLOTS_SK = "MIGRATION_SLOTS"
+MIGRATION_CAPACITY_PK = "MIGRATIONS#CAPACITY"
+MIGRATION_CAPACITY_SK = "#CAPACITY"
+MIGRATION_SECRET_SK = "SECRET"  # noqa: S105 - a sort key, not a secret
+
+
+def migration_sk(migration_id: str) -> str:
+    return f"{MIGRATION_PREFIX}{migration_id}"
+
+
+def migration_pk(org_id: str, migration_id: str) -> str:
+    """The partition of one job's working state (folders, batches, imported sets, secret)."""
+    return f"ORG#{org_id}#MIGRATION#{migration_id}"
+
+
+def migrations_by_status_pk(org_id: str, status: str) -> str:
+    return f"ORG#{org_id}#MIGRATIONS#{status}"
+
+
+def migrations_by_mailbox_pk(org_id: str, mailbox_id: str) -> str:
+    return f"{mailbox_pk(org_id, mailbox_id)}#MIGRATIONS"
+
+
+def migration_folder_sk(seq: int) -> str:
+    return f"FOLDER#{seq:04d}"
+
+
+def migration_batch_sk(attempt: int, seq: int) -> str:
+    return f"BATCH#{attempt:04d}#{seq:06d}"
+
+
+def migration_done_sk(folder_hash: str, uidvalidity: int, bucket: int) -> str:
+    return f"DONE#{folder_hash}#{uidvalidity}#{bucket}"
+
+
+def digest_marker_sk(digest: str) -> str:
+    return f"DIGEST#{digest}"

@@ -2,8 +2,13 @@
 
 Storing a message is one transaction: the message (conditional on not existing, which makes
 delivery idempotent for deterministic ids), its thread (created or updated), the mailbox's counters
-(used bytes within its quota, the folder's total and unread), the organization's storage, and the
-event that reports it. Either all of it happened or none of it did.
+(used bytes within its quota, the folder's total and unread, the number of threads), the
+organization's storage, and the event that reports it. Either all of it happened or none of it did.
+
+The mailbox's ``thread_count`` moves with thread items: +1 in the transaction that creates one
+(conditioned on the thread not existing yet; an update of an existing thread is conditioned on it
+existing, so a thread dropped between the caller's read and this write is created and counted
+again), -1 in the transaction that drops an empty one.
 """
 
 from __future__ import annotations
@@ -11,7 +16,7 @@ from __future__ import annotations
 import time
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any
 
@@ -48,6 +53,7 @@ class ThreadChange:
     labels: set[str] = field(default_factory=set)
     received_at: str | None = None
     sent_at: str | None = None
+    created: bool = False  # the caller found no thread item: this message starts it
 
 
 def ulid_of(prefixed_id: str) -> str:
@@ -99,9 +105,12 @@ def search_fields(message: Mapping[str, Any]) -> Item:
 
 
 def _thread_op(org_id: str, mailbox_id: str, change: ThreadChange, *, size: int, unread: bool) -> Op:
+    # Created: must not exist yet (it is counted once); updated: must still exist (or it is counted).
     update = Update(
-        keys.mailbox_pk(org_id, mailbox_id), keys.thread_sk(ulid_of(change.thread_id)), upsert=True
+        keys.mailbox_pk(org_id, mailbox_id), keys.thread_sk(ulid_of(change.thread_id)), upsert=change.created
     )
+    if change.created:
+        update.when("attribute_not_exists(PK)")
     update.set_if_absent(
         id=change.thread_id,
         org_id=org_id,
@@ -137,10 +146,16 @@ def _mailbox_counters(
     total: int,
     unread: int,
     quota_bytes: int | None,
+    threads: int = 0,
 ) -> Update:
     total_attr, unread_attr = folders.counter_attributes(folder_key)
     update = Update(keys.org_pk(org_id), keys.mailbox_sk(mailbox_id))
-    update.add(used_bytes=size, message_count=total, **{total_attr: total, unread_attr: unread})
+    update.add(
+        used_bytes=size,
+        message_count=total,
+        thread_count=threads,
+        **{total_attr: total, unread_attr: unread},
+    )
     if quota_bytes is not None and size > 0:
         update.at_most("used_bytes", quota_bytes - size)
     return update
@@ -151,6 +166,19 @@ def store_message(
 ) -> Stored:
     """Store one message in its mailbox (see the module docstring); never raises for the expected
     outcomes (duplicate, over quota, mailbox gone)."""
+    try:
+        return _store(table, message, thread, quota_bytes=quota_bytes, event=event)
+    except Rejected as rejected:
+        if rejected.roles != ["thread"]:
+            raise
+    # The thread was dropped (or, never in practice, created) since the caller read it.
+    changed = replace(thread, created=not thread.created)
+    return _store(table, message, changed, quota_bytes=quota_bytes, event=event)
+
+
+def _store(
+    table: Table, message: Item, thread: ThreadChange, *, quota_bytes: int | None, event: Item | None
+) -> Stored:
     org_id, mailbox_id, size = message["org_id"], message["mailbox_id"], int(message["size"])
     unread = not message.get("flags", {}).get("seen", False)
     operations = [
@@ -164,6 +192,7 @@ def store_message(
             total=1,
             unread=1 if unread else 0,
             quota_bytes=quota_bytes,
+            threads=1 if thread.created else 0,
         ).op("mailbox"),
         Update(keys.org_pk(org_id), keys.ORG_SK).add(storage_used_bytes=size).op("org"),
     ]
@@ -266,6 +295,29 @@ def list_messages(
     )
 
 
+def messages_window(table: Table, org_id: str, mailbox_id: str, *, offset: int, limit: int) -> list[Item]:
+    """Messages ``offset`` to ``offset + limit`` of the mailbox (every folder), newest first: the
+    base partition's ``MSG#`` range in reverse (numbered pages; costs in ``Table.query_window``)."""
+    return table.query_window(
+        partition=keys.mailbox_pk(org_id, mailbox_id),
+        sk_prefix="MSG#",
+        offset=offset,
+        limit=limit,
+        newest_first=True,
+    )
+
+
+def threads_window(table: Table, org_id: str, mailbox_id: str, *, offset: int, limit: int) -> list[Item]:
+    """Threads ``offset`` to ``offset + limit`` by latest activity, newest first (GSI2)."""
+    return table.query_window(
+        partition=keys.threads_index_pk(org_id, mailbox_id),
+        index="GSI2",
+        offset=offset,
+        limit=limit,
+        newest_first=True,
+    )
+
+
 def list_threads(table: Table, org_id: str, mailbox_id: str, *, per_page: int, cursor: str | None) -> Page:
     """Threads by latest activity, newest first (GSI2)."""
     return table.query_page(
@@ -332,9 +384,13 @@ def change_message(
         counters = Update(keys.org_pk(org_id), keys.mailbox_sk(mailbox_id))
         operations.append(counters.add(**{k: v for k, v in moves.items() if v}).op("mailbox"))
     unread_delta = int(now_unread) - int(was_unread)
-    if unread_delta:
+    # A thread's labels are those its messages carry or carried: a label added to a message is
+    # added to its thread (removing one from a message leaves the thread's set as it is).
+    added_labels = set(labels or []) - set(message.get("labels") or [])
+    if unread_delta or added_labels:
         thread = Update(keys.mailbox_pk(org_id, mailbox_id), keys.thread_sk(ulid_of(message["thread_id"])))
-        operations.append(thread.add(unread_count=unread_delta).op("thread"))
+        thread.add(unread_count=unread_delta).add_to_set(labels=added_labels)
+        operations.append(thread.op("thread"))
     run(table, operations)
     return changed
 
@@ -443,28 +499,42 @@ def remove_messages(table: Table, messages: Sequence[Item]) -> list[Item]:
     return removed
 
 
+def _drop_thread(pk: str, sk: str, *, has_id: bool) -> Op:
+    """Delete an empty thread item: with ``has_id``, a real thread; otherwise only an id-less stub."""
+    exists = "attribute_exists(#id)" if has_id else "attribute_not_exists(#id)"
+    return Op(
+        "thread",
+        {
+            "Delete": {
+                "Key": serialize({"PK": pk, "SK": sk}),
+                "ConditionExpression": f"attribute_exists(PK) AND message_count <= :zero AND {exists}",
+                "ExpressionAttributeNames": {"#id": "id"},
+                "ExpressionAttributeValues": values(zero=0),
+            }
+        },
+    )
+
+
 def drop_empty_threads(table: Table, messages: Iterable[Item]) -> None:
     """Delete the threads of these messages that have no message left (a conditional delete each:
-    a thread that received a message meanwhile stays)."""
+    a thread that received a message meanwhile stays), counting each off the mailbox's
+    ``thread_count`` in the same transaction. A stub ``_removal_operations`` left for a thread that
+    had already gone (no ``id``: never a thread, never counted) is deleted uncounted."""
     done: set[tuple[str, str, str]] = set()
     for message in messages:
         thread = (message["org_id"], message["mailbox_id"], message["thread_id"])
         if thread in done:
             continue
         done.add(thread)
+        pk, sk = keys.mailbox_pk(thread[0], thread[1]), keys.thread_sk(ulid_of(thread[2]))
+        counter = Update(keys.org_pk(thread[0]), keys.mailbox_sk(thread[1])).add(thread_count=-1)
         try:
-            run(
-                table,
-                [
-                    delete(
-                        "thread",
-                        keys.mailbox_pk(thread[0], thread[1]),
-                        keys.thread_sk(ulid_of(thread[2])),
-                        condition="attribute_exists(PK) AND message_count <= :zero",
-                        zero=0,
-                    )
-                ],
-            )
+            run(table, [_drop_thread(pk, sk, has_id=True), counter.op("mailbox")])
+            continue
+        except Rejected:
+            pass  # not empty, already gone, a stub, or the mailbox itself is gone (being purged)
+        try:
+            run(table, [_drop_thread(pk, sk, has_id=False)])
         except Rejected:
             continue
 

@@ -53,6 +53,13 @@ def list_page(
     )
 
 
+def window(table: Table, org_id: str, *, offset: int, limit: int) -> list[Item]:
+    """Mailboxes ``offset`` to ``offset + limit`` in id (creation) order: a numbered v0 page."""
+    return table.query_window(
+        partition=keys.org_pk(org_id), sk_prefix=MAILBOX_PREFIX, offset=offset, limit=limit
+    )
+
+
 def update(org_id: str, mailbox_id: str, *, version: int | None = None) -> Update:
     """An Update of an existing mailbox; with ``version``, only if nobody changed it since it was read
     (every update bumps the version, so read-modify-write of counters stays consistent)."""

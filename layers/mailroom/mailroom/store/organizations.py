@@ -9,11 +9,13 @@ from mailroom.store import keys
 from mailroom.store.table import Item, Page, Table, serialize, values
 
 DEFAULT_LIMITS: dict[str, int] = {"mailboxes": 50, "domains": 10, "storage_mb": 51200, "aliases": 500}
+DEFAULT_LIMITS |= {"migration_batch_rows": 300, "migration_concurrency": 5}  # bulk migrations (Pro plan)
 COUNTERS = (
     "mailbox_count",
     "domain_count",
     "alias_count",
     "token_count",
+    "api_key_count",
     "audit_count",
     "storage_used_bytes",
     "webhook_count",

@@ -45,6 +45,16 @@ def rotate_dkim(domain: str, key: DkimKey) -> None:
     )
 
 
+def exists(domain: str) -> bool:
+    try:
+        _sesv2().get_email_identity(EmailIdentity=domain)
+    except ClientError as exc:
+        if exc.response["Error"]["Code"] != "NotFoundException":
+            raise
+        return False
+    return True
+
+
 def delete(domain: str) -> None:
     try:
         _sesv2().delete_email_identity(EmailIdentity=domain)

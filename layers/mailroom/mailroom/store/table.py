@@ -10,6 +10,8 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import random
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
@@ -25,6 +27,14 @@ Item = dict[str, Any]
 
 _serializer = TypeSerializer()
 _deserializer = TypeDeserializer()
+
+# TransactWriteItems cancelled by contention rather than by a condition: tried again (see transact).
+RETRYABLE_CANCELLATIONS = frozenset(
+    {"TransactionConflict", "ThrottlingError", "ProvisionedThroughputExceeded"}
+)
+TRANSACT_ATTEMPTS = 6
+TRANSACT_BACKOFF_BASE = 0.02  # seconds; full jitter, doubling
+TRANSACT_BACKOFF_CAP = 1.0
 
 INDEX_KEYS: dict[str | None, tuple[str, str]] = {
     None: ("PK", "SK"),
@@ -210,19 +220,32 @@ class Table:
         return deserialize(old) if old else None
 
     def transact(self, operations: Sequence[dict[str, Any]]) -> None:
-        """All-or-nothing writes: TransactWriteItems entries, each given this table's name."""
+        """All-or-nothing writes: TransactWriteItems entries, each given this table's name.
+
+        A transaction cancelled only because another one was writing the same item at that moment
+        (``TransactionConflict``: two messages stored at once both move their mailbox's counters) or
+        by throttling wrote nothing, and is tried again after a jittered backoff; botocore's own
+        retries do not cover it. A failed condition is never retried: it raises ``ConditionFailed``.
+        """
         items = []
         for operation in operations:
             ((kind, body),) = operation.items()
             items.append({kind: {"TableName": self.name, **body}})
-        try:
-            self.client.transact_write_items(TransactItems=items)
-        except ClientError as exc:
-            if exc.response["Error"]["Code"] == "TransactionCanceledException":
+        for attempt in range(TRANSACT_ATTEMPTS):
+            try:
+                self.client.transact_write_items(TransactItems=items)
+                return
+            except ClientError as exc:
+                if exc.response["Error"]["Code"] != "TransactionCanceledException":
+                    raise
                 reasons = [r.get("Code", "None") for r in exc.response.get("CancellationReasons", [])]  # type: ignore[typeddict-item]
                 if "ConditionalCheckFailed" in reasons or not reasons:
                     raise ConditionFailed(str(exc), reasons) from exc
-            raise
+                contended = {r for r in reasons if r != "None"} <= RETRYABLE_CANCELLATIONS
+                if not contended or attempt == TRANSACT_ATTEMPTS - 1:
+                    raise
+                backoff = min(TRANSACT_BACKOFF_CAP, TRANSACT_BACKOFF_BASE * 2**attempt)
+                time.sleep(random.uniform(0, backoff))  # noqa: S311 - jitter, not a secret
 
     def query_page(
         self,
@@ -374,6 +397,69 @@ class Table:
             start_key = resume = deserialize(last)
         next_cursor = _encode_cursor({"k": resume, "p": number + 1, "d": "filtered"}) if resume else None
         return Page(items=items, number=number, next_cursor=next_cursor, prev_cursor=None)
+
+    def query_window(
+        self,
+        *,
+        partition: str,
+        offset: int,
+        limit: int,
+        index: str | None = None,
+        sk_prefix: str | None = None,
+        newest_first: bool = False,
+    ) -> list[Item]:
+        """Items ``offset`` to ``offset + limit`` of a partition in sort-key order: numbered pages
+        (``/api/v0``), where no cursor says where a page starts.
+
+        The first ``offset`` items are skipped with key-only Queries (``ProjectionExpression`` of
+        the keys), so they cost no transfer or deserialization; DynamoDB still bills a Query by the
+        size of the items it reads (eventually consistent: 0.5 RCU per 4 KB), and returns at most
+        1 MB per request. Page ``p`` therefore costs about ``offset * item size / 1 MB`` Queries
+        plus one for the page itself, instead of reading and decoding every earlier item."""
+        pk_name, sk_name = INDEX_KEYS[index]
+        condition, names, expression_values = _key_condition(partition, index, None, sk_prefix)
+        base: dict[str, Any] = {
+            "TableName": self.name,
+            "KeyConditionExpression": condition,
+            "ExpressionAttributeNames": dict(names),
+            "ExpressionAttributeValues": expression_values,
+            "ScanIndexForward": not newest_first,
+        }
+        if index:
+            base["IndexName"] = index
+        start_key: dict[str, Any] | None = None
+        skipped = 0
+        key_names = sorted({"PK", "SK", pk_name, sk_name})
+        while skipped < offset:
+            key_placeholders = {f"#k{i}": name for i, name in enumerate(key_names)}
+            kwargs = {
+                **base,
+                "ExpressionAttributeNames": {**base["ExpressionAttributeNames"], **key_placeholders},
+                "ProjectionExpression": ", ".join(key_placeholders),
+                "Limit": offset - skipped,
+            }
+            if start_key:
+                kwargs["ExclusiveStartKey"] = start_key
+            response = self.client.query(**kwargs)
+            wires = response.get("Items", [])
+            skipped += len(wires)
+            if skipped >= offset and wires:
+                start_key = wires[-1]  # keys only: exactly an ExclusiveStartKey
+                break
+            start_key = response.get("LastEvaluatedKey")
+            if start_key is None:
+                return []  # the partition ends before the window starts
+        items: list[Item] = []
+        while len(items) < limit:
+            kwargs = {**base, "Limit": limit - len(items)}
+            if start_key:
+                kwargs["ExclusiveStartKey"] = start_key
+            response = self.client.query(**kwargs)
+            items += [deserialize(w) for w in response.get("Items", [])]
+            start_key = response.get("LastEvaluatedKey")
+            if start_key is None:
+                break
+        return items[:limit]
 
     def query_one(self, *, partition: str, index: str | None = None) -> Item | None:
         pk_name, _ = INDEX_KEYS[index]

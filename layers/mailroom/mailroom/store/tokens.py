@@ -1,4 +1,8 @@
-"""API tokens: stored under their organization, found by hash through GSI1."""
+"""API tokens: stored under their organization, found by hash through GSI1.
+
+Ops tokens (``TOKEN#``) and the v0 surface's API keys (``APIKEY#``) are the same kind of item under
+two sort-key prefixes, each with its own maintained count (store/keys.py).
+"""
 
 from __future__ import annotations
 
@@ -6,11 +10,20 @@ import contextlib
 from typing import Any
 
 from mailroom import clock
+from mailroom.domain.tokens import TokenType
 from mailroom.store import keys, organizations
 from mailroom.store.table import ConditionFailed, Item, Page, Table, serialize, values
 
 # Expired tokens stay listable for a while (so an operator sees why a client fails), then TTL removes them.
 EXPIRED_GRACE_SECONDS = 30 * 24 * 3600
+
+
+def _sk(token_type: TokenType, token_id: str) -> str:
+    return keys.api_key_sk(token_id) if token_type is TokenType.API_KEY else keys.token_sk(token_id)
+
+
+def _counter(token_type: TokenType) -> str:
+    return "api_key_count" if token_type is TokenType.API_KEY else "token_count"
 
 
 def stored_item(token: Item) -> Item:
@@ -19,7 +32,7 @@ def stored_item(token: Item) -> Item:
     item = {
         **token,
         "PK": keys.org_pk(org_id),
-        "SK": keys.token_sk(token["id"]),
+        "SK": _sk(TokenType(token["token_type"]), token["id"]),
         "GSI1PK": keys.token_lookup_pk(token["token_hash"]),
         "GSI1SK": "TOKEN",
         "type": "token",
@@ -39,7 +52,7 @@ def create(table: Table, token: Item) -> None:
                     "ConditionExpression": "attribute_not_exists(PK)",
                 }
             },
-            organizations.counter_update(token["org_id"], "token_count", 1),
+            organizations.counter_update(token["org_id"], _counter(TokenType(token["token_type"])), 1),
         ]
     )
 
@@ -48,24 +61,40 @@ def find_by_hash(table: Table, token_hash: str) -> Item | None:
     return table.query_one(partition=keys.token_lookup_pk(token_hash), index="GSI1")
 
 
-def get(table: Table, org_id: str, token_id: str) -> Item | None:
-    return table.get(keys.org_pk(org_id), keys.token_sk(token_id))
+def get(table: Table, org_id: str, token_id: str, *, token_type: TokenType = TokenType.OPS) -> Item | None:
+    return table.get(keys.org_pk(org_id), _sk(token_type, token_id))
 
 
-def list_page(table: Table, org_id: str, *, per_page: int, cursor: str | None) -> Page:
+def list_page(
+    table: Table,
+    org_id: str,
+    *,
+    per_page: int,
+    cursor: str | None,
+    token_type: TokenType = TokenType.OPS,
+) -> Page:
     return table.query_page(
-        partition=keys.org_pk(org_id), sk_prefix="TOKEN#", per_page=per_page, cursor=cursor
+        partition=keys.org_pk(org_id), sk_prefix=_sk(token_type, ""), per_page=per_page, cursor=cursor
     )
 
 
-def delete(table: Table, org_id: str, token_id: str) -> bool:
+def window(
+    table: Table, org_id: str, *, offset: int, limit: int, token_type: TokenType = TokenType.OPS
+) -> list[Item]:
+    """Tokens (or API keys) ``offset`` to ``offset + limit`` in id order: a numbered v0 page."""
+    return table.query_window(
+        partition=keys.org_pk(org_id), sk_prefix=_sk(token_type, ""), offset=offset, limit=limit
+    )
+
+
+def delete(table: Table, org_id: str, token_id: str, *, token_type: TokenType = TokenType.OPS) -> bool:
     """Revoke: remove the token and its count. False when it did not exist."""
-    key = {"PK": {"S": keys.org_pk(org_id)}, "SK": {"S": keys.token_sk(token_id)}}
+    key = {"PK": {"S": keys.org_pk(org_id)}, "SK": {"S": _sk(token_type, token_id)}}
     try:
         table.transact(
             [
                 {"Delete": {"Key": key, "ConditionExpression": "attribute_exists(PK)"}},
-                organizations.counter_update(org_id, "token_count", -1),
+                organizations.counter_update(org_id, _counter(token_type), -1),
             ]
         )
     except ConditionFailed:
@@ -76,7 +105,8 @@ def delete(table: Table, org_id: str, token_id: str) -> bool:
 def touch(table: Table, org_id: str, token_id: str, *, sk: str | None = None) -> None:
     """Record use. Called by the authorizer on a cache miss, so ``used_at`` is exact to the cache TTL.
 
-    ``sk``: the item's sort key when it is not an ops token's (message tokens live under MSGTOKEN#).
+    ``sk``: the item's sort key when it is not an ops token's (message tokens live under MSGTOKEN#,
+    API keys under APIKEY#).
     """
     # A token revoked since the lookup has nothing left to touch.
     with contextlib.suppress(ConditionFailed):

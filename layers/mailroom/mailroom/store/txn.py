@@ -81,6 +81,7 @@ class Update:
         self._set: list[str] = []
         self._remove: list[str] = []
         self._add: list[str] = []
+        self._delete: list[str] = []
         self._conditions: list[str] = [] if upsert else ["attribute_exists(PK)"]
         self.names: dict[str, str] = {}
         self.values: dict[str, Any] = {}
@@ -124,6 +125,13 @@ class Update:
                 self._add.append(f"{self.name(attribute)} {self.value(set(strings))}")
         return self
 
+    def remove_from_set(self, **members: AbstractSet[str]) -> Update:
+        """DELETE strings from string-set attributes (a set left empty disappears)."""
+        for attribute, strings in members.items():
+            if strings:
+                self._delete.append(f"{self.name(attribute)} {self.value(set(strings))}")
+        return self
+
     def remove(self, *attributes: str) -> Update:
         self._remove.extend(self.name(a) for a in attributes)
         return self
@@ -165,6 +173,8 @@ class Update:
             clauses.append("REMOVE " + ", ".join(self._remove))
         if self._add:
             clauses.append("ADD " + ", ".join(self._add))
+        if self._delete:
+            clauses.append("DELETE " + ", ".join(self._delete))
         return " ".join(clauses)
 
     def _placeholders(self, text: str) -> tuple[dict[str, str], dict[str, Any]]:

@@ -64,6 +64,11 @@ def list_page(table: Table, org_id: str, *, per_page: int, cursor: str | None) -
     return table.query_page(partition=keys.org_pk(org_id), sk_prefix=PREFIX, per_page=per_page, cursor=cursor)
 
 
+def window(table: Table, org_id: str, *, offset: int, limit: int) -> list[Item]:
+    """Webhooks ``offset`` to ``offset + limit`` in id (creation) order: a numbered v0 page."""
+    return table.query_window(partition=keys.org_pk(org_id), sk_prefix=PREFIX, offset=offset, limit=limit)
+
+
 def all_of(table: Table, org_id: str) -> list[Item]:
     """Every webhook of an organization (a bounded handful), read consistently: a webhook created a
     moment before an event must see that event."""

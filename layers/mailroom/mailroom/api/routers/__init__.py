@@ -17,11 +17,20 @@ def all_routers() -> list[APIRouter]:
         mailboxes,
         message_tokens,
         messages,
+        migration_batches,
+        migrations,
         send,
         suppressions,
         tokens,
         webhooks,
     )
+    from mailroom.api.routers.v0 import api_keys as v0_api_keys
+    from mailroom.api.routers.v0 import domains as v0_domains
+    from mailroom.api.routers.v0 import inboxes as v0_inboxes
+    from mailroom.api.routers.v0 import messages as v0_messages
+    from mailroom.api.routers.v0 import organizations as v0_organizations
+    from mailroom.api.routers.v0 import threads as v0_threads
+    from mailroom.api.routers.v0 import webhooks as v0_webhooks
 
     return [
         account.router,
@@ -41,4 +50,13 @@ def all_routers() -> list[APIRouter]:
         messages.threads_router,
         send.router,
         suppressions.router,
+        migration_batches.router,  # before migrations: /migrations/bulk is not a migration id
+        migrations.router,
+        v0_organizations.router,
+        v0_api_keys.router,
+        v0_inboxes.router,
+        v0_domains.router,
+        v0_webhooks.router,
+        v0_messages.router,
+        v0_threads.router,
     ]

@@ -139,7 +139,9 @@ class DomainView(BaseModel):
 
 def _load(table: Table, principal: Principal, domain_id: str) -> Item:
     domain = store.get(table, principal.org_id, domain_id)
-    if domain is None:
+    # The platform domain's item only counts the organization's inboxes on it: the domain is the
+    # operator's, so it is none of the organization's domains to read, change or delete.
+    if domain is None or domain.get("platform"):
         raise errors.not_found("Domain")
     return domain
 
@@ -150,43 +152,18 @@ def _org_limits(table: Table, principal: Principal) -> tuple[Item, int]:
 
 
 def _create(table: Table, principal: Principal, body: CreateDomain) -> Item:
-    org, _ = _org_limits(table, principal)
-    storage_mb = int((org.get("limits") or {}).get("storage_mb", 0))
-    quota = body.limit_fields().get("quota", service.DEFAULT_LIMITS["quota"])
-    if storage_mb and quota > storage_mb:
-        raise errors.validation(
-            f"quota {quota} MB exceeds the organization's storage of {storage_mb} MB", field="quota"
-        )
-    try:
-        return service.create_domain(
-            table,
-            principal.org_id,
-            service.NewDomain(
-                domain=body.domain,
-                active=body.active,
-                description=body.description,
-                note=body.note,
-                feedback_enabled=body.feedback_enabled,
-                limits=body.limit_fields(),
-            ),
-        )
-    except store.DomainTaken as taken:
-        if taken.same_org:
-            raise errors.conflict(
-                f"{body.domain} is already in this organization", code="domain_exists"
-            ) from taken
-        raise errors.conflict(
-            f"{body.domain} is hosted by another organization",
-            code="domain_taken",
-            hint="Remove it there first, or contact the operator.",
-        ) from taken
-    except store.DomainLimitReached as limit:
-        raise ApiError(
-            422,
-            "domain_limit_reached",
-            "The organization has reached its domain limit.",
-            hint="Delete a domain or raise the organization's limit.",
-        ) from limit
+    return service.add_domain(
+        table,
+        principal.org_id,
+        service.NewDomain(
+            domain=body.domain,
+            active=body.active,
+            description=body.description,
+            note=body.note,
+            feedback_enabled=body.feedback_enabled,
+            limits=body.limit_fields(),
+        ),
+    )
 
 
 @router.get("/domains", name="domain.list", summary="List domains")
@@ -334,14 +311,7 @@ async def delete_domain(
     table = Table()
     domain = _load(table, principal, domain_id)
     audit_target(request, "domain", domain_id, domain=domain["domain"])
-    try:
-        service.delete_domain(table, domain)
-    except store.DomainNotEmpty as exc:
-        raise errors.conflict(
-            f"{domain['domain']} still has mailboxes, aliases or pending invites",
-            code="domain_not_empty",
-            hint="Delete its mailboxes and aliases first; pending invites are released when they expire.",
-        ) from exc
+    service.remove_domain(table, domain)
     return Response(status_code=204)
 
 

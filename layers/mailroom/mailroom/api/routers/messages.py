@@ -451,8 +451,8 @@ async def list_threads(request: Request, bound: Reader, page_query: PageParams) 
     page, views = service.list_threads(
         Table(), bound.mailbox, per_page=page_query.per_page, cursor=page_query.cursor
     )
-    # No maintained thread count: null, as for filtered lists.
-    return pagination.envelope(request, page, views, per_page=page_query.per_page, total=None)
+    total = max(0, int(bound.mailbox.get("thread_count", 0)))  # maintained with the thread items
+    return pagination.envelope(request, page, views, per_page=page_query.per_page, total=total)
 
 
 @threads_router.get("/threads/{thread_id}", name="thread.get", summary="A thread with its messages in order")

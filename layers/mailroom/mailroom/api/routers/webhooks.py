@@ -15,9 +15,8 @@ from mailroom.api.errors import ApiError
 from mailroom.api.models import ListOf, One, Strict, one
 from mailroom.api.pipeline import api_router, audit_target
 from mailroom.api.principal import Principal, require
-from mailroom.domain.webhooks import EVENT_TYPES
+from mailroom.domain.webhooks import EVENT_TYPES, known_event_types, mailbox_filter
 from mailroom.services import webhooks as service
-from mailroom.settings import get_settings
 from mailroom.store import organizations
 from mailroom.store import webhook_deliveries as deliveries
 from mailroom.store import webhooks as store
@@ -31,16 +30,11 @@ MAX_MAILBOX_FILTER = 100
 
 
 def _event_types(value: list[str]) -> list[str]:
-    unknown = [t for t in value if t not in EVENT_TYPES]
-    if unknown:
-        raise ValueError(f"unknown event type(s): {', '.join(unknown)}; known: {', '.join(EVENT_TYPES)}")
-    return list(dict.fromkeys(value))
+    return known_event_types(value, EVENT_TYPES)
 
 
 def _mailbox_ids(value: list[str]) -> list[str]:
-    if any(not m or len(m) > 64 for m in value):
-        raise ValueError("mailbox ids are 1 to 64 characters")
-    return list(dict.fromkeys(value))
+    return mailbox_filter(value)
 
 
 class CreateWebhook(Strict):
@@ -152,27 +146,7 @@ class ReplayView(BaseModel):
 
 
 def _load(table: Table, principal: Principal, webhook_id: str) -> Item:
-    webhook = store.get(table, principal.org_id, webhook_id)
-    if webhook is None:
-        raise errors.not_found("Webhook")
-    return webhook
-
-
-async def _valid_url(url: str) -> str:
-    try:
-        return await service.check_url(url, allow_private=get_settings().webhook_allow_private)
-    except service.UrlNotAllowed as exc:
-        raise errors.validation(str(exc), field="url", code=exc.code) from exc
-
-
-def _check_mailboxes(table: Table, principal: Principal, mailbox_ids: list[str]) -> None:
-    missing = service.missing_mailboxes(table, principal.org_id, mailbox_ids) if mailbox_ids else []
-    if missing:
-        raise errors.validation(
-            f"not mailboxes of this organization: {', '.join(missing)}",
-            field="mailbox_ids",
-            code="unknown_mailbox",
-        )
+    return service.load(table, principal.org_id, webhook_id)
 
 
 def _disabled() -> ApiError:
@@ -211,29 +185,21 @@ async def list_webhooks(
 async def create_webhook(
     body: CreateWebhook, request: Request, principal: Annotated[Principal, Depends(WRITE)]
 ) -> dict[str, Any]:
-    url = await _valid_url(body.url)
+    url = await service.valid_url(body.url)
     table = Table()
-    _check_mailboxes(table, principal, body.mailbox_ids)
-    try:
-        item, secret = service.create_webhook(
-            table,
-            principal.org_id,
-            service.NewWebhook(
-                url=url,
-                event_types=body.event_types,
-                mailbox_ids=body.mailbox_ids,
-                enabled=body.enabled,
-                description=body.description,
-                client_id=body.client_id,
-            ),
-        )
-    except store.WebhookLimitReached as exc:
-        raise ApiError(
-            422,
-            "webhook_limit_reached",
-            "The organization has reached its webhook limit.",
-            hint="Delete a webhook, or subscribe an existing one to more event types.",
-        ) from exc
+    service.check_mailboxes(table, principal.org_id, body.mailbox_ids)
+    item, secret = service.add_webhook(
+        table,
+        principal.org_id,
+        service.NewWebhook(
+            url=url,
+            event_types=body.event_types,
+            mailbox_ids=body.mailbox_ids,
+            enabled=body.enabled,
+            description=body.description,
+            client_id=body.client_id,
+        ),
+    )
     audit_target(request, "webhook", item["id"], url=url)
     return one({**service.webhook_view(item), "secret": secret})
 
@@ -260,17 +226,9 @@ async def update_webhook(
     table = Table()
     webhook = _load(table, principal, webhook_id)
     audit_target(request, "webhook", webhook_id)
-    changes: dict[str, Any] = {}
-    for name in body.model_fields_set:
-        value = getattr(body, name)
-        if value is None and name != "description":
-            raise errors.validation(f"{name} cannot be null", field=name)
-        changes[name] = value
-    if "url" in changes:
-        changes["url"] = await _valid_url(changes["url"])
-    if changes.get("mailbox_ids"):
-        _check_mailboxes(table, principal, changes["mailbox_ids"])
-    return one(service.webhook_view(service.update_webhook(table, webhook, changes)))
+    changes = {name: getattr(body, name) for name in body.model_fields_set}
+    updated = await service.patch_webhook(table, webhook, changes, nullable=("description",))
+    return one(service.webhook_view(updated))
 
 
 @router.delete("/webhooks/{webhook_id}", name="webhook.delete", status_code=204, summary="Delete a webhook")
