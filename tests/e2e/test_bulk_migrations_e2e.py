@@ -9,9 +9,6 @@ of a job ticks its batch from the worker), and every job imports exactly what it
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -23,7 +20,7 @@ import boto3
 import httpx
 import pytest
 
-from tests.e2e.stack_process import LocalStackProcess, start_stack
+from tests.e2e.stack_process import LocalStackProcess, create_org, start_stack
 from tests.support.dovecot import DovecotServer
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("bulk-migrations")]
@@ -50,33 +47,6 @@ def data(response: httpx.Response, status: int = 200) -> Any:
     return response.json()["data"]
 
 
-def create_org(stack: LocalStackProcess, name: str, limits: str) -> dict[str, Any]:
-    """An organization the way an operator makes one, with its own migration limits."""
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "mailroom.cli",
-            "admin",
-            "create-org",
-            "--name",
-            name,
-            "--limits",
-            limits,
-            "--json",
-            "--env-file",
-            str(stack.state_dir / "local.env"),
-        ],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr
-    return json.loads(result.stdout)  # type: ignore[no-any-return]
-
-
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     with DovecotServer() as server:
@@ -88,7 +58,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
             "MAILROOM_MIGRATION_MAP_CONCURRENCY": "2",
         }
         with start_stack(tmp_path_factory.mktemp("bulk-migration-state"), stop_timeout=90, **env) as stack:
-            org = create_org(stack, f"Bulk {uuid.uuid4().hex[:6]}", "migration_concurrency=2")
+            org = create_org(stack, f"Bulk {uuid.uuid4().hex[:6]}", limits="migration_concurrency=2")
             headers = {"Authorization": f"Bearer {org['admin_token']}"}
             with httpx.Client(base_url=stack.api_url, headers=headers, timeout=60) as admin:
                 domain = f"bulk-{uuid.uuid4().hex[:8]}.example.com"

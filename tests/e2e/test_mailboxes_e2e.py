@@ -3,9 +3,6 @@ through the local stack's gateway, authorizer, SQS poller (the purge) and emulat
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -16,7 +13,7 @@ import boto3
 import httpx
 import pytest
 
-from tests.e2e.stack_process import REPO, LocalStackProcess
+from tests.e2e.stack_process import LocalStackProcess, create_org
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("stack")]
 PASSWORD = "Correct-Horse-42"
@@ -52,31 +49,6 @@ def data(response: httpx.Response, status: int = 200) -> Any:
 def client_for(stack: LocalStackProcess, token: str | None) -> httpx.Client:
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     return httpx.Client(base_url=stack.api_url, headers=headers, timeout=30)
-
-
-def create_org(stack: LocalStackProcess, name: str) -> dict[str, Any]:
-    """A second organization, the way an operator makes one: ``mailroom admin create-org``."""
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "mailroom.cli",
-            "admin",
-            "create-org",
-            "--name",
-            name,
-            "--json",
-            "--env-file",
-            str(stack.state_dir / "local.env"),
-        ],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr
-    return json.loads(result.stdout)  # type: ignore[no-any-return]
 
 
 def aws_client(stack: LocalStackProcess, service: str) -> Any:

@@ -20,7 +20,7 @@ import boto3
 import httpx
 import pytest
 
-from tests.e2e.stack_process import LocalStackProcess, free_port, start_stack
+from tests.e2e.stack_process import LocalStackProcess, create_org, free_port, start_stack
 from tests.support.dovecot import DovecotServer, SeededMessage, seed_standard_corpus
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("migrations")]
@@ -84,7 +84,10 @@ def world(tmp_path_factory: pytest.TempPathFactory, dovecot: DovecotServer) -> I
         "MAILROOM_MIGRATION_WINDOW_BATCHES": "3",
         "MAILROOM_MIGRATION_WINDOWS_PER_EXECUTION": "2",
         "MAILROOM_MIGRATION_MAP_CONCURRENCY": "3",
-        "MAILROOM_MIGRATION_WRITE_LIMIT_PER_MINUTE": "100",
+        # One migration on the whole platform, and 20 migration writes per token per minute: the
+        # 503 and 429 paths are reachable (this module's own writes stay well under 20 a minute).
+        "MAILROOM_MIGRATION_CAPACITY": "1",
+        "MAILROOM_MIGRATION_WRITE_LIMIT_PER_MINUTE": "20",
     }
     # Hundreds of stored messages make the final snapshot on exit take a while.
     with start_stack(tmp_path_factory.mktemp("migration-state"), stop_timeout=90, **env) as stack:
@@ -280,3 +283,44 @@ def test_an_empty_source_completes_at_once(world: World) -> None:
     assert (done["status"], done["progress"], done["total_messages"]) == ("completed", 100, 0), done
     assert [f["name"] for f in done["folders"]] == ["INBOX"] and folder_totals(reader) == {}
     reader.close()
+
+
+def test_platform_capacity_is_503_and_migration_writes_have_their_own_rate_limit(world: World) -> None:
+    other = create_org(world.stack, f"Initech {uuid.uuid4().hex[:6]}")
+    headers = {"Authorization": f"Bearer {other['admin_token']}"}
+    with httpx.Client(base_url=world.stack.api_url, headers=headers, timeout=60) as b:
+        domain = f"mig-{uuid.uuid4().hex[:8]}.example.net"
+        data(post(b, "/api/v1/domains", {"domain": domain}), 201)
+        body = {"local_part": "incoming", "domain": domain, "password": PASSWORD}
+        target = data(post(b, "/api/v1/mailboxes", body), 201)
+        b_start = {"mailbox_id": target["id"], "provider": "generic_imap", "target_password": PASSWORD}
+
+        # The platform runs one migration (MAILROOM_MIGRATION_CAPACITY=1): while this organization's
+        # runs, the other organization's start is refused as retryable, and nothing is created.
+        mailbox, reader = new_mailbox(world, "capacity")
+        running = data(start(world, mailbox["id"], skip_duplicates=False), 201)
+        refused = post(b, "/api/v1/migrations", {**b_start, **world.source()})
+        assert code(refused) == (503, "migration_capacity_reached"), refused.text
+        assert refused.json()["error"]["retryable"] is True
+        assert data(b.get("/api/v1/migrations")) == []
+
+        # Once it ends, the slot is free again.
+        data(post(world.admin, f"/api/v1/migrations/{running['id']}:cancel"))
+        admitted = data(post(b, "/api/v1/migrations", {**b_start, **world.source()}), 201)
+        data(post(b, f"/api/v1/migrations/{admitted['id']}:cancel"))
+        reader.close()
+
+        # 20 migration writes per token per minute, refused or not: a fresh token gets 20, then 429.
+        token = data(
+            post(b, "/api/v1/tokens", {"name": "limits", "scopes": ["migrations:read", "migrations:write"]}),
+            201,
+        )["token"]
+        with httpx.Client(
+            base_url=world.stack.api_url, headers={"Authorization": f"Bearer {token}"}, timeout=60
+        ) as limited:
+            answers = [post(limited, "/api/v1/migrations/test-connection", {}) for _ in range(21)]
+        assert [a.status_code for a in answers[:20]] == [422] * 20
+        assert code(answers[20]) == (429, "rate_limited")
+        assert int(answers[20].headers["Retry-After"]) >= 1
+        # Reads are not migration writes.
+        assert b.get("/api/v1/migrations").status_code == 200
