@@ -314,60 +314,22 @@ def _driver_class() -> type[Any]:
                 if attempts[record.error] > limits.get(record.error, limits.get("States.ALL", 0)):
                     raise StepError(record.error, str(out.get("message")))
 
-        def execute(self, payload: dict[str, Any], execution_arn: str) -> Any:
-            state = dict(payload)
-            run = Run(end="")
-
-            def task(name: str, step: str) -> Any:
-                run.steps.append(step)
-                return self.invoke(name, {"step": step, "state": state, "execution_arn": execution_arn})
-
-            try:
-                if "resume" not in state:
-                    task("Validate", "validate")
-                    state = task("Plan", "plan")
-                while True:
-                    state = task("NextWindow", "next_window")
-                    window = state["window"]
-                    item_state = {k: state[k] for k in ("org_id", "job_id", "attempt", "segment")}
-                    self.concurrency = int(window["max_concurrency"])
-                    self.batches += len(window["batches"])
-                    with ThreadPoolExecutor(self.concurrency) as iterations:
-                        futures: list[Future[Any]] = [
-                            iterations.submit(
-                                self.invoke,
-                                "ImportBatch",
-                                {"step": "import_batch", "state": item_state, "seq": seq},
-                            )
-                            for seq in window["batches"]
-                        ]
-                    run.steps += ["import_batch"] * len(futures)
-                    for future in futures:
-                        future.result()
-                    if window["then"] == "finalize":
-                        task("Finalize", "finalize")
-                        run.end = "completed"
-                        return run
-                    if window["then"] == "continue_as_new":
-                        handed = task("ContinueAsNew", "continue_as_new")
-                        run.end = "handed_over"
-                        run.handed_over_to = {
-                            **{k: state[k] for k in ("org_id", "job_id", "attempt")},
-                            "segment": state["segment"] + 1,
-                            "cursor": state["cursor"],
-                            "windows_run": 0,
-                            "resume": True,
-                            "execution_arn": handed["execution_arn"],
-                        }
-                        return run
-            except StepError as failure:
-                if failure.error == "JobInactive":
-                    run.end = "stopped"
-                    return run
-                run.error = failure.catch_result()
-                self.invoke("RecordFailure", {"step": "fail", "state": {**state, "error": run.error}})
-                run.end = "failed"
-                return run
+        def import_window(self, item_state: dict[str, Any], window: dict[str, Any], run: Run) -> None:
+            """The Map's batches at its MaxConcurrency, each in a worker process."""
+            self.concurrency = int(window["max_concurrency"])
+            self.batches += len(window["batches"])
+            with ThreadPoolExecutor(self.concurrency) as iterations:
+                futures: list[Future[Any]] = [
+                    iterations.submit(
+                        self.invoke,
+                        "ImportBatch",
+                        {"step": "import_batch", "state": item_state, "seq": seq},
+                    )
+                    for seq in window["batches"]
+                ]
+            run.steps += ["import_batch"] * len(futures)
+            for future in futures:
+                future.result()
 
     return PoolDriver
 

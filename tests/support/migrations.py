@@ -151,6 +151,12 @@ class WorkflowDriver:
                 if attempts[name] > allowed:
                     raise StepError(name, str(exc)) from exc
 
+    def import_window(self, item_state: dict[str, Any], window: dict[str, Any], run: Run) -> None:
+        """The ImportWindow Map over one window's batches: one after the other here."""
+        for seq in window["batches"]:
+            run.steps.append("import_batch")
+            self.invoke("ImportBatch", {"step": "import_batch", "state": item_state, "seq": seq})
+
     def execute(self, payload: dict[str, Any], execution_arn: str) -> Run:
         """One execution from its input, to its end."""
         state = dict(payload)
@@ -167,10 +173,8 @@ class WorkflowDriver:
             while True:
                 state = task("NextWindow", "next_window")
                 window = state["window"]
-                for seq in window["batches"]:
-                    run.steps.append("import_batch")
-                    item_state = {k: state[k] for k in ("org_id", "job_id", "attempt", "segment")}
-                    self.invoke("ImportBatch", {"step": "import_batch", "state": item_state, "seq": seq})
+                item_state = {k: state[k] for k in ("org_id", "job_id", "attempt", "segment")}
+                self.import_window(item_state, window, run)
                 if window["then"] == "finalize":
                     task("Finalize", "finalize")
                     run.end = "completed"
