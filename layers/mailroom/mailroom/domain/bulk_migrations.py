@@ -30,7 +30,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, Protocol
 
-from mailroom.domain import addresses, ssrf
+from mailroom.domain import addresses, migrations, ssrf
 from mailroom.domain.domain_names import InvalidDomainName, normalize_domain
 
 # --- the request's vocabulary ----------------------------------------------------------------------
@@ -115,9 +115,7 @@ def mask_email(address: str) -> str:
         local, domain = addresses.split_address(address)
     except addresses.InvalidAddress:
         return mask_opaque(address)
-    if len(local) <= 2:
-        return f"{local[0]}***@{domain}"
-    return f"{local[0]}***{local[-1]}@{domain}"
+    return migrations.mask_email(f"{local}@{domain}")
 
 
 # --- server settings -------------------------------------------------------------------------------

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Final
 
+from mailroom.domain.migrations import mask_email
+
 CODES: Final = ("connection_failed", "auth_failed", "tls_failed", "timeout", "protocol_error")
 
 _DEFAULT_MESSAGES: Final = {
@@ -35,10 +37,9 @@ class SourceError(Exception):
 
 
 def mask_username(username: str) -> str:
-    """``jane@example.com`` -> ``j***e@example.com``: enough to recognise, not enough to harvest."""
-    local, at, domain = username.partition("@")
-    masked = f"{local[:1]}***" if len(local) <= 2 else f"{local[0]}***{local[-1]}"
-    return masked + at + domain
+    """``jane@example.com`` -> ``j***e@example.com``: enough to recognise, not enough to harvest
+    (the masking the migrations API shows source addresses with)."""
+    return mask_email(username)
 
 
 def scrub(text: str, secret: str) -> str:
