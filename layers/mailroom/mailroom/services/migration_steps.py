@@ -44,7 +44,7 @@ from mailroom.settings import get_settings
 from mailroom.store import kms, mailboxes, workflows
 from mailroom.store import mail as mail_store
 from mailroom.store import migrations as store
-from mailroom.store.table import ConditionFailed, Item, Table
+from mailroom.store.table import RETRYABLE_CANCELLATIONS, ConditionFailed, Item, Table
 
 if TYPE_CHECKING:
     from mailroom.imap.source import FetchedMessage, SourceAccount, SourceError, SourceFolder, SourceSession
@@ -644,9 +644,6 @@ _TRANSIENT_AWS_CODES = frozenset(
         "TransactionInProgressException",
     }
 )
-_TRANSIENT_CANCELLATIONS = frozenset(
-    {"TransactionConflict", "ThrottlingError", "ProvisionedThroughputExceeded"}
-)
 
 
 def _aws_code(exc: ClientError | BotoCoreError) -> str:
@@ -663,7 +660,7 @@ def _transient(exc: ClientError | BotoCoreError) -> bool:
     code = _aws_code(exc)
     if code == "TransactionCanceledException":
         reasons = {str(r.get("Code")) for r in exc.response.get("CancellationReasons", [])}  # type: ignore[typeddict-item]
-        return bool(reasons & _TRANSIENT_CANCELLATIONS)
+        return bool(reasons & RETRYABLE_CANCELLATIONS)  # still contended after Table.transact's tries
     status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0))
     return code in _TRANSIENT_AWS_CODES or status >= 500
 
