@@ -852,17 +852,8 @@ def batch_name(raw: str | None, *, now: datetime, accounts: int) -> str:
 # waits. Full global capacity is *not* a pause: the batch simply waits and continues by itself.
 
 
-class JobStatus(StrEnum):
-    PENDING = "pending"
-    VALIDATING = "validating"
-    PLANNING = "planning"
-    PROCESSING = "processing"
-    COMPLETED = "completed"
-    FAILED = "failed"
-    CANCELLED = "cancelled"
-
-
-TERMINAL_JOB_STATUSES = frozenset({JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED})
+JobStatus = migrations.JobStatus  # a batch's jobs are ordinary migration jobs
+TERMINAL_JOB_STATUSES = migrations.TERMINAL
 
 
 class BatchStatus(StrEnum):

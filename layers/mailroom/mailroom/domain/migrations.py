@@ -9,17 +9,32 @@ import hashlib
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any
 
-PENDING = "pending"
-VALIDATING = "validating"
-PLANNING = "planning"
-PROCESSING = "processing"
-COMPLETED = "completed"
-FAILED = "failed"
-CANCELLED = "cancelled"
 
-STATUSES: tuple[str, ...] = (PENDING, VALIDATING, PLANNING, PROCESSING, COMPLETED, FAILED, CANCELLED)
+class JobStatus(StrEnum):
+    """A job's status, in the order a job moves through them (trekmail-migrations-api.txt)."""
+
+    PENDING = "pending"
+    VALIDATING = "validating"
+    PLANNING = "planning"
+    PROCESSING = "processing"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+# Plain strings, as they are stored and compared.
+PENDING = JobStatus.PENDING.value
+VALIDATING = JobStatus.VALIDATING.value
+PLANNING = JobStatus.PLANNING.value
+PROCESSING = JobStatus.PROCESSING.value
+COMPLETED = JobStatus.COMPLETED.value
+FAILED = JobStatus.FAILED.value
+CANCELLED = JobStatus.CANCELLED.value
+
+STATUSES: tuple[str, ...] = tuple(status.value for status in JobStatus)
 ACTIVE: frozenset[str] = frozenset({PENDING, VALIDATING, PLANNING, PROCESSING})
 TERMINAL: frozenset[str] = frozenset({COMPLETED, FAILED, CANCELLED})
 RETRYABLE: frozenset[str] = frozenset({FAILED, CANCELLED})
