@@ -41,6 +41,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from local import ses
+from mailroom.mail.compose import with_message_id
 
 if TYPE_CHECKING:
     from local.moto_extensions import SentEmail
@@ -101,28 +102,6 @@ def amazon_message_id(ses_message_id: str, region: str) -> str:
     """The Message-ID SES gives a message it sends."""
     domain = "email.amazonses.com" if region == "us-east-1" else f"{region}.amazonses.com"
     return f"<{ses_message_id}@{domain}>"
-
-
-def with_message_id(raw: bytes, message_id: str) -> bytes:
-    """``raw`` with its Message-ID header (folded or not) replaced, or added when missing."""
-    newline = b"\r\n" if b"\r\n" in raw[:2000] else b"\n"
-    head, separator, body = raw.partition(newline * 2)
-    kept: list[bytes] = []
-    replaced = skipping = False
-    for line in head.split(newline):
-        if skipping and line[:1] in (b" ", b"\t"):
-            continue
-        skipping = False
-        if line.lower().startswith(b"message-id:"):
-            skipping = True
-            if not replaced:
-                kept.append(b"Message-ID: " + message_id.encode())
-                replaced = True
-            continue
-        kept.append(line)
-    if not replaced:
-        kept.insert(0, b"Message-ID: " + message_id.encode())
-    return newline.join(kept) + separator + body
 
 
 def simulator_behaviour(address: str) -> str | None:

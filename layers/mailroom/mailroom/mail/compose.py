@@ -220,3 +220,26 @@ def address_only(value: str) -> str:
     """The bare, lower-cased address of ``"Name <addr>"``: Mailroom addresses are case-insensitive."""
     name_addr = getaddresses([value])
     return (name_addr[0][1] if name_addr and name_addr[0][1] else value).strip().lower()
+
+
+def with_message_id(raw: bytes, message_id: str) -> bytes:
+    """``raw`` with its Message-ID header (folded or not) replaced, or added when missing: what SES does
+    to a message it sends. CRLF or bare LF line ends, whichever the message uses."""
+    newline = b"\r\n" if b"\r\n" in raw[:2000] else b"\n"
+    head, separator, body = raw.partition(newline * 2)
+    kept: list[bytes] = []
+    replaced = skipping = False
+    for line in head.split(newline):
+        if skipping and line[:1] in (b" ", b"\t"):
+            continue  # a folded continuation of the header being replaced
+        skipping = False
+        if line.lower().startswith(b"message-id:"):
+            skipping = True
+            if not replaced:
+                kept.append(b"Message-ID: " + message_id.encode())
+                replaced = True
+            continue
+        kept.append(line)
+    if not replaced:
+        kept.insert(0, b"Message-ID: " + message_id.encode())
+    return newline.join(kept) + separator + body

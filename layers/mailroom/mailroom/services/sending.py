@@ -35,7 +35,7 @@ from mailroom.api.errors import ApiError
 from mailroom.api.mailbox_access import send_blocked
 from mailroom.mail import compose as mime
 from mailroom.mail import threading
-from mailroom.mail.compose import Composed, ComposeError, Draft, OutgoingAttachment
+from mailroom.mail.compose import Composed, ComposeError, Draft, OutgoingAttachment, with_message_id
 from mailroom.mail.parse import ParsedMessage, Unparseable, parse
 from mailroom.observability import logger
 from mailroom.store import addresses, domain_metrics, mail_objects, ses_outbound, suppressions
@@ -324,26 +324,6 @@ def check_quota(mailbox: Item, size: int) -> None:
 
 
 # ----------------------------------------------------------------------------- the send
-
-
-def with_message_id(raw: bytes, message_id: str) -> bytes:
-    """``raw`` with its Message-ID header replaced by ``message_id`` (what SES does on sending)."""
-    head, separator, body = raw.partition(b"\r\n\r\n")
-    lines, kept, replaced, skipping = head.split(b"\r\n"), [], False, False
-    for line in lines:
-        if skipping and line[:1] in (b" ", b"\t"):
-            continue  # a folded continuation of the header being replaced
-        skipping = False
-        if line.lower().startswith(b"message-id:"):
-            skipping = True
-            if not replaced:
-                kept.append(b"Message-ID: " + message_id.encode())
-                replaced = True
-            continue
-        kept.append(line)
-    if not replaced:
-        kept.insert(0, b"Message-ID: " + message_id.encode())
-    return b"\r\n".join(kept) + separator + body
 
 
 def _sent_parsed(parsed: ParsedMessage, rfc_message_id: str, request: SendRequest) -> ParsedMessage:
