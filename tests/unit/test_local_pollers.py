@@ -1,6 +1,5 @@
 """SQS event source mapping: event shape, partial batch responses, retries and redrive (moto in-process)."""
 
-import json
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -11,6 +10,7 @@ from local.aws import Clients, provision
 from local.pollers import SqsPoller, succeeded
 from local.runtime import FunctionRuntime
 from local.stack import Stack
+from tests.support.local_records import read_records
 
 FIXTURE = Path(__file__).resolve().parents[2] / "tests" / "fixtures" / "local" / "template.yaml"
 
@@ -68,7 +68,7 @@ def poller_for(stack: Stack, clients: Clients, runtime: FunctionRuntime) -> tupl
 
 def records(folder: Path) -> list[dict]:
     path = folder / "Batch.jsonl"
-    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+    return read_records(path)
 
 
 def test_partial_batch_failures_are_retried_then_redriven(aws, runtime, tmp_path, monkeypatch):

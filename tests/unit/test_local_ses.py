@@ -1,6 +1,5 @@
 """SES inbound: receipt rule matching, the receipt event, rule actions, and the SMTP listener."""
 
-import json
 import smtplib
 import socket
 import time
@@ -17,6 +16,7 @@ from local.runtime import FunctionRuntime
 from local.smtp import InboundProcessor, SmtpServer, moto_identities, moto_rules
 from local.smtp import is_identity as ses_is_identity
 from local.stack import Stack
+from tests.support.local_records import read_records
 
 FIXTURE = Path(__file__).resolve().parents[2] / "tests" / "fixtures" / "local" / "template.yaml"
 MESSAGE = (
@@ -121,7 +121,7 @@ def recorded(folder: Path, count: int, timeout: float = 10.0) -> list[dict]:
     path = folder / "Recorder.jsonl"
     deadline = time.monotonic() + timeout
     while True:
-        events = [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+        events = read_records(path)
         if len(events) >= count or time.monotonic() > deadline:
             return events
         time.sleep(0.02)

@@ -14,6 +14,7 @@ from local.runtime import FunctionRuntime
 from local.stack import Stack
 from local.streams import FilterPatternError, StreamPoller, matches, parse_pattern
 from local.template import TemplateError
+from tests.support.local_records import read_records
 
 FIXTURE = Path(__file__).resolve().parents[2] / "tests" / "fixtures" / "local" / "streams.yaml"
 
@@ -154,12 +155,9 @@ def put(clients, stack, sk: str, *, kind: str = "job", action: str = "ok") -> No
 
 
 def invocations(folder: Path) -> list[list[str]]:
-    path = folder / "Changes.jsonl"
-    if not path.exists():
-        return []
     return [
-        [r["dynamodb"]["NewImage"]["SK"]["S"] for r in json.loads(line)["Records"]]
-        for line in path.read_text().splitlines()
+        [r["dynamodb"]["NewImage"]["SK"]["S"] for r in record["Records"]]
+        for record in read_records(folder / "Changes.jsonl")
     ]
 
 
