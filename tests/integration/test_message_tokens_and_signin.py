@@ -8,9 +8,10 @@ from typing import Any
 import pytest
 
 from mailroom import clock
-from mailroom.api.mailbox_access import send_blocked
+from mailroom.api.errors import status_of
 from mailroom.domain.tokens import parse_token
 from mailroom.services.organizations import NewOrganization
+from mailroom.services.sending import send_blocked
 from mailroom.settings import get_settings
 from mailroom.store import keys, message_tokens
 from mailroom.store.table import Table
@@ -158,7 +159,7 @@ def test_a_paused_mailbox_cannot_send(
     stored = mailboxes.get(table, org.organization["id"], alice["id"])
     assert stored is not None
     blocked = send_blocked(stored)
-    assert blocked is not None and (blocked.status, blocked.code) == (403, "mailbox_paused")
+    assert blocked is not None and (status_of(blocked), blocked.code) == (403, "mailbox_paused")
     post("mailboxes", org.admin_token, f"/api/v1/mailboxes/{alice['id']}:resume")
     assert ok(ping(token))["can_send"] is True
 

@@ -16,7 +16,7 @@ from urllib.parse import parse_qs, quote, urlsplit
 import pytest
 import requests
 
-from mailroom.api.errors import ApiError
+from mailroom.errors import MailroomError
 from mailroom.mail import folders as folder_rules
 from mailroom.mail.parse import parse
 from mailroom.services import messages as service
@@ -474,7 +474,7 @@ def test_a_message_cannot_land_in_a_folder_deleted_meanwhile(box: Box, table: Ta
     created = data(api(box, "POST", "/api/v1/messages/folders", {"path": "Short-lived"}), 201)
     folder = service.require_folder(table, box.item(table), "Short-lived")
     assert api(box, "DELETE", f"/api/v1/messages/folders/{created['key']}").status == 204
-    with pytest.raises(ApiError) as refused:
+    with pytest.raises(MailroomError) as refused:
         service.apply_change(table, message, service.move_to(folder.key))
     assert refused.value.code == "unknown_folder"
     assert folder_counts(box)["INBOX"] == (1, 1)

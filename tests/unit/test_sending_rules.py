@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from mailroom.api.errors import status_of
 from mailroom.mail.compose import ComposeError, Draft, compose
 from mailroom.services import sending
 
@@ -31,7 +32,7 @@ SENDER, TO = "a@example.com", ["b@example.com"]
 def test_compose_errors_become_422_with_their_field(draft: Draft, field: str, code: str) -> None:
     original = error_of(draft)
     error = sending.compose_error(original)
-    assert (error.status, error.code) == (422, code)
+    assert (status_of(error), error.code) == (422, code)
     assert error.fields == [{"field": field, "message": original.message}]
     assert error.message == original.message
 
@@ -56,7 +57,7 @@ def test_the_recipient_limit_is_stated() -> None:
 )
 def test_ses_failures_map_to_api_errors(code: str, status: int, api_code: str, retryable: bool) -> None:
     error = sending.ses_error(code, "Email address is not verified.")
-    assert (error.status, error.code, error.retryable) == (status, api_code, retryable)
+    assert (status_of(error), error.code, error.retryable) == (status, api_code, retryable)
 
 
 def test_the_message_id_is_replaced_as_ses_does() -> None:
@@ -74,7 +75,7 @@ def test_labels_are_bounded_and_deduplicated() -> None:
     for bad in ([""], [" "], ["x" * 101], ["tab\there"]):
         with pytest.raises(Exception) as caught:
             sending.clean_labels(bad)
-        assert getattr(caught.value, "status", None) == 422
+        assert status_of(caught.value) == 422
     with pytest.raises(Exception) as too_many:
         sending.clean_labels([f"l{i}" for i in range(51)])
     assert getattr(too_many.value, "fields", None) == [{"field": "labels", "message": "at most 50 labels"}]

@@ -14,11 +14,25 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from mailroom.errors import (
+    Conflict,
+    Forbidden,
+    Gone,
+    Invalid,
+    LimitReached,
+    MailroomError,
+    NotFound,
+    TooManyRequests,
+    Unauthenticated,
+    Unavailable,
+    UpstreamFailed,
+)
 from mailroom.store.table import InvalidCursor
 
 
-class ApiError(Exception):
-    """An error the client can act on. Raised anywhere below a router; rendered once, here."""
+class ApiError(MailroomError):
+    """An error only HTTP has (a method not allowed, a missing Idempotency-Key header, a rate
+    limit with its headers), with its status code. Everything else raises ``mailroom.errors``."""
 
     def __init__(
         self,
@@ -31,27 +45,41 @@ class ApiError(Exception):
         fields: list[dict[str, str]] | None = None,
         headers: dict[str, str] | None = None,
     ) -> None:
-        super().__init__(message)
+        super().__init__(code, message, hint=hint, retryable=retryable, fields=fields)
         self.status = status
-        self.code = code
-        self.message = message
-        self.hint = hint
-        self.retryable = retryable
-        self.fields = fields
         self.headers = headers or {}
 
 
-def not_found(what: str) -> ApiError:
-    return ApiError(404, "not_found", f"{what} not found", hint="Check the id; ids are case-sensitive.")
+# The status of each kind of product error; the most derived kind that matches wins.
+STATUS_OF_KIND: dict[type[MailroomError], int] = {
+    Invalid: 422,
+    LimitReached: 422,
+    Unauthenticated: 401,
+    Forbidden: 403,
+    NotFound: 404,
+    Conflict: 409,
+    Gone: 410,
+    TooManyRequests: 429,
+    UpstreamFailed: 502,
+    Unavailable: 503,
+}
 
 
-def conflict(message: str, *, code: str = "conflict", hint: str | None = None) -> ApiError:
-    return ApiError(409, code, message, hint=hint)
+def status_of(error: MailroomError) -> int:
+    if isinstance(error, ApiError):
+        return error.status
+    for kind in type(error).__mro__:
+        status = STATUS_OF_KIND.get(kind)  # type: ignore[call-overload]
+        if status is not None:
+            return status
+    return 500
 
 
-def validation(message: str, *, field: str | None = None, code: str = "validation_error") -> ApiError:
-    fields = [{"field": field, "message": message}] if field else None
-    return ApiError(422, code, message, fields=fields)
+def headers_of(error: MailroomError) -> dict[str, str]:
+    headers = dict(error.headers) if isinstance(error, ApiError) else {}
+    if error.retry_after is not None:
+        headers.setdefault("Retry-After", str(error.retry_after))
+    return headers
 
 
 _V0_NAMES = {
@@ -77,11 +105,12 @@ def request_id_of(request: Request) -> str:
     return getattr(request.state, "request_id", "") or ""
 
 
-def render(request: Request, error: ApiError) -> JSONResponse:
+def render(request: Request, error: MailroomError) -> JSONResponse:
     request.state.error_code = error.code
+    status = status_of(error)
     body: dict[str, Any]
     if is_v0(request):
-        body = {"name": _V0_NAMES.get(error.status, "Error"), "message": error.message}
+        body = {"name": _V0_NAMES.get(status, "Error"), "message": error.message}
         if error.fields:
             body["errors"] = error.fields
     else:
@@ -95,7 +124,7 @@ def render(request: Request, error: ApiError) -> JSONResponse:
         if error.fields:
             payload["fields"] = error.fields
         body = {"error": payload}
-    return JSONResponse(body, status_code=error.status, headers=error.headers)
+    return JSONResponse(body, status_code=status, headers=headers_of(error))
 
 
 def _field_path(location: tuple[Any, ...] | list[Any]) -> str:
@@ -106,7 +135,7 @@ def _field_path(location: tuple[Any, ...] | list[Any]) -> str:
 
 
 async def _on_api_error(request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, ApiError)
+    assert isinstance(exc, MailroomError)
     return render(request, exc)
 
 
@@ -173,7 +202,7 @@ async def response_for(request: Request, exc: Exception) -> JSONResponse:
     """Render any exception as its registered handler would (used where a response must be captured)."""
     if isinstance(exc, InvalidCursor):
         return await _on_invalid_cursor(request, exc)
-    if isinstance(exc, ApiError):
+    if isinstance(exc, MailroomError):
         return await _on_api_error(request, exc)
     if isinstance(exc, RequestValidationError):
         return await _on_validation_error(request, exc)
@@ -183,7 +212,7 @@ async def response_for(request: Request, exc: Exception) -> JSONResponse:
 
 
 def install(app: Any) -> None:
-    app.add_exception_handler(ApiError, _on_api_error)
+    app.add_exception_handler(MailroomError, _on_api_error)
     app.add_exception_handler(InvalidCursor, _on_invalid_cursor)
     app.add_exception_handler(RequestValidationError, _on_validation_error)
     app.add_exception_handler(StarletteHTTPException, _on_http_error)

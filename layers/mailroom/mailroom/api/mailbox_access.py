@@ -19,7 +19,8 @@ from typing import Annotated
 from fastapi import Path, Request
 
 from mailroom.api.errors import ApiError
-from mailroom.api.principal import Principal, current, require, unauthenticated
+from mailroom.api.principal import current, require, unauthenticated
+from mailroom.domain.principal import Principal
 from mailroom.domain.tokens import TokenType
 from mailroom.store import mailboxes
 from mailroom.store.table import Item, Table
@@ -82,22 +83,3 @@ def require_inbox(action: str) -> Callable[[Request, str], BoundMailbox]:
         return BoundMailbox(principal=principal, mailbox=mailbox)
 
     return dependency
-
-
-def send_blocked(mailbox: Item) -> ApiError | None:
-    """Why this mailbox may not send right now (403), or None. The send endpoints raise it."""
-    if not mailbox.get("active", True):
-        return ApiError(
-            403,
-            "mailbox_inactive",
-            "This mailbox is deactivated.",
-            hint="Ask an administrator to activate it.",
-        )
-    if mailbox.get("paused"):
-        return ApiError(
-            403,
-            "mailbox_paused",
-            "This mailbox is paused and cannot send.",
-            hint="An administrator resumes it with POST /api/v1/mailboxes/{id}:resume.",
-        )
-    return None

@@ -23,7 +23,9 @@ from fastapi.routing import APIRoute
 from mailroom import clock, ids
 from mailroom.api import errors
 from mailroom.api.errors import ApiError
-from mailroom.api.principal import Principal, authorizer_context, from_authorizer_context, unauthenticated
+from mailroom.api.principal import authorizer_context, from_authorizer_context, unauthenticated
+from mailroom.domain.principal import Principal
+from mailroom.errors import MailroomError
 from mailroom.observability import logger
 from mailroom.settings import get_settings
 from mailroom.store import audit, ratelimits
@@ -95,9 +97,9 @@ class Pipeline:
                 request.state.principal = principal
                 extra_headers = _rate_limit(table, principal)
             response = await call_next(request)
-        except ApiError as error:
+        except MailroomError as error:
             response = errors.render(request, error)
-            extra_headers |= error.headers
+            extra_headers |= errors.headers_of(error)
         except Exception:
             logger().exception("unhandled error")
             response = errors.render(request, errors.internal_error())

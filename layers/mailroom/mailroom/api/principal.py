@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, MutableMapping
-from dataclasses import dataclass
 from typing import Any
 
 from fastapi import Request
 
 from mailroom.api.errors import ApiError
+from mailroom.domain.principal import Principal
 from mailroom.domain.scopes import OPS_SCOPES
 from mailroom.domain.tokens import TokenType
 
@@ -18,20 +18,6 @@ _DENIAL_MESSAGES = {
     "unknown": "Invalid or revoked API token.",
     "expired": "The API token has expired.",
 }
-
-
-@dataclass(frozen=True, slots=True)
-class Principal:
-    org_id: str
-    token_id: str
-    token_type: TokenType
-    token_name: str
-    scopes: frozenset[str]
-    mailbox_id: str | None
-    rate_limit: int | None
-
-    def has(self, scope: str) -> bool:
-        return scope in self.scopes
 
 
 def unauthenticated(message: str = "Invalid or expired API token") -> ApiError:

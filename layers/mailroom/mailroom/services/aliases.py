@@ -12,8 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from mailroom import clock, ids
-from mailroom.api import errors
+from mailroom import clock, errors, ids
 from mailroom.domain import addresses as address_rules
 from mailroom.services import mailboxes as mailbox_service
 from mailroom.store import aliases as store

@@ -36,12 +36,11 @@ from dataclasses import asdict, dataclass
 from datetime import date
 from typing import Any
 
-from mailroom import clock, ids
-from mailroom.api import errors
-from mailroom.api.errors import ApiError
+from mailroom import clock, errors, ids
 from mailroom.domain import addresses
 from mailroom.domain import bulk_migrations as bulk
 from mailroom.domain import migrations as rules
+from mailroom.errors import Conflict, LimitReached, MailroomError
 from mailroom.observability import logger
 from mailroom.services import migrations as jobs
 from mailroom.settings import get_settings
@@ -184,8 +183,7 @@ def _preview(table: Table, org: Item, request: BulkRequest, limits: bulk.BatchLi
             allow_private_hosts=get_settings().imap_allow_private,
         )
     except bulk.RowLimitExceeded as exc:
-        raise ApiError(
-            422,
+        raise LimitReached(
             "row_limit_exceeded",
             str(exc),
             fields=[{"field": exc.field, "message": str(exc)}],
@@ -351,7 +349,7 @@ def _reconciled(table: Table, job: Item) -> Item:
     if job["status"] == rules.PENDING and _never_launched(job):
         # Started (slots taken) by a tick that died before its StartExecution: start it now. The
         # name is the job's attempt's, so this cannot start a second execution.
-        with contextlib.suppress(ApiError):  # a failed launch failed the job (its slots back)
+        with contextlib.suppress(MailroomError):  # a failed launch failed the job (its slots back)
             jobs.launch(table, job, attempt=int(job.get("attempt", 1)))
         return jobs_store.get(table, job["org_id"], str(job["id"])) or job
     return jobs.reconcile(table, job)
@@ -379,8 +377,7 @@ def _key_hash(key: str) -> str:
 
 def _replay(table: Table, org_id: str, claim: Item, fingerprint: str) -> Started:
     if claim.get("fingerprint") != fingerprint:
-        raise ApiError(
-            409,
+        raise Conflict(
             "idempotency_key_reused",
             "This idempotency_key was already used to start a different bulk migration.",
             hint="Use a new idempotency_key for a new batch.",
@@ -631,7 +628,7 @@ def _start_job(table: Table, job: Item, *, org_limit: int) -> str:
     jobs_store.keep_secret_until(table, job["org_id"], job["id"], jobs.secret_ttl())
     try:
         jobs.launch(table, {**job, "execution_arn": arn, "started_at": now}, attempt=attempt)
-    except ApiError:
+    except MailroomError:
         return "failed"
     return "started"
 
@@ -646,7 +643,7 @@ def _cancel_jobs(table: Table, items: Iterable[Item], *, running: bool) -> None:
         elif running:
             try:
                 jobs.cancel_job(table, item["org_id"], str(item["id"]))
-            except ApiError:
+            except MailroomError:
                 continue  # it ended meanwhile
 
 

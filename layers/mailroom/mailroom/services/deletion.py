@@ -28,10 +28,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from mailroom import clock, ids
-from mailroom.api import errors
-from mailroom.api.errors import ApiError
-from mailroom.api.principal import Principal
+from mailroom import clock, errors, ids
+from mailroom.domain.principal import Principal
+from mailroom.errors import Gone, MailroomError, TooManyRequests
 from mailroom.observability import logger
 from mailroom.services import mailboxes as mailbox_service
 from mailroom.settings import get_settings
@@ -79,26 +78,24 @@ def _day_start(now_epoch: int) -> int:
     return now_epoch - now_epoch % DAY
 
 
-def daily_limit_error(now_epoch: int, limit: int) -> ApiError:
+def daily_limit_error(now_epoch: int, limit: int) -> MailroomError:
     retry_after = max(1, _day_start(now_epoch) + DAY - now_epoch)
-    return ApiError(
-        429,
+    return TooManyRequests(
         "delete_daily_limit_reached",
         f"This token has used its {limit} deletes for today (UTC).",
         hint=f"Retry after {retry_after} seconds, or use another token with mailboxes:delete.",
         retryable=True,
-        headers={"Retry-After": str(retry_after)},
+        retry_after=retry_after,
     )
 
 
-def cooldown_error(retry_after: int, cooldown: int) -> ApiError:
-    return ApiError(
-        429,
+def cooldown_error(retry_after: int, cooldown: int) -> MailroomError:
+    return TooManyRequests(
         "delete_cooldown",
         f"Deletes by one token must be {cooldown} seconds apart.",
         hint=f"Retry after {retry_after} seconds.",
         retryable=True,
-        headers={"Retry-After": str(retry_after)},
+        retry_after=retry_after,
     )
 
 
@@ -137,7 +134,7 @@ def load_intent(table: Table, org_id: str, intent_id: str) -> Item:
     return intent
 
 
-def _intent_error(intent: Item, now_epoch: int) -> ApiError | None:
+def _intent_error(intent: Item, now_epoch: int) -> MailroomError | None:
     if intent["status"] != "pending":
         return errors.conflict(
             "This delete intent was already confirmed",
@@ -145,8 +142,7 @@ def _intent_error(intent: Item, now_epoch: int) -> ApiError | None:
             hint="An intent is single use; create a new one to delete another mailbox.",
         )
     if int(intent["expires_at_epoch"]) <= now_epoch:
-        return ApiError(
-            410,
+        return Gone(
             "intent_expired",
             "This delete intent has expired",
             hint="Create a new intent (POST /api/v1/mailboxes/{id}:delete-intent); confirm it in 15 min.",

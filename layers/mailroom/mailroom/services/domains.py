@@ -6,13 +6,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from mailroom import clock, ids
-from mailroom.api import errors
-from mailroom.api.errors import ApiError
+from mailroom import clock, errors, ids
 from mailroom.dns_lookup import lookup
 from mailroom.domain import dns_records
 from mailroom.domain.dkim import generate_dkim_key
 from mailroom.domain.domain_names import unicode_form
+from mailroom.errors import LimitReached
 from mailroom.observability import logger
 from mailroom.settings import get_settings
 from mailroom.store import domains, events, organizations, ses_identities
@@ -120,8 +119,7 @@ def add_domain(table: Table, org_id: str, request: NewDomain) -> Item:
             hint="Remove it there first, or contact the operator.",
         ) from taken
     except domains.DomainLimitReached as limit:
-        raise ApiError(
-            422,
+        raise LimitReached(
             "domain_limit_reached",
             "The organization has reached its domain limit.",
             hint="Delete a domain or raise the organization's limit.",

@@ -22,10 +22,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from mailroom import clock, ids
-from mailroom.api import errors
-from mailroom.api.errors import ApiError
+from mailroom import clock, errors, ids
 from mailroom.domain import passwords
+from mailroom.errors import Gone, MailroomError, NotFound
 from mailroom.observability import logger
 from mailroom.services import mailboxes as mailbox_service
 from mailroom.store import domains, invites, keys, txn
@@ -123,15 +122,15 @@ def _prepare(
 
 def prepare_many(
     table: Table, org_id: str, requests: list[NewInvite], *, created_by: str
-) -> list[tuple[mailbox_service.Prepared, str] | ApiError]:
+) -> list[tuple[mailbox_service.Prepared, str] | MailroomError]:
     """Each request validated on its own: the prepared invite, or why it is invalid."""
     now = clock.utcnow()
     cache: dict[str, Item | None] = {}
-    results: list[tuple[mailbox_service.Prepared, str] | ApiError] = []
+    results: list[tuple[mailbox_service.Prepared, str] | MailroomError] = []
     for request in requests:
         try:
             results.append(_prepare(table, org_id, request, created_by=created_by, now=now, cache=cache))
-        except ApiError as error:
+        except MailroomError as error:
             results.append(error)
     return results
 
@@ -182,7 +181,7 @@ def write_invites(
 
 def create_invite(table: Table, org_id: str, request: NewInvite, *, created_by: str) -> IssuedInvite:
     (result,) = prepare_many(table, org_id, [request], created_by=created_by)
-    if isinstance(result, ApiError):
+    if isinstance(result, MailroomError):
         raise result
     if mailbox_service.address_owner(table, org_id, result[0].address) is not None:
         raise mailbox_service.address_taken(result[0].address)
@@ -256,14 +255,14 @@ class Redeemed:
     downgraded: bool
 
 
-def _not_pending(invite: Item) -> ApiError:
+def _not_pending(invite: Item) -> MailroomError:
     if invite.get("status") == "redeemed":
         return errors.conflict(
             "This invite was already redeemed",
             code="invite_already_redeemed",
             hint="Sign in with the password set then.",
         )
-    return ApiError(410, "invite_expired", "This invite has expired", hint="Ask for a new invite.")
+    return Gone("invite_expired", "This invite has expired", hint="Ask for a new invite.")
 
 
 def find(table: Table, code: str) -> Item:
@@ -271,8 +270,7 @@ def find(table: Table, code: str) -> Item:
     indexed = invites.find_by_code_hash(table, hash_code(code))
     invite = invites.get(table, indexed["org_id"], indexed["id"]) if indexed else None
     if invite is None:
-        raise ApiError(
-            404,
+        raise NotFound(
             "invite_not_found",
             "No invite has this code",
             hint="Check the code; it is case-sensitive.",
@@ -298,9 +296,7 @@ def redeem(table: Table, invite: Item, password: str) -> Redeemed:
         domain = domains.get(table, org_id, invite["domain_id"])
         if domain is None:
             release(table, invite, status="cancelled")
-            raise ApiError(
-                410, "invite_expired", "The invite's domain no longer exists", hint="Ask for a new invite."
-            )
+            raise Gone("invite_expired", "The invite's domain no longer exists", hint="Ask for a new invite.")
         limits = mailbox_service.org_limits(org)
         pool = mailbox_service.pool_view(org)
         # The reservation is already part of "committed": it fits while nothing is over-committed.

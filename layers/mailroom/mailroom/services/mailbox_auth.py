@@ -19,10 +19,10 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from mailroom import clock
-from mailroom.api.errors import ApiError
 from mailroom.domain import addresses as address_rules
 from mailroom.domain import passwords
 from mailroom.domain.scopes import MESSAGE_SCOPES
+from mailroom.errors import Forbidden, MailroomError, TooManyRequests, Unauthenticated
 from mailroom.services import message_tokens as token_service
 from mailroom.settings import get_settings
 from mailroom.store import addresses, domains, message_tokens, platform_domain, signin_attempts
@@ -37,12 +37,11 @@ class SignInResult:
 
     mailbox: Item | None
     token: token_service.NewMessageToken | None = None
-    error: ApiError | None = None
+    error: MailroomError | None = None
 
 
-def invalid_credentials() -> ApiError:
-    return ApiError(
-        401,
+def invalid_credentials() -> MailroomError:
+    return Unauthenticated(
         "invalid_credentials",
         "The address or the password is wrong.",
         hint="Check both; repeated failures lock the address out for a while.",
@@ -81,13 +80,12 @@ def sign_in(table: Table, raw_address: str, password: str) -> SignInResult:
     if not attempt.allowed:
         return SignInResult(
             mailbox=mailbox,
-            error=ApiError(
-                429,
+            error=TooManyRequests(
                 "too_many_attempts",
                 "Too many sign-in attempts for this address.",
                 hint=f"Retry after {attempt.retry_after} seconds.",
                 retryable=True,
-                headers={"Retry-After": str(attempt.retry_after)},
+                retry_after=attempt.retry_after,
             ),
         )
     stored = mailbox.get("password_hash") if mailbox else None
@@ -97,8 +95,7 @@ def sign_in(table: Table, raw_address: str, password: str) -> SignInResult:
     if not mailbox.get("active", True):
         return SignInResult(
             mailbox=mailbox,
-            error=ApiError(
-                403,
+            error=Forbidden(
                 "mailbox_inactive",
                 "This mailbox is deactivated.",
                 hint="Ask an administrator to activate it.",
@@ -107,8 +104,7 @@ def sign_in(table: Table, raw_address: str, password: str) -> SignInResult:
     if mailbox.get("force_pw_update"):
         return SignInResult(
             mailbox=mailbox,
-            error=ApiError(
-                403,
+            error=Forbidden(
                 "password_change_required",
                 "This mailbox's password must be changed before it can sign in.",
                 hint="An administrator sets a new password with POST /api/v1/mailboxes/{id}/password "

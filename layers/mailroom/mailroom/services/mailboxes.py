@@ -23,11 +23,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from mailroom import clock, ids
-from mailroom.api import errors
-from mailroom.api.errors import ApiError
+from mailroom import clock, errors, ids
 from mailroom.domain import addresses as address_rules
 from mailroom.domain import passwords
+from mailroom.errors import Conflict, LimitReached, MailroomError
 from mailroom.services.domains import DEFAULT_LIMITS as DOMAIN_DEFAULT_LIMITS
 from mailroom.store import addresses, domains, message_tokens, organizations, platform_domain, txn
 from mailroom.store import mailboxes as store
@@ -67,13 +66,12 @@ def load_org(table: Table, org_id: str) -> Item:
     return org
 
 
-def pool_error(org: Item, requested_mb: int) -> ApiError | None:
+def pool_error(org: Item, requested_mb: int) -> MailroomError | None:
     pool = pool_view(org)
     free = pool["total_mb"] - pool["committed_mb"]
     if requested_mb <= free:
         return None
-    return ApiError(
-        422,
+    return LimitReached(
         "storage_pool_exceeded",
         f"Dedicated allocations of {requested_mb} MB do not fit the storage pool: {max(free, 0)} MB of "
         f"{pool['total_mb']} MB are not yet dedicated or reserved.",
@@ -82,18 +80,16 @@ def pool_error(org: Item, requested_mb: int) -> ApiError | None:
     )
 
 
-def org_limit_error(org: Item, *, mailboxes: int = 0, aliases: int = 0) -> ApiError | None:
+def org_limit_error(org: Item, *, mailboxes: int = 0, aliases: int = 0) -> MailroomError | None:
     limits = org_limits(org)
     if mailboxes > 0 and int(org.get("mailbox_count", 0)) + mailboxes > limits["mailboxes"]:
-        return ApiError(
-            422,
+        return LimitReached(
             "mailbox_limit_reached",
             f"The organization's limit of {limits['mailboxes']} mailboxes would be exceeded.",
             hint="Delete mailboxes or ask the operator to raise the organization's limit.",
         )
     if aliases > 0 and int(org.get("alias_count", 0)) + aliases > limits["aliases"]:
-        return ApiError(
-            422,
+        return LimitReached(
             "alias_limit_reached",
             f"The organization's limit of {limits['aliases']} aliases would be exceeded.",
             hint="Delete aliases or ask the operator to raise the organization's limit.",
@@ -103,27 +99,24 @@ def org_limit_error(org: Item, *, mailboxes: int = 0, aliases: int = 0) -> ApiEr
 
 def domain_limit_error(
     domain: Item, *, mailboxes: int = 0, aliases: int = 0, quota_mb: int = 0
-) -> ApiError | None:
+) -> MailroomError | None:
     limits = domain_limits(domain)
     name = domain["domain"]
     if mailboxes > 0 and int(domain.get("mailbox_count", 0)) + mailboxes > limits["mailboxes"]:
-        return ApiError(
-            422,
+        return LimitReached(
             "domain_mailbox_limit_reached",
             f"{name} allows {limits['mailboxes']} mailboxes (its 'mailboxes' limit).",
             hint="Raise the domain's 'mailboxes' limit with PATCH /api/v1/domains/{id}, or delete mailboxes.",
         )
     if aliases > 0 and int(domain.get("alias_count", 0)) + aliases > limits["aliases"]:
-        return ApiError(
-            422,
+        return LimitReached(
             "domain_alias_limit_reached",
             f"{name} allows {limits['aliases']} aliases (its 'aliases' limit).",
             hint="Raise the domain's 'aliases' limit with PATCH /api/v1/domains/{id}, or delete aliases.",
         )
     if quota_mb > 0 and int(domain.get("quota_allocated_mb", 0)) + quota_mb > limits["quota"]:
         free = limits["quota"] - int(domain.get("quota_allocated_mb", 0))
-        return ApiError(
-            422,
+        return LimitReached(
             "domain_quota_exceeded",
             f"{name} has {max(free, 0)} MB of its {limits['quota']} MB quota left for mailbox quotas; "
             f"{quota_mb} MB were requested.",
@@ -133,9 +126,8 @@ def domain_limit_error(
     return None
 
 
-def concurrent_update() -> ApiError:
-    return ApiError(
-        409,
+def concurrent_update() -> MailroomError:
+    return Conflict(
         "concurrent_update",
         "Another request changed the same resource at the same time.",
         hint="Retry the request.",
@@ -143,7 +135,7 @@ def concurrent_update() -> ApiError:
     )
 
 
-def address_taken(address: str) -> ApiError:
+def address_taken(address: str) -> MailroomError:
     return errors.conflict(
         f"{address} is already a mailbox, alias or pending invite of this organization",
         code="address_taken",
@@ -158,7 +150,7 @@ def explain_rejection(
     org_id: str,
     domain_changes: dict[str, dict[str, int]],
     org_change: dict[str, int],
-) -> ApiError:
+) -> MailroomError:
     """Why a transaction was cancelled, re-reading what its conditions looked at."""
     taken = rejected.by("address:")
     if taken:
@@ -416,7 +408,7 @@ class Batch:
         dedicated = sum(r.allocation or 0 for r in rows)
         return cls(per_domain=per_domain, domains=found, mailboxes=len(rows), dedicated_mb=dedicated)
 
-    def limit_error(self, org: Item) -> ApiError | None:
+    def limit_error(self, org: Item) -> MailroomError | None:
         for domain_id, change in self.per_domain.items():
             error = domain_limit_error(self.domains[domain_id], **change)
             if error:
@@ -443,7 +435,7 @@ class Batch:
         )
         return ops
 
-    def explain(self, table: Table, org_id: str, rejected: txn.Rejected) -> ApiError:
+    def explain(self, table: Table, org_id: str, rejected: txn.Rejected) -> MailroomError:
         return explain_rejection(
             table,
             rejected,

@@ -18,10 +18,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from mailroom import clock, ids
-from mailroom.api import errors
-from mailroom.api.errors import ApiError
+from mailroom import clock, errors, ids
 from mailroom.domain.tokens import TokenType, issue_token
+from mailroom.errors import LimitReached
 from mailroom.store import keys, message_tokens, txn
 from mailroom.store import mailboxes as mailbox_store
 from mailroom.store.table import ConditionFailed, Item, Table
@@ -91,8 +90,7 @@ def issue(
     except txn.Rejected as rejected:
         if mailbox_store.get(table, org_id, mailbox_id) is None:
             raise errors.not_found("Mailbox") from rejected
-        raise ApiError(
-            422,
+        raise LimitReached(
             "message_token_limit_reached",
             f"A mailbox can have at most {MAX_PER_MAILBOX} message tokens.",
             hint="Revoke unused tokens with DELETE /api/v1/message-tokens/{id}.",

@@ -30,11 +30,10 @@ from urllib.parse import urlencode
 
 from botocore.exceptions import ClientError
 
-from mailroom import clock, ids
-from mailroom.api import errors
-from mailroom.api.errors import ApiError
+from mailroom import clock, errors, ids
 from mailroom.domain import addresses
 from mailroom.domain.domain_names import InvalidDomainName, normalize_domain
+from mailroom.errors import Conflict, MailroomError, NotFound
 from mailroom.mail import folders
 from mailroom.services.mail_views import API, message_full, message_summary, thread_view
 from mailroom.store import blocked_senders, mail_objects
@@ -104,8 +103,8 @@ def folder_in_path(table: Table, mailbox: Item, ref: str) -> Folder:
     """A folder named in the URL: unknown is 404."""
     folder = resolve_folder(table, mailbox, ref)
     if folder is None:
-        raise ApiError(
-            404, "not_found", "Folder not found", hint="List folders with GET /api/v1/messages/folders."
+        raise NotFound(
+            "not_found", "Folder not found", hint="List folders with GET /api/v1/messages/folders."
         )
     return folder
 
@@ -172,7 +171,7 @@ def create_folder(table: Table, mailbox: Item, raw_path: str) -> dict[str, Any]:
     return folder_view(Folder(key, path, False, item["created_at"]), mailbox)
 
 
-def _system_folder_protected(folder: Folder, what: str) -> ApiError:
+def _system_folder_protected(folder: Folder, what: str) -> MailroomError:
     return errors.conflict(
         f"{folder.path} is a system folder and cannot be {what}",
         code="system_folder_protected",
@@ -393,9 +392,8 @@ Change = Callable[[Item], dict[str, Any] | None]
 """What to change on a message, computed from the message as currently stored (None: nothing)."""
 
 
-def _busy() -> ApiError:
-    return ApiError(
-        409,
+def _busy() -> MailroomError:
+    return Conflict(
         "message_busy",
         "The message kept changing while this request tried to change it.",
         hint="Retry the request.",
@@ -569,7 +567,7 @@ def bulk(
     results: dict[str, dict[str, Any]] = {}
     to_purge: list[Item] = []
 
-    def failed(message_id: str, error: ApiError) -> dict[str, Any]:
+    def failed(message_id: str, error: MailroomError) -> dict[str, Any]:
         return {
             "id": message_id,
             "status": "error",
@@ -588,7 +586,7 @@ def bulk(
             continue
         try:
             changed = apply_change(table, message, TO_TRASH if action == "delete" else _required(change))
-        except ApiError as error:
+        except MailroomError as error:
             results[message_id] = failed(message_id, error)
             continue
         result = "moved_to_trash" if action == "delete" else "updated"

@@ -33,8 +33,8 @@ from typing import TYPE_CHECKING, Any, TypeVar, cast
 from botocore.exceptions import BotoCoreError, ClientError
 
 from mailroom import clock
-from mailroom.api.errors import ApiError
 from mailroom.domain import migrations as rules
+from mailroom.errors import MailroomError
 from mailroom.mail import folders as folder_rules
 from mailroom.mail import threading
 from mailroom.mail.parse import Unparseable, parse
@@ -244,7 +244,7 @@ def _target(table: Table, mailbox: Item, folder: SourceFolder) -> tuple[str, str
     try:
         created = folder_service.create_folder(table, mailbox, path)
         return str(created["key"]), str(created["path"]), None
-    except ApiError as exc:
+    except MailroomError as exc:
         claim = mail_store.folder_by_path(table, org_id, mailbox_id, path)
         if claim is not None:  # created concurrently
             return str(claim["key"]), str(claim["path"]), None

@@ -25,11 +25,10 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import TYPE_CHECKING, Any
 
-from mailroom import clock, ids
-from mailroom.api import errors
-from mailroom.api.errors import ApiError
+from mailroom import clock, errors, ids
 from mailroom.domain import migrations as rules
 from mailroom.domain import passwords
+from mailroom.errors import Invalid, MailroomError, Unavailable
 from mailroom.observability import logger
 from mailroom.settings import get_settings
 from mailroom.store import events, kms, mailboxes, workflows
@@ -132,15 +131,13 @@ async def test_connection(source: Source) -> dict[str, int]:
         # Each IMAP step is bounded; the whole must also end before the API's own timeout.
         found = await asyncio.wait_for(listing(), timeout=TEST_CONNECTION_SECONDS)
     except TimeoutError:
-        raise ApiError(
-            422,
+        raise Invalid(
             "connection_failed",
             "The source server did not list its folders in time.",
             hint="Check the host and port; a server with very many folders may need the migration itself.",
         ) from None
     except SourceError as exc:
-        raise ApiError(
-            422,
+        raise Invalid(
             "connection_failed",
             readable(exc),
             hint="Check source_host, source_port, source_security and the credentials, then try again.",
@@ -283,15 +280,14 @@ def execution_input(job: Item, attempt: int, *, segment: int = 0) -> dict[str, A
     return {"org_id": job["org_id"], "job_id": job["id"], "attempt": attempt, "segment": segment}
 
 
-def _refused(rejected: Rejected) -> ApiError:
+def _refused(rejected: Rejected) -> MailroomError:
     if "org" in rejected.roles:
         return errors.conflict(
             "An active migration is already running on this account.",
             hint="Cancel it or wait for it to finish, then start again.",
         )
     if "capacity" in rejected.roles:
-        return ApiError(
-            503,
+        return Unavailable(
             "migration_capacity_reached",
             "The server is running as many migrations as it allows.",
             hint="Retry in a few minutes.",
@@ -397,8 +393,7 @@ def launch(table: Table, job: Item, *, attempt: int) -> None:
             message="The migration workflow could not be started.",
             attempt=attempt,
         )
-        raise ApiError(
-            503,
+        raise Unavailable(
             "workflow_unavailable",
             "The migration could not be started right now.",
             hint="Retry the migration (POST …:retry) in a moment.",

@@ -18,9 +18,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from mailroom import clock
-from mailroom.api.errors import ApiError
 from mailroom.domain import dns_records
 from mailroom.domain.dkim import generate_dkim_key
+from mailroom.errors import MailroomError, Unavailable
 from mailroom.services import domains
 from mailroom.settings import get_settings
 from mailroom.store import platform_domain as store
@@ -34,9 +34,8 @@ def name() -> str:
     return get_settings().platform_domain.strip().rstrip(".").lower()
 
 
-def _unavailable(domain_name: str) -> ApiError:
-    return ApiError(
-        503,
+def _unavailable(domain_name: str) -> MailroomError:
+    return Unavailable(
         "platform_domain_unavailable",
         f"The platform domain {domain_name} is hosted by an organization, so inboxes cannot use it.",
         hint="Name a domain of your organization in 'domain'; the operator must choose another "

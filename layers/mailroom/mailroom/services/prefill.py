@@ -16,8 +16,7 @@ import html as html_lib
 from email.utils import formataddr
 from typing import Any
 
-from mailroom import ids
-from mailroom.api import errors
+from mailroom import errors, ids
 from mailroom.mail import quoting
 from mailroom.mail.compose import address_only
 from mailroom.services.mail_views import attachment_view, load_body

@@ -31,8 +31,7 @@ from email.utils import formataddr
 from typing import Any
 
 from mailroom import clock, ids
-from mailroom.api.errors import ApiError
-from mailroom.api.mailbox_access import send_blocked
+from mailroom.errors import Forbidden, Invalid, MailroomError, Unavailable, UpstreamFailed
 from mailroom.mail import compose as mime
 from mailroom.mail import threading
 from mailroom.mail.compose import Composed, ComposeError, Draft, OutgoingAttachment, with_message_id
@@ -109,10 +108,9 @@ class Sent:
 # ----------------------------------------------------------------------------- errors
 
 
-def compose_error(error: ComposeError) -> ApiError:
+def compose_error(error: ComposeError) -> MailroomError:
     """A composing failure as the API reports it: 422 with its stable code and the failing field."""
-    return ApiError(
-        422,
+    return Invalid(
         error.code,
         error.message,
         fields=[{"field": error.field, "message": error.message}],
@@ -120,8 +118,8 @@ def compose_error(error: ComposeError) -> ApiError:
     )
 
 
-def invalid(field_name: str, message: str, code: str = "validation_error") -> ApiError:
-    return ApiError(422, code, message, fields=[{"field": field_name, "message": message}])
+def invalid(field_name: str, message: str, code: str = "validation_error") -> MailroomError:
+    return Invalid(code, message, fields=[{"field": field_name, "message": message}])
 
 
 _SES_REFUSALS = frozenset(
@@ -130,25 +128,40 @@ _SES_REFUSALS = frozenset(
 _SES_THROTTLES = frozenset({"TooManyRequestsException", "LimitExceededException", "Throttling"})
 
 
-def ses_error(code: str, message: str) -> ApiError:
+def ses_error(code: str, message: str) -> MailroomError:
     """An SES refusal as the API reports it (nothing was sent in any of these cases)."""
     if code in _SES_REFUSALS:
-        return ApiError(
-            422,
+        return Invalid(
             "send_rejected",
             f"SES refused the message: {message}",
             hint="Check that the sending domain is verified in SES and the message is acceptable.",
         )
     if code in _SES_THROTTLES:
-        return ApiError(503, "send_throttled", "SES is throttling sends; nothing was sent.", retryable=True)
+        return Unavailable("send_throttled", "SES is throttling sends; nothing was sent.", retryable=True)
     if code in ("SendingPausedException", "AccountSuspendedException"):
-        return ApiError(
-            503,
+        return Unavailable(
             "sending_paused",
             f"Sending is paused for this AWS account or configuration set: {message}",
             retryable=True,
         )
-    return ApiError(502, "ses_unavailable", "SES could not be reached; nothing was sent.", retryable=True)
+    return UpstreamFailed("ses_unavailable", "SES could not be reached; nothing was sent.", retryable=True)
+
+
+def send_blocked(mailbox: Item) -> MailroomError | None:
+    """Why this mailbox may not send right now (403), or None. The send endpoints raise it."""
+    if not mailbox.get("active", True):
+        return Forbidden(
+            "mailbox_inactive",
+            "This mailbox is deactivated.",
+            hint="Ask an administrator to activate it.",
+        )
+    if mailbox.get("paused"):
+        return Forbidden(
+            "mailbox_paused",
+            "This mailbox is paused and cannot send.",
+            hint="An administrator resumes it with POST /api/v1/mailboxes/{id}:resume.",
+        )
+    return None
 
 
 # ----------------------------------------------------------------------------- identities
@@ -293,8 +306,7 @@ def check_suppressed(table: Table, org_id: str, draft: Draft) -> None:
     if not found:
         return
     listed = sorted(found)
-    raise ApiError(
-        422,
+    raise Invalid(
         "recipient_suppressed",
         f"Not sent: {', '.join(listed)} {'is' if len(listed) == 1 else 'are'} on the organization's "
         "suppression list (an earlier message hard-bounced or was reported as spam).",
@@ -314,8 +326,7 @@ def check_quota(mailbox: Item, size: int) -> None:
     quota = int(quota_mb) * 1024 * 1024
     used = int(mailbox.get("used_bytes", 0))
     if used + size > quota:
-        raise ApiError(
-            422,
+        raise Invalid(
             "mailbox_over_quota",
             f"The Sent copy ({size} bytes) does not fit: the mailbox uses {used} of its {quota_mb} MB "
             "quota. Nothing was sent.",

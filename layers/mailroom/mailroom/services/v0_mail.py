@@ -27,8 +27,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from mailroom import clock
-from mailroom.api import errors
+from mailroom import clock, errors
 from mailroom.mail import compose as mime
 from mailroom.mail.parse import header_dict
 from mailroom.services import messages, prefill, sending
@@ -265,7 +264,7 @@ class Compose:
     attachments: tuple[NewAttachment, ...] = ()
 
 
-def _refuse(where: str, message: str) -> errors.ApiError:
+def _refuse(where: str, message: str) -> errors.MailroomError:
     return sending.invalid(where, message)
 
 

@@ -14,11 +14,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from mailroom import clock, ids
-from mailroom.api import errors
-from mailroom.api.errors import ApiError
+from mailroom import clock, errors, ids
 from mailroom.domain import ssrf
 from mailroom.domain import webhooks as rules
+from mailroom.errors import LimitReached
 from mailroom.services.webhook_delivery import secret_context
 from mailroom.services.webhook_fanout import message_for
 from mailroom.settings import get_settings
@@ -214,8 +213,7 @@ def add_webhook(table: Table, org_id: str, request: NewWebhook) -> tuple[Item, s
     try:
         return create_webhook(table, org_id, request)
     except webhooks.WebhookLimitReached as exc:
-        raise ApiError(
-            422,
+        raise LimitReached(
             "webhook_limit_reached",
             "The organization has reached its webhook limit.",
             hint="Delete a webhook, or subscribe an existing one to more event types.",

@@ -7,10 +7,11 @@ from typing import Annotated, Any
 from fastapi import Depends
 from pydantic import BaseModel
 
-from mailroom.api import errors
+from mailroom import errors
 from mailroom.api.models import One, one
 from mailroom.api.pipeline import api_router
-from mailroom.api.principal import Principal, require
+from mailroom.api.principal import require
+from mailroom.domain.principal import Principal
 from mailroom.store import organizations
 from mailroom.store.table import Table
 

@@ -7,10 +7,12 @@ from typing import Annotated, Any
 from fastapi import Depends, Query, Request, Response
 from pydantic import BaseModel, Field
 
-from mailroom.api import errors, pagination
+from mailroom import errors
+from mailroom.api import pagination
 from mailroom.api.models import ListOf, One, Strict, one
 from mailroom.api.pipeline import api_router, audit_target
-from mailroom.api.principal import Principal, require
+from mailroom.api.principal import require
+from mailroom.domain.principal import Principal
 from mailroom.services import aliases as service
 from mailroom.services import mailboxes as mailbox_service
 from mailroom.store import aliases as store

@@ -7,10 +7,12 @@ from typing import Annotated, Any
 from fastapi import Depends, Query, Request
 from pydantic import AwareDatetime, BaseModel
 
-from mailroom.api import errors, pagination
+from mailroom import errors
+from mailroom.api import pagination
 from mailroom.api.models import ListOf
 from mailroom.api.pipeline import api_router
-from mailroom.api.principal import Principal, require
+from mailroom.api.principal import require
+from mailroom.domain.principal import Principal
 from mailroom.store import audit, organizations
 from mailroom.store.table import Table
 

@@ -10,7 +10,8 @@ from fastapi import Depends, Request
 
 from mailroom.api.models import one
 from mailroom.api.pipeline import api_router, audit_target
-from mailroom.api.principal import Principal, require
+from mailroom.api.principal import require
+from mailroom.domain.principal import Principal
 from mailroom.services import deletion as service
 from mailroom.services import mailboxes as mailbox_service
 from mailroom.store import delete_intents as store

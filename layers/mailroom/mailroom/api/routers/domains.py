@@ -9,13 +9,14 @@ from fastapi import Depends, Query, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field, field_validator, model_validator
 
-from mailroom import clock
-from mailroom.api import errors, pagination
-from mailroom.api.errors import ApiError
+from mailroom import clock, errors
+from mailroom.api import pagination
 from mailroom.api.models import Strict, one
 from mailroom.api.pipeline import api_router, audit_target
-from mailroom.api.principal import Principal, require
+from mailroom.api.principal import require
 from mailroom.domain.domain_names import InvalidDomainName, normalize_domain
+from mailroom.domain.principal import Principal
+from mailroom.errors import LimitReached, MailroomError
 from mailroom.services import domains as service
 from mailroom.store import addresses, domain_metrics, organizations
 from mailroom.store import domains as store
@@ -224,8 +225,7 @@ async def bulk_add(
     invalid = [r for r in rows if r["error"]]
     free = limit - int(org.get("domain_count", 0))
     if not invalid and len(rows) > free:
-        raise ApiError(
-            422,
+        raise LimitReached(
             "domain_limit_reached",
             f"The batch needs {len(rows)} domains; the organization has room for {max(free, 0)}.",
         )
@@ -249,7 +249,7 @@ async def bulk_add(
     for result, request_row in zip(rows, body.domains, strict=True):
         try:
             domain = _create(table, principal, request_row)
-        except ApiError as exc:  # a race with another request since validation
+        except MailroomError as exc:  # a race with another request since validation
             result.update(status="failed", error={"code": exc.code, "message": exc.message})
             continue
         created += 1

@@ -9,12 +9,13 @@ from fastapi import Depends, Request
 from fastapi.responses import JSONResponse
 from pydantic import Field
 
-from mailroom.api import errors
-from mailroom.api.errors import ApiError
+from mailroom import errors
 from mailroom.api.models import Strict, one
 from mailroom.api.pipeline import api_router, audit_target
-from mailroom.api.principal import Principal, require
+from mailroom.api.principal import require
 from mailroom.api.routers.mailboxes import StorageAllocation, bulk_invalid
+from mailroom.domain.principal import Principal
+from mailroom.errors import MailroomError
 from mailroom.services import invites as service
 from mailroom.services import mailboxes as mailbox_service
 from mailroom.store import invites as store
@@ -82,7 +83,7 @@ async def bulk_create(
     for index, (row, result) in enumerate(zip(body.invites, results, strict=True)):
         error: dict[str, str] | None = None
         address = f"{row.local_part}@{row.domain}"
-        if isinstance(result, ApiError):
+        if isinstance(result, MailroomError):
             error = {"code": result.code, "message": result.message}
         else:
             address = result[0].address
@@ -98,7 +99,7 @@ async def bulk_create(
     invalid = [r for r in rows if r["error"]]
     if invalid:
         return bulk_invalid(request, rows, invalid, what="invite")
-    ready = [r for r in results if not isinstance(r, ApiError)]
+    ready = [r for r in results if not isinstance(r, MailroomError)]
     issued = service.write_invites(table, mailbox_service.load_org(table, principal.org_id), ready)
     return JSONResponse(
         status_code=201, content={"data": [_issued_view(i) for i in issued], "meta": {"created": len(issued)}}

@@ -11,12 +11,13 @@ from fastapi import Depends, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field, StringConstraints
 
-from mailroom import clock
-from mailroom.api import errors, pagination
-from mailroom.api.errors import ApiError
+from mailroom import clock, errors
+from mailroom.api import pagination
 from mailroom.api.models import One, Strict, one
 from mailroom.api.pipeline import api_router, audit_target
-from mailroom.api.principal import Principal, require
+from mailroom.api.principal import require
+from mailroom.domain.principal import Principal
+from mailroom.errors import MailroomError
 from mailroom.services import mailboxes as service
 from mailroom.store import domains
 from mailroom.store import mailboxes as store
@@ -213,7 +214,7 @@ async def bulk_create(
                 error = {"code": "address_taken", "message": f"{address} is already in use"}
             prepared.append(ready)
             seen.add(address)
-        except ApiError as exc:
+        except MailroomError as exc:
             error = {"code": exc.code, "message": exc.message}
         rows.append(
             {"index": index, "address": address, "status": "invalid" if error else "valid", "error": error}

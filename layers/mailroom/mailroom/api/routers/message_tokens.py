@@ -10,15 +10,17 @@ from typing import Annotated, Any
 from fastapi import Depends, Request, Response
 from pydantic import AwareDatetime, BaseModel, Field, field_validator
 
-from mailroom import clock
-from mailroom.api import errors, pagination
-from mailroom.api.mailbox_access import BoundMailbox, require_mailbox, send_blocked
+from mailroom import clock, errors
+from mailroom.api import pagination
+from mailroom.api.mailbox_access import BoundMailbox, require_mailbox
 from mailroom.api.models import One, Strict, one
 from mailroom.api.pipeline import api_router, audit_target
-from mailroom.api.principal import Principal, require
+from mailroom.api.principal import require
+from mailroom.domain.principal import Principal
 from mailroom.domain.scopes import MESSAGE_SCOPES, invalid_scopes
 from mailroom.services import mailboxes as mailbox_service
 from mailroom.services import message_tokens as service
+from mailroom.services.sending import send_blocked
 from mailroom.store import message_tokens as store
 from mailroom.store.table import Table
 

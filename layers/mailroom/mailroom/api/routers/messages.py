@@ -17,7 +17,8 @@ from fastapi import Depends, Path, Query, Request, Response
 from fastapi.responses import JSONResponse, RedirectResponse
 from pydantic import AwareDatetime, BaseModel, Field, StringConstraints, model_validator
 
-from mailroom.api import errors, pagination
+from mailroom import errors
+from mailroom.api import pagination
 from mailroom.api.mailbox_access import BoundMailbox, require_mailbox
 from mailroom.api.models import One, Strict, one
 from mailroom.api.pipeline import api_router, audit_target

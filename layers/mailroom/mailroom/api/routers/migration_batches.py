@@ -19,9 +19,10 @@ from pydantic import BaseModel, Field, StringConstraints
 from mailroom.api import pagination
 from mailroom.api.models import ListOf, One, Strict, one
 from mailroom.api.pipeline import api_router, audit_target
-from mailroom.api.principal import Principal, require
+from mailroom.api.principal import require
 from mailroom.api.routers.migrations import WRITE, Password, Provider, Security
 from mailroom.domain import bulk_migrations as bulk
+from mailroom.domain.principal import Principal
 from mailroom.services import bulk_migrations as service
 from mailroom.store.table import Table
 

@@ -18,8 +18,9 @@ from mailroom.api import pagination
 from mailroom.api.errors import ApiError
 from mailroom.api.models import ListOf, One, Strict, one
 from mailroom.api.pipeline import api_router, audit_target
-from mailroom.api.principal import Principal, require
+from mailroom.api.principal import require
 from mailroom.domain import migrations as rules
+from mailroom.domain.principal import Principal
 from mailroom.services import migrations as service
 from mailroom.settings import get_settings
 from mailroom.store import migrations as store

@@ -8,13 +8,14 @@ from typing import Annotated, Any
 from fastapi import Depends, Request, Response
 from pydantic import AwareDatetime, BaseModel, Field, field_validator
 
-from mailroom import clock
-from mailroom.api import errors, pagination
-from mailroom.api.errors import ApiError
+from mailroom import clock, errors
+from mailroom.api import pagination
 from mailroom.api.models import ListOf, One, Strict, one
 from mailroom.api.pipeline import api_router, audit_target
-from mailroom.api.principal import Principal, require
+from mailroom.api.principal import require
+from mailroom.domain.principal import Principal
 from mailroom.domain.scopes import OPS_SCOPES, invalid_scopes
+from mailroom.errors import Forbidden
 from mailroom.services.tokens import issue_ops_token
 from mailroom.store import organizations, tokens
 from mailroom.store.table import Table
@@ -69,8 +70,7 @@ async def create_token(
 ) -> dict[str, Any]:
     escalated = sorted(set(body.scopes) - principal.scopes)
     if escalated:
-        raise ApiError(
-            403,
+        raise Forbidden(
             "scope_escalation",
             f"A token cannot grant scopes it does not hold: {', '.join(escalated)}.",
             hint="Create the token with a token that holds those scopes.",

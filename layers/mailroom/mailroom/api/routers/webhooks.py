@@ -9,13 +9,14 @@ from typing import Annotated, Any
 from fastapi import Depends, Request, Response
 from pydantic import AwareDatetime, BaseModel, Field, field_validator
 
-from mailroom import clock
-from mailroom.api import errors, pagination
-from mailroom.api.errors import ApiError
+from mailroom import clock, errors
+from mailroom.api import pagination
 from mailroom.api.models import ListOf, One, Strict, one
 from mailroom.api.pipeline import api_router, audit_target
-from mailroom.api.principal import Principal, require
+from mailroom.api.principal import require
+from mailroom.domain.principal import Principal
 from mailroom.domain.webhooks import EVENT_TYPES, known_event_types, mailbox_filter
+from mailroom.errors import MailroomError
 from mailroom.services import webhooks as service
 from mailroom.store import organizations
 from mailroom.store import webhook_deliveries as deliveries
@@ -149,7 +150,7 @@ def _load(table: Table, principal: Principal, webhook_id: str) -> Item:
     return service.load(table, principal.org_id, webhook_id)
 
 
-def _disabled() -> ApiError:
+def _disabled() -> MailroomError:
     return errors.conflict(
         "The webhook is disabled.",
         code="webhook_disabled",

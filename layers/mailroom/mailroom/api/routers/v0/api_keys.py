@@ -13,14 +13,15 @@ from typing import Annotated, Any
 from fastapi import Depends, Path, Request, Response
 from pydantic import BaseModel, Field
 
-from mailroom.api import errors
-from mailroom.api.errors import ApiError
+from mailroom import errors
 from mailroom.api.models import Strict
 from mailroom.api.pipeline import api_router, audit_target
-from mailroom.api.principal import Principal, require
+from mailroom.api.principal import require
 from mailroom.api.v0_pages import PageOf, PageParams, page_body, page_params
+from mailroom.domain.principal import Principal
 from mailroom.domain.scopes import OPS_SCOPES
 from mailroom.domain.tokens import TokenType
+from mailroom.errors import Forbidden
 from mailroom.services.tokens import issue_api_key
 from mailroom.store import organizations, tokens
 from mailroom.store.table import Item, Table
@@ -62,8 +63,7 @@ def api_key_view(item: Item) -> dict[str, Any]:
 async def create_api_key(body: CreateApiKey, request: Request, principal: Manager) -> dict[str, Any]:
     missing = sorted(OPS_SCOPES - principal.scopes)
     if missing:
-        raise ApiError(
-            403,
+        raise Forbidden(
             "scope_escalation",
             f"An API key holds every scope; this token lacks: {', '.join(missing)}.",
             hint="Create API keys with an API key or with an ops token that holds every scope.",

@@ -21,12 +21,13 @@ from typing import Annotated, Any, Literal
 from fastapi import Depends, Path, Request, Response
 from pydantic import BaseModel, Field, field_validator
 
-from mailroom.api import errors
+from mailroom import errors
 from mailroom.api.models import Strict
 from mailroom.api.pipeline import api_router, audit_target
-from mailroom.api.principal import Principal, require
+from mailroom.api.principal import require
 from mailroom.api.v0_pages import PageOf, PageParams, page_body, page_params
 from mailroom.domain.domain_names import InvalidDomainName, normalize_domain
+from mailroom.domain.principal import Principal
 from mailroom.services import domains as service
 from mailroom.store import domains as store
 from mailroom.store import organizations

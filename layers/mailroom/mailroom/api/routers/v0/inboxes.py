@@ -18,11 +18,12 @@ from typing import Annotated, Any
 from fastapi import Depends, Path, Request, Response
 from pydantic import BaseModel, Field
 
-from mailroom.api import errors
+from mailroom import errors
 from mailroom.api.models import Strict
 from mailroom.api.pipeline import api_router, audit_target
-from mailroom.api.principal import Principal, require
+from mailroom.api.principal import require
 from mailroom.api.v0_pages import PageOf, PageParams, page_body, page_params
+from mailroom.domain.principal import Principal
 from mailroom.services import deletion, platform_domain
 from mailroom.services import mailboxes as service
 from mailroom.store import mailboxes as store

@@ -11,7 +11,8 @@ from fastapi import Depends
 from pydantic import BaseModel
 
 from mailroom.api.pipeline import api_router
-from mailroom.api.principal import Principal, require
+from mailroom.api.principal import require
+from mailroom.domain.principal import Principal
 from mailroom.services import mailboxes
 from mailroom.store.table import Table
 

@@ -15,11 +15,12 @@ from typing import Annotated, Any
 from fastapi import Depends, Path, Request, Response
 from pydantic import BaseModel, Field, field_validator
 
-from mailroom.api import errors
+from mailroom import errors
 from mailroom.api.models import Strict
 from mailroom.api.pipeline import api_router, audit_target
-from mailroom.api.principal import Principal, require
+from mailroom.api.principal import require
 from mailroom.api.v0_pages import PageOf, PageParams, page_body, page_params
+from mailroom.domain.principal import Principal
 from mailroom.domain.webhooks import V0_EVENT_TYPES, known_event_types, mailbox_filter
 from mailroom.services import webhooks as service
 from mailroom.store import organizations
