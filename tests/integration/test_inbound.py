@@ -18,6 +18,7 @@ from mailroom.services.organizations import NewOrganization
 from mailroom.settings import get_settings
 from mailroom.store import aws, domain_metrics, events, keys, mailboxes, organizations
 from mailroom.store import mail as store
+from mailroom.store.errors import StoreError, translate
 from mailroom.store.table import Item, Table
 from tests.support import inbound as sim
 from tests.support.mailboxes import (
@@ -31,6 +32,12 @@ from tests.support.mailboxes import (
 )
 
 DAY = sim.WHEN.date().isoformat()
+
+
+def aws_error(code: str, message: str, service: str, operation: str = "") -> StoreError:
+    """What the store raises when AWS answers ``code`` (classified by the one table, as in production)."""
+    error = ClientError({"Error": {"Code": code, "Message": message}}, operation or "Call")
+    return translate(error, service=service, operation=operation)
 
 
 @pytest.fixture
@@ -159,10 +166,10 @@ def test_a_retry_after_a_failure_stores_nothing_twice_and_counts_once(
     real_record = service._record
 
     def failing(*args: Any, **kwargs: Any) -> None:
-        raise ClientError({"Error": {"Code": "InternalServerError", "Message": "boom"}}, "TransactWriteItems")
+        raise aws_error("InternalServerError", "boom", "dynamodb")
 
     monkeypatch.setattr(service, "_record", failing)
-    with pytest.raises(ClientError):
+    with pytest.raises(StoreError):
         sim.invoke(event)
     monkeypatch.setattr(service, "_record", real_record)
     (report,) = sim.invoke(event)["messages"]
@@ -389,10 +396,10 @@ def test_a_forward_is_sent_once_even_when_the_message_is_retried(
     before = len(sent_mail())
 
     def failing(*args: Any, **kwargs: Any) -> None:
-        raise ClientError({"Error": {"Code": "ProvisionedThroughputExceededException", "Message": "x"}}, "op")
+        raise aws_error("ProvisionedThroughputExceededException", "x", "dynamodb")
 
     monkeypatch.setattr(service, "_record", failing)
-    with pytest.raises(ClientError):
+    with pytest.raises(StoreError):
         sim.invoke(event)
     monkeypatch.setattr(service, "_record", real_record)
     (report,) = sim.invoke(event)["messages"]
@@ -414,7 +421,7 @@ def test_a_forward_ses_refuses_is_dropped_and_counted_not_retried(
     create_alias(org, "out@example.com", ["ext@elsewhere.net"])
 
     def refused(*args: Any, **kwargs: Any) -> str:
-        raise ClientError({"Error": {"Code": "MessageRejected", "Message": "no"}}, "SendEmail")
+        raise aws_error("MessageRejected", "no", "sesv2", "send_email")
 
     monkeypatch.setattr(ses_outbound, "send_raw", refused)
     _, report = sim.receive(bucket, sim.message(), ["out@example.com", "inbox@example.com"])
@@ -422,10 +429,10 @@ def test_a_forward_ses_refuses_is_dropped_and_counted_not_retried(
     assert metrics(table, org, domain) == {"inbound_total": 1, "inbound_dropped": 1}
 
     def throttled(*args: Any, **kwargs: Any) -> str:
-        raise ClientError({"Error": {"Code": "TooManyRequestsException", "Message": "slow"}}, "SendEmail")
+        raise aws_error("TooManyRequestsException", "slow", "sesv2", "send_email")
 
     monkeypatch.setattr(ses_outbound, "send_raw", throttled)
-    with pytest.raises(ClientError):  # transient: Lambda retries the event
+    with pytest.raises(StoreError):  # transient: Lambda retries the event
         sim.receive(bucket, sim.message("Again", message_id="<again@x>"), ["out@example.com"])
 
 

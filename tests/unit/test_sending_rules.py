@@ -8,6 +8,7 @@ import pytest
 from mailroom.api.errors import status_of
 from mailroom.mail.compose import ComposeError, Draft, compose
 from mailroom.services import sending
+from mailroom.store.errors import classify
 
 
 def error_of(draft: Draft) -> ComposeError:
@@ -56,7 +57,9 @@ def test_the_recipient_limit_is_stated() -> None:
     ],
 )
 def test_ses_failures_map_to_api_errors(code: str, status: int, api_code: str, retryable: bool) -> None:
-    error = sending.ses_error(code, "Email address is not verified.")
+    error = sending.ses_error(
+        classify(code, "Email address is not verified.", service="sesv2", operation="send_email")
+    )
     assert (status_of(error), error.code, error.retryable) == (status, api_code, retryable)
 
 

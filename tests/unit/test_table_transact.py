@@ -7,8 +7,10 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
+from mailroom.store import aws
 from mailroom.store import table as table_module
-from mailroom.store.table import ConditionFailed, Table
+from mailroom.store.errors import ConditionFailed, Contended, InvalidRequest
+from mailroom.store.table import Table
 
 
 def cancelled(*codes: str) -> ClientError:
@@ -43,7 +45,9 @@ def no_sleep(monkeypatch: pytest.MonkeyPatch) -> list[float]:
 
 
 def table_with(monkeypatch: pytest.MonkeyPatch, client: ScriptedClient) -> Table:
-    monkeypatch.setattr(Table, "client", property(lambda self: client))
+    # Behind the same translation as every real client: botocore errors become store errors.
+    translated = aws._Translated("dynamodb", client)
+    monkeypatch.setattr(Table, "client", property(lambda self: translated))
     return Table("t")
 
 
@@ -76,14 +80,14 @@ def test_lasting_contention_gives_up_after_the_last_attempt(
 ) -> None:
     errors = [cancelled("TransactionConflict") for _ in range(table_module.TRANSACT_ATTEMPTS)]
     client = ScriptedClient(*errors)
-    with pytest.raises(ClientError) as raised:
+    with pytest.raises(Contended) as raised:
         table_with(monkeypatch, client).transact([OPERATION])
-    assert raised.value.response["Error"]["Code"] == "TransactionCanceledException"
+    assert raised.value.code == "TransactionCanceledException"
     assert len(client.calls) == table_module.TRANSACT_ATTEMPTS
 
 
 def test_other_cancellations_are_not_retried(monkeypatch: pytest.MonkeyPatch, no_sleep: list[float]) -> None:
     client = ScriptedClient(cancelled("ValidationError"))
-    with pytest.raises(ClientError):
+    with pytest.raises(InvalidRequest):
         table_with(monkeypatch, client).transact([OPERATION])
     assert len(client.calls) == 1

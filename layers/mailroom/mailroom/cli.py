@@ -63,10 +63,9 @@ COUNTER_COLUMNS: tuple[tuple[str, str], ...] = (
 class CliError(Exception):
     """Something the operator can fix; printed as ``mailroom: error: ...`` with the exit status."""
 
-    def __init__(self, message: str, *, status: int = 2, aws_code: str | None = None) -> None:
+    def __init__(self, message: str, *, status: int = 2) -> None:
         super().__init__(message)
         self.status = status
-        self.aws_code = aws_code  # the AWS error code, when AWS refused the request
 
 
 # --- argument parsing ----------------------------------------------------------------------------
@@ -306,34 +305,24 @@ def _where() -> str:
     return f"region {settings.region}" + (f" at {settings.endpoint_url}" if settings.endpoint_url else "")
 
 
-def _aws_call(what: str, call: Callable[[], Any]) -> Any:
+def _aws_call(what: str, call: Callable[[], Any], *, missing: str | None = None) -> Any:
     """Run AWS requests (and the client creation before them), turning failures into ``CliError``:
     status 2 for what the operator's setup decides (endpoint, credentials, region, profile), 1 when
     AWS answered with a refusal."""
-    from botocore.exceptions import (
-        BotoCoreError,
-        ClientError,
-        EndpointConnectionError,
-        NoCredentialsError,
-        NoRegionError,
-        ProfileNotFound,
-    )
+    from mailroom.store.errors import NotConfigured, ObjectMissing, StoreError, Unreachable
 
     try:
         return call()
-    except EndpointConnectionError as exc:
+    except ObjectMissing as exc:
+        raise CliError(missing or f"{what}: {exc.message}", status=2 if missing else 1) from None
+    except Unreachable as exc:
         hint = " (is the local stack running? make run)" if os.environ.get("AWS_ENDPOINT_URL") else ""
-        raise CliError(
-            f"{what}: cannot reach {exc.kwargs.get('endpoint_url', 'the endpoint')}{hint}"
-        ) from None
-    except (NoCredentialsError, NoRegionError, ProfileNotFound) as exc:
-        raise CliError(f"{what}: {exc}") from None
-    except ClientError as exc:
-        error = exc.response.get("Error", {})
-        code = str(error.get("Code", "error"))
-        raise CliError(f"{what}: {code}: {error.get('Message', exc)}", status=1, aws_code=code) from None
-    except BotoCoreError as exc:
-        raise CliError(f"{what}: {exc}", status=1) from None
+        raise CliError(f"{what}: {exc.message}{hint}") from None
+    except NotConfigured as exc:
+        raise CliError(f"{what}: {exc.message}") from None
+    except StoreError as exc:
+        code = exc.code or "error"
+        raise CliError(f"{what}: {code}: {exc.message}", status=1) from None
 
 
 def _stack_table_name(stack_name: str) -> str:
@@ -346,15 +335,11 @@ def _stack_table_name(stack_name: str) -> str:
 def _stack_output(stack_name: str, key: str) -> str | None:
     from mailroom.store import aws
 
-    try:
-        response = _aws_call(
-            f"stack {stack_name}", lambda: aws.client("cloudformation").describe_stacks(StackName=stack_name)
-        )
-    except CliError as exc:
-        # CloudFormation answers a missing stack with a plain ValidationError.
-        if exc.aws_code == "ValidationError":
-            raise CliError(f"stack {stack_name} not found in {_where()}") from None
-        raise
+    response = _aws_call(
+        f"stack {stack_name}",
+        lambda: aws.client("cloudformation").describe_stacks(StackName=stack_name),
+        missing=f"stack {stack_name} not found in {_where()}",
+    )
     for stack in response.get("Stacks", []):
         for output in stack.get("Outputs", []):
             if output.get("OutputKey") == key and output.get("OutputValue"):
@@ -381,12 +366,11 @@ def _table_name(args: argparse.Namespace) -> str:
 def _check_table(name: str) -> None:
     from mailroom.store import aws
 
-    try:
-        _aws_call(f"table {name}", lambda: aws.dynamodb().describe_table(TableName=name))
-    except CliError as exc:
-        if exc.aws_code == "ResourceNotFoundException":
-            raise CliError(f"table {name} does not exist in {_where()}") from None
-        raise
+    _aws_call(
+        f"table {name}",
+        lambda: aws.dynamodb().describe_table(TableName=name),
+        missing=f"table {name} does not exist in {_where()}",
+    )
 
 
 def open_table(args: argparse.Namespace) -> Table:

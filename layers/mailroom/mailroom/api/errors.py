@@ -27,6 +27,7 @@ from mailroom.errors import (
     Unavailable,
     UpstreamFailed,
 )
+from mailroom.store.errors import StoreError
 from mailroom.store.table import InvalidCursor
 
 
@@ -176,6 +177,31 @@ def internal_error() -> ApiError:
     )
 
 
+def store_failure(exc: StoreError) -> MailroomError:
+    """An AWS failure nobody below handled: 503 when a retry can pass (throttling, an outage), else
+    a bug or a misconfiguration (500). Neither says more about AWS than that."""
+    if exc.retryable:
+        return Unavailable(
+            "service_unavailable",
+            "A service Mailroom depends on is busy or unavailable; nothing was done.",
+            hint="Retry shortly with the same Idempotency-Key.",
+            retry_after=1,
+        )
+    return internal_error()
+
+
+async def _on_store_error(request: Request, exc: Exception) -> JSONResponse:
+    from mailroom.observability import logger
+
+    assert isinstance(exc, StoreError)
+    logger().warning(
+        "AWS call failed",
+        extra={"aws_code": exc.code, "service": exc.service, "operation": exc.operation},
+        exc_info=not exc.retryable,
+    )
+    return render(request, store_failure(exc))
+
+
 async def _on_unexpected(request: Request, exc: Exception) -> JSONResponse:
     from mailroom.observability import logger
 
@@ -204,6 +230,8 @@ async def response_for(request: Request, exc: Exception) -> JSONResponse:
         return await _on_invalid_cursor(request, exc)
     if isinstance(exc, MailroomError):
         return await _on_api_error(request, exc)
+    if isinstance(exc, StoreError):
+        return await _on_store_error(request, exc)
     if isinstance(exc, RequestValidationError):
         return await _on_validation_error(request, exc)
     if isinstance(exc, StarletteHTTPException):
@@ -214,6 +242,7 @@ async def response_for(request: Request, exc: Exception) -> JSONResponse:
 def install(app: Any) -> None:
     app.add_exception_handler(MailroomError, _on_api_error)
     app.add_exception_handler(InvalidCursor, _on_invalid_cursor)
+    app.add_exception_handler(StoreError, _on_store_error)
     app.add_exception_handler(RequestValidationError, _on_validation_error)
     app.add_exception_handler(StarletteHTTPException, _on_http_error)
     app.add_exception_handler(Exception, _on_unexpected)

@@ -29,6 +29,7 @@ from mailroom.errors import MailroomError
 from mailroom.observability import logger
 from mailroom.settings import get_settings
 from mailroom.store import audit, ratelimits
+from mailroom.store.errors import StoreError
 from mailroom.store.idempotency import Claim, IdempotencyStore
 from mailroom.store.table import Table
 
@@ -100,6 +101,8 @@ class Pipeline:
         except MailroomError as error:
             response = errors.render(request, error)
             extra_headers |= errors.headers_of(error)
+        except StoreError as failure:
+            response = await errors.response_for(request, failure)
         except Exception:
             logger().exception("unhandled error")
             response = errors.render(request, errors.internal_error())

@@ -18,7 +18,8 @@ from mailroom.services import mailboxes as mailbox_service
 from mailroom.store import aliases as store
 from mailroom.store import domains, txn
 from mailroom.store import mailboxes as mailbox_store
-from mailroom.store.table import ConditionFailed, Item, Table
+from mailroom.store.errors import ConditionFailed
+from mailroom.store.table import Item, Table
 
 MAX_TARGETS = 50
 

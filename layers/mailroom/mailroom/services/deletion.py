@@ -36,7 +36,8 @@ from mailroom.services import mailboxes as mailbox_service
 from mailroom.settings import get_settings
 from mailroom.store import delete_intents, domains, keys, mail_purge, message_tokens, platform_domain, txn
 from mailroom.store import mailboxes as mailbox_store
-from mailroom.store.table import ConditionFailed, Item, Table
+from mailroom.store.errors import ConditionFailed
+from mailroom.store.table import Item, Table
 
 INTENT_TTL = timedelta(minutes=15)
 STALE_PURGE_AFTER = timedelta(minutes=15)

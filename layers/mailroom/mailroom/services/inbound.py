@@ -60,6 +60,7 @@ from mailroom.store import (
     ses_outbound,
     suppressions,
 )
+from mailroom.store.errors import ObjectMissing, SendRefused
 from mailroom.store.mail import Stored
 from mailroom.store.table import Item, Table
 from mailroom.store.txn import Rejected, put_new, run
@@ -69,19 +70,6 @@ MAX_EXPANSION_DEPTH = 5  # alias → alias → mailbox forwarding → ...: deepe
 MAX_RECIPIENTS = 100  # SES accepts at most 50 per message
 RECEIPT_TTL_DAYS = 30
 SES_SEND_BATCH = 50  # recipients per SendEmail
-# SES refusals that a retry cannot fix: the forward is counted as dropped instead of failing the
-# whole message over and over.
-PERMANENT_SEND_ERRORS = frozenset(
-    {
-        "MessageRejected",
-        "MailFromDomainNotVerifiedException",
-        "AccountSuspendedException",
-        "SendingPausedException",
-        "BadRequestException",
-        "NotFoundException",
-        "InvalidParameterValue",
-    }
-)
 # Bounds on what one message puts in its DynamoDB item (a header can be up to the header limit).
 MAX_HEADER_TEXT = 998
 MAX_LISTED_ADDRESSES = 100
@@ -518,18 +506,14 @@ def read_raw(mail: ReceivedMail) -> tuple[bytes | None, int]:
     """The stored message (None when over the size limit: it is never read into memory)."""
     if mail.raw is not None:
         return mail.raw, len(mail.raw)
-    from botocore.exceptions import ClientError
-
     try:
         return mail_objects.get_bytes_within(
             mail.object_key, DEFAULT_LIMITS.max_message_bytes, bucket_name=mail.bucket
         )
-    except ClientError as exc:
-        if exc.response.get("Error", {}).get("Code") in {"NoSuchKey", "404", "NotFound"}:
-            raise InboundObjectMissing(
-                f"s3://{mail.bucket or mail_objects.bucket()}/{mail.object_key} does not exist"
-            ) from exc
-        raise
+    except ObjectMissing as exc:
+        raise InboundObjectMissing(
+            f"s3://{mail.bucket or mail_objects.bucket()}/{mail.object_key} does not exist"
+        ) from exc
 
 
 def receipt_exists(table: Table, org_id: str, ses_message_id: str) -> bool:
@@ -693,8 +677,6 @@ def _send_forward(
     table: Table, mail: ReceivedMail, org_id: str, forward: Forward, raw: bytes, message: ParsedMessage
 ) -> str:
     """Send one forward, once (a record of it is kept): SENT, SENT_BEFORE, or why it was dropped."""
-    from botocore.exceptions import ClientError
-
     from mailroom.observability import logger
 
     sk = keys.inbound_forward_sk(mail.ses_message_id, forward.source)
@@ -719,13 +701,12 @@ def _send_forward(
                     tags={**forward.tags, "kind": "forward", "source": mail.ses_message_id},
                 )
             )
-    except ClientError as exc:
-        code = str(exc.response.get("Error", {}).get("Code", ""))
-        if code not in PERMANENT_SEND_ERRORS:
-            raise
+    except SendRefused as exc:
+        # Refused for what the message is: a retry would be refused again. Anything else (throttling,
+        # paused sending, an outage) raises, so the event is retried and nothing is dropped.
         logger().warning(
             "forward refused by SES",
-            extra={"ses_message_id": mail.ses_message_id, "source": forward.source, "error": code},
+            extra={"ses_message_id": mail.ses_message_id, "source": forward.source, "error": exc.code},
         )
         return "forward_rejected"
     table.put(

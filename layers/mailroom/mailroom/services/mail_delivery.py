@@ -14,13 +14,12 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from botocore.exceptions import ClientError
-
 from mailroom import clock, ids
 from mailroom.mail import threading
 from mailroom.mail.parse import ParsedMessage
 from mailroom.store import events, mail_objects
 from mailroom.store import mail as store
+from mailroom.store.errors import ItemTooLarge
 from mailroom.store.mail import Stored, ThreadChange
 from mailroom.store.table import Item, Table
 
@@ -202,14 +201,11 @@ def deliver(table: Table, incoming: Incoming) -> Outcome:
     quota_bytes = int(quota_mb) * 1024 * 1024 if quota_mb else None
     try:
         stored = store.store_message(table, message, thread=change, quota_bytes=quota_bytes, event=event)
-    except ClientError as exc:
+    except ItemTooLarge as exc:
         # Refused for what the message is (metadata over DynamoDB's 400 KB item limit), not for a
         # transient reason: nothing was written, so the bytes go and the caller quarantines it.
-        error = exc.response.get("Error", {})
-        if error.get("Code") == "ValidationException" and "size" in str(error.get("Message", "")).lower():
-            _withdraw(message)
-            raise MetadataTooLarge(str(error.get("Message", ""))) from exc
-        raise
+        _withdraw(message)
+        raise MetadataTooLarge(exc.message) from exc
     if stored in (Stored.OVER_QUOTA, Stored.NO_MAILBOX):
         _withdraw(message)
         if stored is Stored.OVER_QUOTA:

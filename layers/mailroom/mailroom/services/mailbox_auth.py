@@ -27,7 +27,8 @@ from mailroom.services import message_tokens as token_service
 from mailroom.settings import get_settings
 from mailroom.store import addresses, domains, message_tokens, platform_domain, signin_attempts
 from mailroom.store import mailboxes as mailbox_store
-from mailroom.store.table import ConditionFailed, Item, Table
+from mailroom.store.errors import ConditionFailed
+from mailroom.store.table import Item, Table
 
 
 @dataclass(frozen=True, slots=True)

@@ -30,7 +30,8 @@ from mailroom.errors import Conflict, LimitReached, MailroomError
 from mailroom.services.domains import DEFAULT_LIMITS as DOMAIN_DEFAULT_LIMITS
 from mailroom.store import addresses, domains, message_tokens, organizations, platform_domain, txn
 from mailroom.store import mailboxes as store
-from mailroom.store.table import ConditionFailed, Item, Table
+from mailroom.store.errors import ConditionFailed
+from mailroom.store.table import Item, Table
 
 MAX_FORWARDING_TARGETS = 10
 

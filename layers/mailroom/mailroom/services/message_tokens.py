@@ -23,7 +23,8 @@ from mailroom.domain.tokens import TokenType, issue_token
 from mailroom.errors import LimitReached
 from mailroom.store import keys, message_tokens, txn
 from mailroom.store import mailboxes as mailbox_store
-from mailroom.store.table import ConditionFailed, Item, Table
+from mailroom.store.errors import ConditionFailed
+from mailroom.store.table import Item, Table
 from mailroom.store.txn import Update
 
 MAX_PER_MAILBOX = 50

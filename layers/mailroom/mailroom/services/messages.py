@@ -28,8 +28,6 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import urlencode
 
-from botocore.exceptions import ClientError
-
 from mailroom import clock, errors, ids
 from mailroom.domain import addresses
 from mailroom.domain.domain_names import InvalidDomainName, normalize_domain
@@ -38,7 +36,8 @@ from mailroom.mail import folders
 from mailroom.services.mail_views import API, message_full, message_summary, thread_view
 from mailroom.store import blocked_senders, mail_objects
 from mailroom.store import mail as store
-from mailroom.store.table import ConditionFailed, Item, Page, Table, values
+from mailroom.store.errors import ConditionFailed, Contended, StoreError, Throttled
+from mailroom.store.table import Item, Page, Table, values
 from mailroom.store.txn import Rejected
 
 INLINE_LIMIT_BYTES = 4 * 1024 * 1024  # 4 MiB base64-encoded is 5.3 MiB: under Lambda's 6 MB response
@@ -418,10 +417,9 @@ def apply_change(table: Table, message: Item, change: Change) -> Item:
                 raise errors.validation(
                     "The target folder no longer exists", field="folder", code="unknown_folder"
                 ) from rejected
-        except ClientError as exc:
-            # Another transaction on the same items at the same moment: worth another try.
-            if exc.response["Error"]["Code"] != "TransactionCanceledException":
-                raise
+        except (Contended, Throttled):
+            # Still contended after the table's own retries: read the message again and retry.
+            pass
         fresh = store.get_message(table, current["org_id"], current["mailbox_id"], current["id"])
         if fresh is None:
             raise errors.not_found("Message")
@@ -499,7 +497,7 @@ def purge(table: Table, messages: Sequence[Item]) -> list[Item]:
     if doomed:
         try:
             mail_objects.delete(doomed)
-        except ClientError:
+        except StoreError:
             from mailroom.observability import logger, metrics
 
             # The messages are gone; their bytes stay under the mailbox prefix until the mailbox is.

@@ -30,8 +30,6 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
-from botocore.exceptions import BotoCoreError, ClientError
-
 from mailroom import clock
 from mailroom.domain import migrations as rules
 from mailroom.errors import MailroomError
@@ -44,7 +42,8 @@ from mailroom.settings import get_settings
 from mailroom.store import kms, mailboxes, workflows
 from mailroom.store import mail as mail_store
 from mailroom.store import migrations as store
-from mailroom.store.table import RETRYABLE_CANCELLATIONS, ConditionFailed, Item, Table
+from mailroom.store.errors import ConditionFailed, StoreError
+from mailroom.store.table import Item, Table
 
 if TYPE_CHECKING:
     from mailroom.imap.source import FetchedMessage, SourceAccount, SourceError, SourceFolder, SourceSession
@@ -454,7 +453,7 @@ def finalize(event: Mapping[str, Any], remaining_ms: Callable[[], int]) -> dict[
         raise JobInactive(f"{state.job_id} ended meanwhile")
     try:
         store.delete_attempt_work(table, state.org_id, state.job_id)
-    except (ClientError, BotoCoreError):
+    except StoreError:
         # Left-overs carry a TTL; the job is complete either way.
         logger().warning("migration working items left for TTL", extra={"migration_id": state.job_id})
     logger().info("migration completed", extra={"migration_id": state.job_id})
@@ -631,40 +630,6 @@ def import_batch(event: Mapping[str, Any], remaining_ms: Callable[[], int]) -> d
     return {"seq": seq, "counted": counted, **run.tallies}
 
 
-_TRANSIENT_AWS_CODES = frozenset(
-    {
-        "ThrottlingException",
-        "ProvisionedThroughputExceededException",
-        "RequestLimitExceeded",
-        "InternalServerError",
-        "InternalError",
-        "ServiceUnavailable",
-        "SlowDown",
-        "RequestTimeout",
-        "TransactionInProgressException",
-    }
-)
-
-
-def _aws_code(exc: ClientError | BotoCoreError) -> str:
-    return (
-        str(exc.response.get("Error", {}).get("Code")) if isinstance(exc, ClientError) else type(exc).__name__
-    )
-
-
-def _transient(exc: ClientError | BotoCoreError) -> bool:
-    """Whether an AWS error may pass on a retry (throttling, conflicts, outages), as opposed to a
-    refusal of what this message is (a value DynamoDB will never take)."""
-    if not isinstance(exc, ClientError):
-        return True  # connection problems
-    code = _aws_code(exc)
-    if code == "TransactionCanceledException":
-        reasons = {str(r.get("Code")) for r in exc.response.get("CancellationReasons", [])}  # type: ignore[typeddict-item]
-        return bool(reasons & RETRYABLE_CANCELLATIONS)  # still contended after Table.transact's tries
-    status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0))
-    return code in _TRANSIENT_AWS_CODES or status >= 500
-
-
 def _checkpoint(table: Table, job: Item, batch: Item, run: BatchRun) -> None:
     store.remember_done(
         table,
@@ -717,15 +682,17 @@ async def _import(
             except MigrationFailed as exc:
                 failure = failure or exc
                 continue
-            except (ClientError, BotoCoreError) as exc:
-                if _transient(exc):
+            except StoreError as exc:
+                if exc.retryable:
                     # AWS busy or unreachable: not the message's fault. Unsettled, so the retry stores it.
                     failure = failure or exc
                     continue
                 logger().exception(
                     "message refused by the store", extra={"migration_id": job["id"], "uid": uid}
                 )
-                outcome = Outcome("failed", f"UID {uid}: could not be stored ({_aws_code(exc)})")
+                outcome = Outcome(
+                    "failed", f"UID {uid}: could not be stored ({exc.code or type(exc).__name__})"
+                )
             except Exception as exc:  # a bug with this one message must not stop the others
                 logger().exception("message not imported", extra={"migration_id": job["id"], "uid": uid})
                 outcome = Outcome("failed", f"UID {uid}: could not be stored ({type(exc).__name__})")

@@ -40,6 +40,7 @@ from mailroom.observability import logger
 from mailroom.store import addresses, domain_metrics, mail_objects, ses_outbound, suppressions
 from mailroom.store import aliases as alias_store
 from mailroom.store import mail as mail_store
+from mailroom.store.errors import SendingPaused, SendRefused, StoreError, Throttled
 from mailroom.store.mail import Stored
 from mailroom.store.table import Item, Table
 
@@ -122,26 +123,20 @@ def invalid(field_name: str, message: str, code: str = "validation_error") -> Ma
     return Invalid(code, message, fields=[{"field": field_name, "message": message}])
 
 
-_SES_REFUSALS = frozenset(
-    {"MessageRejected", "MailFromDomainNotVerifiedException", "NotFoundException", "BadRequestException"}
-)
-_SES_THROTTLES = frozenset({"TooManyRequestsException", "LimitExceededException", "Throttling"})
-
-
-def ses_error(code: str, message: str) -> MailroomError:
-    """An SES refusal as the API reports it (nothing was sent in any of these cases)."""
-    if code in _SES_REFUSALS:
+def ses_error(failure: StoreError) -> MailroomError:
+    """An SES failure as the API reports it (nothing was sent in any of these cases)."""
+    if isinstance(failure, SendRefused):
         return Invalid(
             "send_rejected",
-            f"SES refused the message: {message}",
+            f"SES refused the message: {failure.message}",
             hint="Check that the sending domain is verified in SES and the message is acceptable.",
         )
-    if code in _SES_THROTTLES:
+    if isinstance(failure, Throttled):
         return Unavailable("send_throttled", "SES is throttling sends; nothing was sent.", retryable=True)
-    if code in ("SendingPausedException", "AccountSuspendedException"):
+    if isinstance(failure, SendingPaused):
         return Unavailable(
             "sending_paused",
-            f"Sending is paused for this AWS account or configuration set: {message}",
+            f"Sending is paused for this AWS account or configuration set: {failure.message}",
             retryable=True,
         )
     return UpstreamFailed("ses_unavailable", "SES could not be reached; nothing was sent.", retryable=True)
@@ -454,8 +449,6 @@ def send(table: Table, mailbox: Item, request: SendRequest, *, now: datetime | N
 
 
 def _send_through_ses(composed: Composed, *, org_id: str, mailbox_id: str, message_id: str) -> str:
-    from botocore.exceptions import ClientError
-
     try:
         return ses_outbound.send_raw(
             composed.raw,
@@ -463,11 +456,9 @@ def _send_through_ses(composed: Composed, *, org_id: str, mailbox_id: str, messa
             recipients=list(dict.fromkeys(composed.recipients)),
             tags={"org_id": org_id, "mailbox_id": mailbox_id, "message_id": message_id},
         )
-    except ClientError as exc:
-        error = exc.response.get("Error", {})
-        code, message = str(error.get("Code", "")), str(error.get("Message", ""))
-        logger().warning("SES refused a send", extra={"code": code, "ses_message": message[:300]})
-        raise ses_error(code, message) from exc
+    except StoreError as exc:
+        logger().warning("SES refused a send", extra={"code": exc.code, "ses_message": exc.message[:300]})
+        raise ses_error(exc) from exc
 
 
 def _count_outbound(table: Table, org_id: str, domain_id: str | None, recipients: int, at: datetime) -> None:
@@ -483,7 +474,7 @@ def _count_outbound(table: Table, org_id: str, domain_id: str | None, recipients
 
 def mark_answered(table: Table, org_id: str, mailbox_id: str, in_reply_to: str) -> None:
     """Set ``answered`` on the replied-to message of this mailbox, if it is stored here."""
-    from mailroom.store.table import ConditionFailed
+    from mailroom.store.errors import ConditionFailed
     from mailroom.store.txn import Update
 
     parent = mail_store.find_by_rfc_id(table, org_id, mailbox_id, threading.message_id_key(in_reply_to))

@@ -23,7 +23,8 @@ from mailroom.services.webhook_fanout import message_for
 from mailroom.settings import get_settings
 from mailroom.store import events, keys, kms, organizations, webhook_queue, webhooks
 from mailroom.store import webhook_deliveries as deliveries
-from mailroom.store.table import ConditionFailed, Item, Table
+from mailroom.store.errors import ConditionFailed
+from mailroom.store.table import Item, Table
 
 ROTATION_OVERLAP = timedelta(hours=24)
 MAX_PREVIOUS_SECRETS = 2  # rotating again within a day keeps the one before too, up to this many

@@ -3,23 +3,98 @@
 Nothing here runs at import time: importing boto3 and building a client costs ~0.3 s of cold start,
 paid only by the code path that needs it. ``AWS_ENDPOINT_URL`` (set by the local stack) is honoured
 by boto3 itself, so the code has no local special cases.
+
+``client(service)`` raises ``store.errors`` types, never botocore's: every operation call goes
+through ``_Translated``, so no code above ``store`` ever sees ``ClientError``. ``raw_client`` is for
+libraries that read botocore errors themselves (Powertools' idempotency persistence).
 """
 
 from __future__ import annotations
 
+import functools
 import threading
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from mailroom.settings import get_settings
+from mailroom.store.errors import translate
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
 
 _lock = threading.Lock()
 _clients: dict[str, Any] = {}
+_translated: dict[str, Any] = {}
+
+# Client attributes that are not AWS operations: handed out as they are.
+_NOT_OPERATIONS = frozenset({"meta", "exceptions", "can_paginate", "close"})
+
+
+class _Translated:
+    """A boto3 client whose operations raise ``store.errors`` instead of botocore exceptions."""
+
+    def __init__(self, service: str, raw: Any) -> None:
+        self._service = service
+        self._raw = raw
+        self._calls: dict[str, Callable[..., Any]] = {}
+
+    def __getattr__(self, name: str) -> Any:
+        call = self._calls.get(name)
+        if call is not None:
+            return call
+        attribute = getattr(self._raw, name)
+        if name in _NOT_OPERATIONS or name.startswith("_") or not callable(attribute):
+            return attribute
+        service = self._service
+
+        @functools.wraps(attribute)
+        def call_translated(*args: Any, **kwargs: Any) -> Any:
+            from botocore.exceptions import BotoCoreError, ClientError
+
+            try:
+                result = attribute(*args, **kwargs)
+            except (ClientError, BotoCoreError) as exc:
+                raise translate(exc, service=service, operation=name) from exc
+            if name in ("get_paginator", "get_waiter"):
+                return _Translated(service, result)
+            if name == "paginate":
+                return _Pages(service, result)
+            return result
+
+        self._calls[name] = call_translated
+        return call_translated
+
+
+class _Pages:
+    """A paginator's pages: each page is a request, translated like any other call."""
+
+    def __init__(self, service: str, pages: Any) -> None:
+        self._service = service
+        self._pages = pages
+
+    def __iter__(self) -> Iterator[Any]:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            yield from self._pages
+        except (ClientError, BotoCoreError) as exc:
+            raise translate(exc, service=self._service, operation="paginate") from exc
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._pages, name)
 
 
 def client(service: str) -> Any:
+    cached = _translated.get(service)
+    if cached is not None:
+        return cached
+    raw = raw_client(service)
+    with _lock:
+        return _translated.setdefault(service, _Translated(service, raw))
+
+
+def raw_client(service: str) -> Any:
+    """The boto3 client itself (errors are botocore's): only for libraries that handle them."""
     cached = _clients.get(service)
     if cached is not None:
         return cached
@@ -37,7 +112,14 @@ def client(service: str) -> Any:
                 signature_version="s3v4" if service == "s3" else None,
             )
             session: Any = boto3.session.Session()  # Any: the stubs only type literal service names
-            _clients[service] = session.client(service, region_name=get_settings().region, config=config)
+            try:
+                _clients[service] = session.client(service, region_name=get_settings().region, config=config)
+            except Exception as exc:  # no region, an unknown profile: the operator's setup
+                from botocore.exceptions import BotoCoreError
+
+                if isinstance(exc, BotoCoreError):
+                    raise translate(exc, service=service, operation="create_client") from exc
+                raise
         return _clients[service]
 
 
@@ -49,3 +131,4 @@ def reset_clients() -> None:
     """Forget cached clients (tests that switch endpoints or regions)."""
     with _lock:
         _clients.clear()
+        _translated.clear()

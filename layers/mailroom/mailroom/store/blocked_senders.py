@@ -12,7 +12,8 @@ from typing import Any
 
 from mailroom import clock, ids
 from mailroom.store import keys
-from mailroom.store.table import ConditionFailed, Item, Page, Table, serialize
+from mailroom.store.errors import ConditionFailed
+from mailroom.store.table import Item, Page, Table, serialize
 from mailroom.store.txn import Rejected, Update, delete, put_new, run
 
 MAX_PER_MAILBOX = 1000

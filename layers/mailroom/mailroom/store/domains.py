@@ -6,7 +6,8 @@ import zlib
 from typing import Any
 
 from mailroom.store import keys, organizations
-from mailroom.store.table import ConditionFailed, Item, Page, Table, serialize, values
+from mailroom.store.errors import ConditionFailed
+from mailroom.store.table import Item, Page, Table, serialize, values
 from mailroom.store.txn import Rejected, Update, put, put_new, run
 
 

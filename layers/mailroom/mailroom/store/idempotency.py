@@ -12,6 +12,7 @@ from enum import StrEnum
 from typing import Any
 
 from mailroom.store import aws, keys
+from mailroom.store.errors import translated
 from mailroom.store.table import Table
 
 EXPIRES_AFTER_SECONDS = 24 * 3600
@@ -40,7 +41,7 @@ class IdempotencyStore:
             sort_key_attr="SK",
             static_pk_value=keys.idempotency_pk(org_id),
             expiry_attr="ttl",
-            boto3_client=aws.dynamodb(),
+            boto3_client=aws.raw_client("dynamodb"),  # Powertools reads botocore errors itself
         )
         self._layer.configure(
             IdempotencyConfig(
@@ -59,7 +60,8 @@ class IdempotencyStore:
         )
 
         try:
-            self._layer.save_inprogress(request, remaining_time_in_millis=remaining_ms)
+            with translated("dynamodb", "idempotency.claim"):
+                self._layer.save_inprogress(request, remaining_time_in_millis=remaining_ms)
             return ClaimResult(Claim.NEW)
         except IdempotencyValidationError:
             # Powertools compares the stored request hash with this one before anything else.
@@ -68,7 +70,8 @@ class IdempotencyStore:
             record = exists.old_data_record
         if record is None:  # the store did not return the existing item: read it (validates too)
             try:
-                record = self._layer.get_record(request)
+                with translated("dynamodb", "idempotency.read"):
+                    record = self._layer.get_record(request)
             except IdempotencyValidationError:
                 return ClaimResult(Claim.MISMATCH)
         if record is not None and record.status == "COMPLETED":
@@ -76,8 +79,10 @@ class IdempotencyStore:
         return ClaimResult(Claim.IN_PROGRESS)
 
     def complete(self, request: dict[str, Any], response: dict[str, Any]) -> None:
-        self._layer.save_success(request, response)
+        with translated("dynamodb", "idempotency.complete"):
+            self._layer.save_success(request, response)
 
     def abandon(self, request: dict[str, Any], reason: Exception) -> None:
         """Forget a claim whose request failed on our side, so the client's retry runs again."""
-        self._layer.delete_record(request, reason)
+        with translated("dynamodb", "idempotency.abandon"):
+            self._layer.delete_record(request, reason)

@@ -14,10 +14,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from botocore.exceptions import ClientError
-
 from mailroom.settings import get_settings
 from mailroom.store import aws, keys
+from mailroom.store.errors import ObjectMissing
 
 PRESIGNED_URL_SECONDS = 900
 
@@ -118,8 +117,6 @@ def delete(keys_to_delete: list[str]) -> None:
 def exists(key: str) -> bool:
     try:
         _s3().head_object(Bucket=bucket(), Key=key)
-    except ClientError as exc:
-        if exc.response["Error"]["Code"] in {"404", "NoSuchKey", "NotFound"}:
-            return False
-        raise
+    except ObjectMissing:
+        return False
     return True

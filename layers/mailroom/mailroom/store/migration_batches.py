@@ -29,7 +29,8 @@ from typing import Any
 from mailroom.domain import migrations as rules
 from mailroom.store import keys
 from mailroom.store import migrations as jobs_store
-from mailroom.store.table import ConditionFailed, Item, Page, Table, values
+from mailroom.store.errors import ConditionFailed
+from mailroom.store.table import Item, Page, Table, values
 from mailroom.store.txn import MAX_OPERATIONS, Op, Rejected, Update, delete, put, put_new, run
 
 BATCH_PREFIX = "MIGBATCH#"

@@ -21,7 +21,8 @@ from typing import Any
 
 from mailroom.domain import migrations as rules
 from mailroom.store import keys
-from mailroom.store.table import ConditionFailed, Item, Page, Table, serialize, values
+from mailroom.store.errors import ConditionFailed
+from mailroom.store.table import Item, Page, Table, serialize, values
 from mailroom.store.txn import Op, Rejected, Update, delete, put, put_new, run
 
 BATCH_WRITE_MAX = 25

@@ -13,7 +13,8 @@ import contextlib
 
 from mailroom import clock
 from mailroom.store import keys
-from mailroom.store.table import ConditionFailed, Item, Table, values
+from mailroom.store.errors import ConditionFailed
+from mailroom.store.table import Item, Table, values
 from mailroom.store.txn import Op, Update, put_new
 
 PLATFORM_OWNER = "platform"  # the claim's org_id: no organization (org ids are org_<ulid>)

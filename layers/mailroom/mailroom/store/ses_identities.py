@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
-
-from botocore.exceptions import ClientError
 
 from mailroom.domain.dkim import DkimKey
 from mailroom.store import aws
+from mailroom.store.errors import AlreadyExists, ObjectMissing
 
 
 def _sesv2() -> Any:
@@ -24,9 +24,7 @@ def create(domain: str, key: DkimKey, *, mail_from: str) -> None:
                 "DomainSigningPrivateKey": key.private_key_b64,
             },
         )
-    except ClientError as exc:
-        if exc.response["Error"]["Code"] != "AlreadyExistsException":
-            raise
+    except AlreadyExists:
         rotate_dkim(domain, key)
     # SES v1 and v2 share identities; v1's call is the one the local emulator implements.
     aws.client("ses").set_identity_mail_from_domain(
@@ -48,16 +46,11 @@ def rotate_dkim(domain: str, key: DkimKey) -> None:
 def exists(domain: str) -> bool:
     try:
         _sesv2().get_email_identity(EmailIdentity=domain)
-    except ClientError as exc:
-        if exc.response["Error"]["Code"] != "NotFoundException":
-            raise
+    except ObjectMissing:
         return False
     return True
 
 
 def delete(domain: str) -> None:
-    try:
+    with contextlib.suppress(ObjectMissing):
         _sesv2().delete_email_identity(EmailIdentity=domain)
-    except ClientError as exc:
-        if exc.response["Error"]["Code"] != "NotFoundException":
-            raise

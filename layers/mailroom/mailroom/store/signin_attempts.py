@@ -12,7 +12,8 @@ import hashlib
 from dataclasses import dataclass
 
 from mailroom.store import keys
-from mailroom.store.table import ConditionFailed, Table
+from mailroom.store.errors import ConditionFailed
+from mailroom.store.table import Table
 from mailroom.store.txn import Update
 
 

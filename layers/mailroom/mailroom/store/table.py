@@ -18,20 +18,16 @@ from decimal import Decimal
 from typing import Any
 
 from boto3.dynamodb.types import Binary, TypeDeserializer, TypeSerializer
-from botocore.exceptions import ClientError
 
 from mailroom.settings import get_settings
 from mailroom.store import aws
+from mailroom.store.errors import Contended, InvalidRequest, Throttled
 
 Item = dict[str, Any]
 
 _serializer = TypeSerializer()
 _deserializer = TypeDeserializer()
 
-# TransactWriteItems cancelled by contention rather than by a condition: tried again (see transact).
-RETRYABLE_CANCELLATIONS = frozenset(
-    {"TransactionConflict", "ThrottlingError", "ProvisionedThroughputExceeded"}
-)
 TRANSACT_ATTEMPTS = 6
 TRANSACT_BACKOFF_BASE = 0.02  # seconds; full jitter, doubling
 TRANSACT_BACKOFF_CAP = 1.0
@@ -43,21 +39,6 @@ INDEX_KEYS: dict[str | None, tuple[str, str]] = {
     "GSI3": ("GSI3PK", "GSI3SK"),
 }
 MAX_FILTERED_READS = 5
-
-
-class ConditionFailed(Exception):
-    """A conditional write's condition did not hold (the invariant it guards would break).
-
-    For a transaction, ``reasons`` has one code per operation, in order ("None" for those that
-    passed, "ConditionalCheckFailed" for those that did not).
-    """
-
-    def __init__(self, message: str, reasons: list[str] | None = None) -> None:
-        super().__init__(message)
-        self.reasons = reasons or []
-
-    def failed(self, index: int) -> bool:
-        return index < len(self.reasons) and self.reasons[index] == "ConditionalCheckFailed"
 
 
 class InvalidCursor(ValueError):
@@ -179,7 +160,7 @@ class Table:
             kwargs["ExpressionAttributeNames"] = names
         if expression_values:
             kwargs["ExpressionAttributeValues"] = expression_values
-        self._write(self.client.put_item, kwargs)
+        self.client.put_item(**kwargs)
 
     def update(
         self,
@@ -204,7 +185,7 @@ class Table:
             kwargs["ExpressionAttributeNames"] = names
         if expression_values:
             kwargs["ExpressionAttributeValues"] = expression_values
-        response = self._write(self.client.update_item, kwargs)
+        response = self.client.update_item(**kwargs)
         return deserialize(response.get("Attributes", {}))
 
     def delete(
@@ -215,7 +196,7 @@ class Table:
             kwargs["ConditionExpression"] = condition
         if return_old:
             kwargs["ReturnValues"] = "ALL_OLD"
-        response = self._write(self.client.delete_item, kwargs)
+        response = self.client.delete_item(**kwargs)
         old = response.get("Attributes")
         return deserialize(old) if old else None
 
@@ -235,14 +216,8 @@ class Table:
             try:
                 self.client.transact_write_items(TransactItems=items)
                 return
-            except ClientError as exc:
-                if exc.response["Error"]["Code"] != "TransactionCanceledException":
-                    raise
-                reasons = [r.get("Code", "None") for r in exc.response.get("CancellationReasons", [])]  # type: ignore[typeddict-item]
-                if "ConditionalCheckFailed" in reasons or not reasons:
-                    raise ConditionFailed(str(exc), reasons) from exc
-                contended = {r for r in reasons if r != "None"} <= RETRYABLE_CANCELLATIONS
-                if not contended or attempt == TRANSACT_ATTEMPTS - 1:
+            except (Contended, Throttled):
+                if attempt == TRANSACT_ATTEMPTS - 1:
                     raise
                 backoff = min(TRANSACT_BACKOFF_CAP, TRANSACT_BACKOFF_BASE * 2**attempt)
                 time.sleep(random.uniform(0, backoff))  # noqa: S311 - jitter, not a secret
@@ -308,8 +283,8 @@ class Table:
             kwargs["ExclusiveStartKey"] = serialize(start_key)
         try:
             response = self.client.query(**kwargs)
-        except ClientError as exc:
-            if exc.response["Error"]["Code"] == "ValidationException" and start_key:
+        except InvalidRequest as exc:
+            if start_key:
                 raise InvalidCursor("cursor is not valid for this listing") from exc
             raise
         items = [deserialize(w) for w in response.get("Items", [])]
@@ -373,8 +348,8 @@ class Table:
                 kwargs["ExclusiveStartKey"] = serialize(start_key)
             try:
                 response = self.client.query(**kwargs)
-            except ClientError as exc:
-                if exc.response["Error"]["Code"] == "ValidationException" and start_key:
+            except InvalidRequest as exc:
+                if start_key:
                     raise InvalidCursor("cursor is not valid for this listing") from exc
                 raise
             wires = response.get("Items", [])
@@ -499,12 +474,3 @@ class Table:
             else:
                 raise RuntimeError("BatchGetItem left keys unprocessed after 8 attempts")
         return found
-
-    @staticmethod
-    def _write(operation: Any, kwargs: dict[str, Any]) -> Any:
-        try:
-            return operation(**kwargs)
-        except ClientError as exc:
-            if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
-                raise ConditionFailed(str(exc)) from exc
-            raise

@@ -12,7 +12,8 @@ from typing import Any
 from mailroom import clock
 from mailroom.domain.tokens import TokenType
 from mailroom.store import keys, organizations
-from mailroom.store.table import ConditionFailed, Item, Page, Table, serialize, values
+from mailroom.store.errors import ConditionFailed
+from mailroom.store.table import Item, Page, Table, serialize, values
 
 # Expired tokens stay listable for a while (so an operator sees why a client fails), then TTL removes them.
 EXPIRED_GRACE_SECONDS = 30 * 24 * 3600

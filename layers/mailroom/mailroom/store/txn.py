@@ -11,7 +11,8 @@ from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from typing import Any
 
-from mailroom.store.table import ConditionFailed, Item, Table, serialize, values
+from mailroom.store.errors import ConditionFailed
+from mailroom.store.table import Item, Table, serialize, values
 
 MAX_OPERATIONS = 100  # TransactWriteItems' limit
 _PLACEHOLDER_RE = re.compile(r"[#:][nv]\d+")

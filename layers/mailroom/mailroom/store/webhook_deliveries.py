@@ -16,7 +16,8 @@ from typing import Any
 
 from mailroom import clock
 from mailroom.store import keys
-from mailroom.store.table import ConditionFailed, Item, Page, Table, values
+from mailroom.store.errors import ConditionFailed
+from mailroom.store.table import Item, Page, Table, values
 
 RETENTION_SECONDS = 30 * 86400
 MAX_KEPT_ATTEMPTS = 25  # the newest ones; attempt_count keeps the total

@@ -12,7 +12,8 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from mailroom.store import keys, organizations
-from mailroom.store.table import ConditionFailed, Item, Page, Table, deserialize, serialize, values
+from mailroom.store.errors import ConditionFailed
+from mailroom.store.table import Item, Page, Table, deserialize, serialize, values
 
 PREFIX = "WEBHOOK#"
 DEFAULT_LIMIT = 25  # per organization, unless its limits say otherwise

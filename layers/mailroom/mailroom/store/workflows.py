@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 from typing import Any
 
-from botocore.exceptions import ClientError
-
 from mailroom.settings import get_settings
 from mailroom.store import aws
+from mailroom.store.errors import AlreadyExists, InvalidRequest, ObjectMissing
 
 
 class WorkflowNotConfigured(RuntimeError):
@@ -40,27 +40,20 @@ def start(name: str, payload: dict[str, Any]) -> str:
         response = _sfn().start_execution(
             stateMachineArn=state_machine_arn(), name=name, input=json.dumps(payload, sort_keys=True)
         )
-    except ClientError as exc:
-        if exc.response["Error"]["Code"] == "ExecutionAlreadyExists":
-            return execution_arn(name)
-        raise
+    except AlreadyExists:
+        return execution_arn(name)
     return str(response["executionArn"])
 
 
 def stop(arn: str, *, error: str, cause: str) -> None:
     """Stop an execution; one that already ended (or never existed) is left as it is."""
-    try:
+    with contextlib.suppress(ObjectMissing, InvalidRequest):
         _sfn().stop_execution(executionArn=arn, error=error[:256], cause=cause[:32768])
-    except ClientError as exc:
-        if exc.response["Error"]["Code"] not in ("ExecutionDoesNotExist", "ValidationException"):
-            raise
 
 
 def status(arn: str) -> str | None:
     """RUNNING, SUCCEEDED, FAILED, TIMED_OUT, ABORTED (or None: no such execution)."""
     try:
         return str(_sfn().describe_execution(executionArn=arn)["status"])
-    except ClientError as exc:
-        if exc.response["Error"]["Code"] == "ExecutionDoesNotExist":
-            return None
-        raise
+    except ObjectMissing:
+        return None
