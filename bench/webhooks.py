@@ -1,6 +1,6 @@
 """Webhook delivery throughput: one delivery function against a bare httpx client, same run.
 
-The function is the real SQS handler (``mailroom.webhook_workers.webhook_delivery``) invoked with
+The function is the real SQS handler (``mailroom.entry.queues.webhook_delivery``) invoked with
 SQS events of 10 records, one batch after another, as one warm Lambda instance would be: it reads
 the batch's webhook and deliveries (one BatchGetItem), signs every payload (Standard Webhooks, KMS-
 decrypted secret, cached), POSTs them concurrently through the SSRF-guarded transport, and records
@@ -209,7 +209,7 @@ class LambdaContext:
 def run_function(fixture: Fixture, records: list[dict[str, Any]]) -> tuple[float, float]:
     from mailroom.store import webhook_deliveries as deliveries
     from mailroom.store import webhooks
-    from mailroom.webhook_workers import webhook_delivery
+    from mailroom.entry.queues import webhook_delivery
 
     before = received(fixture)
     started, cpu = time.perf_counter(), time.process_time()
@@ -233,7 +233,7 @@ def run_function(fixture: Fixture, records: list[dict[str, Any]]) -> tuple[float
 def run_baseline(
     fixture: Fixture, bodies: list[bytes], headers: list[dict[str, str]], client: Any
 ) -> tuple[float, float]:
-    from mailroom.webhook_workers import run_on_thread_loop
+    from mailroom.loops import run_on_thread_loop
 
     async def post_all() -> None:
         for start in range(0, len(bodies), BATCH):
@@ -260,7 +260,7 @@ def run_baseline(
 def measure(n: int, rounds: int) -> int:
     import httpx
 
-    from mailroom.webhook_workers import run_on_thread_loop
+    from mailroom.loops import run_on_thread_loop
 
     with child("_webhook_receiver.py") as receiver_port, child("_moto_process.py") as moto_port:
         os.environ.update(environment(f"http://127.0.0.1:{moto_port}"))

@@ -1,6 +1,6 @@
 """GET /api/v1/me, GET /api/v1/account."""
 
-from mailroom.api.app import lambda_handler
 from mailroom.api.routers import account
+from mailroom.entry.http import api_handler
 
-handler = lambda_handler(account.router)
+handler = api_handler(account.router)

@@ -1,6 +1,6 @@
 """/api/v0/api-keys*: the organization's inai_ API keys (agentmail v0)."""
 
-from mailroom.api.app import lambda_handler
 from mailroom.api.routers.v0 import api_keys
+from mailroom.entry.http import api_handler
 
-handler = lambda_handler(api_keys.router)
+handler = api_handler(api_keys.router)

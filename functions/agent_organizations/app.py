@@ -1,6 +1,6 @@
 """/api/v0/organizations: the caller's organization, its counts and limits (agentmail v0)."""
 
-from mailroom.api.app import lambda_handler
 from mailroom.api.routers.v0 import organizations
+from mailroom.entry.http import api_handler
 
-handler = lambda_handler(organizations.router)
+handler = api_handler(organizations.router)

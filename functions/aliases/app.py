@@ -1,6 +1,6 @@
 """/api/v1/aliases*."""
 
-from mailroom.api.app import lambda_handler
 from mailroom.api.routers import aliases
+from mailroom.entry.http import api_handler
 
-handler = lambda_handler(aliases.router)
+handler = api_handler(aliases.router)

@@ -1,6 +1,6 @@
 """GET /api/v1/audit-log."""
 
-from mailroom.api.app import lambda_handler
 from mailroom.api.routers import audit
+from mailroom.entry.http import api_handler
 
-handler = lambda_handler(audit.router)
+handler = api_handler(audit.router)

@@ -1,9 +1,5 @@
 """Lambda authorizer: classifies the bearer token; see mailroom.auth for why it never denies."""
 
-from typing import Any
+from mailroom.entry.authorizer import handler
 
-from mailroom.authorizer import handle
-
-
-def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    return handle(event)
+__all__ = ["handler"]

@@ -1,6 +1,6 @@
 """/api/v1/delete-intents/*."""
 
-from mailroom.api.app import lambda_handler
 from mailroom.api.routers import delete_intents
+from mailroom.entry.http import api_handler
 
-handler = lambda_handler(delete_intents.router)
+handler = api_handler(delete_intents.router)

@@ -1,9 +1,5 @@
 """EventBridge schedule → recheck the DNS of every domain that is due."""
 
-from typing import Any
+from mailroom.entry.schedules import dns_recheck as handler
 
-from mailroom.scheduled import dns_recheck
-
-
-def handler(event: dict[str, Any], context: Any) -> dict[str, int]:
-    return dns_recheck(event)
+__all__ = ["handler"]

@@ -1,6 +1,6 @@
 """/api/v1/domains*, /api/v1/dns-checks/*."""
 
-from mailroom.api.app import lambda_handler
 from mailroom.api.routers import domains
+from mailroom.entry.http import api_handler
 
-handler = lambda_handler(domains.router)
+handler = api_handler(domains.router)

@@ -1,9 +1,5 @@
 """DynamoDB stream of the table (new event items) → one delivery and queue message per subscribed webhook."""
 
-from typing import Any
+from mailroom.entry.streams import event_fanout as handler
 
-from mailroom.webhook_workers import event_fanout
-
-
-def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    return event_fanout(event, context)
+__all__ = ["handler"]

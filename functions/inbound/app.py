@@ -1,9 +1,5 @@
 """SES receipt rule (Lambda action) or S3 ObjectCreated under inbound/ → deliver the received message."""
 
-from typing import Any
+from mailroom.entry.ses_inbound import inbound as handler
 
-from mailroom.inbound_worker import inbound
-
-
-def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    return inbound(event, context)
+__all__ = ["handler"]

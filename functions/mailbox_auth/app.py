@@ -1,6 +1,6 @@
 """Public: POST /api/v1/auth/mailbox-token and POST /api/v1/auth/invites:redeem."""
 
-from mailroom.api.app import lambda_handler
 from mailroom.api.routers import auth
+from mailroom.entry.http import api_handler
 
-handler = lambda_handler(auth.router)
+handler = api_handler(auth.router)

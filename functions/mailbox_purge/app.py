@@ -1,9 +1,5 @@
 """SQS (MailboxPurgeQueue) → delete the stored mail of deleted mailboxes."""
 
-from typing import Any
+from mailroom.entry.queues import mailbox_purge as handler
 
-from mailroom.workers import mailbox_purge
-
-
-def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    return mailbox_purge(event, context)
+__all__ = ["handler"]

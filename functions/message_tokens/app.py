@@ -1,6 +1,6 @@
 """/api/v1/message-tokens/* and GET /api/v1/messages/_ping."""
 
-from mailroom.api.app import lambda_handler
 from mailroom.api.routers import message_tokens
+from mailroom.entry.http import api_handler
 
-handler = lambda_handler(message_tokens.router)
+handler = api_handler(message_tokens.router)

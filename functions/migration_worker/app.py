@@ -1,9 +1,5 @@
 """Step Functions (the migration state machine) → run the migration step named in the event."""
 
-from typing import Any
+from mailroom.entry.steps import migration_step as handler
 
-from mailroom.migration_worker import migration_step
-
-
-def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    return migration_step(event, context)
+__all__ = ["handler"]

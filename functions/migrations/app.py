@@ -1,6 +1,6 @@
 """/api/v1/migrations*: test a source connection, start, list, read, cancel, retry, delete."""
 
-from mailroom.api.app import lambda_handler
 from mailroom.api.routers import migrations
+from mailroom.entry.http import api_handler
 
-handler = lambda_handler(migrations.router)
+handler = api_handler(migrations.router)

@@ -1,6 +1,6 @@
 """POST /api/v1/messages/send and GET /api/v1/messages/{uid}/reply|reply-all|forward."""
 
-from mailroom.api.app import lambda_handler
 from mailroom.api.routers import send
+from mailroom.entry.http import api_handler
 
-handler = lambda_handler(send.router)
+handler = api_handler(send.router)

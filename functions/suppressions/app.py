@@ -1,6 +1,6 @@
 """/api/v1/suppressions*."""
 
-from mailroom.api.app import lambda_handler
 from mailroom.api.routers import suppressions
+from mailroom.entry.http import api_handler
 
-handler = lambda_handler(suppressions.router)
+handler = api_handler(suppressions.router)

@@ -1,6 +1,6 @@
 """/api/v1/tokens: create, list, revoke ops tokens."""
 
-from mailroom.api.app import lambda_handler
 from mailroom.api.routers import tokens
+from mailroom.entry.http import api_handler
 
-handler = lambda_handler(tokens.router)
+handler = api_handler(tokens.router)

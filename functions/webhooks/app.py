@@ -1,6 +1,6 @@
 """/api/v1/webhooks*: webhooks, their deliveries, secret rotation, tests, retries and replays."""
 
-from mailroom.api.app import lambda_handler
 from mailroom.api.routers import webhooks
+from mailroom.entry.http import api_handler
 
-handler = lambda_handler(webhooks.router)
+handler = api_handler(webhooks.router)

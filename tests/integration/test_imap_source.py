@@ -20,7 +20,7 @@ import pytest
 from mailroom.imap.errors import mask_username
 from mailroom.imap.source import SourceAccount, SourceError, SourceFolder, SourceSession, open_session
 from mailroom.settings import get_settings
-from mailroom.webhook_workers import run_on_thread_loop
+from mailroom.loops import run_on_thread_loop
 from tests.support.dovecot import DovecotServer, SeededMessage, seed_standard_corpus
 
 T = TypeVar("T")

@@ -9,7 +9,7 @@ import aioimaplib
 
 from mailroom.imap.protocol import ImapProtocol
 from mailroom.imap.response import fetched_message, parse_fetch, parse_list
-from mailroom.webhook_workers import run_on_thread_loop
+from mailroom.loops import run_on_thread_loop
 
 
 class FakeTransport:

@@ -8,7 +8,7 @@ import pytest
 
 from local.runtime import FunctionError, FunctionRuntime, FunctionTimeout, LambdaContext
 from local.stack import Stack
-from mailroom.webhook_workers import run_on_thread_loop
+from mailroom.loops import run_on_thread_loop
 
 FIXTURE = Path(__file__).resolve().parents[2] / "tests" / "fixtures" / "local" / "template.yaml"
 

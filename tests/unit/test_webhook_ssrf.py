@@ -16,7 +16,7 @@ import pytest
 
 from mailroom.domain.ssrf import block_reason, is_public
 from mailroom.webhook_http import new_client, post
-from mailroom.webhook_workers import run_on_thread_loop
+from mailroom.loops import run_on_thread_loop
 
 BLOCKED = [
     ("0.0.0.0", "unspecified"),

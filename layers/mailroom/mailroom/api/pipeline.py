@@ -26,7 +26,7 @@ from mailroom.api.errors import ApiError
 from mailroom.api.principal import authorizer_context, from_authorizer_context, unauthenticated
 from mailroom.domain.principal import Principal
 from mailroom.errors import MailroomError
-from mailroom.observability import logger
+from mailroom.observability import logger, set_correlation_id
 from mailroom.settings import get_settings
 from mailroom.store import audit, ratelimits
 from mailroom.store.errors import StoreError
@@ -86,7 +86,7 @@ class Pipeline:
         started = time.perf_counter()
         request_id = _request_id(request)
         request.state.request_id = request_id
-        logger().set_correlation_id(request_id)
+        set_correlation_id(request_id)
         extra_headers: dict[str, str] = {}
         principal: Principal | None = None
         table = Table()

@@ -41,7 +41,7 @@ from mailroom.domain import addresses
 from mailroom.domain import bulk_migrations as bulk
 from mailroom.domain import migrations as rules
 from mailroom.errors import Conflict, LimitReached, MailroomError
-from mailroom.observability import logger
+from mailroom.observability import logger, traced
 from mailroom.services import migrations as jobs
 from mailroom.settings import get_settings
 from mailroom.store import keys, organizations, workflows
@@ -800,6 +800,7 @@ def update_job_password(
 # ----------------------------------------------------------------------------- the sweep
 
 
+@traced
 def sweep(table: Table, *, budget_seconds: float = SWEEP_BUDGET_SECONDS) -> dict[str, int]:
     """Every minute: tick the batches that may have work (capacity freed by another organization
     or a single migration does not tick them otherwise), undo starts that died half-way, and
@@ -841,13 +842,3 @@ def _sweep_one(table: Table, item: Item, deadline: float) -> str:
         return "skipped"  # still being written by its request
     tick(table, str(item["org_id"]), str(item["id"]), repair=True)
     return "ticked"
-
-
-def scheduled_sweep(event: dict[str, Any]) -> dict[str, int]:
-    """The sweep function's handler body (an EventBridge schedule)."""
-    from aws_lambda_powertools.utilities.data_classes import EventBridgeEvent
-
-    scheduled = EventBridgeEvent(event)
-    counts = sweep(Table())
-    logger().info("bulk migration sweep", extra={"scheduled_at": scheduled.time, **counts})
-    return counts

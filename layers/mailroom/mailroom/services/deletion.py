@@ -31,7 +31,7 @@ from typing import Any
 from mailroom import clock, errors, ids
 from mailroom.domain.principal import Principal
 from mailroom.errors import Gone, MailroomError, TooManyRequests
-from mailroom.observability import logger
+from mailroom.observability import logger, traced
 from mailroom.services import mailboxes as mailbox_service
 from mailroom.settings import get_settings
 from mailroom.store import delete_intents, domains, keys, mail_purge, message_tokens, platform_domain, txn
@@ -299,6 +299,7 @@ def _enqueue(job: Item) -> bool:
 # --- the purge function -----------------------------------------------------------------------------
 
 
+@traced
 def purge(table: Table, org_id: str, mailbox_id: str, *, remaining_ms: Callable[[], int]) -> bool:
     """Delete what is left of a deleted mailbox's data. True when it is all gone (or there was no
     such job: a duplicate delivery); False when time ran short and the job must be sent again."""
@@ -341,6 +342,7 @@ def requeue(table: Table, org_id: str, mailbox_id: str) -> bool:
     return True
 
 
+@traced
 def resend_stale(table: Table, *, now: datetime | None = None, max_jobs: int = 500) -> dict[str, int]:
     """The sweep's half for purges: send again every unfinished job idle for STALE_PURGE_AFTER."""
     now = now or clock.utcnow()

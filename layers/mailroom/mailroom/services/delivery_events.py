@@ -31,7 +31,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from mailroom import clock, ids
-from mailroom.observability import logger
+from mailroom.observability import logger, traced
 from mailroom.store import domain_metrics, events, suppressions
 from mailroom.store import mail as mail_store
 from mailroom.store.table import Item, Table
@@ -276,6 +276,7 @@ def event_ulid(message_id: str, address: str, status: str, at: str) -> str:
 # ----------------------------------------------------------------------------- applying
 
 
+@traced
 def handle(table: Table, event: Mapping[str, Any]) -> list[Applied]:
     """Apply every SES record of a Lambda event (EventBridge or SNS)."""
     outcomes = []
@@ -414,15 +415,3 @@ def _suppress(table: Table, message: Item, result: RecipientResult) -> bool:
         "created_at": clock.now_iso(),
     }
     return suppressions.add(table, message["org_id"], record)
-
-
-def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    """DeliveryEventsFunction's entry. A raised error makes Lambda retry the (asynchronous) event and
-    then hand it to the function's dead-letter queue; applying it again is harmless."""
-    outcomes = handle(Table(), event)
-    return {
-        "changed": sum(o.changed for o in outcomes),
-        "duplicates": sum(o.duplicates for o in outcomes),
-        "suppressed": sum(o.suppressed for o in outcomes),
-        "ignored": [o.ignored for o in outcomes if o.ignored],
-    }

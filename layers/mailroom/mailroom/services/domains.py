@@ -12,7 +12,7 @@ from mailroom.domain import dns_records
 from mailroom.domain.dkim import generate_dkim_key
 from mailroom.domain.domain_names import unicode_form
 from mailroom.errors import LimitReached
-from mailroom.observability import logger
+from mailroom.observability import logger, traced
 from mailroom.settings import get_settings
 from mailroom.store import domains, events, organizations, ses_identities
 from mailroom.store.table import Item, Table
@@ -225,6 +225,7 @@ def run_check(table: Table, domain: Item, *, now: datetime | None = None, trigge
     return check
 
 
+@traced
 def recheck_due(table: Table, *, now: datetime | None = None, max_domains: int = 500) -> dict[str, int]:
     """The scheduled recheck: every domain whose next check time has come, across organizations."""
     from mailroom.store import keys

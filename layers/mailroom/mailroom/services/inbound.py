@@ -46,6 +46,7 @@ from mailroom.mail import forwarding
 from mailroom.mail.limits import DEFAULT_LIMITS
 from mailroom.mail.parse import Attachment, ParsedMessage, Unparseable, parse
 from mailroom.mail.receipt import Verdicts
+from mailroom.observability import traced
 from mailroom.services.mail_delivery import Incoming, MetadataTooLarge, deliver, quarantine_raw
 from mailroom.store import (
     addresses,
@@ -520,6 +521,7 @@ def receipt_exists(table: Table, org_id: str, ses_message_id: str) -> bool:
     return table.get(keys.inbound_pk(org_id), keys.inbound_receipt_sk(ses_message_id)) is not None
 
 
+@traced
 def receive(table: Table, mail: ReceivedMail) -> Report:
     """Deliver one received message (see the module docstring)."""
     report = Report(mail.ses_message_id)

@@ -25,7 +25,7 @@ from typing import Any
 from mailroom import clock, errors, ids
 from mailroom.domain import passwords
 from mailroom.errors import Gone, MailroomError, NotFound
-from mailroom.observability import logger
+from mailroom.observability import logger, traced
 from mailroom.services import mailboxes as mailbox_service
 from mailroom.store import domains, invites, keys, txn
 from mailroom.store import mailboxes as mailbox_store
@@ -217,6 +217,7 @@ def release(table: Table, invite: Item, *, status: str = "expired") -> bool:
     return True
 
 
+@traced
 def expire_due(table: Table, *, now: datetime | None = None, max_invites: int = 1000) -> dict[str, int]:
     """The sweep: release every pending invite (all organizations) whose expiry has passed."""
     now = now or clock.utcnow()

@@ -36,7 +36,7 @@ from mailroom.errors import MailroomError
 from mailroom.mail import folders as folder_rules
 from mailroom.mail import threading
 from mailroom.mail.parse import Unparseable, parse
-from mailroom.observability import logger
+from mailroom.observability import logger, traced
 from mailroom.services import migrations as jobs
 from mailroom.settings import get_settings
 from mailroom.store import kms, mailboxes, workflows
@@ -182,7 +182,7 @@ def _run(coro: Coroutine[Any, Any, T]) -> T:
     timeout or dropped connection is retried by Step Functions, anything else (wrong password,
     TLS failure, a server that cannot be understood) ends the job with ``connection_failed``."""
     from mailroom.imap.source import SourceError
-    from mailroom.webhook_workers import run_on_thread_loop
+    from mailroom.loops import run_on_thread_loop
 
     try:
         return run_on_thread_loop(coro)
@@ -752,11 +752,11 @@ async def _import(
 
 
 STEPS: dict[str, Callable[[Mapping[str, Any], Callable[[], int]], dict[str, Any]]] = {
-    "validate": validate,
-    "plan": plan,
-    "next_window": next_window,
-    "import_batch": import_batch,
-    "continue_as_new": continue_as_new,
-    "finalize": finalize,
-    "fail": fail,
+    "validate": traced(validate),
+    "plan": traced(plan),
+    "next_window": traced(next_window),
+    "import_batch": traced(import_batch),
+    "continue_as_new": traced(continue_as_new),
+    "finalize": traced(finalize),
+    "fail": traced(fail),
 }

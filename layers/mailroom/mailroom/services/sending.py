@@ -36,7 +36,7 @@ from mailroom.mail import compose as mime
 from mailroom.mail import threading
 from mailroom.mail.compose import Composed, ComposeError, Draft, OutgoingAttachment, with_message_id
 from mailroom.mail.parse import ParsedMessage, Unparseable, parse
-from mailroom.observability import logger
+from mailroom.observability import logger, traced
 from mailroom.store import addresses, domain_metrics, mail_objects, ses_outbound, suppressions
 from mailroom.store import aliases as alias_store
 from mailroom.store import mail as mail_store
@@ -376,6 +376,7 @@ def initial_delivery(recipients: list[str], now_iso: str) -> dict[str, Any]:
     }
 
 
+@traced
 def send(table: Table, mailbox: Item, request: SendRequest, *, now: datetime | None = None) -> Sent:
     """Send as ``mailbox`` and store the Sent copy (see the module docstring for the order)."""
     blocked = send_blocked(mailbox)

@@ -18,7 +18,7 @@ from datetime import datetime
 
 from mailroom import clock
 from mailroom.domain import webhooks as rules
-from mailroom.observability import logger
+from mailroom.observability import logger, traced
 from mailroom.store import webhook_deliveries as deliveries
 from mailroom.store import webhook_queue, webhooks
 from mailroom.store.table import Item, Table
@@ -87,6 +87,7 @@ def prepare(
     return result
 
 
+@traced
 def fan_out_many(
     table: Table,
     events: list[Item],

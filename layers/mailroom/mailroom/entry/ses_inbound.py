@@ -21,7 +21,8 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote_plus
 
-from mailroom.observability import logger, metrics
+from mailroom.entry.runtime import lambda_entry
+from mailroom.observability import append_keys, logger, metrics
 
 if TYPE_CHECKING:
     from mailroom.services.inbound import ReceivedMail, Report
@@ -121,37 +122,29 @@ def _count(report: Report) -> None:
             metrics().add_metric(name=name, unit="Count", value=value)
 
 
+@lambda_entry
 def inbound(event: dict[str, Any], context: Any) -> dict[str, Any]:
     from mailroom.services.inbound import receive
     from mailroom.store.table import Table
 
     table = Table()
     handled = []
-    try:
-        for record in event.get("Records") or []:
-            source = record.get("eventSource")
-            if source == "aws:ses":
-                mail = from_ses_record(record)
-            elif source == "aws:s3":
-                found = from_s3_record(record)
-                if found is None:
-                    continue
-                mail = found
-            else:
-                logger().warning("not an SES or S3 record; ignored", extra={"event_source": source})
+    for record in event.get("Records") or []:
+        source = record.get("eventSource")
+        if source == "aws:ses":
+            mail = from_ses_record(record)
+        elif source == "aws:s3":
+            found = from_s3_record(record)
+            if found is None:
                 continue
-            logger().append_keys(ses_message_id=mail.ses_message_id)
-            report = receive(table, mail)
-            _count(report)
-            logger().info("inbound message", extra=report.as_dict())
-            handled.append(report.as_dict())
-    finally:
-        logger().remove_keys(["ses_message_id"])
-        # Flush only what was recorded: an empty flush warns on every invocation.
-        if metrics().metric_set:
-            metrics().flush_metrics()
-            # With metrics disabled (local stack, tests) a flush keeps them: they would pile up
-            # until Powertools serializes 100 of them on its own, and fail without a namespace.
-            metrics().clear_metrics()
+            mail = found
+        else:
+            logger().warning("not an SES or S3 record; ignored", extra={"event_source": source})
+            continue
+        append_keys(ses_message_id=mail.ses_message_id)
+        report = receive(table, mail)
+        _count(report)
+        logger().info("inbound message", extra=report.as_dict())
+        handled.append(report.as_dict())
     # The disposition makes the function usable as a RequestResponse action too (SES reads it).
     return {"disposition": "CONTINUE", "messages": handled}

@@ -1,0 +1,60 @@
+"""The decorator stack every Lambda entry point shares, and the invocation's remaining time.
+
+``lambda_entry(handler)``: at the start of each invocation the log keys of any earlier one are
+forgotten and this one's are set (function, request id, cold start: what Powertools'
+``inject_lambda_context(clear_state=True)`` sets, kept per invocation, see ``observability``);
+the handler runs inside Powertools Tracer's ``capture_lambda_handler`` (a no-op where tracing is
+disabled); the metrics it recorded are flushed at the end, whether it returned or raised.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from mailroom import observability
+
+R = TypeVar("R")
+Handler = Callable[[Any, Any], R]
+
+NO_DEADLINE_MS = 10**9
+_cold = True
+
+
+def remaining_ms(context: Any) -> int:
+    """Milliseconds before Lambda stops the invocation (no context, as in a direct call: no limit)."""
+    remaining = getattr(context, "get_remaining_time_in_millis", None)
+    return int(remaining()) if callable(remaining) else NO_DEADLINE_MS
+
+
+def _context_keys(context: Any) -> dict[str, Any]:
+    global _cold
+    cold, _cold = _cold, False
+    return {
+        "cold_start": cold,
+        "function_name": getattr(context, "function_name", None),
+        "function_memory_size": getattr(context, "memory_limit_in_mb", None),
+        "function_arn": getattr(context, "invoked_function_arn", None),
+        "function_request_id": getattr(context, "aws_request_id", None),
+    }
+
+
+def lambda_entry(handler: Handler[R]) -> Handler[R]:
+    """Wrap a Lambda handler in the shared stack (see the module docstring)."""
+    traced: Handler[R] | None = None
+
+    @functools.wraps(handler)
+    def entry(event: Any, context: Any) -> R:
+        nonlocal traced
+        if traced is None:
+            # Built on the first event, not at import: the tracer reads the environment.
+            traced = observability.tracer().capture_lambda_handler(handler)
+        observability.start_invocation(**_context_keys(context))
+        try:
+            return traced(event, context)
+        finally:
+            observability.flush_metrics()
+            observability.end_invocation()
+
+    return entry

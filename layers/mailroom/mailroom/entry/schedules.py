@@ -1,0 +1,53 @@
+"""EventBridge schedules: the DNS recheck, the mailbox sweep and the bulk migration sweep."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from mailroom.entry.runtime import lambda_entry
+from mailroom.observability import logger
+
+
+def _scheduled_at(event: dict[str, Any]) -> str:
+    from aws_lambda_powertools.utilities.data_classes import EventBridgeEvent
+
+    return EventBridgeEvent(event).time
+
+
+@lambda_entry
+def dns_recheck(event: dict[str, Any], context: Any) -> dict[str, int]:
+    from mailroom.services.domains import recheck_due
+    from mailroom.store.table import Table
+
+    counts = recheck_due(Table())
+    logger().info("dns recheck", extra={"scheduled_at": _scheduled_at(event), **counts})
+    return counts
+
+
+@lambda_entry
+def mailbox_sweep(event: dict[str, Any], context: Any) -> dict[str, int]:
+    """Release expired invites' reservations and re-send purge jobs that stalled."""
+    from mailroom.services import deletion, invites
+    from mailroom.store.table import Table
+
+    table = Table()
+    expired = invites.expire_due(table)
+    resent = deletion.resend_stale(table)
+    counts = {
+        "invites_expired": expired["expired"],
+        "purges_resent": resent["resent"],
+        "errors": expired["errors"] + resent["errors"],
+    }
+    logger().info("mailbox sweep", extra={"scheduled_at": _scheduled_at(event), **counts})
+    return counts
+
+
+@lambda_entry
+def migration_batch_sweep(event: dict[str, Any], context: Any) -> dict[str, int]:
+    """Start the next jobs of running bulk migrations whose ticks were missed."""
+    from mailroom.services.bulk_migrations import sweep
+    from mailroom.store.table import Table
+
+    counts = sweep(Table())
+    logger().info("bulk migration sweep", extra={"scheduled_at": _scheduled_at(event), **counts})
+    return counts
