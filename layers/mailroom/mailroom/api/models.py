@@ -37,3 +37,43 @@ class One(BaseModel, Generic[T]):
 
 def one(value: Any) -> dict[str, Any]:
     return {"data": value}
+
+
+class FieldError(BaseModel):
+    field: str
+    message: str
+
+
+class ErrorBody(BaseModel):
+    code: str
+    message: str
+    hint: str | None
+    request_id: str
+    retryable: bool
+    fields: list[FieldError] | None = None
+
+
+class ErrorEnvelope(BaseModel):
+    """Every ``/api/v1`` error (trekmail-api-overview.txt)."""
+
+    error: ErrorBody
+
+
+class V0Error(BaseModel):
+    """Every ``/api/v0`` error (agentmail-v0-api.txt): a name such as ``NotFoundError`` and a message."""
+
+    name: str
+    message: str
+    errors: list[FieldError] | None = None
+
+
+class GatewayError(BaseModel):
+    """What API Gateway itself answers before any function runs (e.g. 413 over the 6 MB payload limit)."""
+
+    message: str
+
+
+def errors(**described: str) -> dict[int | str, dict[str, Any]]:
+    """``responses=`` for a route's own error statuses, keyed ``e404="No such domain"``: the document
+    gives each the envelope of the route's surface (v1 or v0), see ``api.openapi``."""
+    return {int(key.removeprefix("e")): {"description": text} for key, text in described.items()}
