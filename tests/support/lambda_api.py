@@ -129,8 +129,28 @@ def call(
     response = function_module(function).handler(event, LambdaContext(function_name=function))
     raw = response.get("body") or ""
     payload = base64.b64decode(raw) if response.get("isBase64Encoded") else raw.encode()
-    return Result(
+    result = Result(
         status=response["statusCode"],
         headers={k.lower(): v for k, v in response["headers"].items()},
         body=payload,
     )
+    _check_conformance(method, path, result)
+    return result
+
+
+def _check_conformance(method: str, path: str, result: Result) -> None:
+    """Every response must be what the OpenAPI document says (see ``openapi_conformance``);
+    ``OPENAPI_CONFORMANCE=record:FILE`` appends the differences to FILE instead of failing."""
+    import os
+
+    from tests.support.openapi_conformance import problems
+
+    found = problems(method, path, result.status, result.headers, result.body)
+    if not found:
+        return
+    mode = os.environ.get("OPENAPI_CONFORMANCE", "fail")
+    if mode.startswith("record:"):
+        with open(mode.removeprefix("record:"), "a", encoding="utf-8") as out:
+            out.writelines(line + "\n" for line in found)
+        return
+    raise AssertionError("response does not conform to the OpenAPI document:\n" + "\n".join(found))
