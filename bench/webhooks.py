@@ -207,9 +207,9 @@ class LambdaContext:
 
 
 def run_function(fixture: Fixture, records: list[dict[str, Any]]) -> tuple[float, float]:
+    from mailroom.entry.queues import webhook_delivery
     from mailroom.store import webhook_deliveries as deliveries
     from mailroom.store import webhooks
-    from mailroom.entry.queues import webhook_delivery
 
     before = received(fixture)
     started, cpu = time.perf_counter(), time.process_time()

@@ -19,8 +19,8 @@ import pytest
 
 from mailroom.imap.errors import mask_username
 from mailroom.imap.source import SourceAccount, SourceError, SourceFolder, SourceSession, open_session
-from mailroom.settings import get_settings
 from mailroom.loops import run_on_thread_loop
+from mailroom.settings import get_settings
 from tests.support.dovecot import DovecotServer, SeededMessage, seed_standard_corpus
 
 T = TypeVar("T")

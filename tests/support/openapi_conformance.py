@@ -85,8 +85,8 @@ def problems(method: str, path: str, status: int, headers: dict[str, str], body:
     found: list[str] = []
     lowered = {k.lower() for k in headers}
     components = _document().get("components", {}).get("headers", {})
-    for name, header in (response.get("headers") or {}).items():
-        header = components.get(header["$ref"].rsplit("/", 1)[-1], {}) if "$ref" in header else header
+    for name, declared in (response.get("headers") or {}).items():
+        header = components.get(declared["$ref"].rsplit("/", 1)[-1], {}) if "$ref" in declared else declared
         if header.get("required") and name.lower() not in lowered:
             found.append(f"{where}: required header {name} missing")
     content = (response.get("content") or {}).get("application/json")

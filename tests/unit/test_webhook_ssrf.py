@@ -15,8 +15,8 @@ import httpx
 import pytest
 
 from mailroom.domain.ssrf import block_reason, is_public
-from mailroom.webhook_http import new_client, post
 from mailroom.loops import run_on_thread_loop
+from mailroom.webhook_http import new_client, post
 
 BLOCKED = [
     ("0.0.0.0", "unspecified"),
