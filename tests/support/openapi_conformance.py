@@ -52,9 +52,10 @@ def _operations() -> list[Operation]:
 
 
 @functools.cache
-def _registry() -> Registry:
-    resource = Resource.from_contents(_document(), default_specification=DRAFT202012)
-    return Registry().with_resource("urn:mailroom:openapi", resource)
+def _registry() -> Registry[Any]:
+    resource: Resource[Any] = Resource.from_contents(_document(), default_specification=DRAFT202012)
+    registry: Registry[Any] = Registry().with_resource("urn:mailroom:openapi", resource)
+    return registry
 
 
 def _validator(schema: dict[str, Any]) -> Draft202012Validator:
