@@ -21,8 +21,8 @@ PYTEST_ARGS ?=
 
 help:
 	@echo "make run        start the local stack (API on :8000, SMTP on :2525); Ctrl-C stops it"
-	@echo "make test       install everything and run the whole suite (validate, unit, integration, e2e)"
-	@echo "make lint       ruff and mypy"
+	@echo "make test       install everything and run lint and the whole suite (validate, unit, integration, e2e)"
+	@echo "make lint       ruff, mypy and the import contracts (layers of DESIGN.md)"
 	@echo "make build      sam build (no Docker needed)"
 	@echo "make validate   sam validate --lint and cfn-lint on template.yaml"
 	@echo "make bench      benchmarks (ratios against a baseline measured in the same run)"
@@ -52,7 +52,7 @@ validate: venv
 	$(BIN)/sam validate --lint --template template.yaml --region us-east-1
 	$(BIN)/cfn-lint template.yaml
 
-test: venv system-deps validate
+test: lint system-deps validate
 	$(BIN)/python -m pytest -n 2 --dist loadgroup $(PYTEST_ARGS)
 
 test-unit: venv
@@ -68,6 +68,7 @@ lint: venv
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy layers/mailroom functions local bench
+	$(BIN)/lint-imports --no-cache
 
 format: venv
 	$(BIN)/ruff check --fix .

@@ -258,9 +258,9 @@ def _configure_environment(args: argparse.Namespace) -> None:
     elif not (os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")):
         # Settings fall back to us-east-1, but an operator's AWS profile may name another region;
         # the profile is what every other AWS tool on their machine would use.
-        import boto3
+        from mailroom.store import aws
 
-        profile_region = _aws_call("AWS profile", lambda: boto3.session.Session().region_name)
+        profile_region = _aws_call("AWS profile", aws.profile_region)
         if profile_region:
             os.environ["AWS_REGION"] = profile_region
     _forget_cached_configuration()

@@ -123,6 +123,15 @@ def raw_client(service: str) -> Any:
         return _clients[service]
 
 
+def profile_region() -> str | None:
+    """The region the operator's AWS configuration (profile, config file) names, if any."""
+    import boto3
+
+    session: Any = boto3.session.Session()
+    region: str | None = session.region_name
+    return region
+
+
 def dynamodb() -> DynamoDBClient:
     return client("dynamodb")  # type: ignore[no-any-return]
 

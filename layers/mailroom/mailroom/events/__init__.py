@@ -1,1 +1,0 @@
-"""Domain events: recorded in the organization's event stream; the webhooks issue delivers them."""
