@@ -43,6 +43,9 @@ class LambdaContext:
 
 def _check(kind: str, response: Any) -> tuple[bool, str, str]:
     """(ok, status, detail): a measurement only counts if the invoke really served the request."""
+    if kind == "worker":
+        ok = isinstance(response, dict)
+        return ok, "served" if ok else "no result", "" if ok else repr(response)[:500]
     if kind == "authorizer":
         context = (response.get("context") or {}) if isinstance(response, dict) else {}
         ok = bool(isinstance(response, dict) and response.get("isAuthorized") and context.get("org_id"))
@@ -80,11 +83,33 @@ def run_function(spec: dict[str, Any]) -> dict[str, Any]:
     handler = getattr(module, spec["handler"])
     clocks.mark()
     _phase_boundary()
+    if spec["event"] is None:  # invoked with a state only its caller has (Step Functions): import only
+        clocks.mark()
+        return {**clocks.phases(), "ok": True, "status": "imported", "detail": "", "fastapi": _fastapi()}
     context = LambdaContext(spec["name"])
-    response = handler(spec["event"], context)
+    event = dict(spec["event"])
+    if event.pop("expect_error", False):  # a probe: the handler is meant to refuse it
+        try:
+            handler(event, context)
+        except Exception as exc:
+            clocks.mark()
+            return {
+                **clocks.phases(),
+                "ok": True,
+                "status": f"refused ({type(exc).__name__})",
+                "detail": "",
+                "fastapi": _fastapi(),
+            }
+        clocks.mark()
+        return {**clocks.phases(), "ok": False, "status": "accepted", "detail": "a probe was served"}
+    response = handler(event, context)
     clocks.mark()
     ok, status, detail = _check(spec["target_kind"], response)
-    return {**clocks.phases(), "ok": ok, "status": status, "detail": detail}
+    return {**clocks.phases(), "ok": ok, "status": status, "detail": detail, "fastapi": _fastapi()}
+
+
+def _fastapi() -> bool:
+    return "fastapi" in sys.modules
 
 
 def run_baseline(spec: dict[str, Any]) -> dict[str, Any]:
@@ -99,7 +124,7 @@ def run_baseline(spec: dict[str, Any]) -> dict[str, Any]:
     boto3.session.Session().client("dynamodb", region_name=spec["region"])
     clocks.mark()
     del fastapi, mangum
-    return {**clocks.phases(), "ok": True, "status": "client", "detail": ""}
+    return {**clocks.phases(), "ok": True, "status": "client", "detail": "", "fastapi": True}
 
 
 def main() -> None:

@@ -1,11 +1,16 @@
-"""Cold start of every API function (and the authorizer) against a baseline measured in the same run.
+"""Cold start of every function against a baseline measured in the same run.
 
 Each measurement is a fresh interpreter (``bench/_child.py``) that imports one function's handler
 module the way Lambda does (the function's folder, then the layer, on ``sys.path``) and serves one
 real event: an HTTP API v2 request carrying the context the authorizer really produces for a real
-token, or for the authorizer its own REQUEST event. AWS is a moto server on loopback, reached through
-``AWS_ENDPOINT_URL``, so the first invoke pays for what a real one does (boto3 import, client,
-DynamoDB round trips) without leaving the machine.
+token, or for the authorizer its own REQUEST event. Functions with other event sources (queues,
+streams, schedules, SES) serve the sample event of their source from ``events/`` with nothing to do
+(an empty batch, a schedule with nothing due); the migration worker, which Step Functions calls with
+a job's state, is measured at import only. The ``fastapi`` column says whether the function has
+imported FastAPI once it has served its event: functions that serve no HTTP must not (the import
+contracts in ``make lint`` hold it; this shows what it costs). AWS is a moto server on loopback,
+reached through ``AWS_ENDPOINT_URL``, so the first invoke pays for what a real one does (boto3
+import, client, DynamoDB round trips) without leaving the machine.
 
 The packages are the layer's: ``layers/mailroom/requirements.txt`` installed for this interpreter
 into a cached folder (``.aws-sam/bench/``), and the children run without the virtualenv on
@@ -61,6 +66,18 @@ CHILD_TIMEOUT_S = 180
 FIRST_PARTY = frozenset({"mailroom", "app"})
 
 
+# A worker's event: the sample of its source with nothing to do, so the first invoke pays for the
+# imports and clients of the path without doing work that differs from run to run.
+WORKER_EVENTS = {
+    "SQS": "sqs_receive.json",
+    "DynamoDB": "dynamodb_stream_insert.json",
+    "ScheduleV2": "eventbridge_scheduled.json",
+    "Schedule": "eventbridge_scheduled.json",
+    "EventBridgeRule": "ses_delivery_delivered.json",
+    "S3": "s3_object_created.json",
+}
+
+
 class BenchError(RuntimeError):
     """A measurement that did not happen as intended (the child failed or did not serve the event)."""
 
@@ -75,14 +92,24 @@ class Target:
     code_dir: Path
     module: str
     handler: str
-    kind: str  # "authorizer" or "api"
+    kind: str  # "authorizer", "api" or "worker"
     method: str = ""
     path: str = ""
     public: bool = False
 
+    source: str = ""  # a worker's event source type (SQS, ScheduleV2, ...), "" when invoked directly
+
     @property
     def route(self) -> str:
-        return f"{self.method} {self.path}" if self.kind == "api" else "(REQUEST authorizer)"
+        if self.kind == "api":
+            return f"{self.method} {self.path}"
+        if self.kind == "authorizer":
+            return "(REQUEST authorizer)"
+        if self.label in PROBE_EVENTS:
+            return "(unknown step: loads the step path, refuses)"
+        if self.source or self.label in DIRECT_EVENTS:
+            return f"({self.source or 'direct'} event)"
+        return "(import only)"
 
 
 def _logical_id(reference: Any) -> str | None:
@@ -138,9 +165,26 @@ def discover_targets(template: dict[str, Any]) -> list[Target]:
             if name in functions and name not in authorizers:
                 authorizers.append(name)
     targets = [_target(name, functions[name], "authorizer") for name in authorizers]
+    workers: list[Target] = []
     for name, props in functions.items():
         route = _pick_route(props.get("Events") or {})
-        if route is None or name in authorizers:
+        if name in authorizers:
+            continue
+        if route is None:
+            sources = [str(e.get("Type")) for e in (props.get("Events") or {}).values()]
+            base = _target(name, props, "worker")
+            source = next((s for s in sources if s in WORKER_EVENTS), "")
+            workers.append(
+                Target(
+                    base.logical_id,
+                    base.label,
+                    base.code_dir,
+                    base.module,
+                    base.handler,
+                    "worker",
+                    source=source,
+                )
+            )
             continue
         method, path, public = route
         base = _target(name, props, "api")
@@ -157,7 +201,7 @@ def discover_targets(template: dict[str, Any]) -> list[Target]:
                 public,
             )
         )
-    return targets
+    return targets + workers
 
 
 def function_environment(template: dict[str, Any]) -> dict[str, str]:
@@ -248,12 +292,14 @@ class Phases:
 class Samples:
     by_clock: dict[str, Phases] = field(default_factory=lambda: {"cpu": Phases(), "wall": Phases()})
     status: str = ""
+    fastapi: bool = False
 
     def add(self, result: dict[str, Any]) -> None:
         for clock, phases in self.by_clock.items():
             phases.import_ms.append(float(result[clock]["import_ms"]))
             phases.invoke_ms.append(float(result[clock]["invoke_ms"]))
         self.status = str(result["status"])
+        self.fastapi = bool(result.get("fastapi"))
 
 
 def run_child(
@@ -355,6 +401,8 @@ def build_events(targets: Sequence[Target], token: str, authorizer_context: dict
             event["headers"]["authorization"] = f"Bearer {token}"
             event["identitySource"] = [f"Bearer {token}"]
             events[target.label] = event
+        elif target.kind == "worker":
+            events[target.label] = _worker_event(target)
         else:
             events[target.label] = http_event(
                 target.method,
@@ -362,6 +410,33 @@ def build_events(targets: Sequence[Target], token: str, authorizer_context: dict
                 authorizer_context=None if target.public else authorizer_context,
             )
     return events
+
+
+# Functions invoked by another service's action rather than an event source mapping.
+DIRECT_EVENTS = {"inbound": "ses_email_receiving.json"}
+# The migration worker serves Step Functions tasks with a job's state; a step name it does not know
+# makes it load its whole step path (services, IMAP client) and refuse, without a job to work on.
+PROBE_EVENTS: dict[str, dict[str, Any]] = {"migration_worker": {"step": "bench-probe", "state": {}}}
+
+
+def _worker_event(target: Target) -> dict[str, Any] | None:
+    """The sample event of the worker's source, made to need no work: an SQS job for a mailbox that
+    does not exist, a stream insert for an organization without webhooks, a schedule with nothing
+    due, an SES receipt event without records."""
+    from tests.support.lambda_api import load_event
+
+    if target.label in PROBE_EVENTS:
+        return {**PROBE_EVENTS[target.label], "expect_error": True}
+    name = WORKER_EVENTS.get(target.source) or DIRECT_EVENTS.get(target.label)
+    if name is None:
+        return None
+    event = load_event(name)
+    if target.source == "SQS":
+        for record in event["Records"]:
+            record["body"] = json.dumps({"org_id": "org_bench", "mailbox_id": "mbx_bench"})
+    elif target.label in DIRECT_EVENTS:
+        event["Records"] = []
+    return event
 
 
 def measure(targets: Sequence[Target], runs: int, site: Site, clock: str, *, importtime_for: set[str]) -> int:
@@ -452,6 +527,7 @@ def report(
         "function",
         "route",
         "status",
+        "fastapi",
         "import ms",
         "1st invoke ms",
         "total ms",
@@ -470,7 +546,7 @@ def report(
             f"{median(phases.totals) / base_total:.2f}",
         ]
 
-    rows = [["baseline", "import fastapi, mangum, boto3; 1 client", "client", *measured(base)]]
+    rows = [["baseline", "import fastapi, mangum, boto3; 1 client", "client", "yes", *measured(base)]]
     flagged: set[str] = set()
     other_ratios = []
     other_base = median(samples["baseline"].by_clock[other].import_ms)
@@ -478,10 +554,13 @@ def report(
         phases = samples[target.label].by_clock[clock]
         if median(phases.import_ms) / base_import > INIT_RATIO_TARGET:
             flagged.add(target.label)
-        rows.append([target.label, target.route, samples[target.label].status, *measured(phases)])
+        sample = samples[target.label]
+        rows.append(
+            [target.label, target.route, sample.status, "yes" if sample.fastapi else "no", *measured(phases)]
+        )
         other_import = median(samples[target.label].by_clock[other].import_ms)
         other_ratios.append(f"{target.label} {other_import / other_base:.2f}")
-    numeric = {3, 4, 5, 6, 7}
+    numeric = {4, 5, 6, 7, 8}
     widths = [max(len(r[i]) for r in [headers, *rows]) for i in range(len(headers))]
     for row in [headers, *rows]:
         cells = [

@@ -3,8 +3,8 @@
 ``lambda_entry(handler)``: at the start of each invocation the log keys of any earlier one are
 forgotten and this one's are set (function, request id, cold start: what Powertools'
 ``inject_lambda_context(clear_state=True)`` sets, kept per invocation, see ``observability``);
-the handler runs inside Powertools Tracer's ``capture_lambda_handler`` (a no-op where tracing is
-disabled); the metrics it recorded are flushed at the end, whether it returned or raised.
+the handler runs inside Powertools Tracer's ``capture_lambda_handler`` (where tracing is on: see
+``observability.tracing``); the metrics it recorded are flushed at the end, whether it returned or raised.
 """
 
 from __future__ import annotations
@@ -49,7 +49,9 @@ def lambda_entry(handler: Handler[R]) -> Handler[R]:
         nonlocal traced
         if traced is None:
             # Built on the first event, not at import: the tracer reads the environment.
-            traced = observability.tracer().capture_lambda_handler(handler)
+            traced = (
+                observability.tracer().capture_lambda_handler(handler) if observability.tracing() else handler
+            )
         observability.start_invocation(**_context_keys(context))
         try:
             return traced(event, context)
