@@ -238,7 +238,8 @@ def test_cancelled_mid_way_then_retried_ends_complete_without_duplicates(setup: 
 def test_a_batch_runs_out_of_time_resumes_and_is_counted_once(
     setup: Setup, table: Table, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from mailroom.services import migration_steps
+    from mailroom.services import migration_import
+    from mailroom.services.migration_context import BatchIncomplete
 
     messages = [
         b"From: a@example.net\r\nSubject: m%d\r\nMessage-ID: <m%d@example.net>\r\n\r\nbody\r\n" % (n, n)
@@ -257,8 +258,8 @@ def test_a_batch_runs_out_of_time_resumes_and_is_counted_once(
 
     # Time runs out after 4 messages: what was stored is checkpointed, the batch is not counted.
     budget = iter([10**9] * 4 + [0] * 100)
-    with pytest.raises(migration_steps.BatchIncomplete):
-        migration_steps.import_batch(event, lambda: next(budget))
+    with pytest.raises(BatchIncomplete):
+        migration_import.import_batch(event, lambda: next(budget))
     batch = store.get_batch(table, setup.org_id, job_id, 1, 0)
     assert batch is not None and batch["status"] == "pending" and len(batch["processed"]) >= 4
     assert setup.view(job_id)["imported_messages"] == 0

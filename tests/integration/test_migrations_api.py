@@ -14,8 +14,8 @@ import boto3
 import pytest
 
 from mailroom import clock
-from mailroom.api.routers import migrations as router_module
 from mailroom.domain import migrations as rules
+from mailroom.services import migration_writes
 from mailroom.services import migrations as service
 from mailroom.services.organizations import NewOrganization, create_organization
 from mailroom.settings import get_settings
@@ -208,7 +208,7 @@ def test_migration_writes_are_limited_to_ten_a_minute_per_token(
     org: NewOrganization, mailbox: dict[str, Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     now = [1_800_000_000.0]
-    monkeypatch.setattr(router_module, "time", types.SimpleNamespace(time=lambda: now[0]))
+    monkeypatch.setattr(migration_writes, "time", types.SimpleNamespace(time=lambda: now[0]))
     for _ in range(10):
         error(post(org, "/api/v1/migrations/mig_unknown:cancel"), 404, "not_found")
     limited = post(
