@@ -17,7 +17,7 @@ from fastapi import Depends, Path, Request, Response
 from pydantic import BaseModel, Field, StringConstraints
 
 from mailroom.api import pagination
-from mailroom.api.models import ListOf, One, Strict, errors, one
+from mailroom.api.models import ListOf, One, Strict, one
 from mailroom.api.pipeline import api_router, audit_target
 from mailroom.api.principal import require
 from mailroom.api.routers.migrations import (
@@ -32,6 +32,7 @@ from mailroom.api.routers.migrations import (
     Security,
     Timestamp,
     Writer,
+    documented,
 )
 from mailroom.domain.bulk.request import MAX_BATCH_NAME_LENGTH, MAX_DATA_CHARS
 from mailroom.domain.principal import Principal
@@ -328,7 +329,7 @@ def _request(body: PreviewBulk) -> service.BulkRequest:
     "check it fails), the counts, the organization's limits, a time estimate and a storage estimate. "
     "Answers the preview itself (not in a `data` envelope). Use it before POST /api/v1/migrations/bulk. "
     "Counts as a migration write.",
-    responses=errors(e422=REQUEST_ERRORS, e429=RATE_LIMITED),
+    responses=documented(e422=REQUEST_ERRORS, e429=RATE_LIMITED),
 )
 async def preview_bulk(body: PreviewBulk, request: Request, principal: Writer) -> dict[str, Any]:
     audit_target(request, "bulk_migration_preview", body.provider or "generic_imap")
@@ -345,7 +346,7 @@ async def preview_bulk(body: PreviewBulk, request: Request, principal: Writer) -
     "in `skipped_rows`. Jobs run as slots free up, `concurrent_per_account` at a time and never two into "
     "one mailbox; poll GET /api/v1/migrations/bulk/{id}. With an `idempotency_key` used before, answers "
     "that batch (`Idempotent-Replayed: true`). Counts as a migration write.",
-    responses=errors(
+    responses=documented(
         e409="idempotency_key_reused: the idempotency_key (or the Idempotency-Key header) was used for a "
         "different request",
         e422=f"no_valid_rows: no row of the data is valid (preview it to see why); {REQUEST_ERRORS}",
@@ -375,7 +376,7 @@ async def start_bulk(
     summary="List bulk migration batches",
     description="The organization's batches, newest first, each as of its last scheduling step "
     "(`jobs: null`; GET one has every job and up-to-date counts).",
-    responses=errors(
+    responses=documented(
         e422="validation_error: a query parameter is not valid, or the cursor is not from this listing"
     ),
 )
@@ -397,7 +398,7 @@ async def list_bulk(
     summary="Get a bulk migration batch with every job",
     description="The batch with its status and counts computed from its jobs as they are now, every job's "
     "status, progress and error, `allowed_actions`, and `poll_hint_seconds`.",
-    responses=errors(e404=NOT_FOUND),
+    responses=documented(e404=NOT_FOUND),
 )
 async def get_bulk(batch: ReadableBatch) -> dict[str, Any]:
     return one(service.view(Table(), batch))
@@ -411,7 +412,7 @@ async def get_bulk(batch: ReadableBatch) -> dict[str, Any]:
     summary="Delete a bulk migration batch",
     description="Deletes a settled batch (completed, completed_with_errors, failed or cancelled) and its "
     "jobs' records; imported messages stay. Cancel a running batch first. Counts as a migration write.",
-    responses=errors(
+    responses=documented(
         e404=NOT_FOUND,
         e409="conflict: the batch is not settled, or a job of it is still running or was retried meanwhile",
         e429=RATE_LIMITED,
@@ -429,7 +430,7 @@ async def delete_bulk(batch: WritableBatch) -> Response:
     summary="Cancel a bulk migration batch",
     description="Cancels a pending, processing or paused batch: waiting jobs are cancelled, running ones "
     "stopped. Retry it later to run the cancelled and failed jobs again. Counts as a migration write.",
-    responses=errors(e404=NOT_FOUND, e409="conflict: the batch is already settled", e429=RATE_LIMITED),
+    responses=documented(e404=NOT_FOUND, e409="conflict: the batch is already settled", e429=RATE_LIMITED),
 )
 async def cancel_bulk(batch: WritableBatch) -> dict[str, Any]:
     return one(service.cancel(Table(), batch))
@@ -443,7 +444,7 @@ async def cancel_bulk(batch: WritableBatch) -> dict[str, Any]:
     description="Puts a settled batch's failed jobs (and, for a cancelled batch, its cancelled ones) back "
     "in the queue, each in its next attempt; what they imported before is not imported again. Update a "
     "job's password first if it failed to sign in. Counts as a migration write.",
-    responses=errors(
+    responses=documented(
         e404=NOT_FOUND,
         e409="conflict: the batch is still running, or no job of it failed",
         e429=RATE_LIMITED,
@@ -460,7 +461,7 @@ async def retry_bulk(batch: WritableBatch) -> dict[str, Any]:
     summary="Resume a paused bulk migration batch",
     description="Continues a batch paused after repeated connection or sign-in failures on one host "
     "(check the passwords first: providers lock accounts that keep failing). Counts as a migration write.",
-    responses=errors(e404=NOT_FOUND, e409="conflict: the batch is not paused", e429=RATE_LIMITED),
+    responses=documented(e404=NOT_FOUND, e409="conflict: the batch is not paused", e429=RATE_LIMITED),
 )
 async def resume_bulk(batch: WritableBatch) -> dict[str, Any]:
     return one(service.resume(Table(), batch))
@@ -473,7 +474,7 @@ async def resume_bulk(batch: WritableBatch) -> dict[str, Any]:
     summary="Update a failed job's source password",
     description="Replaces the stored source password of a failed job of the batch (e.g. with an app "
     "password); then retry the batch. Counts as a migration write.",
-    responses=errors(
+    responses=documented(
         e404="not_found: no such bulk migration, or no such job in it",
         e409="conflict: the job is not failed",
         e429=RATE_LIMITED,

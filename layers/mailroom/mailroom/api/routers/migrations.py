@@ -17,6 +17,7 @@ from pydantic import BaseModel, Field, StringConstraints
 from mailroom.api import pagination
 from mailroom.api.errors import ApiError
 from mailroom.api.models import ListOf, One, Strict, errors, one
+from mailroom.api.openapi import COMMON_ERRORS
 from mailroom.api.pipeline import api_router, audit_target
 from mailroom.api.principal import require
 from mailroom.domain.principal import Principal
@@ -57,7 +58,19 @@ CAPACITY = (
 )
 
 
-def writer(request: Request, principal: Annotated[Principal, Depends(_WRITE_SCOPE)]) -> Principal:
+def documented(**described: str) -> dict[int | str, dict[str, Any]]:
+    """``errors(...)`` for a route's own statuses, each keeping what every such route can answer
+    too (a reused Idempotency-Key's 409, the body's 422, a busy dependency's 503)."""
+    kept = {409, 422, 503}
+    return errors(
+        **{
+            key: f"{text}. Also {COMMON_ERRORS[int(key[1:])]}" if int(key[1:]) in kept else text
+            for key, text in described.items()
+        }
+    )
+
+
+def writer(principal: Annotated[Principal, Depends(_WRITE_SCOPE)]) -> Principal:
     """``migrations:write``, counted against the migration write bucket (10 per minute per token)."""
     try:
         migration_writes.count_write(Table(), principal.org_id, principal.token_id)
@@ -260,7 +273,7 @@ def _source(body: SourceFields, provider: str) -> jobs.Source:
     "importing anything. Use it before starting a migration, to check the credentials and let the user "
     "choose `selected_folders`. Answers `{success, folders}` (not in a `data` envelope). Counts as a "
     "migration write (10 a minute per token).",
-    responses=errors(
+    responses=documented(
         e422="connection_failed: the source could not be reached, refused the login, failed TLS or did not "
         "answer in time (the message says which; check host, port, security and credentials); "
         + SOURCE_ERRORS,
@@ -281,7 +294,7 @@ async def test_connection(body: TestConnection, request: Request, principal: Wri
     description="The organization's migration jobs, newest first, bulk batches' jobs included, each "
     "without its per-folder breakdown (`folders: null`; GET one has it). Filter by `status` or "
     "`mailbox_id`; `meta.total` is known when unfiltered.",
-    responses=errors(
+    responses=documented(
         e422="validation_error: a query parameter is not valid, or the cursor is not from this listing"
     ),
 )
@@ -315,7 +328,7 @@ async def list_migrations(
     "`\\Flagged` flags and received date, into the matching folders. One migration can be active per "
     "organization at a time (bulk batches' jobs included). Poll GET /api/v1/migrations/{id} every "
     "`poll_hint_seconds` for progress. Counts as a migration write.",
-    responses=errors(
+    responses=documented(
         e409="conflict: another migration of the organization is active (cancel it or wait for it)",
         e422="validation_error: no such active mailbox, or target_password is not its password; "
         + SOURCE_ERRORS,
@@ -350,7 +363,7 @@ async def start_migration(body: StartMigration, request: Request, principal: Wri
     summary="Get a migration with its per-folder progress",
     description="One migration job: status, progress and counts, per-folder progress, the error of a failed "
     "job, and `poll_hint_seconds` (how long to wait before polling again; null once it is over).",
-    responses=errors(e404="not_found: no such migration in this organization"),
+    responses=documented(e404="not_found: no such migration in this organization"),
 )
 async def get_migration(job: ReadableMigration) -> dict[str, Any]:
     return one(service.view(Table(), job))
@@ -364,7 +377,7 @@ async def get_migration(job: ReadableMigration) -> dict[str, Any]:
     summary="Delete a migration",
     description="Deletes a migration record that is not running (cancel it first), its stored source "
     "password and its working data. The imported messages stay in the mailbox. Counts as a migration write.",
-    responses=errors(
+    responses=documented(
         e404="not_found: no such migration in this organization",
         e409="conflict: the migration is still running (cancel it first), or was retried meanwhile",
         e429=RATE_LIMITED,
@@ -382,7 +395,7 @@ async def delete_migration(job: WritableMigration) -> Response:
     summary="Cancel an active migration",
     description="Cancels a pending, validating, planning or processing migration and stops its workflow. "
     "What it imported stays; retry it to continue later. Counts as a migration write.",
-    responses=errors(
+    responses=documented(
         e404="not_found: no such migration in this organization",
         e409="conflict: the migration is not active (completed, failed or cancelled)",
         e429=RATE_LIMITED,
@@ -400,7 +413,7 @@ async def cancel_migration(job: WritableMigration) -> dict[str, Any]:
     description="Runs a failed or cancelled migration again in its next attempt (progress back to 0): "
     "what earlier attempts imported is recognised and counted, not imported twice. The body is "
     "optional; send `source_password` when the stored one has expired. Counts as a migration write.",
-    responses=errors(
+    responses=documented(
         e404="not_found: no such migration in this organization",
         e409="conflict: the migration is not failed or cancelled, or another migration of the organization "
         "is active",
