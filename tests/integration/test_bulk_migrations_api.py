@@ -13,7 +13,8 @@ from typing import Any
 import pytest
 
 from mailroom.services import bulk_migrations as bulk_service
-from mailroom.services import migrations as jobs_service
+from mailroom.services import bulk_scheduler
+from mailroom.services import migration_jobs as jobs_service
 from mailroom.services.organizations import NewOrganization
 from mailroom.settings import get_settings
 from mailroom.store import audit, keys, kms, workflows
@@ -375,7 +376,7 @@ def test_the_global_capacity_is_shared_with_single_migrations(
     single_job = jobs_store.get(bulk.table, str(other_org.organization["id"]), single.json()["data"]["id"])
     assert single_job is not None and WorkflowDriver().run_job(single_job)[-1].end == "completed"
     assert bulk.view(batch["id"])["counts"]["queued"] == 2
-    counts = bulk_service.sweep(bulk.table)
+    counts = bulk_scheduler.sweep(bulk.table)
     assert counts["ticked"] >= 1 and counts["errors"] == 0
     assert bulk.view(batch["id"])["counts"]["queued"] == 1 and jobs_store.capacity_in_use(bulk.table) == 2
 
@@ -612,8 +613,8 @@ def test_a_start_that_died_half_way_is_undone_by_the_sweep(
     assert call(FUNCTION, "GET", BULK, token=bulk.org.admin_token).json()["data"] == []
     assert slots(bulk.table, bulk.org_id) == 0
 
-    monkeypatch.setattr(bulk_service, "ABORT_CREATING_AFTER_SECONDS", 0)
-    assert bulk_service.sweep(bulk.table)["aborted"] == 1
+    monkeypatch.setattr(bulk_scheduler, "ABORT_CREATING_AFTER_SECONDS", 0)
+    assert bulk_scheduler.sweep(bulk.table)["aborted"] == 1
     assert not batch_store.list_page(bulk.table, bulk.org_id, per_page=10, cursor=None).items
     assert int((jobs_store.slots(bulk.table, bulk.org_id) or {}).get("count", 0)) == 0
     assert jobs_store.list_page(bulk.table, bulk.org_id, per_page=10, cursor=None).items == []
@@ -662,7 +663,7 @@ def test_a_job_started_by_a_tick_that_died_before_starting_its_execution_is_laun
     Update(keys.org_pk(bulk.org_id), keys.migration_sk(job_id)).set(
         updated_at="2020-01-01T00:00:00.000Z"
     ).apply(bulk.table)
-    assert bulk_service.sweep(bulk.table)["ticked"] == 1
+    assert bulk_scheduler.sweep(bulk.table)["ticked"] == 1
     assert workflows.status(arn) == "RUNNING"
     assert bulk.run(job_id) == "completed"
     assert bulk.view(batch["id"])["status"] == "completed" and slots(bulk.table, bulk.org_id) == 0
@@ -686,6 +687,6 @@ def test_a_delete_out_of_time_leaves_the_partitions_to_the_sweep(
 
     job_ids = [j["id"] for j in batch["jobs"]]
     assert any(partition(job_id) for job_id in job_ids)  # folder items were left
-    assert bulk_service.sweep(bulk.table)["purged"] == 1
+    assert bulk_scheduler.sweep(bulk.table)["purged"] == 1
     assert not any(partition(job_id) for job_id in job_ids)
     assert bulk.table.get(keys.org_pk(bulk.org_id), batch_store.purge_sk(batch["id"])) is None

@@ -19,6 +19,7 @@ from mailroom.store import audit, events, keys
 from mailroom.store import mail as mail_store
 from mailroom.store import migrations as store
 from mailroom.store.table import Table
+from mailroom.store.txn import Update
 from tests.support.dovecot import DovecotServer, dovecot_server, seed_standard_corpus
 from tests.support.lambda_api import Result, call
 from tests.support.mailboxes import PASSWORD, add_domain, key, new_mailbox, ok
@@ -187,6 +188,100 @@ def test_a_second_run_with_skip_duplicates_imports_nothing(setup: Setup, table: 
     assert len(mailbox_messages(table, setup.org_id, setup.mailbox["id"])) == stored
 
 
+def shared_id(
+    subject: str,
+    body: str,
+    *,
+    date: str = "Mon, 6 Jan 2025 10:00:00 +0000",
+    sender: str = "Ann <ann@example.net>",
+    delivered_by: str = "",
+) -> bytes:
+    """A message with the Message-ID <shared@example.net>, as mailers that reuse one send them.
+    ``delivered_by``: a Received header another server added to its copy of the same message."""
+    received = f"Received: from {delivered_by} by imap.example.net; {date}\r\n" if delivered_by else ""
+    return (
+        f"{received}From: {sender}\r\nTo: owner@example.com\r\nSubject: {subject}\r\nDate: {date}\r\n"
+        f"Message-ID: <shared@example.net>\r\n\r\n{body}\r\n"
+    ).encode()
+
+
+# Five distinct messages under one Message-ID: each differs from the first in one thing only.
+DISTINCT_SHARING_AN_ID = [
+    shared_id("Weekly report", "Numbers: 1"),
+    shared_id("Weekly report", "Numbers: 2"),  # the body (the same size)
+    shared_id("Weekly report", "Numbers: 1", date="Mon, 13 Jan 2025 10:00:00 +0000"),  # the Date
+    shared_id("Weekly report", "Numbers: 1", sender="Bob <bob@example.net>"),  # the sender
+    shared_id("Monthly report", "Numbers: 1"),  # the Subject
+]
+WITHOUT_ID = [
+    b"From: a@example.net\r\nTo: owner@example.com\r\nSubject: no id\r\n\r\nfirst\r\n",
+    b"From: a@example.net\r\nTo: owner@example.com\r\nSubject: no id\r\n\r\nsecond\r\n",
+]
+
+
+def stored_with(table: Table, setup: Setup, message_id: str | None) -> list[dict[str, Any]]:
+    return [
+        m
+        for m in mailbox_messages(table, setup.org_id, setup.mailbox["id"])
+        if m.get("rfc_message_id") == message_id
+    ]
+
+
+def test_messages_sharing_a_message_id_are_skipped_only_when_they_are_the_same_message(
+    setup: Setup, table: Table
+) -> None:
+    setup.server.seed(setup.user, "INBOX", [*DISTINCT_SHARING_AN_ID, *WITHOUT_ID])
+    # The same messages again in a second folder: one byte for byte, one as another server kept it
+    # (a Received header more), and a message without Message-ID byte for byte.
+    copies = [
+        DISTINCT_SHARING_AN_ID[0],
+        shared_id("Weekly report", "Numbers: 2", delivered_by="mx.example.org"),
+        WITHOUT_ID[0],
+    ]
+    setup.server.seed(setup.user, "Copies", copies)
+
+    first = setup.start()  # skip_duplicates is the default
+    assert first.status == 201 and first.json()["data"]["skip_duplicates"] is True, first.body
+    assert run_to_end(table, setup, first.json()["data"]["id"])[-1].end == "completed"
+    view = setup.view(first.json()["data"]["id"])
+    # Every distinct message imported, each second copy skipped (whichever folder came first).
+    assert (view["imported_messages"], view["skipped_duplicates"], view["failed_messages"]) == (7, 3, 0)
+    shared = stored_with(table, setup, "<shared@example.net>")
+    assert len(shared) == 5
+    assert {(m["subject"], m["from"], m["date"]) for m in shared} == {
+        ("Weekly report", "Ann <ann@example.net>", "2025-01-06T10:00:00.000Z"),
+        ("Weekly report", "Bob <bob@example.net>", "2025-01-06T10:00:00.000Z"),
+        ("Weekly report", "Ann <ann@example.net>", "2025-01-13T10:00:00.000Z"),
+        ("Monthly report", "Ann <ann@example.net>", "2025-01-06T10:00:00.000Z"),
+    }
+    assert len({m["content_fingerprint"] for m in shared}) == 5
+    assert len(stored_with(table, setup, None)) == 2
+
+    # A second job over the same source: the same messages, all skipped, nothing stored again.
+    second = setup.start().json()["data"]["id"]
+    assert run_to_end(table, setup, second)[-1].end == "completed"
+    again = setup.view(second)
+    assert (again["imported_messages"], again["skipped_duplicates"], again["failed_messages"]) == (0, 10, 0)
+    assert len(mailbox_messages(table, setup.org_id, setup.mailbox["id"])) == 7
+
+
+def test_a_message_stored_without_a_fingerprint_is_compared_by_its_bytes(setup: Setup, table: Table) -> None:
+    setup.server.seed(setup.user, "INBOX", DISTINCT_SHARING_AN_ID)
+    first = setup.start(skip_duplicates=False).json()["data"]["id"]
+    assert run_to_end(table, setup, first)[-1].end == "completed"
+    # As mail delivered through the inbound flow, or imported before fingerprints, is stored.
+    for message in stored_with(table, setup, "<shared@example.net>"):
+        Update(message["PK"], message["SK"]).remove("content_fingerprint").apply(table)
+    # Headers as the first message's, another body: the same Message-ID, Date, From and Subject.
+    setup.server.seed(setup.user, "INBOX", [shared_id("Weekly report", "Numbers: 3")])
+
+    second = setup.start().json()["data"]["id"]
+    assert run_to_end(table, setup, second)[-1].end == "completed"
+    view = setup.view(second)
+    assert (view["imported_messages"], view["skipped_duplicates"], view["failed_messages"]) == (1, 5, 0)
+    assert len(stored_with(table, setup, "<shared@example.net>")) == 6
+
+
 def test_cancelled_mid_way_then_retried_ends_complete_without_duplicates(setup: Setup, table: Table) -> None:
     seeded = seed_standard_corpus(setup.server, setup.user, count=60)
     total = sum(len(m) for m in seeded.values())
@@ -238,7 +333,8 @@ def test_cancelled_mid_way_then_retried_ends_complete_without_duplicates(setup: 
 def test_a_batch_runs_out_of_time_resumes_and_is_counted_once(
     setup: Setup, table: Table, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from mailroom.services import migration_steps
+    from mailroom.services import migration_import
+    from mailroom.services.migration_context import BatchIncomplete
 
     messages = [
         b"From: a@example.net\r\nSubject: m%d\r\nMessage-ID: <m%d@example.net>\r\n\r\nbody\r\n" % (n, n)
@@ -257,8 +353,8 @@ def test_a_batch_runs_out_of_time_resumes_and_is_counted_once(
 
     # Time runs out after 4 messages: what was stored is checkpointed, the batch is not counted.
     budget = iter([10**9] * 4 + [0] * 100)
-    with pytest.raises(migration_steps.BatchIncomplete):
-        migration_steps.import_batch(event, lambda: next(budget))
+    with pytest.raises(BatchIncomplete):
+        migration_import.import_batch(event, lambda: next(budget))
     batch = store.get_batch(table, setup.org_id, job_id, 1, 0)
     assert batch is not None and batch["status"] == "pending" and len(batch["processed"]) >= 4
     assert setup.view(job_id)["imported_messages"] == 0

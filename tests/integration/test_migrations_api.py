@@ -6,17 +6,21 @@ not run (the workflow's steps are tested in test_migration_workflow.py and end t
 from __future__ import annotations
 
 import json
+import threading
 import types
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import boto3
 import pytest
 
 from mailroom import clock
-from mailroom.api.routers import migrations as router_module
 from mailroom.domain import migrations as rules
+from mailroom.errors import Conflict
+from mailroom.services import migration_writes
 from mailroom.services import migrations as service
+from mailroom.services.migration_jobs import Source
 from mailroom.services.organizations import NewOrganization, create_organization
 from mailroom.settings import get_settings
 from mailroom.store import audit, events, keys
@@ -175,6 +179,60 @@ def test_one_active_migration_per_organization(
     assert store.capacity_in_use(table) == 2
 
 
+def test_concurrent_starts_in_one_organization_start_exactly_one(
+    org: NewOrganization, mailbox: dict[str, Any], table: Table
+) -> None:
+    """The one-active rule is a condition of the start transaction, not a read before it."""
+    org_id = org.organization["id"]
+    attempts = 4
+    barrier = threading.Barrier(attempts)
+
+    def attempt(number: int) -> str:
+        request = service.StartRequest(
+            mailbox_id=mailbox["id"],
+            source=Source(
+                provider="generic_imap",
+                email=f"user{number}@example.org",
+                password=SOURCE_PASSWORD,
+                host="127.0.0.1",
+                port=993,
+                security="ssl",
+            ),
+            target_password=PASSWORD,
+        )
+        barrier.wait()
+        try:
+            return str(service.start(Table(), org_id, request)["status"])
+        except Conflict as refused:
+            return refused.code
+
+    with ThreadPoolExecutor(max_workers=attempts) as pool:
+        outcomes = sorted(pool.map(attempt, range(attempts)))
+    assert outcomes == ["conflict"] * (attempts - 1) + ["pending"]
+    assert int((store.slots(table, org_id) or {})["active"]) == 1 and store.capacity_in_use(table) == 1
+    assert len(ok(get(org, "/api/v1/migrations"))) == 1
+
+
+def test_concurrent_migration_writes_take_the_bucket_exactly_once_each(
+    org: NewOrganization, table: Table
+) -> None:
+    writes, now = 14, 1_800_000_000.0
+    barrier = threading.Barrier(writes)
+
+    def write(_: int) -> bool:
+        barrier.wait()
+        try:
+            migration_writes.count_write(Table(), org.organization["id"], "tok_concurrent", now=now)
+        except migration_writes.WriteLimitReached as limited:
+            assert (limited.limit, limited.retry_after, limited.resets_at) == (10, 60, int(now) + 60)
+            return False
+        return True
+
+    with ThreadPoolExecutor(max_workers=writes) as pool:
+        allowed = list(pool.map(write, range(writes)))
+    assert allowed.count(True) == 10
+
+
 def test_the_platform_capacity_is_shared_and_refused_with_a_retryable_503(
     org: NewOrganization,
     mailbox: dict[str, Any],
@@ -208,7 +266,7 @@ def test_migration_writes_are_limited_to_ten_a_minute_per_token(
     org: NewOrganization, mailbox: dict[str, Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     now = [1_800_000_000.0]
-    monkeypatch.setattr(router_module, "time", types.SimpleNamespace(time=lambda: now[0]))
+    monkeypatch.setattr(migration_writes, "time", types.SimpleNamespace(time=lambda: now[0]))
     for _ in range(10):
         error(post(org, "/api/v1/migrations/mig_unknown:cancel"), 404, "not_found")
     limited = post(
@@ -216,6 +274,14 @@ def test_migration_writes_are_limited_to_ten_a_minute_per_token(
     )
     body = error(limited, 429, "rate_limited")
     assert body["retryable"] is True and int(limited.headers["retry-after"]) > 0
+    assert (
+        limited.headers["x-migration-ratelimit-limit"],
+        limited.headers["x-migration-ratelimit-remaining"],
+    ) == (
+        "10",
+        "0",
+    )
+    assert int(limited.headers["x-migration-ratelimit-reset"]) == 1_800_000_000 - 1_800_000_000 % 60 + 60
     error(delete(org, "/api/v1/migrations/mig_unknown"), 429, "rate_limited")
     # Reads are not migration writes.
     ok(get(org, "/api/v1/migrations"))

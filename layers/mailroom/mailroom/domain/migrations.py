@@ -95,11 +95,6 @@ def source_id(job_id: str, raw_folder: str, uidvalidity: int, uid: int) -> str:
     return f"mig:{job_id}:{folder_hash(raw_folder)}:{uidvalidity}:{uid}"
 
 
-def digest(raw: bytes) -> str:
-    """What identifies a message without a Message-ID for skip_duplicates: its exact bytes."""
-    return hashlib.sha256(raw).hexdigest()
-
-
 def done_bucket(uid: int) -> int:
     return uid // DONE_BUCKET
 

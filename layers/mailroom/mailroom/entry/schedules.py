@@ -45,7 +45,7 @@ def mailbox_sweep(event: dict[str, Any], context: Any) -> dict[str, int]:
 @lambda_entry
 def migration_batch_sweep(event: dict[str, Any], context: Any) -> dict[str, int]:
     """Start the next jobs of running bulk migrations whose ticks were missed."""
-    from mailroom.services.bulk_migrations import sweep
+    from mailroom.services.bulk_scheduler import sweep
     from mailroom.store.table import Table
 
     counts = sweep(Table())

@@ -22,7 +22,7 @@ from typing import Any
 from mailroom.domain import migrations as rules
 from mailroom.store import keys
 from mailroom.store.errors import ConditionFailed
-from mailroom.store.table import Item, Page, Table, serialize, values
+from mailroom.store.table import Item, Page, Table, deserialize, serialize, values
 from mailroom.store.txn import Op, Rejected, Update, delete, put, put_new, run
 
 BATCH_WRITE_MAX = 25
@@ -499,7 +499,38 @@ def remember_done(
         update.apply(table)
 
 
-# ----------------------------------------------------------------------------- duplicate markers
+# ----------------------------------------------------------------------------- duplicates
+
+DUPLICATE_CANDIDATES = 100  # messages sharing one Message-ID read per lookup (one Query page)
+_CANDIDATE_ATTRIBUTES = {
+    "#id": "id",
+    "#source": "migration_source",
+    "#fingerprint": "content_fingerprint",
+    "#raw": "raw_key",
+    "#date": "date",
+    "#from": "from",
+    "#subject": "subject",
+}
+
+
+def messages_with_message_id(table: Table, org_id: str, mailbox_id: str, message_id_hash: str) -> list[Item]:
+    """The mailbox's messages with this RFC Message-ID (GSI1, eventually consistent): at most
+    ``DUPLICATE_CANDIDATES`` of them in one Query, and only what a duplicate check compares (the
+    response stays small; the read costs what reading the items costs)."""
+    partition = keys.message_id_index_pk(org_id, mailbox_id, message_id_hash)
+    response = table.client.query(
+        TableName=table.name,
+        IndexName="GSI1",
+        KeyConditionExpression="GSI1PK = :pk",
+        ExpressionAttributeValues={":pk": {"S": partition}},
+        ExpressionAttributeNames=_CANDIDATE_ATTRIBUTES,
+        ProjectionExpression=", ".join(_CANDIDATE_ATTRIBUTES),
+        Limit=DUPLICATE_CANDIDATES,
+    )
+    return [deserialize(item) for item in response.get("Items", [])]
+
+
+# ----------------------------------------------------------------------------- digest markers
 
 
 def get_digest_marker(table: Table, org_id: str, mailbox_id: str, digest: str) -> Item | None:

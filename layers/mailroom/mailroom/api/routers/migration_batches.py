@@ -13,50 +13,132 @@ from __future__ import annotations
 from datetime import date
 from typing import Annotated, Any, Literal
 
-from fastapi import Depends, Request, Response
+from fastapi import Depends, Path, Request, Response
 from pydantic import BaseModel, Field, StringConstraints
 
 from mailroom.api import pagination
 from mailroom.api.models import ListOf, One, Strict, one
 from mailroom.api.pipeline import api_router, audit_target
 from mailroom.api.principal import require
-from mailroom.api.routers.migrations import WRITE, Password, Provider, Security
-from mailroom.domain import bulk_migrations as bulk
+from mailroom.api.routers.migrations import (
+    RATE_LIMITED,
+    Day,
+    ErrorCode,
+    ErrorReason,
+    FolderStrategy,
+    JobStatus,
+    Password,
+    Provider,
+    Security,
+    Timestamp,
+    Writer,
+    documented,
+)
+from mailroom.domain.bulk.request import MAX_BATCH_NAME_LENGTH, MAX_DATA_CHARS
 from mailroom.domain.principal import Principal
 from mailroom.services import bulk_migrations as service
-from mailroom.store.table import Table
+from mailroom.store.table import Item, Table
 
 router = api_router("/api/v1/migrations/bulk", tags=["migrations"])
 READ = require("migrations:read")
+Reader = Annotated[Principal, Depends(READ)]
+BatchId = Annotated[
+    str, Path(description="The batch's id (`bat_…`).", examples=["bat_01JQ3XD4R8T2W5Y7Z9A1B3C5D7"])
+]
+JobId = Annotated[
+    str, Path(description="A job of the batch (`mig_…`).", examples=["mig_01JQ3XD4R8T2W5Y7Z9A1B3C5D7"])
+]
 
 # Byte for byte: a password cell at the start or end of a line must not lose its spaces.
-Data = Annotated[str, StringConstraints(strip_whitespace=False, min_length=1, max_length=bulk.MAX_DATA_CHARS)]
+Data = Annotated[str, StringConstraints(strip_whitespace=False, min_length=1, max_length=MAX_DATA_CHARS)]
+RowCategoryName = Literal[
+    "valid",
+    "malformed_row",
+    "wrong_column_count",
+    "invalid_source_email",
+    "missing_password",
+    "invalid_destination",
+    "invalid_server",
+    "duplicate_row",
+    "destination_busy",
+]
+BatchStatusName = Literal[
+    "pending", "processing", "paused", "completed", "completed_with_errors", "failed", "cancelled"
+]
+NOT_FOUND = "not_found: no such bulk migration in this organization"
+REQUEST_ERRORS = (
+    "validation_error: a field is not valid (`fields` names it: data without rows, an unknown provider, "
+    "generic_imap without source_host, a private host, ...); row_limit_exceeded: more rows than the "
+    "organization's migration_batch_rows allows"
+)
+
+
+def _readable(principal: Reader, batch_id: BatchId) -> Item:
+    return service.load(Table(), principal.org_id, batch_id)
+
+
+def _writable(request: Request, principal: Writer, batch_id: BatchId) -> Item:
+    audit_target(request, "bulk_migration", batch_id)  # also when it is not found
+    return service.load(Table(), principal.org_id, batch_id)
+
+
+ReadableBatch = Annotated[Item, Depends(_readable)]
+WritableBatch = Annotated[Item, Depends(_writable)]
+
+
+# ----------------------------------------------------------------------------- requests
 
 
 class PreviewBulk(Strict):
     data: Data = Field(
-        description="One row per line: source_email,source_password,destination_email (with per_row_server: "
-        "...,source_host,source_port,source_security). A header row is skipped."
+        description="CSV, one row per line: source_email,source_password,destination_email (with "
+        "per_row_server: ...,source_host,source_port,source_security). A header row and blank lines are "
+        'skipped; quote a password with a comma ("pa,ss", a quote inside doubled). destination_email '
+        "must be an active mailbox of the organization."
     )
-    provider: Provider | None = Field(default=None, description="A preset fills host, port, security")
-    source_host: str | None = Field(default=None, min_length=1, max_length=253)
+    provider: Provider | None = Field(
+        default=None, description="A preset fills host, port, security; default generic_imap"
+    )
+    source_host: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=253,
+        description="IMAP host of every row; required for generic_imap without per_row_server. Private and "
+        "loopback addresses are refused unless the deployment allows them.",
+    )
     source_port: int | None = Field(default=None, ge=1, le=65535, description="Default 993")
     source_security: Security | None = Field(default=None, description="Default ssl")
-    per_row_server: bool = Field(default=False, description="Each row has its own server (6 columns)")
+    per_row_server: bool = Field(
+        default=False,
+        description="Each row brings its own server (6 columns; blank port and security cells take the "
+        "request's, then 993/ssl); provider must then be unset or generic_imap",
+    )
 
 
 class StartBulk(PreviewBulk):
     name: str | None = Field(
-        default=None, max_length=bulk.MAX_BATCH_NAME_LENGTH, description="Generated if empty"
+        default=None,
+        max_length=MAX_BATCH_NAME_LENGTH,
+        pattern=r"^[^\x00-\x1f\x7f]*$",
+        description="No control characters; generated if empty ('Bulk migration <date> UTC (<n> accounts)')",
     )
-    folder_strategy: Literal["all", "standard", "inbox_only"] = Field(default="all")
-    import_since: date | None = Field(default=None, description="Only messages received on or after")
-    skip_duplicates: bool = Field(default=True)
+    folder_strategy: FolderStrategy = Field(
+        default="all", description="all; standard: inbox, sent, drafts, trash, spam, archive; inbox_only"
+    )
+    import_since: date | None = Field(
+        default=None, description="Only messages received on or after this day (YYYY-MM-DD)"
+    )
+    skip_duplicates: bool = Field(
+        default=True,
+        description="Skip a message the mailbox already has (same Message-ID and content; without a "
+        "Message-ID, the same bytes)",
+    )
     idempotency_key: str | None = Field(
         default=None,
         min_length=1,
         max_length=255,
-        description="The same value again returns the batch it started instead of a second batch",
+        description="Kept with the batch: the same value again answers with the batch it started (201, "
+        "Idempotent-Replayed: true), whatever the Idempotency-Key header; with another request, 409",
     )
 
 
@@ -64,107 +146,154 @@ class JobPassword(Strict):
     source_password: Password = Field(description="The source account's password (never returned)")
 
 
+# ----------------------------------------------------------------------------- responses
+
+
+class RowCounts(BaseModel):
+    """Rows per preview category, and ``total``."""
+
+    valid: int = Field(ge=0)
+    malformed_row: int = Field(ge=0)
+    wrong_column_count: int = Field(ge=0)
+    invalid_source_email: int = Field(ge=0)
+    missing_password: int = Field(ge=0)
+    invalid_destination: int = Field(ge=0)
+    invalid_server: int = Field(ge=0)
+    duplicate_row: int = Field(ge=0)
+    destination_busy: int = Field(ge=0)
+    total: int = Field(ge=0)
+
+
 class PreviewRow(BaseModel):
-    row: int = Field(description="Line number in data")
-    category: str = Field(description=", ".join(c.value for c in bulk.RowCategory))
-    source_email: str | None = Field(description="Masked")
+    row: int = Field(ge=1, description="Line number in data")
+    category: RowCategoryName = Field(description="The first check the row fails, or valid")
+    source_email: str | None = Field(description="Masked (j***e@gmail.com); never a password")
     destination_email: str | None
     destination_mailbox_id: str | None
     source_host: str | None
     source_port: int | None
-    source_security: str | None
-    message: str | None
+    source_security: Security | None
+    message: str | None = Field(description="Why the row is not valid (never quotes a field)")
 
 
 class Limits(BaseModel):
-    max_rows_per_batch: int
-    concurrent_per_account: int
-    global_capacity: int
+    max_rows_per_batch: int = Field(description="The organization's migration_batch_rows")
+    concurrent_per_account: int = Field(
+        description="Jobs of the organization at once (migration_concurrency)"
+    )
+    global_capacity: int = Field(description="Migrations at once on the whole platform, single and bulk")
+
+
+class Assumptions(BaseModel):
+    average_mailbox_messages: int
+    average_message_bytes: int
+    messages_per_second: float
+    per_job_overhead_seconds: float
 
 
 class TimeEstimate(BaseModel):
-    estimated_seconds: int
-    human: str
-    concurrency: int
-    waves: int
-    messages: int
-    rows_assumed: int
-    assumptions: dict[str, Any]
+    estimated_seconds: int = Field(ge=0)
+    human: str = Field(description="e.g. 'about 2 hours 5 minutes'")
+    concurrency: int = Field(ge=1)
+    waves: int = Field(ge=0)
+    messages: int = Field(ge=0)
+    rows_assumed: int = Field(ge=0, description="Rows whose message count is the assumed average")
+    assumptions: Assumptions
 
 
 class StorageEstimate(BaseModel):
-    estimated_bytes: int
-    available_bytes: int
+    estimated_bytes: int = Field(ge=0)
+    available_bytes: int = Field(ge=0)
     fits: bool
 
 
 class PreviewResult(BaseModel):
-    provider: str
-    counts: dict[str, int] = Field(description="Rows per category, and total")
-    can_start: bool
+    provider: Provider
+    counts: RowCounts
+    can_start: bool = Field(description="At least one row is valid")
     rows: list[PreviewRow]
     limits: Limits
     time_estimate: TimeEstimate
     storage: StorageEstimate
 
 
+class JobCounts(BaseModel):
+    """Jobs per status, plus ``queued`` (waiting for a slot), ``running`` and ``total``."""
+
+    pending: int = Field(ge=0)
+    validating: int = Field(ge=0)
+    planning: int = Field(ge=0)
+    processing: int = Field(ge=0)
+    completed: int = Field(ge=0)
+    failed: int = Field(ge=0)
+    cancelled: int = Field(ge=0)
+    queued: int = Field(ge=0)
+    running: int = Field(ge=0)
+    total: int = Field(ge=0)
+
+
 class BatchJobView(BaseModel):
     id: str = Field(description="A migration id: GET /api/v1/migrations/{id} has its folders")
-    row: int
+    row: int = Field(ge=1, description="Line number in the data")
     source_email: str = Field(description="Masked: j***e@gmail.com")
     destination_email: str | None
     mailbox_id: str
     source_host: str
-    source_port: int
-    source_security: str
-    status: str
+    source_port: int = Field(ge=1, le=65535)
+    source_security: Security
+    status: JobStatus
     queued: bool = Field(description="Waiting for a slot (pending, not started yet)")
-    progress: int
-    total_messages: int
-    imported_messages: int
-    failed_messages: int
-    skipped_duplicates: int
-    error_code: str | None
-    error_reason: str | None
+    progress: int = Field(ge=0, le=100)
+    total_messages: int = Field(ge=0)
+    imported_messages: int = Field(ge=0)
+    failed_messages: int = Field(ge=0)
+    skipped_duplicates: int = Field(ge=0)
+    error_code: ErrorCode | None
+    error_reason: ErrorReason | None
     error_message: str | None
-    attempt: int
-    started_at: str | None
-    finished_at: str | None
-    updated_at: str | None
+    attempt: int = Field(ge=1)
+    started_at: Timestamp | None
+    finished_at: Timestamp | None
+    updated_at: Timestamp | None
 
 
 class BatchView(BaseModel):
-    id: str
+    id: str = Field(description="`bat_…`")
     name: str
-    status: str = Field(description=", ".join(s.value for s in bulk.BatchStatus))
-    provider: str
+    status: BatchStatusName = Field(
+        description="completed_with_errors: some jobs failed or were cancelled; failed: none completed; "
+        "paused: repeated connection or sign-in failures on one host (see pause_reason; resume it)"
+    )
+    provider: Provider
     per_row_server: bool
-    source_host: str | None
+    source_host: str | None = Field(description="null with per_row_server")
     source_port: int | None
-    source_security: str | None
-    folder_strategy: str
-    import_since: str | None
+    source_security: Security | None
+    folder_strategy: FolderStrategy
+    import_since: Day | None
     skip_duplicates: bool
-    total_jobs: int
-    counts: dict[str, int] = Field(description="Jobs per status, plus queued, running and total")
-    progress: int = Field(description="0-100, the jobs' mean")
-    total_messages: int
-    imported_messages: int
-    failed_messages: int
-    skipped_duplicates: int
-    rows: dict[str, int] = Field(description="The data's rows per preview category when it started")
-    limits: dict[str, int]
+    total_jobs: int = Field(ge=0)
+    counts: JobCounts
+    progress: int = Field(ge=0, le=100, description="The jobs' mean")
+    total_messages: int = Field(ge=0)
+    imported_messages: int = Field(ge=0)
+    failed_messages: int = Field(ge=0)
+    skipped_duplicates: int = Field(ge=0)
+    rows: RowCounts = Field(description="The data's rows per preview category when it started")
+    limits: Limits
     paused: bool
     pause_reason: str | None
-    allowed_actions: list[str]
-    poll_hint_seconds: int | None
-    jobs: list[BatchJobView] | None = Field(description="Every job (null in lists)")
+    allowed_actions: list[Literal["cancel", "delete", "resume", "retry"]]
+    poll_hint_seconds: Literal[10, 30] | None = Field(
+        description="10 while running, 30 paused, null once settled"
+    )
+    jobs: list[BatchJobView] | None = Field(description="Every job, in row order (null in lists)")
     skipped_rows: list[PreviewRow] | None = Field(
         default=None, description="On start only: the rows not started, and why"
     )
-    created_at: str
-    updated_at: str | None
-    finished_at: str | None
+    created_at: Timestamp
+    updated_at: Timestamp | None
+    finished_at: Timestamp | None
 
 
 def _request(body: PreviewBulk) -> service.BulkRequest:
@@ -188,15 +317,21 @@ def _request(body: PreviewBulk) -> service.BulkRequest:
     )
 
 
+# ----------------------------------------------------------------------------- routes
+
+
 @router.post(
     "/preview",
     name="bulk_migration_previewed",
     response_model=PreviewResult,
-    summary="Validate bulk migration data: every row's category, limits, time and storage estimates",
+    summary="Preview bulk migration data",
+    description="Validates CSV data without starting anything: every row's category (valid, or the first "
+    "check it fails), the counts, the organization's limits, a time estimate and a storage estimate. "
+    "Answers the preview itself (not in a `data` envelope). Use it before POST /api/v1/migrations/bulk. "
+    "Counts as a migration write.",
+    responses=documented(e422=REQUEST_ERRORS, e429=RATE_LIMITED),
 )
-async def preview_bulk(
-    body: PreviewBulk, request: Request, principal: Annotated[Principal, Depends(WRITE)]
-) -> dict[str, Any]:
+async def preview_bulk(body: PreviewBulk, request: Request, principal: Writer) -> dict[str, Any]:
     audit_target(request, "bulk_migration_preview", body.provider or "generic_imap")
     return service.preview(Table(), principal.org_id, _request(body))
 
@@ -206,10 +341,20 @@ async def preview_bulk(
     name="bulk_migration_started",
     status_code=201,
     response_model=One[BatchView],
-    summary="Start a bulk migration batch (its jobs run under the concurrency limits)",
+    summary="Start a bulk migration batch",
+    description="Previews the data and starts one migration job per valid row; the others come back once "
+    "in `skipped_rows`. Jobs run as slots free up, `concurrent_per_account` at a time and never two into "
+    "one mailbox; poll GET /api/v1/migrations/bulk/{id}. With an `idempotency_key` used before, answers "
+    "that batch (`Idempotent-Replayed: true`). Counts as a migration write.",
+    responses=documented(
+        e409="idempotency_key_reused: the idempotency_key (or the Idempotency-Key header) was used for a "
+        "different request",
+        e422=f"no_valid_rows: no row of the data is valid (preview it to see why); {REQUEST_ERRORS}",
+        e429=RATE_LIMITED,
+    ),
 )
 async def start_bulk(
-    body: StartBulk, request: Request, response: Response, principal: Annotated[Principal, Depends(WRITE)]
+    body: StartBulk, request: Request, response: Response, principal: Writer
 ) -> dict[str, Any]:
     started = service.start(Table(), principal.org_id, _request(body))
     if started.replayed:
@@ -228,11 +373,16 @@ async def start_bulk(
     "",
     name="bulk_migration.list",
     response_model=ListOf[BatchView],
-    summary="List bulk migration batches, newest first",
+    summary="List bulk migration batches",
+    description="The organization's batches, newest first, each as of its last scheduling step "
+    "(`jobs: null`; GET one has every job and up-to-date counts).",
+    responses=documented(
+        e422="validation_error: a query parameter is not valid, or the cursor is not from this listing"
+    ),
 )
 async def list_bulk(
     request: Request,
-    principal: Annotated[Principal, Depends(READ)],
+    principal: Reader,
     page_query: Annotated[pagination.PageQuery, Depends(pagination.page_query)],
 ) -> dict[str, Any]:
     page, views, total = service.list_page(
@@ -245,23 +395,31 @@ async def list_bulk(
     "/{batch_id}",
     name="bulk_migration.get",
     response_model=One[BatchView],
-    summary="A batch with every job's status, progress and error",
+    summary="Get a bulk migration batch with every job",
+    description="The batch with its status and counts computed from its jobs as they are now, every job's "
+    "status, progress and error, `allowed_actions`, and `poll_hint_seconds`.",
+    responses=documented(e404=NOT_FOUND),
 )
-async def get_bulk(batch_id: str, principal: Annotated[Principal, Depends(READ)]) -> dict[str, Any]:
-    return one(service.get_view(Table(), principal.org_id, batch_id))
+async def get_bulk(batch: ReadableBatch) -> dict[str, Any]:
+    return one(service.view(Table(), batch))
 
 
 @router.delete(
     "/{batch_id}",
     name="bulk_migration_deleted",
     status_code=204,
-    summary="Delete a settled batch and its jobs' records",
+    response_class=Response,
+    summary="Delete a bulk migration batch",
+    description="Deletes a settled batch (completed, completed_with_errors, failed or cancelled) and its "
+    "jobs' records; imported messages stay. Cancel a running batch first. Counts as a migration write.",
+    responses=documented(
+        e404=NOT_FOUND,
+        e409="conflict: the batch is not settled, or a job of it is still running or was retried meanwhile",
+        e429=RATE_LIMITED,
+    ),
 )
-async def delete_bulk(
-    batch_id: str, request: Request, principal: Annotated[Principal, Depends(WRITE)]
-) -> Response:
-    audit_target(request, "bulk_migration", batch_id)
-    service.delete(Table(), principal.org_id, batch_id)
+async def delete_bulk(batch: WritableBatch) -> Response:
+    service.delete(Table(), batch)
     return Response(status_code=204)
 
 
@@ -269,53 +427,61 @@ async def delete_bulk(
     "/{batch_id}:cancel",
     name="bulk_migration_cancelled",
     response_model=One[BatchView],
-    summary="Cancel a batch: waiting jobs are cancelled, running ones stopped",
+    summary="Cancel a bulk migration batch",
+    description="Cancels a pending, processing or paused batch: waiting jobs are cancelled, running ones "
+    "stopped. Retry it later to run the cancelled and failed jobs again. Counts as a migration write.",
+    responses=documented(e404=NOT_FOUND, e409="conflict: the batch is already settled", e429=RATE_LIMITED),
 )
-async def cancel_bulk(
-    batch_id: str, request: Request, principal: Annotated[Principal, Depends(WRITE)]
-) -> dict[str, Any]:
-    audit_target(request, "bulk_migration", batch_id)
-    return one(service.cancel(Table(), principal.org_id, batch_id))
+async def cancel_bulk(batch: WritableBatch) -> dict[str, Any]:
+    return one(service.cancel(Table(), batch))
 
 
 @router.post(
     "/{batch_id}:retry",
     name="bulk_migration_retried",
     response_model=One[BatchView],
-    summary="Retry a settled batch's failed jobs (and a cancelled batch's cancelled ones)",
+    summary="Retry a bulk migration batch's failed jobs",
+    description="Puts a settled batch's failed jobs (and, for a cancelled batch, its cancelled ones) back "
+    "in the queue, each in its next attempt; what they imported before is not imported again. Update a "
+    "job's password first if it failed to sign in. Counts as a migration write.",
+    responses=documented(
+        e404=NOT_FOUND,
+        e409="conflict: the batch is still running, or no job of it failed",
+        e429=RATE_LIMITED,
+    ),
 )
-async def retry_bulk(
-    batch_id: str, request: Request, principal: Annotated[Principal, Depends(WRITE)]
-) -> dict[str, Any]:
-    audit_target(request, "bulk_migration", batch_id)
-    return one(service.retry(Table(), principal.org_id, batch_id))
+async def retry_bulk(batch: WritableBatch) -> dict[str, Any]:
+    return one(service.retry(Table(), batch))
 
 
 @router.post(
     "/{batch_id}:resume",
     name="bulk_migration_resumed",
     response_model=One[BatchView],
-    summary="Resume a batch paused after repeated connection or sign-in failures",
+    summary="Resume a paused bulk migration batch",
+    description="Continues a batch paused after repeated connection or sign-in failures on one host "
+    "(check the passwords first: providers lock accounts that keep failing). Counts as a migration write.",
+    responses=documented(e404=NOT_FOUND, e409="conflict: the batch is not paused", e429=RATE_LIMITED),
 )
-async def resume_bulk(
-    batch_id: str, request: Request, principal: Annotated[Principal, Depends(WRITE)]
-) -> dict[str, Any]:
-    audit_target(request, "bulk_migration", batch_id)
-    return one(service.resume(Table(), principal.org_id, batch_id))
+async def resume_bulk(batch: WritableBatch) -> dict[str, Any]:
+    return one(service.resume(Table(), batch))
 
 
 @router.patch(
     "/{batch_id}/jobs/{job_id}/password",
     name="bulk_migration_job_password_updated",
     response_model=One[BatchJobView],
-    summary="Replace the source password of a failed job (then retry the batch)",
+    summary="Update a failed job's source password",
+    description="Replaces the stored source password of a failed job of the batch (e.g. with an app "
+    "password); then retry the batch. Counts as a migration write.",
+    responses=documented(
+        e404="not_found: no such bulk migration, or no such job in it",
+        e409="conflict: the job is not failed",
+        e429=RATE_LIMITED,
+    ),
 )
 async def update_job_password(
-    batch_id: str,
-    job_id: str,
-    body: JobPassword,
-    request: Request,
-    principal: Annotated[Principal, Depends(WRITE)],
+    batch: WritableBatch, job_id: JobId, body: JobPassword, request: Request
 ) -> dict[str, Any]:
-    audit_target(request, "bulk_migration_job", job_id, batch_id=batch_id)
-    return one(service.update_job_password(Table(), principal.org_id, batch_id, job_id, body.source_password))
+    audit_target(request, "bulk_migration_job", job_id, batch_id=batch["id"])
+    return one(service.update_job_password(Table(), batch, job_id, body.source_password))

@@ -1,31 +1,30 @@
 """IMAP migrations (``/api/v1/migrations``, trekmail-migrations-api.txt): test a source connection,
 start a job, list and read jobs with per-folder progress, cancel, retry, delete.
 
-Writes also count against a bucket of their own, ``MAILROOM_MIGRATION_WRITE_LIMIT_PER_MINUTE``
-(10) per token, besides the token's normal limit: 429 ``rate_limited`` with ``Retry-After``.
+Writes also count against a bucket of their own (services/migration_writes.py), 10 per minute per
+token besides the token's normal limit: 429 ``rate_limited`` with ``Retry-After`` and the
+``X-Migration-RateLimit-*`` headers, which are this module's to add.
 """
 
 from __future__ import annotations
 
-import time
 from datetime import date
 from typing import Annotated, Any, Literal
 
-from fastapi import Depends, Query, Request, Response
+from fastapi import Depends, Path, Query, Request, Response
 from pydantic import BaseModel, Field, StringConstraints
 
 from mailroom.api import pagination
 from mailroom.api.errors import ApiError
-from mailroom.api.models import ListOf, One, Strict, one
+from mailroom.api.models import ListOf, One, Strict, errors, one
+from mailroom.api.openapi import COMMON_ERRORS
 from mailroom.api.pipeline import api_router, audit_target
 from mailroom.api.principal import require
-from mailroom.domain import migrations as rules
 from mailroom.domain.principal import Principal
+from mailroom.services import migration_jobs as jobs
+from mailroom.services import migration_writes
 from mailroom.services import migrations as service
-from mailroom.settings import get_settings
-from mailroom.store import migrations as store
-from mailroom.store import ratelimits
-from mailroom.store.table import Table
+from mailroom.store.table import Item, Table
 
 router = api_router("/api/v1", tags=["migrations"])
 READ = require("migrations:read")
@@ -35,121 +34,223 @@ _WRITE_SCOPE = require("migrations:write")
 Password = Annotated[str, StringConstraints(strip_whitespace=False, min_length=1, max_length=1024)]
 Provider = Literal["gmail", "outlook", "yahoo", "icloud", "generic_imap"]
 Security = Literal["ssl", "tls", "none"]
+FolderStrategy = Literal["all", "standard", "inbox_only"]
 FolderName = Annotated[str, StringConstraints(min_length=1, max_length=1000)]
+Timestamp = Annotated[str, Field(json_schema_extra={"format": "date-time"})]
+Day = Annotated[str, Field(json_schema_extra={"format": "date"})]
+JobStatus = Literal["pending", "validating", "planning", "processing", "completed", "failed", "cancelled"]
+ErrorCode = Literal[
+    "connection_failed", "target_unavailable", "source_password_missing", "internal_error", "timeout"
+]
+ErrorReason = Literal["auth_failed", "connection_failed", "tls_failed", "timeout", "protocol_error"]
+
+SOURCE_ERRORS = (
+    "validation_error: a field is not valid, or the provider needs the server (generic_imap: source_host, "
+    "source_port and source_security); `fields` names it"
+)
+RATE_LIMITED = (
+    "rate_limited: over the token's requests per minute, or over its 10 migration writes a minute "
+    "(then with X-Migration-RateLimit-Limit, -Remaining and -Reset); Retry-After says when to retry"
+)
+CAPACITY = (
+    "migration_capacity_reached: the platform runs as many migrations as it allows (retryable: retry in a "
+    "few minutes); workflow_unavailable: the workflow could not be started (the job failed; retry it)"
+)
 
 
-def writer(request: Request) -> Principal:
-    """``migrations:write``, and the migration write bucket: 10 per minute per token."""
-    principal = _WRITE_SCOPE(request)
-    limit = get_settings().migration_write_limit_per_minute
-    now = time.time()
-    window = ratelimits.hit(
-        Table(), principal.org_id, f"migrations-write:{principal.token_id}", limit=limit, now=now
+def documented(**described: str) -> dict[int | str, dict[str, Any]]:
+    """``errors(...)`` for a route's own statuses, each keeping what every such route can answer
+    too (a reused Idempotency-Key's 409, the body's 422, a busy dependency's 503)."""
+    kept = {409, 422, 503}
+    return errors(
+        **{
+            key: f"{text}. Also {COMMON_ERRORS[int(key[1:])]}" if int(key[1:]) in kept else text
+            for key, text in described.items()
+        }
     )
-    if window.exceeded:
-        retry_after = max(1, window.resets_at - int(now))
+
+
+def writer(principal: Annotated[Principal, Depends(_WRITE_SCOPE)]) -> Principal:
+    """``migrations:write``, counted against the migration write bucket (10 per minute per token)."""
+    try:
+        migration_writes.count_write(Table(), principal.org_id, principal.token_id)
+    except migration_writes.WriteLimitReached as exc:
         raise ApiError(
             429,
-            "rate_limited",
-            f"Migration write operations are limited to {limit} per minute per token.",
-            hint=f"Retry after {retry_after} seconds.",
+            exc.code,
+            exc.message,
+            hint=exc.hint,
             retryable=True,
             headers={
-                "Retry-After": str(retry_after),
-                "X-Migration-RateLimit-Limit": str(limit),
+                "Retry-After": str(exc.retry_after),
+                "X-Migration-RateLimit-Limit": str(exc.limit),
                 "X-Migration-RateLimit-Remaining": "0",
-                "X-Migration-RateLimit-Reset": str(window.resets_at),
+                "X-Migration-RateLimit-Reset": str(exc.resets_at),
             },
-        )
+        ) from exc
     return principal
 
 
 WRITE = writer
+Reader = Annotated[Principal, Depends(READ)]
+Writer = Annotated[Principal, Depends(WRITE)]
+MigrationId = Annotated[
+    str, Path(description="The migration's id (`mig_…`).", examples=["mig_01JQ3XD4R8T2W5Y7Z9A1B3C5D7"])
+]
+
+
+def _readable(principal: Reader, migration_id: MigrationId) -> Item:
+    return jobs.load(Table(), principal.org_id, migration_id)
+
+
+def _writable(request: Request, principal: Writer, migration_id: MigrationId) -> Item:
+    audit_target(request, "migration", migration_id)  # also when it is not found
+    return jobs.load(Table(), principal.org_id, migration_id)
+
+
+ReadableMigration = Annotated[Item, Depends(_readable)]
+WritableMigration = Annotated[Item, Depends(_writable)]
+
+
+# ----------------------------------------------------------------------------- requests
 
 
 class SourceFields(Strict):
-    source_host: str | None = Field(default=None, min_length=1, max_length=253, description="IMAP host")
-    source_port: int | None = Field(default=None, ge=1, le=65535, description="Typically 993 (ssl)")
-    source_security: Security | None = Field(default=None, description="ssl, tls (STARTTLS) or none")
-    source_email: str = Field(min_length=3, max_length=254, description="Address on the source server")
-    source_username: str | None = Field(default=None, min_length=1, max_length=254)
-    source_password: Password = Field(description="Password or app password (never returned)")
+    source_host: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=253,
+        description="IMAP host name or IP address (e.g. imap.gmail.com). Required for generic_imap; a "
+        "preset provider fills it. Private and loopback addresses are refused unless the deployment "
+        "allows them.",
+    )
+    source_port: int | None = Field(
+        default=None, ge=1, le=65535, description="Typically 993 (ssl). Required for generic_imap."
+    )
+    source_security: Security | None = Field(
+        default=None,
+        description="ssl: TLS from the first byte; tls: STARTTLS; none: plaintext. Required for "
+        "generic_imap.",
+    )
+    source_email: str = Field(min_length=3, max_length=254, description="The address on the source server")
+    source_username: str | None = Field(
+        default=None, min_length=1, max_length=254, description="The login, if it is not source_email"
+    )
+    source_password: Password = Field(
+        description="Password or app password, taken byte for byte; never returned or logged"
+    )
 
 
 class TestConnection(SourceFields):
-    provider: Provider = Field(default="generic_imap", description="A preset fills host, port, security")
+    provider: Provider = Field(
+        default="generic_imap",
+        description="A preset (gmail, outlook, yahoo, icloud) fills host, port, security",
+    )
 
 
 class StartMigration(SourceFields):
-    mailbox_id: str = Field(min_length=1, max_length=64, description="Target mailbox")
-    provider: Provider
-    target_password: Password = Field(description="The target mailbox's password")
-    selected_folders: list[FolderName] | None = Field(
-        default=None, max_length=1000, description="Source folder names (default: by folder_strategy)"
+    mailbox_id: str = Field(
+        min_length=1, max_length=64, description="The target mailbox (`mbx_…`), active, in this organization"
     )
-    folder_strategy: Literal["all", "standard", "inbox_only"] = Field(default="all")
-    import_since: date | None = Field(default=None, description="Only messages received on or after")
-    skip_duplicates: bool = Field(default=True, description="By Message-ID, else by the message's bytes")
+    provider: Provider = Field(
+        description="A preset (gmail, outlook, yahoo, icloud) fills host, port, security"
+    )
+    target_password: Password = Field(description="The target mailbox's password (checked, never stored)")
+    selected_folders: list[FolderName] | None = Field(
+        default=None,
+        max_length=1000,
+        description="Source folder names as test-connection lists them (default: all, by folder_strategy). "
+        "A name the source lacks is reported as a failed folder.",
+    )
+    folder_strategy: FolderStrategy = Field(
+        default="all",
+        description="all; standard: inbox, sent, drafts, trash, spam and archive; inbox_only",
+    )
+    import_since: date | None = Field(
+        default=None, description="Only messages the source received on or after this day (YYYY-MM-DD)"
+    )
+    skip_duplicates: bool = Field(
+        default=True,
+        description="Skip a message the mailbox already has: the same Message-ID and the same content "
+        "(Date, From, Subject and body); without a Message-ID, the same bytes. Distinct messages are "
+        "never skipped.",
+    )
 
 
 class RetryMigration(Strict):
     source_password: Password | None = Field(
-        default=None, description="Required when the stored source password has expired"
+        default=None,
+        description="A new source password; required when the stored one has expired (7 days after the job "
+        "failed or was cancelled)",
     )
+
+
+# ----------------------------------------------------------------------------- responses
 
 
 class ConnectionTested(BaseModel):
-    success: bool
-    folders: dict[str, int]
+    success: Literal[True]
+    folders: dict[str, Annotated[int, Field(ge=0)]] = Field(
+        description="Every selectable folder (decoded name) with its message count"
+    )
 
 
 class FolderProgress(BaseModel):
-    name: str
-    status: str
-    expected: int
-    imported: int
-    failed: int
-    skipped: int
-    target_folder: str | None
-    error: str | None
+    name: str = Field(description="The source folder (decoded name)")
+    status: Literal["pending", "processing", "completed", "failed", "cancelled"] = Field(
+        description="failed: not on the source, or renumbered by the server after planning; a folder the "
+        "job did not reach takes the job's failed or cancelled"
+    )
+    expected: int = Field(ge=0)
+    imported: int = Field(ge=0)
+    failed: int = Field(ge=0)
+    skipped: int = Field(ge=0, description="Duplicates skipped")
+    target_folder: str | None = Field(description="Where its messages land in the mailbox")
+    error: str | None = Field(description="A sample reason when messages failed, or a note")
 
 
 class MigrationView(BaseModel):
-    id: str
+    id: str = Field(description="`mig_…`")
     mailbox_id: str
     mailbox_email: str | None
-    provider: str
+    provider: Provider
     source_host: str
-    source_port: int
-    source_security: str
+    source_port: int = Field(ge=1, le=65535)
+    source_security: Security
     source_email: str = Field(description="Masked: j***e@gmail.com")
-    status: str = Field(description=", ".join(rules.STATUSES))
-    progress: int = Field(description="0-100")
-    total_messages: int
-    imported_messages: int
-    failed_messages: int
-    skipped_duplicates: int
+    status: JobStatus = Field(
+        description="pending → validating → planning → processing → completed | failed | cancelled"
+    )
+    progress: int = Field(ge=0, le=100, description="Share of the planned messages handled")
+    total_messages: int = Field(ge=0)
+    imported_messages: int = Field(ge=0)
+    failed_messages: int = Field(ge=0)
+    skipped_duplicates: int = Field(ge=0)
     selected_folders: list[str] | None
-    folder_strategy: str
-    import_since: str | None
+    folder_strategy: FolderStrategy
+    import_since: Day | None
     skip_duplicates: bool
     folders: list[FolderProgress] | None = Field(description="Per-folder progress (null in lists)")
-    error_code: str | None
-    error_reason: str | None = Field(
-        description="auth_failed, tls_failed, timeout, ... for connection_failed"
+    error_code: ErrorCode | None = Field(description="Why a failed job failed")
+    error_reason: ErrorReason | None = Field(description="For connection_failed: what the source did")
+    error_message: str | None = Field(
+        description="Readable; names host, port and a masked username, never the password"
     )
-    error_message: str | None
-    poll_hint_seconds: int | None = Field(description="5 early, 10 while processing, null when over")
-    attempt: int
-    batch_id: str | None
-    started_at: str | None
-    finished_at: str | None
-    created_at: str
-    updated_at: str | None
+    poll_hint_seconds: Literal[5, 10] | None = Field(
+        description="Poll every 5 s while pending/validating/planning, 10 s while processing; null once over"
+    )
+    attempt: int = Field(ge=1, description="1, then one more per retry")
+    batch_id: str | None = Field(
+        description="The bulk batch (`bat_…`) it belongs to; null for a single migration"
+    )
+    started_at: Timestamp | None
+    finished_at: Timestamp | None
+    created_at: Timestamp
+    updated_at: Timestamp | None
 
 
-def _source(body: SourceFields, provider: str) -> service.Source:
-    return service.Source(
+def _source(body: SourceFields, provider: str) -> jobs.Source:
+    return jobs.Source(
         provider=provider,
         email=body.source_email,
         password=body.source_password,
@@ -160,52 +261,61 @@ def _source(body: SourceFields, provider: str) -> service.Source:
     )
 
 
+# ----------------------------------------------------------------------------- routes
+
+
 @router.post(
     "/migrations/test-connection",
     name="migration_connection_tested",
     response_model=ConnectionTested,
-    summary="Log in to a source IMAP server and list its folders with message counts",
+    summary="Test a source IMAP connection and list its folders",
+    description="Logs in to the source server and lists its folders with their message counts, without "
+    "importing anything. Use it before starting a migration, to check the credentials and let the user "
+    "choose `selected_folders`. Answers `{success, folders}` (not in a `data` envelope). Counts as a "
+    "migration write (10 a minute per token).",
+    responses=documented(
+        e422="connection_failed: the source could not be reached, refused the login, failed TLS or did not "
+        "answer in time (the message says which; check host, port, security and credentials); "
+        + SOURCE_ERRORS,
+        e429=RATE_LIMITED,
+    ),
 )
-async def test_connection(
-    body: TestConnection, request: Request, principal: Annotated[Principal, Depends(WRITE)]
-) -> dict[str, Any]:
+async def test_connection(body: TestConnection, request: Request, principal: Writer) -> dict[str, Any]:
     audit_target(request, "migration_source", body.source_host or body.provider, provider=body.provider)
     folders = await service.test_connection(_source(body, body.provider))
     return {"success": True, "folders": folders}
 
 
 @router.get(
-    "/migrations", name="migration.list", response_model=ListOf[MigrationView], summary="List migrations"
+    "/migrations",
+    name="migration.list",
+    response_model=ListOf[MigrationView],
+    summary="List migrations",
+    description="The organization's migration jobs, newest first, bulk batches' jobs included, each "
+    "without its per-folder breakdown (`folders: null`; GET one has it). Filter by `status` or "
+    "`mailbox_id`; `meta.total` is known when unfiltered.",
+    responses=documented(
+        e422="validation_error: a query parameter is not valid, or the cursor is not from this listing"
+    ),
 )
 async def list_migrations(
     request: Request,
-    principal: Annotated[Principal, Depends(READ)],
+    principal: Reader,
     page_query: Annotated[pagination.PageQuery, Depends(pagination.page_query)],
-    status: Annotated[
-        Literal["pending", "validating", "planning", "processing", "completed", "failed", "cancelled"] | None,
-        Query(description="Only jobs in this status"),
+    status: Annotated[JobStatus | None, Query(description="Only jobs in this status")] = None,
+    mailbox_id: Annotated[
+        str | None, Query(min_length=1, max_length=64, description="Only jobs into this mailbox (`mbx_…`)")
     ] = None,
-    mailbox_id: Annotated[str | None, Query(max_length=64, description="Only jobs into this mailbox")] = None,
 ) -> dict[str, Any]:
-    table = Table()
-    page = store.list_page(
-        table,
+    page, views, total = service.list_page(
+        Table(),
         principal.org_id,
         per_page=page_query.per_page,
         cursor=page_query.cursor,
         status=status,
         mailbox_id=mailbox_id,
     )
-    total = None
-    if status is None and mailbox_id is None:
-        total = max(0, int((store.slots(table, principal.org_id) or {}).get("count", 0)))
-    return pagination.envelope(
-        request,
-        page,
-        [service.job_view(j, None) for j in page.items],
-        per_page=page_query.per_page,
-        total=total,
-    )
+    return pagination.envelope(request, page, views, per_page=page_query.per_page, total=total)
 
 
 @router.post(
@@ -213,14 +323,22 @@ async def list_migrations(
     name="migration_started",
     status_code=201,
     response_model=One[MigrationView],
-    summary="Start a migration (one active per organization)",
+    summary="Start a migration",
+    description="Starts importing a source IMAP account into a mailbox: every message with its `\\Seen` and "
+    "`\\Flagged` flags and received date, into the matching folders. One migration can be active per "
+    "organization at a time (bulk batches' jobs included). Poll GET /api/v1/migrations/{id} every "
+    "`poll_hint_seconds` for progress. Counts as a migration write.",
+    responses=documented(
+        e409="conflict: another migration of the organization is active (cancel it or wait for it)",
+        e422="validation_error: no such active mailbox, or target_password is not its password; "
+        + SOURCE_ERRORS,
+        e429=RATE_LIMITED,
+        e503=CAPACITY,
+    ),
 )
-async def start_migration(
-    body: StartMigration, request: Request, principal: Annotated[Principal, Depends(WRITE)]
-) -> dict[str, Any]:
-    table = Table()
-    job = service.start_job(
-        table,
+async def start_migration(body: StartMigration, request: Request, principal: Writer) -> dict[str, Any]:
+    started = service.start(
+        Table(),
         principal.org_id,
         service.StartRequest(
             mailbox_id=body.mailbox_id,
@@ -232,31 +350,41 @@ async def start_migration(
             skip_duplicates=body.skip_duplicates,
         ),
     )
-    audit_target(request, "migration", job["id"], mailbox_id=job["mailbox_id"], provider=job["provider"])
-    return one(service.job_view(job, store.folders(table, principal.org_id, job["id"])))
+    audit_target(
+        request, "migration", started["id"], mailbox_id=started["mailbox_id"], provider=started["provider"]
+    )
+    return one(started)
 
 
 @router.get(
     "/migrations/{migration_id}",
     name="migration.get",
     response_model=One[MigrationView],
-    summary="A migration with its per-folder progress",
+    summary="Get a migration with its per-folder progress",
+    description="One migration job: status, progress and counts, per-folder progress, the error of a failed "
+    "job, and `poll_hint_seconds` (how long to wait before polling again; null once it is over).",
+    responses=documented(e404="not_found: no such migration in this organization"),
 )
-async def get_migration(migration_id: str, principal: Annotated[Principal, Depends(READ)]) -> dict[str, Any]:
-    return one(service.get_view(Table(), principal.org_id, migration_id))
+async def get_migration(job: ReadableMigration) -> dict[str, Any]:
+    return one(service.view(Table(), job))
 
 
 @router.delete(
     "/migrations/{migration_id}",
     name="migration_deleted",
     status_code=204,
-    summary="Delete a migration that is not running",
+    response_class=Response,
+    summary="Delete a migration",
+    description="Deletes a migration record that is not running (cancel it first), its stored source "
+    "password and its working data. The imported messages stay in the mailbox. Counts as a migration write.",
+    responses=documented(
+        e404="not_found: no such migration in this organization",
+        e409="conflict: the migration is still running (cancel it first), or was retried meanwhile",
+        e429=RATE_LIMITED,
+    ),
 )
-async def delete_migration(
-    migration_id: str, request: Request, principal: Annotated[Principal, Depends(WRITE)]
-) -> Response:
-    audit_target(request, "migration", migration_id)
-    service.delete_job(Table(), principal.org_id, migration_id)
+async def delete_migration(job: WritableMigration) -> Response:
+    service.delete(Table(), job)
     return Response(status_code=204)
 
 
@@ -265,31 +393,34 @@ async def delete_migration(
     name="migration_cancelled",
     response_model=One[MigrationView],
     summary="Cancel an active migration",
+    description="Cancels a pending, validating, planning or processing migration and stops its workflow. "
+    "What it imported stays; retry it to continue later. Counts as a migration write.",
+    responses=documented(
+        e404="not_found: no such migration in this organization",
+        e409="conflict: the migration is not active (completed, failed or cancelled)",
+        e429=RATE_LIMITED,
+    ),
 )
-async def cancel_migration(
-    migration_id: str, request: Request, principal: Annotated[Principal, Depends(WRITE)]
-) -> dict[str, Any]:
-    audit_target(request, "migration", migration_id)
-    table = Table()
-    job = service.cancel_job(table, principal.org_id, migration_id)
-    return one(service.job_view(job, store.folders(table, principal.org_id, migration_id)))
+async def cancel_migration(job: WritableMigration) -> dict[str, Any]:
+    return one(service.cancel(Table(), job))
 
 
 @router.post(
     "/migrations/{migration_id}:retry",
     name="migration_retried",
     response_model=One[MigrationView],
-    summary="Retry a failed or cancelled migration (what it imported is not imported again)",
+    summary="Retry a failed or cancelled migration",
+    description="Runs a failed or cancelled migration again in its next attempt (progress back to 0): "
+    "what earlier attempts imported is recognised and counted, not imported twice. The body is "
+    "optional; send `source_password` when the stored one has expired. Counts as a migration write.",
+    responses=documented(
+        e404="not_found: no such migration in this organization",
+        e409="conflict: the migration is not failed or cancelled, or another migration of the organization "
+        "is active",
+        e422="validation_error: the stored source password has expired; send source_password",
+        e429=RATE_LIMITED,
+        e503=CAPACITY,
+    ),
 )
-async def retry_migration(
-    migration_id: str,
-    request: Request,
-    principal: Annotated[Principal, Depends(WRITE)],
-    body: RetryMigration | None = None,
-) -> dict[str, Any]:
-    audit_target(request, "migration", migration_id)
-    table = Table()
-    job = service.retry_job(
-        table, principal.org_id, migration_id, source_password=body.source_password if body else None
-    )
-    return one(service.job_view(job, store.folders(table, principal.org_id, migration_id)))
+async def retry_migration(job: WritableMigration, body: RetryMigration | None = None) -> dict[str, Any]:
+    return one(service.retry(Table(), job, source_password=body.source_password if body else None))
