@@ -1,0 +1,297 @@
+"""An organization in the local stack with a real resource of every kind an API path names, made
+the way a client makes it: through the API; received mail through the stack's SMTP listener (SES
+receiving); a suppression from a bounce of SES's mailbox simulator; a migration and a bulk batch
+from a real Dovecot; a DNS check against the stack's resolver.
+
+``Tenant.values`` maps each path parameter name to the tenant's ids (names, addresses) for it::
+
+    tenant = Tenant("b", org["admin_token"])
+    settle = populate(site, tenant, victim=True)   # starts what runs asynchronously
+    settle()                                       # waits for it (mail, bounce, delivery, migrations)
+    tenant.values["webhook_id"]                    # ["wh_01..."]
+"""
+
+from __future__ import annotations
+
+import smtplib
+import time
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from email.message import EmailMessage
+from typing import Any, TypeVar
+
+import httpx
+import pytest
+
+from tests.e2e.stack_process import LocalStackProcess
+from tests.support.dovecot import DovecotServer
+from tests.support.webhooks import Receiver
+
+PASSWORD = "Correct-Horse-42"
+MESSAGE_SCOPES = ["messages:read", "messages:write", "messages:send"]
+SETTLE_TIMEOUT = 90.0  # seconds for mail, a bounce, a webhook delivery and migrations to settle
+T = TypeVar("T")
+
+
+@dataclass
+class Site:
+    """The running stack and the servers on loopback that a tenant's resources talk to."""
+
+    stack: LocalStackProcess
+    http: httpx.Client
+    dovecot: DovecotServer
+    hook: Receiver
+    zone: str  # the DNS zone the stack's resolver serves: domains are made under it
+
+
+@dataclass
+class Tenant:
+    name: str
+    ops: str  # an admin ops token of the organization
+    api_key: str = ""  # an inai_ key
+    message: str = ""  # a message token of the main mailbox (the one with mail)
+    domain: str = ""
+    values: dict[str, list[str]] = field(default_factory=dict)
+
+
+def until(what: str, probe: Callable[[], T | None], *, timeout: float = SETTLE_TIMEOUT) -> T:
+    """Poll until ``probe`` returns something: mail, events and migrations run asynchronously."""
+    deadline = time.monotonic() + timeout
+    while True:
+        found = probe()
+        if found is not None:
+            return found
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out waiting for {what}")
+        time.sleep(0.2)
+
+
+def call(
+    http: httpx.Client, method: str, path: str, token: str, body: Any = None, *, send_body: bool = False
+) -> httpx.Response:
+    """One request with the token and a fresh Idempotency-Key (every POST and PUT needs one)."""
+    headers = {"Authorization": f"Bearer {token}", "Idempotency-Key": uuid.uuid4().hex}
+    if body is None and not send_body:
+        return http.request(method, path, headers=headers)
+    return http.request(method, path, headers=headers, json=body)
+
+
+def ok(response: httpx.Response, status: int = 200) -> Any:
+    assert response.status_code == status, (response.request.method, response.request.url.path, response.text)
+    return response.json()
+
+
+def get(http: httpx.Client, path: str, token: str) -> Any:
+    payload = ok(call(http, "GET", path, token))
+    return payload["data"] if path.startswith("/api/v1/") else payload
+
+
+def create(http: httpx.Client, path: str, token: str, body: Any = None, status: int | None = None) -> Any:
+    """POST; the created resource (v1 answers 201 with it in ``data``, v0 200 with it alone)."""
+    v1 = path.startswith("/api/v1/")
+    payload = ok(call(http, "POST", path, token, body, send_body=True), status or (201 if v1 else 200))
+    return payload["data"] if v1 else payload
+
+
+def populate(site: Site, tenant: Tenant, *, victim: bool) -> Callable[[], None]:
+    """Gives ``tenant`` its resources and returns what waits for those that arrive asynchronously.
+
+    A victim gets one of every kind. A caller gets what the caller side of a sweep needs: its
+    tokens, a domain, and the parents a path can pair with a child of another tenant (a webhook
+    with a delivery, an inbox with a message and its attachment, a batch with its job), plus a
+    main mailbox with mail, a folder and a blocked sender (another mailbox of its organization).
+    """
+    http, ops, tag = site.http, tenant.ops, f"{tenant.name}{uuid.uuid4().hex[:8]}"
+    values = tenant.values
+    waits: list[Callable[[], None]] = []
+
+    domain = create(http, "/api/v1/domains", ops, {"domain": f"{tag}.{site.zone}"})
+    tenant.domain = domain["domain"]
+    values["domain_id"] = [domain["id"]]
+
+    def mailbox(local_part: str) -> dict[str, Any]:
+        body = {"local_part": local_part, "domain": tenant.domain, "password": PASSWORD, "quota": 256}
+        return dict(create(http, "/api/v1/mailboxes", ops, body))
+
+    main, moved = mailbox("main"), mailbox("moved")
+    values["mailbox_id"] = [main["id"]]
+    message_token = create(
+        http,
+        f"/api/v1/mailboxes/{main['id']}/message-tokens",
+        ops,
+        {"name": "agent", "scopes": MESSAGE_SCOPES},
+    )
+    tenant.message = message_token["token"]
+    api_key = create(http, "/api/v0/api-keys", ops, {"name": "sweep"})
+    tenant.api_key = api_key["key"]
+    values["keyId"] = [api_key["key_id"]]
+    values["token_id"] = [message_token["id"], api_key["key_id"]]
+
+    webhook = create(
+        http, "/api/v1/webhooks", ops, {"url": site.hook.url, "event_types": ["domain.verified"]}
+    )
+    values["webhook_id"] = [webhook["id"]]
+    tested = create(http, f"/api/v1/webhooks/{webhook['id']}:test", ops, status=202)
+    values["delivery_id"] = [tested["delivery_id"]]
+    delivery = f"/api/v1/webhooks/{webhook['id']}/deliveries/{tested['delivery_id']}"
+    waits.append(
+        lambda: _settled(
+            "the webhook test delivery", lambda: get(http, delivery, ops)["state"] == "succeeded"
+        )
+    )
+
+    inbox = create(http, "/api/v0/inboxes", tenant.api_key, {"username": "inbox", "domain": tenant.domain})
+    values["inboxId"] = [inbox["inbox_id"]]
+    folder = create(http, "/api/v1/messages/folders", tenant.message, {"path": f"Sweep {tag}"})
+    values["path"] = [folder["path"], folder["key"]]
+    blocked = create(
+        http, "/api/v1/messages/blocked-senders", tenant.message, {"pattern": f"@blocked-{tag}.example.net"}
+    )
+    values["pattern"] = [blocked["pattern"]]
+    values["index"] = ["0"]  # an attachment's position in its message
+    subject = f"Report-{tag}"
+    send_mail(site.stack, subject, to=[main["address"], inbox["email_address"]])
+    waits.append(lambda: _received(site, tenant, subject))
+
+    batch = start_batch(site, tenant, moved)
+    job = batch["jobs"][0]["id"]
+    values["batch_id"], values["job_id"], values["migration_id"] = [batch["id"]], [job], [job]
+    waits.append(lambda: _migrated(site, tenant, job, batch=batch["id"]))
+
+    if victim:
+        _everything_else(site, tenant, tag, main, waits)
+
+    def settle() -> None:
+        for wait in waits:
+            wait()
+
+    return settle
+
+
+def _everything_else(
+    site: Site, tenant: Tenant, tag: str, main: Mapping[str, Any], waits: list[Callable[[], None]]
+) -> None:
+    """The victim's other resources: each a kind a path names that no caller-side parent needs."""
+    http, ops, values = site.http, tenant.ops, tenant.values
+    domain_id = values["domain_id"][0]
+    values["check_id"] = [create(http, f"/api/v1/domains/{domain_id}/dns-recheck", ops)["id"]]
+    mailbox = {"domain": tenant.domain, "password": PASSWORD, "quota": 256}
+    doomed = create(http, "/api/v1/mailboxes", ops, {"local_part": "doomed", **mailbox})
+    migrated = create(http, "/api/v1/mailboxes", ops, {"local_part": "migrated", **mailbox})
+    values["intent_id"] = [create(http, f"/api/v1/mailboxes/{doomed['id']}:delete-intent", ops)["id"]]
+    alias = create(
+        http, "/api/v1/aliases", ops, {"address": f"team@{tenant.domain}", "goto": [main["address"]]}
+    )
+    values["alias_id"] = [alias["id"]]
+    invite = create(
+        http, "/api/v1/mailboxes/invites", ops, {"local_part": "invitee", "domain": tenant.domain}
+    )
+    values["invite_id"] = [invite["id"]]
+    create(http, "/api/v1/tokens", ops, {"name": "second", "scopes": ["domains:read"]})
+    # Every ops token of the organization (its admin token too), then its message token and key.
+    values["token_id"][:0] = [t["id"] for t in get(http, "/api/v1/tokens", ops)]
+
+    key = tenant.api_key
+    values["domainId"] = [
+        create(http, "/api/v0/domains", key, {"domain": f"v0-{tag}.{site.zone}"})["domain_id"]
+    ]
+    v0_hook = create(
+        http, "/api/v0/webhooks", key, {"url": site.hook.url, "event_types": ["domain.verified"]}
+    )
+    values["webhookId"] = [v0_hook["webhook_id"]]
+
+    bounced = f"bounce+{tag}@simulator.amazonses.com"
+    create(http, "/api/v1/messages/send", tenant.message, {"to": bounced, "subject": "Hi", "text": "Hi"})
+    values["address"] = [bounced]
+    suppression = f"/api/v1/suppressions/{bounced}"
+    waits.append(
+        lambda: _settled("the bounce's suppression", lambda: call(http, "GET", suppression, ops).is_success)
+    )
+
+    migration = start_migration(site, tenant, migrated)
+    values["migration_id"].insert(0, migration["id"])  # a batch's job is a migration too
+    waits.append(lambda: _migrated(site, tenant, migration["id"]))
+
+
+def _settled(what: str, done: Callable[[], bool]) -> None:
+    until(what, lambda: True if done() else None)
+
+
+def _received(site: Site, tenant: Tenant, subject: str) -> None:
+    """The mail sent to the main mailbox and the v0 inbox, once both have it: its ids."""
+    http, values = site.http, tenant.values
+    listed = until(
+        "the message in the main mailbox",
+        lambda: next(iter(get(http, f"/api/v1/messages?subject={subject}", tenant.message)), None),
+    )
+    values["message_id"] = values["uid"] = [listed["id"]]
+    values["thread_id"] = [listed["thread_id"]]
+    messages = f"/api/v0/inboxes/{values['inboxId'][0]}/messages"
+    v0 = until(
+        "the message in the v0 inbox",
+        lambda: next(
+            (m for m in get(http, messages, tenant.api_key)["data"] if m["subject"] == subject), None
+        ),
+    )
+    values["messageId"], values["threadId"] = [v0["message_id"]], [v0["thread_id"]]
+    full = get(http, f"{messages}/{v0['message_id']}", tenant.api_key)
+    values["attachmentId"] = [full["attachments"][0]["attachment_id"]]
+
+
+def _migrated(site: Site, tenant: Tenant, job: str, *, batch: str | None = None) -> None:
+    def ended() -> dict[str, Any] | None:
+        view: dict[str, Any] = get(site.http, f"/api/v1/migrations/{job}", tenant.ops)
+        return view if view["poll_hint_seconds"] is None else None
+
+    done = until(f"migration {job} to end", ended)
+    assert done["status"] == "completed", done
+    if batch is not None:
+        path = f"/api/v1/migrations/bulk/{batch}"
+        _settled("the batch to end", lambda: get(site.http, path, tenant.ops)["poll_hint_seconds"] is None)
+
+
+def send_mail(stack: LocalStackProcess, subject: str, *, to: Sequence[str]) -> None:
+    """A message with an attachment, received the way SES receives it (the stack's SMTP listener)."""
+    message = EmailMessage()
+    message["From"] = "Sender <sender@example.net>"
+    message["To"] = ", ".join(to)
+    message["Subject"] = subject
+    message["Message-ID"] = f"<{uuid.uuid4().hex}@example.net>"
+    message.set_content("The report is attached.\n")
+    message.add_attachment(
+        b"%PDF-1.4\n" + b"report" * 100, maintype="application", subtype="pdf", filename="r.pdf"
+    )
+    with smtplib.SMTP("127.0.0.1", stack.smtp_port, timeout=30) as smtp:
+        smtp.send_message(message)
+
+
+def _source(dovecot: DovecotServer, prefix: str) -> dict[str, Any]:
+    """A Dovecot account with one message: how a migration reaches it."""
+    user, password = dovecot.new_user(prefix)
+    raw = b"From: a@example.net\r\nSubject: old mail\r\nMessage-ID: <%s@example.net>\r\n\r\nold mail\r\n"
+    dovecot.seed(user, "INBOX", [raw % uuid.uuid4().hex.encode()])
+    return {
+        "source_host": "127.0.0.1",
+        "source_port": dovecot.ssl_port,
+        "source_security": "ssl",
+        "source_email": user,
+        "source_password": password,
+    }
+
+
+def start_migration(site: Site, tenant: Tenant, target: Mapping[str, Any]) -> dict[str, Any]:
+    body = {
+        "mailbox_id": target["id"],
+        "provider": "generic_imap",
+        "target_password": PASSWORD,
+        **_source(site.dovecot, f"mig{tenant.name}"),
+    }
+    return dict(create(site.http, "/api/v1/migrations", tenant.ops, body))
+
+
+def start_batch(site: Site, tenant: Tenant, target: Mapping[str, Any]) -> dict[str, Any]:
+    source = _source(site.dovecot, f"bulk{tenant.name}")
+    row = f"{source.pop('source_email')},{source.pop('source_password')},{target['address']}"
+    body = {"data": row, "name": f"Batch {tenant.name}", **source}
+    return dict(create(site.http, "/api/v1/migrations/bulk", tenant.ops, body))
