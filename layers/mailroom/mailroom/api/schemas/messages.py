@@ -261,7 +261,7 @@ class MessageFull(MessageSummary, MessageBodies):
     )
 
 
-class ThreadMessage(MessageSummary):
+class ThreadMessageView(MessageSummary):
     """A message of a thread: with its bodies while they fit the thread's 2 MB budget."""
 
     body_included: bool = Field(description="false: GET the message for its bodies")
@@ -295,7 +295,7 @@ class ThreadLinks(BaseModel):
 
 
 class ThreadDetail(ThreadView):
-    messages: list[ThreadMessage] = Field(description="Its first 50 messages, oldest first")
+    messages: list[ThreadMessageView] = Field(description="Its first 50 messages, oldest first")
     links: ThreadLinks
 
 
