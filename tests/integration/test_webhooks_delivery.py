@@ -470,3 +470,25 @@ def test_after_a_rotation_both_secrets_verify_each_delivery(org, wh_aws, table, 
     assert len(request.headers["webhook-signature"].split(" ")) == 2
     for secret in (old, new):
         Webhook(secret).verify(request.body, request.headers)
+
+
+def test_a_retry_needs_an_enabled_webhook_and_a_kept_event(org, wh_aws, table, hook):
+    webhook, _ = new_webhook(table, org, hook.url)
+    event = record_event(table, org, "domain.verified", {"id": "dom_1"})
+    fan_out(event)
+    path = f"/api/v1/webhooks/{webhook['id']}"
+    retry = f"{path}/deliveries/{delivery_of(table, webhook, event)['id']}:retry"
+
+    def post(route: str, body: Any = None) -> Any:
+        key = {"Idempotency-Key": f"retry-{next(_keys)}"}
+        return call("webhooks", "POST", route, token=org.admin_token, json_body=body, headers=key)
+
+    assert call("webhooks", "PATCH", path, token=org.admin_token, json_body={"enabled": False}).status == 200
+    for refused in (post(retry), post(f"{path}:replay", {"since": event["created_at"]})):
+        assert (refused.status, refused.error_code) == (409, "webhook_disabled"), refused.body
+    assert call("webhooks", "PATCH", path, token=org.admin_token, json_body={"enabled": True}).status == 200
+    assert post(retry).status == 202
+
+    table.delete(event["PK"], event["SK"])  # past its retention: the TTL removed it
+    expired = post(retry)
+    assert (expired.status, expired.error_code) == (409, "event_expired"), expired.body

@@ -345,7 +345,8 @@ async def unblock_sender(
     request: Request,
     bound: Writer,
 ) -> Response:
-    """Accept mail from this sender again."""
+    """Accept mail from this sender again: `{pattern}` is the list's `id` (the address or
+    @domain), URL-encoded, e.g. %40example.org."""
     audit_target(request, "blocked_sender", pattern)
     blocked_senders.unblock(Table(), bound.mailbox, pattern)
     return Response(status_code=204)
