@@ -11,13 +11,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
-from urllib.parse import quote
 
 from fastapi import Depends, Path, Query, Request, Response
-from fastapi.responses import JSONResponse, RedirectResponse
+from fastapi.responses import JSONResponse
 from pydantic import AwareDatetime
 
-from mailroom.api import pagination
+from mailroom.api import downloads, pagination
 from mailroom.api.mailbox_access import BoundMailbox, require_mailbox
 from mailroom.api.models import ListOf, One, errors, one
 from mailroom.api.pipeline import api_router, audit_target
@@ -458,62 +457,17 @@ async def report_ham(opened: WritableMessage) -> dict[str, Any]:
     return one(message_changes.report(Table(), opened.mailbox, opened.message, "ham"))
 
 
-def _bytes_response(download: message_downloads.Download) -> Response:
-    if download.redirect is not None:
-        # Large: a short-lived pre-signed S3 URL (no Lambda response could carry these bytes).
-        return RedirectResponse(download.redirect, status_code=302, headers={"Cache-Control": "no-store"})
-    ascii_name = download.filename.encode("ascii", "replace").decode().replace("?", "_").replace('"', "_")
-    disposition = (
-        f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(download.filename, safe='')}"
-    )
-    return Response(
-        content=download.content,
-        media_type=download.content_type,
-        headers={
-            # Mail content is the sender's: never rendered as a page of the API's origin.
-            "Content-Disposition": disposition,
-            "X-Content-Type-Options": "nosniff",
-            "Content-Security-Policy": "sandbox",
-            "Cache-Control": "private, no-store",
-        },
-    )
-
-
-_BINARY = {"schema": {"type": "string", "format": "binary"}}
-_DISPOSITION = {
-    "Content-Disposition": {
-        "description": "attachment; filename=\"...\"; filename*=UTF-8''... (RFC 6266/5987)",
-        "required": True,
-        "schema": {"type": "string"},
-    }
-}
-_REDIRECT = {
-    "description": "Larger than 4 MiB: a pre-signed S3 URL valid 15 minutes; follow it without the token",
-    "headers": {
-        "Location": {"description": "The pre-signed URL", "required": True, "schema": {"type": "string"}}
-    },
-}
-
-
 @router.get(
     "/messages/{message_id}/raw",
     name="message.raw",
     summary="The message exactly as received or sent (message/rfc822), or a redirect when large",
     response_class=Response,
-    responses={
-        200: {
-            "description": "The raw message (RFC 5322 bytes)",
-            "content": {"message/rfc822": _BINARY},
-            "headers": _DISPOSITION,
-        },
-        302: _REDIRECT,
-        **MESSAGE_404,
-    },
+    responses={**downloads.documented("message/rfc822", "The raw message (RFC 5322 bytes)"), **MESSAGE_404},
 )
 async def raw_message(opened: ReadableMessage) -> Response:
     """The message's bytes as received or sent, for archiving, re-parsing or verifying signatures.
     Up to 4 MiB in the response; larger, a 302 to a short-lived download URL."""
-    return _bytes_response(message_downloads.raw_download(opened.message))
+    return downloads.response(message_downloads.raw_download(opened.message))
 
 
 @router.get(
@@ -534,13 +488,11 @@ async def list_attachments(opened: ReadableMessage) -> dict[str, Any]:
     summary="An attachment's bytes, or a redirect to a short-lived pre-signed URL when large",
     response_class=Response,
     responses={
-        200: {
-            "description": "The bytes, with the attachment's own Content-Type (application/octet-stream "
-            "when it is not a plain type/subtype)",
-            "content": {"*/*": _BINARY},
-            "headers": _DISPOSITION,
-        },
-        302: _REDIRECT,
+        **downloads.documented(
+            "*/*",
+            "The bytes, with the attachment's own Content-Type (application/octet-stream when it is "
+            "not a plain type/subtype)",
+        ),
         **errors(e404="not_found: no such message, or no attachment at this index"),
     },
 )
@@ -550,7 +502,7 @@ async def get_attachment(
 ) -> Response:
     """An attachment's bytes as a download. Up to 4 MiB in the response; larger, a 302 to a
     short-lived download URL."""
-    return _bytes_response(message_downloads.attachment_download(opened.message, index))
+    return downloads.response(message_downloads.attachment_download(opened.message, index))
 
 
 # --- threads -------------------------------------------------------------------------------------------
