@@ -20,7 +20,7 @@ import boto3
 import httpx
 import pytest
 
-from mailroom.services.messages import INLINE_LIMIT_BYTES
+from mailroom.services.message_downloads import INLINE_LIMIT_BYTES
 from tests.e2e.stack_process import LocalStackProcess
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("stack")]

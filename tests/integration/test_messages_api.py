@@ -19,8 +19,10 @@ import requests
 from mailroom.errors import MailroomError
 from mailroom.mail import folders as folder_rules
 from mailroom.mail.parse import parse
-from mailroom.services import messages as service
+from mailroom.services import folders, message_changes, message_removal
+from mailroom.services import threads as thread_service
 from mailroom.services.mail_delivery import Incoming, deliver
+from mailroom.services.message_downloads import INLINE_LIMIT_BYTES
 from mailroom.services.organizations import NewOrganization
 from mailroom.settings import get_settings
 from mailroom.store import aws, blocked_senders, keys, mailboxes, organizations
@@ -337,7 +339,7 @@ def test_raw_and_attachments_are_byte_identical(box: Box, table: Table) -> None:
 
 
 def test_large_attachments_and_raw_redirect_to_a_short_lived_url(box: Box, table: Table) -> None:
-    big = os.urandom(service.INLINE_LIMIT_BYTES + 1024)
+    big = os.urandom(INLINE_LIMIT_BYTES + 1024)
     raw = mime("Big", attachments=[("big.bin", "application/octet-stream", big)])
     message = put_mail(box, table, raw)
     for path, expected in (
@@ -472,10 +474,10 @@ def test_custom_folders_lifecycle(box: Box, table: Table, monkeypatch: pytest.Mo
 def test_a_message_cannot_land_in_a_folder_deleted_meanwhile(box: Box, table: Table) -> None:
     message = put_mail(box, table, mime("Race"))
     created = data(api(box, "POST", "/api/v1/messages/folders", {"path": "Short-lived"}), 201)
-    folder = service.require_folder(table, box.item(table), "Short-lived")
+    folder = folders.require_folder(table, box.item(table), "Short-lived")
     assert api(box, "DELETE", f"/api/v1/messages/folders/{created['key']}").status == 204
     with pytest.raises(MailroomError) as refused:
-        service.apply_change(table, message, service.move_to(folder.key))
+        message_changes.apply_change(table, message, message_changes.move_to(folder.key))
     assert refused.value.code == "unknown_folder"
     assert folder_counts(box)["INBOX"] == (1, 1)
     assert box.item(table).get(f"fc_{folder.key}_total", 0) == 0
@@ -485,7 +487,7 @@ def test_a_stale_copy_is_reread_and_the_counters_stay_exact(box: Box, table: Tab
     message = put_mail(box, table, mime("Stale"))
     data(api(box, "PATCH", f"/api/v1/messages/{message['id']}", {"seen": True}))
     # ``message`` still says unread in INBOX: the transaction's conditions fail, it reads again.
-    moved = service.apply_change(table, message, service.move_to("archive"))
+    moved = message_changes.apply_change(table, message, message_changes.move_to("archive"))
     assert moved["flags"]["seen"] is True and moved["folder_key"] == "archive"
     counts = folder_counts(box)
     assert counts["INBOX"] == (0, 0) and counts["Archive"] == (1, 0)
@@ -494,7 +496,7 @@ def test_a_stale_copy_is_reread_and_the_counters_stay_exact(box: Box, table: Tab
 def test_emptying_trash_works_in_bounded_batches(
     box: Box, table: Table, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(service, "EMPTY_BATCH", 3)
+    monkeypatch.setattr(message_removal, "EMPTY_BATCH", 3)
     monkeypatch.setattr(store, "REMOVE_BATCH", 2)  # several transactions per batch
     trashed = [
         put_mail(box, table, mime(f"T{i}"), folder_key="trash", at=WHEN + timedelta(seconds=i))
@@ -622,7 +624,7 @@ def test_threads_list_by_activity_and_show_messages_in_order(
     assert threads["meta"]["total"] == 2  # the mailbox's maintained thread_count
     assert threads["data"][0]["message_count"] == 4 and threads["data"][0]["unread_count"] == 4
 
-    monkeypatch.setattr(service, "THREAD_MESSAGES", 3)
+    monkeypatch.setattr(thread_service, "THREAD_MESSAGES", 3)
     detail = data(api(box, "GET", f"/api/v1/threads/{root['thread_id']}"))
     assert detail["subject"] == "Plan"
     assert [m["id"] for m in detail["messages"]] == [root["id"], *[r["id"] for r in replies[:2]]]
@@ -631,7 +633,7 @@ def test_threads_list_by_activity_and_show_messages_in_order(
     rest = follow(box, detail["links"]["messages_next"])
     assert [m["id"] for m in rest["data"]] == [replies[2]["id"]]
 
-    monkeypatch.setattr(service, "THREAD_BODY_BUDGET", len("first\n") + 2)
+    monkeypatch.setattr(thread_service, "THREAD_BODY_BUDGET", len("first\n") + 2)
     budgeted = data(api(box, "GET", f"/api/v1/threads/{root['thread_id']}"))
     assert [m["body_included"] for m in budgeted["messages"]] == [True, False, False]
     assert "text" not in budgeted["messages"][1]

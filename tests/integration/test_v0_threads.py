@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from mailroom.services import messages as v1_service
+from mailroom.services import threads as v1_threads
 from mailroom.services.organizations import NewOrganization
 from mailroom.store import keys, mail_objects
 from mailroom.store import mail as store
@@ -176,7 +176,7 @@ def test_a_long_thread_is_read_whole_and_bodies_stop_at_the_budget(
             ),
             at=WHEN + timedelta(seconds=i),
         )
-    monkeypatch.setattr(v1_service, "THREAD_BODY_BUDGET", 50 * 101)
+    monkeypatch.setattr(v1_threads, "THREAD_BODY_BUDGET", 50 * 101)
     thread = ok0(v0(world.token, "GET", f"/inboxes/{alice.id}/threads/{first['thread_id']}"))
     assert thread["message_count"] == 105 == len(thread["messages"])
     timestamps = [m["timestamp"] for m in thread["messages"]]

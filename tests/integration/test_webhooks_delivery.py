@@ -17,6 +17,7 @@ from standardwebhooks import Webhook
 
 from local.pollers import succeeded
 from mailroom import clock
+from mailroom.services import webhook_deliveries
 from mailroom.services import webhooks as service
 from mailroom.services.organizations import NewOrganization
 from mailroom.settings import get_settings
@@ -364,9 +365,11 @@ def test_replay_pages_with_a_cursor(org, wh_aws, table, hook: Receiver):
     webhook, _ = new_webhook(table, org, hook.url)
     since = clock.parse_iso(missed[0]["created_at"])
     until = clock.utcnow()
-    first = service.replay(table, webhook, since=since, until=until, max_events=2)
+    first = webhook_deliveries.replay(table, webhook, since=since, until=until, max_events=2)
     assert first.replayed == 2 and first.next_cursor
-    second = service.replay(table, webhook, since=since, until=until, max_events=2, cursor=first.next_cursor)
+    second = webhook_deliveries.replay(
+        table, webhook, since=since, until=until, max_events=2, cursor=first.next_cursor
+    )
     assert second.replayed == 1 and second.next_cursor is None
 
 
@@ -401,7 +404,7 @@ def test_a_disabled_webhook_stops_its_pending_deliveries_but_still_gets_tests(or
 def test_a_test_event_goes_to_its_webhook_only(org, wh_aws, table, hook):
     target, _ = new_webhook(table, org, hook.url)
     bystander, _ = new_webhook(table, org, hook.url)
-    event = service.send_test(table, target)
+    event = webhook_deliveries.send_test(table, target)
     fan_out(event)
     deliver_until(wh_aws, lambda: len(hook.received) == 1)
     assert deliver_round(wh_aws) == 0
@@ -467,3 +470,25 @@ def test_after_a_rotation_both_secrets_verify_each_delivery(org, wh_aws, table, 
     assert len(request.headers["webhook-signature"].split(" ")) == 2
     for secret in (old, new):
         Webhook(secret).verify(request.body, request.headers)
+
+
+def test_a_retry_needs_an_enabled_webhook_and_a_kept_event(org, wh_aws, table, hook):
+    webhook, _ = new_webhook(table, org, hook.url)
+    event = record_event(table, org, "domain.verified", {"id": "dom_1"})
+    fan_out(event)
+    path = f"/api/v1/webhooks/{webhook['id']}"
+    retry = f"{path}/deliveries/{delivery_of(table, webhook, event)['id']}:retry"
+
+    def post(route: str, body: Any = None) -> Any:
+        key = {"Idempotency-Key": f"retry-{next(_keys)}"}
+        return call("webhooks", "POST", route, token=org.admin_token, json_body=body, headers=key)
+
+    assert call("webhooks", "PATCH", path, token=org.admin_token, json_body={"enabled": False}).status == 200
+    for refused in (post(retry), post(f"{path}:replay", {"since": event["created_at"]})):
+        assert (refused.status, refused.error_code) == (409, "webhook_disabled"), refused.body
+    assert call("webhooks", "PATCH", path, token=org.admin_token, json_body={"enabled": True}).status == 200
+    assert post(retry).status == 202
+
+    table.delete(event["PK"], event["SK"])  # past its retention: the TTL removed it
+    expired = post(retry)
+    assert (expired.status, expired.error_code) == (409, "event_expired"), expired.body

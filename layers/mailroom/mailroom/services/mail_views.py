@@ -109,3 +109,16 @@ def thread_view(thread: Item) -> dict[str, Any]:
         "sent_at": thread.get("sent_at"),
         "created_at": thread.get("created_at"),
     }
+
+
+def sent_view(message: Item, ses_message_id: str) -> dict[str, Any]:
+    """What a send answers: the ids to follow it by, its delivery so far, and the Sent copy."""
+    summary = message_summary(message)
+    return {
+        "message_id": message["id"],
+        "thread_id": message["thread_id"],
+        "rfc_message_id": message.get("rfc_message_id"),
+        "ses_message_id": ses_message_id,
+        "delivery": summary["delivery"],
+        "message": summary,
+    }

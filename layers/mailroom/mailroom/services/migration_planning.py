@@ -44,7 +44,7 @@ def _target(table: Table, mailbox: Item, folder: SourceFolder) -> tuple[str, str
     special use names, else a custom folder with its path (created if missing). A path Mailroom
     cannot take (invalid, or past the custom folder limit) imports into INBOX, with a note."""
     from mailroom.imap import folders as source_folders
-    from mailroom.services import messages as folder_service
+    from mailroom.services import folders as folder_service
 
     system = source_folders.target_folder(folder)
     if system is not None:

@@ -16,25 +16,12 @@ import html as html_lib
 from email.utils import formataddr
 from typing import Any
 
-from mailroom import errors, ids
 from mailroom.mail import quoting
 from mailroom.mail.compose import address_only
 from mailroom.services.mail_views import attachment_view, load_body
+from mailroom.services.message_detail import load_message
 from mailroom.services.sending import AttachmentInput, SendRequest
-from mailroom.store import mail as mail_store
 from mailroom.store.table import Item, Table
-
-
-def load_message(table: Table, mailbox: Item, message_id: str) -> Item:
-    """A message of this mailbox, or 404 (another mailbox's id is 404 too: it is another partition)."""
-    message = (
-        mail_store.get_message(table, mailbox["org_id"], mailbox["id"], message_id)
-        if ids.is_id(message_id, "msg")
-        else None
-    )
-    if message is None:
-        raise errors.not_found("Message")
-    return message
 
 
 def _from(mailbox: Item) -> str:

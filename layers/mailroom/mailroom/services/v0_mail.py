@@ -1,8 +1,8 @@
 """The agentmail v0 Messages and Threads resources (agentmail-v0-api.txt), as views and thin use
 cases over what ``/api/v1`` already does: messages are shaped from ``mail_views``' summaries,
 replies and forwards are ``prefill``'s compose data sent through ``sending.send``, labels change
-through ``messages.apply_change``, a thread is deleted with ``messages.purge``. Nothing here writes
-to DynamoDB, S3 or SES on its own.
+through ``message_changes.apply_change``, a thread is deleted with ``message_removal.purge``.
+Nothing here writes to DynamoDB, S3 or SES on its own.
 
 Decisions (docs/agent-api-v0.md has them all):
 
@@ -30,8 +30,9 @@ from typing import Any
 from mailroom import clock, errors
 from mailroom.mail import compose as mime
 from mailroom.mail.parse import header_dict
-from mailroom.services import messages, prefill, sending
+from mailroom.services import message_changes, message_detail, message_removal, prefill, sending, threads
 from mailroom.services.mail_views import load_body, message_summary, thread_view
+from mailroom.services.message_downloads import attachment_link
 from mailroom.store import mail as store
 from mailroom.store.table import Item, Table
 
@@ -172,7 +173,7 @@ def attachment(message: Item, attachment_id: str, *, seconds: int = DOWNLOAD_URL
     expires = clock.utcnow() + timedelta(seconds=seconds)
     return {
         **attachment_item(stored),
-        "download_url": messages.attachment_link(stored, seconds=seconds),
+        "download_url": attachment_link(stored, seconds=seconds),
         "expires_at": clock.isoformat(expires),
     }
 
@@ -198,10 +199,10 @@ def thread_messages(table: Table, mailbox: Item, thread_id: str) -> Iterator[lis
 
 def thread_detail(table: Table, mailbox: Item, thread_id: str) -> dict[str, Any]:
     """The thread with all its messages in order. Bodies count against v1's thread budget
-    (``messages.THREAD_BODY_BUDGET``: a Lambda response is at most 6 MB); once it is spent, later
+    (``threads.THREAD_BODY_BUDGET``: a Lambda response is at most 6 MB); once it is spent, later
     messages have ``text: null`` (GET the message for it)."""
-    thread = messages.load_thread(table, mailbox, thread_id)
-    budget = messages.THREAD_BODY_BUDGET
+    thread = threads.load_thread(table, mailbox, thread_id)
+    budget = threads.THREAD_BODY_BUDGET
     shown: list[dict[str, Any]] = []
     for page in thread_messages(table, mailbox, thread["id"]):
         for message in page:
@@ -224,8 +225,8 @@ def thread_detail(table: Table, mailbox: Item, thread_id: str) -> dict[str, Any]
 
 def set_labels(table: Table, mailbox: Item, message_id: str, labels: Sequence[str]) -> dict[str, Any]:
     """Replace the message's labels (v1's PATCH ``labels``); returns the message in full."""
-    message = messages.load_message(table, mailbox, message_id)
-    changed = messages.apply_change(table, message, messages.set_flags(None, None, labels))
+    message = message_detail.load_message(table, mailbox, message_id)
+    changed = message_changes.apply_change(table, message, message_changes.set_flags(None, None, labels))
     return message_view(changed)
 
 
@@ -233,10 +234,10 @@ def delete_thread(table: Table, mailbox: Item, thread_id: str) -> None:
     """Delete the thread and every message in it for good (v1's removal from Trash: DynamoDB with
     every counter, then S3; the emptied thread is dropped with them). A message arriving in the
     thread meanwhile stays, with its thread."""
-    thread = messages.load_thread(table, mailbox, thread_id)
+    thread = threads.load_thread(table, mailbox, thread_id)
     for page in thread_messages(table, mailbox, thread["id"]):
         if page:
-            messages.purge(table, page)
+            message_removal.purge(table, page)
 
 
 # --- sending -----------------------------------------------------------------------------------

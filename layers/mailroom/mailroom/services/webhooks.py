@@ -1,4 +1,5 @@
-"""Webhook endpoints and their deliveries: the use cases behind ``/api/v1/webhooks``.
+"""Webhook endpoints: the use cases behind ``/api/v1/webhooks`` (and ``/api/v0/webhooks``); their
+deliveries are ``services.webhook_deliveries``'.
 
 A webhook's secret (``whsec_`` + 32 random bytes, base64) is returned once, when it is created or
 rotated, and stored only encrypted with the stack's KMS key. Rotation keeps the previous secret
@@ -9,6 +10,7 @@ without dropping a delivery.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -19,16 +21,13 @@ from mailroom.domain import ssrf
 from mailroom.domain import webhooks as rules
 from mailroom.errors import LimitReached
 from mailroom.services.webhook_delivery import secret_context
-from mailroom.services.webhook_fanout import message_for
 from mailroom.settings import get_settings
-from mailroom.store import events, keys, kms, organizations, webhook_queue, webhooks
-from mailroom.store import webhook_deliveries as deliveries
+from mailroom.store import keys, kms, organizations, webhooks
 from mailroom.store.errors import ConditionFailed
-from mailroom.store.table import Item, Table
+from mailroom.store.table import Item, Page, Table
 
 ROTATION_OVERLAP = timedelta(hours=24)
 MAX_PREVIOUS_SECRETS = 2  # rotating again within a day keeps the one before too, up to this many
-REPLAY_MAX_EVENTS = 500  # per request; the response's cursor continues
 RESOLVE_TIMEOUT_SECONDS = 3.0
 
 
@@ -39,10 +38,6 @@ class UrlNotAllowed(ValueError):
 
 
 class ConcurrentChange(Exception):
-    pass
-
-
-class EventExpired(Exception):
     pass
 
 
@@ -107,37 +102,6 @@ def webhook_view(item: Item) -> dict[str, Any]:
         "secret_rotated_at": item.get("secret_rotated_at"),
         "previous_secret_expires_at": max((s["expires_at"] for s in previous), default=None),
         "delivery_count": int(item.get("delivery_count", 0)),
-        "created_at": item["created_at"],
-        "updated_at": item["updated_at"],
-    }
-
-
-def delivery_view(item: Item) -> dict[str, Any]:
-    return {
-        "id": item["id"],
-        "webhook_id": item["webhook_id"],
-        "event_id": item["event_id"],
-        "event_type": item["event_type"],
-        "event_created_at": item.get("event_created_at"),
-        "state": item["state"],
-        "failure_reason": item.get("failure_reason"),
-        "attempt_count": int(item.get("attempt_count", 0)),
-        "next_attempt_at": item.get("next_attempt_at") if item["state"] == deliveries.PENDING else None,
-        "last_attempt_at": item.get("last_attempt_at"),
-        "completed_at": item.get("completed_at"),
-        "trigger": item.get("trigger"),
-        "attempts": [
-            {
-                "attempt": int(a.get("attempt", 0)),
-                "at": a.get("at"),
-                "status_code": a.get("status_code"),
-                "duration_ms": a.get("duration_ms"),
-                "error": a.get("error"),
-                "response": a.get("response"),
-                "trigger": a.get("trigger"),
-            }
-            for a in item.get("attempts") or []
-        ],
         "created_at": item["created_at"],
         "updated_at": item["updated_at"],
     }
@@ -290,107 +254,45 @@ def rotate_secret(table: Table, webhook: Item, *, now: datetime | None = None) -
     return updated, secret
 
 
-def send_test(table: Table, webhook: Item) -> Item:
-    """Record a ``webhook.test`` event for this webhook only; the pipeline delivers it."""
-    event = events.new_event(
-        webhook["org_id"],
-        rules.TEST_EVENT_TYPE,
-        {"webhook_id": webhook["id"], "message": "A test event from Mailroom: this endpoint is reachable."},
-    )
-    table.put(event, condition="attribute_not_exists(PK)")
-    return event
+def rotate(table: Table, webhook: Item) -> dict[str, Any]:
+    """``rotate_secret`` for an API request: the webhook's view with its new ``secret`` (shown
+    once); 409 ``concurrent_rotation`` when another rotation won the race."""
+    try:
+        item, secret = rotate_secret(table, webhook)
+    except ConcurrentChange as exc:
+        raise errors.conflict(
+            "The secret was rotated by another request at the same time.",
+            code="concurrent_rotation",
+            hint="Send the request again (with a new Idempotency-Key) to rotate once more.",
+        ) from exc
+    return {**webhook_view(item), "secret": secret}
 
 
-def _event_payload(table: Table, org_id: str, event_id: str) -> str:
-    event = table.get(keys.events_pk(org_id), event_id.partition("_")[2])
-    if event is None:
-        raise EventExpired(event_id)
-    return rules.encode_payload(rules.payload(event)).decode()
+async def create(table: Table, org_id: str, request: NewWebhook) -> tuple[Item, dict[str, Any]]:
+    """A v1 create: the URL and the mailbox filter checked (422 on the field), the webhook added
+    (422 ``webhook_limit_reached``); the item and its view with the ``secret`` (shown once)."""
+    checked = dataclasses.replace(request, url=await valid_url(request.url))
+    check_mailboxes(table, org_id, checked.mailbox_ids)
+    item, secret = add_webhook(table, org_id, checked)
+    return item, {**webhook_view(item), "secret": secret}
 
 
-def retry_delivery(table: Table, webhook: Item, delivery: Item) -> Item:
-    """Attempt a delivery again now, whatever its state, as a new chain with its own schedule.
-    EventExpired when its event is past retention."""
-    body = _event_payload(table, webhook["org_id"], delivery["event_id"])
-    restarted = deliveries.restart(table, webhook["org_id"], webhook["id"], delivery["id"], trigger="retry")
-    if restarted is None:
-        raise LookupError(delivery["id"])
-    webhook_queue.send([message_for(restarted, body, not_before=clock.utcnow().timestamp())])
-    return restarted
+@dataclass(frozen=True, slots=True)
+class WebhookListing:
+    page: Page
+    views: list[dict[str, Any]]
+    total: int
 
 
-@dataclass
-class ReplayResult:
-    scanned: int = 0
-    matched: int = 0
-    replayed: int = 0
-    skipped: int = 0
-    next_cursor: str | None = None
+def list_webhooks(table: Table, org_id: str, *, per_page: int, cursor: str | None) -> WebhookListing:
+    """A page of the organization's webhooks; the total is its maintained ``webhook_count``."""
+    page = webhooks.list_page(table, org_id, per_page=per_page, cursor=cursor)
+    org = organizations.get(table, org_id) or {}
+    return WebhookListing(page, [webhook_view(w) for w in page.items], int(org.get("webhook_count", 0)))
 
 
-def replay(
-    table: Table,
-    webhook: Item,
-    *,
-    since: datetime,
-    until: datetime,
-    include_succeeded: bool = False,
-    cursor: str | None = None,
-    max_events: int = REPLAY_MAX_EVENTS,
-) -> ReplayResult:
-    """Send again the events of a time range this webhook subscribes to: those it never got a
-    delivery for (e.g. it was disabled, or created later) and those whose delivery failed; with
-    ``include_succeeded``, every one. In-flight (pending) deliveries are left alone. At most
-    ``max_events`` events are read per call; ``next_cursor`` continues."""
-    org_id = webhook["org_id"]
-    now = clock.utcnow()
-    now_iso, now_epoch = clock.isoformat(now), int(now.timestamp())
-    since_iso, until_iso = clock.isoformat(since), clock.isoformat(until)
-    # An event's ULID is taken a moment before its created_at: start the key range a second early
-    # and decide by created_at, or an event at the boundary would be missed.
-    low = ids.ulid_bound(int(since.timestamp() * 1000) - 1000, upper=False)
-    high = ids.ulid_bound(int(until.timestamp() * 1000), upper=True)
-    allowed = (deliveries.FAILED, deliveries.SUCCEEDED) if include_succeeded else (deliveries.FAILED,)
-    result = ReplayResult()
-    messages: list[webhook_queue.DeliveryMessage] = []
-    created = 0
-    while result.scanned < max_events:
-        page = table.query_page(
-            partition=keys.events_pk(org_id),
-            per_page=min(100, max_events - result.scanned),
-            cursor=cursor,
-            sk_between=(low, high),
-        )
-        for event in page.items:
-            result.scanned += 1
-            if not since_iso <= event["created_at"] <= until_iso:
-                continue
-            if event["event_type"] == rules.TEST_EVENT_TYPE or not rules.matches(
-                webhook, event["event_type"], event.get("data") or {}
-            ):
-                continue
-            result.matched += 1
-            body = rules.encode_payload(rules.payload(event)).decode()
-            delivery = deliveries.new_delivery(
-                event, webhook, trigger="replay", now_iso=now_iso, now_epoch=now_epoch
-            )
-            if deliveries.create(table, delivery):
-                created += 1
-            else:
-                restarted = deliveries.restart(
-                    table, org_id, webhook["id"], delivery["id"], trigger="replay", allowed_states=allowed
-                )
-                if restarted is None:
-                    result.skipped += 1
-                    continue
-                delivery = restarted
-            messages.append(message_for(delivery, body, not_before=now.timestamp()))
-            result.replayed += 1
-        cursor = page.next_cursor
-        if cursor is None:
-            break
-    result.next_cursor = cursor
-    if created:
-        webhooks.count_deliveries(table, org_id, webhook["id"], created)
-    webhook_queue.send(messages)
-    return result
+def delete_webhook(table: Table, org_id: str, webhook_id: str) -> None:
+    """Delete the webhook and count it out, in one transaction (404 if there is none); its
+    deliveries expire with their retention."""
+    if not webhooks.delete(table, org_id, webhook_id):
+        raise errors.not_found("Webhook")

@@ -4,16 +4,18 @@ rest of ``/api/v1/messages/...`` is the messages function's)."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
-from fastapi import Depends, Request, Response
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from fastapi import Depends, Path, Request, Response
+from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, field_validator
 
 from mailroom.api.mailbox_access import BoundMailbox, require_mailbox
-from mailroom.api.models import One, one
+from mailroom.api.models import One, errors, one
 from mailroom.api.pipeline import api_router, audit_target
+from mailroom.api.schemas.common import Timestamp
+from mailroom.api.schemas.messages import AttachmentView, Delivery, MessageSummary
 from mailroom.services import prefill, sending
-from mailroom.services.mail_views import message_summary
+from mailroom.services.mail_views import sent_view
 from mailroom.store.table import Table
 
 router = api_router("/api/v1/messages", tags=["sending"])
@@ -28,7 +30,7 @@ class _Exact(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=False, populate_by_name=True)
 
 
-class AttachmentIn(_Exact):
+class SendAttachment(_Exact):
     filename: str | None = Field(default=None, max_length=255)
     content_type: str | None = Field(default=None, max_length=255, description="e.g. application/pdf")
     content: str | None = Field(default=None, description="The bytes, base64-encoded.")
@@ -48,26 +50,46 @@ class AttachmentIn(_Exact):
         return value
 
 
-Addresses = str | list[str]
+# The 100-entry bound is the ``bounded`` validator's; the schema states it for clients.
+Addresses = (
+    str
+    | Annotated[
+        list[str], WithJsonSchema({"type": "array", "items": {"type": "string"}, "maxItems": MAX_LIST})
+    ]
+)
 
 
-class SendBody(_Exact):
+class SendMessageBody(_Exact):
+    """At least one recipient in to, cc or bcc (50 in all); addresses as `a@example.org` or
+    `Name <a@example.org>`. No field may hold CR, LF or NUL (422, the field named)."""
+
     from_: str | None = Field(
         default=None,
         alias="from",
         max_length=998,
         description="The mailbox's address (default) or an alias that delivers to it",
     )
-    to: Addresses | None = Field(default=None, description="string or string[]")
+    to: Addresses | None = Field(default=None, description="An address, or a list of them")
     cc: Addresses | None = None
-    bcc: Addresses | None = None
+    bcc: Addresses | None = Field(default=None, description="Kept on the Sent copy, never in the MIME")
     reply_to: Addresses | None = None
-    subject: str = ""
-    text: str | None = None
-    html: str | None = None
-    attachments: list[AttachmentIn] = Field(default_factory=list, max_length=100)
-    headers: dict[str, str] = Field(default_factory=dict, description="Custom headers (not reserved ones)")
-    labels: list[str] = Field(default_factory=list, description="Applied to the Sent copy")
+    subject: str = Field(default="", description="At most 998 characters")
+    text: str | None = Field(default=None, description="The plain text body")
+    html: str | None = Field(default=None, description="The HTML body")
+    attachments: list[SendAttachment] = Field(
+        default_factory=list,
+        max_length=100,
+        description="The whole message, encoded, is at most 10 MB (422 message_too_large)",
+    )
+    headers: dict[str, str] = Field(
+        default_factory=dict,
+        description="Custom headers, at most 50; those Mailroom sets (From, To, Message-ID, ...) are "
+        "reserved (422 reserved_header)",
+    )
+    labels: list[str] = Field(
+        default_factory=list,
+        description="Applied to the Sent copy: at most 50, each 1-100 characters without control characters",
+    )
     in_reply_to: str | None = Field(default=None, max_length=998, description="Message-ID replied to")
     references: Addresses | None = Field(default=None, description="Message-IDs of the thread")
 
@@ -111,35 +133,77 @@ class SendBody(_Exact):
 
 
 class SentView(BaseModel):
-    message_id: str
+    message_id: str = Field(description="The Sent copy's id (msg_...): GET /api/v1/messages/{id}")
     thread_id: str
-    rfc_message_id: str | None
-    ses_message_id: str
-    delivery: dict[str, Any]
-    message: dict[str, Any]
+    rfc_message_id: str | None = Field(description="The Message-ID header the message went out with")
+    ses_message_id: str = Field(description="SES's id of the send (its delivery events carry it)")
+    delivery: Delivery = Field(description="Every recipient sending, until SES reports")
+    message: MessageSummary = Field(description="The Sent copy, stored in the folder Sent")
+
+
+class ForwardedAttachment(BaseModel):
+    """An attachment of a stored message, by reference: the send reads its bytes from storage."""
+
+    message_id: str
+    index: int
+    filename: str | None
+    content_type: str
+    content_id: str | None
+    inline: bool
 
 
 class ComposeData(BaseModel):
+    """Exactly the body POST /api/v1/messages/send takes: edit it and post it back."""
+
     model_config = ConfigDict(populate_by_name=True)
 
-    from_: str = Field(alias="from")
+    from_: str = Field(alias="from", description="The mailbox's own address, with its name")
     to: list[str]
     cc: list[str]
     bcc: list[str]
     reply_to: list[str]
     subject: str
-    text: str | None
-    html: str | None
-    attachments: list[dict[str, Any]]
+    text: str | None = Field(description="The quoted original (reply) or the forwarded block")
+    html: str | None = Field(description="The same for the HTML part (the original sanitized)")
+    attachments: list[ForwardedAttachment] = Field(description="A forward's: the original's attachments")
     headers: dict[str, str]
     labels: list[str]
-    in_reply_to: str | None
-    references: list[str]
+    in_reply_to: str | None = Field(description="A reply's: the original's Message-ID")
+    references: list[str] = Field(description="A reply's: the thread's Message-IDs")
+
+
+class Original(BaseModel):
+    model_config = ConfigDict(populate_by_name=True)
+
+    id: str
+    thread_id: str
+    message_id: str | None = Field(description="Its Message-ID header")
+    from_: str | None = Field(alias="from")
+    subject: str
+    date: Timestamp | None
+    direction: Literal["inbound", "outbound"]
+
+
+class PrefillMeta(BaseModel):
+    mode: Literal["reply", "reply-all", "forward"]
+    original: Original = Field(description="The message replied to or forwarded")
+    attachments: list[AttachmentView] | None = Field(
+        default=None, description="A forward's: the original's attachments, with their sizes"
+    )
 
 
 class Prefill(BaseModel):
     data: ComposeData
-    meta: dict[str, Any]
+    meta: PrefillMeta
+
+
+_PREFILL: dict[str, Any] = {
+    "response_model": Prefill,
+    "response_model_by_alias": True,
+    "response_model_exclude_unset": True,
+    "responses": errors(e404="not_found: no such message in this mailbox"),
+}
+_UID = Annotated[str, Path(description="The message's id (msg_...)")]
 
 
 @router.post(
@@ -147,62 +211,82 @@ class Prefill(BaseModel):
     name="message.send",
     status_code=201,
     response_model=One[SentView],
+    response_model_exclude_unset=True,
     summary="Send a message as this mailbox; the Sent copy is stored in its thread",
+    responses={
+        201: {
+            "description": "Sent (SES accepted it); the Sent copy is stored",
+            "headers": {
+                "Location": {
+                    "description": "The Sent copy: /api/v1/messages/{message_id}",
+                    "required": True,
+                    "schema": {"type": "string"},
+                }
+            },
+        },
+        **errors(
+            e403="mailbox_inactive or mailbox_paused: this mailbox may not send now",
+            e422="validation_error (with the field), invalid_from, reserved_header, too_many_recipients "
+            "(50 in all), message_too_large, unknown_attachment, recipient_suppressed (on the "
+            "suppression list), mailbox_over_quota, send_rejected (SES refused it); nothing was sent",
+            e502="ses_unavailable: SES could not be reached; nothing was sent (retryable)",
+            e503="send_throttled or sending_paused: SES refuses sends for now; nothing was sent",
+        ),
+    },
 )
 async def send_message(
-    body: SendBody,
+    body: SendMessageBody,
     request: Request,
     response: Response,
     bound: Annotated[BoundMailbox, Depends(SEND)],
 ) -> dict[str, Any]:
+    """Send an email from this mailbox (or an alias that delivers to it) through SES, and keep a
+    Sent copy in the mailbox, threaded with the message it replies to (`in_reply_to`,
+    `references`). Give `text`, `html` or both; attachments as base64 `content`, or as
+    `{message_id, index}` references to attachments of this mailbox's messages. The answer's
+    `delivery` starts with every recipient `sending`; SES's delivery events update it later."""
     mailbox = bound.mailbox
     audit_target(request, "mailbox", mailbox["id"], address=mailbox["address"])
     sent = sending.send(Table(), mailbox, body.to_request())
-    message = sent.message
     audit_target(
         request, "message", sent.message_id, mailbox_id=mailbox["id"], ses_message_id=sent.ses_message_id
     )
     response.headers["Location"] = f"/api/v1/messages/{sent.message_id}"
-    return one(
-        {
-            "message_id": sent.message_id,
-            "thread_id": sent.thread_id,
-            "rfc_message_id": message.get("rfc_message_id"),
-            "ses_message_id": sent.ses_message_id,
-            "delivery": message.get("delivery") or {},
-            "message": message_summary(message),
-        }
-    )
+    return one(sent_view(sent.message, sent.ses_message_id))
 
 
 @router.get(
     "/{uid}/reply",
     name="message.reply_prefill",
-    response_model=Prefill,
-    response_model_by_alias=True,
     summary="Compose data for a reply (post it back to /messages/send)",
+    **_PREFILL,
 )
-async def reply(uid: str, bound: Annotated[BoundMailbox, Depends(READ)]) -> dict[str, Any]:
+async def reply(uid: _UID, bound: Annotated[BoundMailbox, Depends(READ)]) -> dict[str, Any]:
+    """A reply to the sender (its Reply-To when set), with `Re:` subject, the original quoted, and
+    the threading headers set. Edit `data` and POST it to /api/v1/messages/send. Nothing is sent."""
     return prefill.reply(Table(), bound.mailbox, uid, reply_all=False)
 
 
 @router.get(
     "/{uid}/reply-all",
     name="message.reply_all_prefill",
-    response_model=Prefill,
-    response_model_by_alias=True,
     summary="Compose data for a reply to the sender and every other recipient",
+    **_PREFILL,
 )
-async def reply_all(uid: str, bound: Annotated[BoundMailbox, Depends(READ)]) -> dict[str, Any]:
+async def reply_all(uid: _UID, bound: Annotated[BoundMailbox, Depends(READ)]) -> dict[str, Any]:
+    """As /reply, with the original's other To and Cc recipients too (never this mailbox). Nothing
+    is sent."""
     return prefill.reply(Table(), bound.mailbox, uid, reply_all=True)
 
 
 @router.get(
     "/{uid}/forward",
     name="message.forward_prefill",
-    response_model=Prefill,
-    response_model_by_alias=True,
     summary="Compose data for a forward, with the original's attachments as references",
+    **_PREFILL,
 )
-async def forward(uid: str, bound: Annotated[BoundMailbox, Depends(READ)]) -> dict[str, Any]:
+async def forward(uid: _UID, bound: Annotated[BoundMailbox, Depends(READ)]) -> dict[str, Any]:
+    """A forward with `Fwd:` subject, the original's header block and body, and its attachments
+    as references (their bytes never pass through the client). Add recipients in `to` and POST it
+    to /api/v1/messages/send. Nothing is sent."""
     return prefill.forward(Table(), bound.mailbox, uid)

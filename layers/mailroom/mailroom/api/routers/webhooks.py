@@ -1,178 +1,69 @@
 """Webhook endpoints, their deliveries, secret rotation, tests, retries and replays
-(``/api/v1/webhooks``)."""
+(``/api/v1/webhooks``). Deliveries are signed per Standard Webhooks; see docs/webhooks.md."""
 
 from __future__ import annotations
 
-from datetime import timedelta
 from typing import Annotated, Any
 
-from fastapi import Depends, Request, Response
-from pydantic import AwareDatetime, BaseModel, Field, field_validator
+from fastapi import Depends, Path, Request, Response
 
-from mailroom import clock, errors
 from mailroom.api import pagination
-from mailroom.api.models import ListOf, One, Strict, one
+from mailroom.api.models import ListOf, One, errors, one
 from mailroom.api.pipeline import api_router, audit_target
 from mailroom.api.principal import require
+from mailroom.api.schemas.webhooks import (
+    DeliveryView,
+    Replay,
+    ReplayView,
+    TestSent,
+    WebhookCreate,
+    WebhookUpdate,
+    WebhookView,
+    WebhookWithSecret,
+)
 from mailroom.domain.principal import Principal
-from mailroom.domain.webhooks import EVENT_TYPES, known_event_types, mailbox_filter
-from mailroom.errors import MailroomError
-from mailroom.services import webhooks as service
-from mailroom.store import organizations
-from mailroom.store import webhook_deliveries as deliveries
-from mailroom.store import webhooks as store
-from mailroom.store.events import RETENTION_SECONDS as EVENT_RETENTION_SECONDS
+from mailroom.services import webhook_deliveries, webhooks
 from mailroom.store.table import Item, Table
 
 router = api_router("/api/v1", tags=["webhooks"])
-READ = require("webhooks:read")
-WRITE = require("webhooks:write")
-MAX_MAILBOX_FILTER = 100
+Reader = Annotated[Principal, Depends(require("webhooks:read"))]
+Writer = Annotated[Principal, Depends(require("webhooks:write"))]
+PageParams = Annotated[pagination.PageQuery, Depends(pagination.page_query)]
+WebhookId = Annotated[str, Path(description="The webhook's id (wh_...)")]
+DeliveryId = Annotated[str, Path(description="The delivery's id (dlv_...)")]
+
+WEBHOOK_404 = "not_found: no such webhook in this organization"
+DELIVERY_404 = "not_found: no such webhook, or no such delivery of it"
 
 
-def _event_types(value: list[str]) -> list[str]:
-    return known_event_types(value, EVENT_TYPES)
+def _readable_webhook(principal: Reader, webhook_id: WebhookId) -> Item:
+    return webhooks.load(Table(), principal.org_id, webhook_id)
 
 
-def _mailbox_ids(value: list[str]) -> list[str]:
-    return mailbox_filter(value)
+def _writable_webhook(request: Request, principal: Writer, webhook_id: WebhookId) -> Item:
+    audit_target(request, "webhook", webhook_id)
+    return webhooks.load(Table(), principal.org_id, webhook_id)
 
 
-class CreateWebhook(Strict):
-    url: str = Field(min_length=1, max_length=2048, description="https URL on a public address")
-    event_types: list[str] = Field(
-        min_length=1, max_length=len(EVENT_TYPES), description=", ".join(EVENT_TYPES)
+ReadableWebhook = Annotated[Item, Depends(_readable_webhook)]
+WritableWebhook = Annotated[Item, Depends(_writable_webhook)]
+
+
+@router.get(
+    "/webhooks",
+    name="webhook.list",
+    response_model=ListOf[WebhookView],
+    summary="List webhooks",
+    responses=errors(e422="invalid_cursor, validation_error"),
+)
+async def list_webhooks(request: Request, principal: Reader, page_query: PageParams) -> dict[str, Any]:
+    """The organization's webhook endpoints in creation order, with their health (`enabled`,
+    `disabled_reason`, `failing_since`); `meta.total` is the maintained count."""
+    listing = webhooks.list_webhooks(
+        Table(), principal.org_id, per_page=page_query.per_page, cursor=page_query.cursor
     )
-    mailbox_ids: list[str] = Field(
-        default_factory=list, max_length=MAX_MAILBOX_FILTER, description="Only events of these mailboxes"
-    )
-    enabled: bool = True
-    description: str | None = Field(default=None, max_length=500)
-    client_id: str | None = Field(default=None, max_length=128, description="Your own reference")
-
-    _types = field_validator("event_types")(_event_types)
-    _mailboxes = field_validator("mailbox_ids")(_mailbox_ids)
-
-
-class UpdateWebhook(Strict):
-    url: str | None = Field(default=None, min_length=1, max_length=2048)
-    event_types: list[str] | None = Field(default=None, min_length=1, max_length=len(EVENT_TYPES))
-    mailbox_ids: list[str] | None = Field(default=None, max_length=MAX_MAILBOX_FILTER)
-    enabled: bool | None = None
-    description: str | None = Field(default=None, max_length=500)
-
-    @field_validator("event_types")
-    @classmethod
-    def known_types(cls, value: list[str] | None) -> list[str] | None:
-        return None if value is None else _event_types(value)
-
-    @field_validator("mailbox_ids")
-    @classmethod
-    def mailbox_ids_ok(cls, value: list[str] | None) -> list[str] | None:
-        return None if value is None else _mailbox_ids(value)
-
-
-class Replay(Strict):
-    since: AwareDatetime = Field(description="ISO 8601 with a time zone; events from this time")
-    until: AwareDatetime | None = Field(default=None, description="Up to this time (default: now)")
-    include_succeeded: bool = Field(default=False, description="Also re-send events already delivered")
-    cursor: str | None = Field(default=None, max_length=2048, description="next_cursor of the last call")
-
-
-class WebhookView(BaseModel):
-    id: str
-    url: str
-    event_types: list[str]
-    mailbox_ids: list[str]
-    enabled: bool
-    description: str | None
-    client_id: str | None
-    disabled_reason: str | None = Field(description="manual, endpoint_gone (410) or failing_continuously")
-    disabled_at: str | None
-    failing_since: str | None = Field(description="First failure with no success since")
-    secret_last_four: str | None
-    secret_rotated_at: str | None
-    previous_secret_expires_at: str | None
-    delivery_count: int
-    created_at: str
-    updated_at: str
-
-
-class WebhookWithSecret(WebhookView):
-    secret: str = Field(description="whsec_...: shown once. Verify deliveries with it.")
-
-
-class Attempt(BaseModel):
-    attempt: int
-    at: str | None
-    status_code: int | None
-    duration_ms: int | None
-    error: str | None
-    response: str | None
-    trigger: str | None
-
-
-class DeliveryView(BaseModel):
-    id: str
-    webhook_id: str
-    event_id: str
-    event_type: str
-    event_created_at: str | None
-    state: str = Field(description="pending, succeeded or failed")
-    failure_reason: str | None
-    attempt_count: int
-    next_attempt_at: str | None
-    last_attempt_at: str | None
-    completed_at: str | None
-    trigger: str | None
-    attempts: list[Attempt]
-    created_at: str
-    updated_at: str
-
-
-class TestSent(BaseModel):
-    event_id: str
-    event_type: str
-    delivery_id: str
-    webhook_id: str
-    created_at: str
-
-
-class ReplayView(BaseModel):
-    scanned: int
-    matched: int
-    replayed: int
-    skipped: int
-    next_cursor: str | None
-
-
-def _load(table: Table, principal: Principal, webhook_id: str) -> Item:
-    return service.load(table, principal.org_id, webhook_id)
-
-
-def _disabled() -> MailroomError:
-    return errors.conflict(
-        "The webhook is disabled.",
-        code="webhook_disabled",
-        hint='Enable it with PATCH {"enabled": true} first.',
-    )
-
-
-@router.get("/webhooks", name="webhook.list", response_model=ListOf[WebhookView], summary="List webhooks")
-async def list_webhooks(
-    request: Request,
-    principal: Annotated[Principal, Depends(READ)],
-    page_query: Annotated[pagination.PageQuery, Depends(pagination.page_query)],
-) -> dict[str, Any]:
-    table = Table()
-    page = store.list_page(table, principal.org_id, per_page=page_query.per_page, cursor=page_query.cursor)
-    org = organizations.get(table, principal.org_id) or {}
     return pagination.envelope(
-        request,
-        page,
-        [service.webhook_view(w) for w in page.items],
-        per_page=page_query.per_page,
-        total=int(org.get("webhook_count", 0)),
+        request, listing.page, listing.views, per_page=page_query.per_page, total=listing.total
     )
 
 
@@ -182,18 +73,20 @@ async def list_webhooks(
     status_code=201,
     response_model=One[WebhookWithSecret],
     summary="Create a webhook (its secret is returned once)",
+    responses=errors(
+        e422="invalid_webhook_url, webhook_url_unresolvable, webhook_url_not_allowed (a private "
+        "address), unknown_mailbox, webhook_limit_reached, validation_error (e.g. an unknown event type)"
+    ),
 )
-async def create_webhook(
-    body: CreateWebhook, request: Request, principal: Annotated[Principal, Depends(WRITE)]
-) -> dict[str, Any]:
-    url = await service.valid_url(body.url)
-    table = Table()
-    service.check_mailboxes(table, principal.org_id, body.mailbox_ids)
-    item, secret = service.add_webhook(
-        table,
+async def create_webhook(body: WebhookCreate, request: Request, principal: Writer) -> dict[str, Any]:
+    """Subscribe an https endpoint to event types, optionally only for some mailboxes. Events are
+    POSTed to it signed per Standard Webhooks with the `secret` answered here, and only here: keep
+    it. Failed deliveries are retried on a schedule; an endpoint failing for days is disabled."""
+    item, view = await webhooks.create(
+        Table(),
         principal.org_id,
-        service.NewWebhook(
-            url=url,
+        webhooks.NewWebhook(
+            url=body.url,
             event_types=body.event_types,
             mailbox_ids=body.mailbox_ids,
             enabled=body.enabled,
@@ -201,15 +94,20 @@ async def create_webhook(
             client_id=body.client_id,
         ),
     )
-    audit_target(request, "webhook", item["id"], url=url)
-    return one({**service.webhook_view(item), "secret": secret})
+    audit_target(request, "webhook", item["id"], url=item["url"])
+    return one(view)
 
 
 @router.get(
-    "/webhooks/{webhook_id}", name="webhook.get", response_model=One[WebhookView], summary="Get a webhook"
+    "/webhooks/{webhook_id}",
+    name="webhook.get",
+    response_model=One[WebhookView],
+    summary="Get a webhook",
+    responses=errors(e404=WEBHOOK_404),
 )
-async def get_webhook(webhook_id: str, principal: Annotated[Principal, Depends(READ)]) -> dict[str, Any]:
-    return one(service.webhook_view(_load(Table(), principal, webhook_id)))
+async def get_webhook(webhook: ReadableWebhook) -> dict[str, Any]:
+    """One webhook endpoint with its subscription and health; never its secret."""
+    return one(webhooks.webhook_view(webhook))
 
 
 @router.patch(
@@ -217,28 +115,31 @@ async def get_webhook(webhook_id: str, principal: Annotated[Principal, Depends(R
     name="webhook.update",
     response_model=One[WebhookView],
     summary="Change the URL, event types, mailbox filter, enabled or description",
+    responses=errors(
+        e404=WEBHOOK_404,
+        e422="invalid_webhook_url, webhook_url_unresolvable, webhook_url_not_allowed, unknown_mailbox, "
+        "validation_error (e.g. a null other than description)",
+    ),
 )
-async def update_webhook(
-    webhook_id: str,
-    body: UpdateWebhook,
-    request: Request,
-    principal: Annotated[Principal, Depends(WRITE)],
-) -> dict[str, Any]:
-    table = Table()
-    webhook = _load(table, principal, webhook_id)
-    audit_target(request, "webhook", webhook_id)
+async def update_webhook(body: WebhookUpdate, webhook: WritableWebhook) -> dict[str, Any]:
+    """Change only the fields sent. `enabled: true` re-enables a disabled webhook (clearing
+    `disabled_reason` and its failure clock); `enabled: false` pauses it."""
     changes = {name: getattr(body, name) for name in body.model_fields_set}
-    updated = await service.patch_webhook(table, webhook, changes, nullable=("description",))
-    return one(service.webhook_view(updated))
+    updated = await webhooks.patch_webhook(Table(), webhook, changes, nullable=("description",))
+    return one(webhooks.webhook_view(updated))
 
 
-@router.delete("/webhooks/{webhook_id}", name="webhook.delete", status_code=204, summary="Delete a webhook")
-async def delete_webhook(
-    webhook_id: str, request: Request, principal: Annotated[Principal, Depends(WRITE)]
-) -> Response:
+@router.delete(
+    "/webhooks/{webhook_id}",
+    name="webhook.delete",
+    status_code=204,
+    summary="Delete a webhook",
+    responses=errors(e404=WEBHOOK_404),
+)
+async def delete_webhook(webhook_id: WebhookId, request: Request, principal: Writer) -> Response:
+    """Stop sending events to this endpoint. Its delivery history expires with its retention."""
     audit_target(request, "webhook", webhook_id)
-    if not store.delete(Table(), principal.org_id, webhook_id):
-        raise errors.not_found("Webhook")
+    webhooks.delete_webhook(Table(), principal.org_id, webhook_id)
     return Response(status_code=204)
 
 
@@ -247,22 +148,14 @@ async def delete_webhook(
     name="webhook.rotate_secret",
     response_model=One[WebhookWithSecret],
     summary="New secret; the previous one keeps signing for 24 hours",
+    responses=errors(
+        e404=WEBHOOK_404, e409="concurrent_rotation: another rotation happened at the same time"
+    ),
 )
-async def rotate_secret(
-    webhook_id: str, request: Request, principal: Annotated[Principal, Depends(WRITE)]
-) -> dict[str, Any]:
-    table = Table()
-    webhook = _load(table, principal, webhook_id)
-    audit_target(request, "webhook", webhook_id)
-    try:
-        item, secret = service.rotate_secret(table, webhook)
-    except service.ConcurrentChange as exc:
-        raise errors.conflict(
-            "The secret was rotated by another request at the same time.",
-            code="concurrent_rotation",
-            hint="Send the request again (with a new Idempotency-Key) to rotate once more.",
-        ) from exc
-    return one({**service.webhook_view(item), "secret": secret})
+async def rotate_secret(webhook: WritableWebhook) -> dict[str, Any]:
+    """A new signing secret, answered once. For 24 hours every delivery carries two signatures
+    (new and previous secret), so the receiver can switch without missing one."""
+    return one(webhooks.rotate(Table(), webhook))
 
 
 @router.post(
@@ -271,23 +164,12 @@ async def rotate_secret(
     status_code=202,
     response_model=One[TestSent],
     summary="Send a webhook.test event to this webhook (delivered like any event)",
+    responses=errors(e404=WEBHOOK_404),
 )
-async def test_webhook(
-    webhook_id: str, request: Request, principal: Annotated[Principal, Depends(WRITE)]
-) -> dict[str, Any]:
-    table = Table()
-    webhook = _load(table, principal, webhook_id)
-    audit_target(request, "webhook", webhook_id)
-    event = service.send_test(table, webhook)
-    return one(
-        {
-            "event_id": event["event_id"],
-            "event_type": event["event_type"],
-            "delivery_id": deliveries.delivery_id_for(event["event_id"]),
-            "webhook_id": webhook_id,
-            "created_at": event["created_at"],
-        }
-    )
+async def test_webhook(webhook: WritableWebhook) -> dict[str, Any]:
+    """Queue a `webhook.test` event for this endpoint only (even when disabled or not subscribed
+    to anything else); follow it with GET .../deliveries/{delivery_id}."""
+    return one(webhook_deliveries.test_event(Table(), webhook))
 
 
 @router.get(
@@ -295,24 +177,18 @@ async def test_webhook(
     name="webhook.deliveries",
     response_model=ListOf[DeliveryView],
     summary="Deliveries, newest event first, each with its attempts",
+    responses=errors(e404=WEBHOOK_404, e422="invalid_cursor, validation_error"),
 )
 async def list_deliveries(
-    webhook_id: str,
-    request: Request,
-    principal: Annotated[Principal, Depends(READ)],
-    page_query: Annotated[pagination.PageQuery, Depends(pagination.page_query)],
+    request: Request, webhook: ReadableWebhook, page_query: PageParams
 ) -> dict[str, Any]:
-    table = Table()
-    webhook = _load(table, principal, webhook_id)
-    page = deliveries.list_page(
-        table, principal.org_id, webhook_id, per_page=page_query.per_page, cursor=page_query.cursor
+    """What was sent to this endpoint in the last 30 days: each event's delivery, its state and
+    attempts (status code, duration, error). `meta.total` counts every delivery ever created."""
+    listing = webhook_deliveries.list_deliveries(
+        Table(), webhook, per_page=page_query.per_page, cursor=page_query.cursor
     )
     return pagination.envelope(
-        request,
-        page,
-        [service.delivery_view(d) for d in page.items],
-        per_page=page_query.per_page,
-        total=int(webhook.get("delivery_count", 0)),
+        request, listing.page, listing.views, per_page=page_query.per_page, total=listing.total
     )
 
 
@@ -321,16 +197,13 @@ async def list_deliveries(
     name="webhook.delivery",
     response_model=One[DeliveryView],
     summary="One delivery and its attempts",
+    responses=errors(e404=DELIVERY_404),
 )
-async def get_delivery(
-    webhook_id: str, delivery_id: str, principal: Annotated[Principal, Depends(READ)]
-) -> dict[str, Any]:
-    table = Table()
-    _load(table, principal, webhook_id)
-    delivery = deliveries.get(table, principal.org_id, webhook_id, delivery_id)
-    if delivery is None:
-        raise errors.not_found("Delivery")
-    return one(service.delivery_view(delivery))
+async def get_delivery(webhook: ReadableWebhook, delivery_id: DeliveryId) -> dict[str, Any]:
+    """A delivery's state and its newest 25 attempts."""
+    return one(
+        webhook_deliveries.delivery_view(webhook_deliveries.load_delivery(Table(), webhook, delivery_id))
+    )
 
 
 @router.post(
@@ -339,30 +212,18 @@ async def get_delivery(
     status_code=202,
     response_model=One[DeliveryView],
     summary="Attempt a delivery again now (same webhook-id), with a fresh retry schedule",
+    responses=errors(
+        e404=DELIVERY_404,
+        e409="webhook_disabled (enable it first), event_expired (past the 30 days' retention)",
+    ),
 )
 async def retry_delivery(
-    webhook_id: str,
-    delivery_id: str,
-    request: Request,
-    principal: Annotated[Principal, Depends(WRITE)],
+    request: Request, webhook: WritableWebhook, delivery_id: DeliveryId
 ) -> dict[str, Any]:
-    table = Table()
-    webhook = _load(table, principal, webhook_id)
-    audit_target(request, "webhook_delivery", delivery_id, webhook_id=webhook_id)
-    delivery = deliveries.get(table, principal.org_id, webhook_id, delivery_id)
-    if delivery is None:
-        raise errors.not_found("Delivery")
-    if not webhook.get("enabled"):
-        raise _disabled()
-    try:
-        restarted = service.retry_delivery(table, webhook, delivery)
-    except service.EventExpired as exc:
-        raise errors.conflict(
-            "The delivery's event is past its retention; it cannot be sent again.", code="event_expired"
-        ) from exc
-    except LookupError as exc:
-        raise errors.not_found("Delivery") from exc
-    return one(service.delivery_view(restarted))
+    """Send one delivery again now, whatever its state, with its own retry schedule. The request
+    carries the same `webhook-id`, so a receiver that deduplicates sees it as the same event."""
+    audit_target(request, "webhook_delivery", delivery_id, webhook_id=webhook["id"])
+    return one(webhook_deliveries.retry(Table(), webhook, delivery_id))
 
 
 @router.post(
@@ -371,35 +232,23 @@ async def retry_delivery(
     status_code=202,
     response_model=One[ReplayView],
     summary="Send again the events since a time that this webhook did not receive",
+    responses=errors(
+        e404=WEBHOOK_404,
+        e409="webhook_disabled: enable it first",
+        e422="validation_error: since after until, older than 30 days, or without a time zone",
+    ),
 )
-async def replay(
-    webhook_id: str, body: Replay, request: Request, principal: Annotated[Principal, Depends(WRITE)]
-) -> dict[str, Any]:
-    table = Table()
-    webhook = _load(table, principal, webhook_id)
-    audit_target(request, "webhook", webhook_id, since=body.since.isoformat())
-    if not webhook.get("enabled"):
-        raise _disabled()
-    now = clock.utcnow()
-    until = body.until or now
-    if body.since > until:
-        raise errors.validation("since must not be after until", field="since")
-    if body.since < now - timedelta(seconds=EVENT_RETENTION_SECONDS):
-        raise errors.validation("events are kept 30 days; since is older than that", field="since")
-    result = service.replay(
-        table,
+async def replay(body: Replay, request: Request, webhook: WritableWebhook) -> dict[str, Any]:
+    """After an outage: re-send the events of a time range this endpoint subscribes to and never
+    received (or whose delivery failed; every one with `include_succeeded`). At most 500 events
+    are read per call: call again with `next_cursor` while it is not null."""
+    audit_target(request, "webhook", webhook["id"], since=body.since.isoformat())
+    result = webhook_deliveries.replay_range(
+        Table(),
         webhook,
         since=body.since,
-        until=until,
+        until=body.until,
         include_succeeded=body.include_succeeded,
         cursor=body.cursor,
     )
-    return one(
-        {
-            "scanned": result.scanned,
-            "matched": result.matched,
-            "replayed": result.replayed,
-            "skipped": result.skipped,
-            "next_cursor": result.next_cursor,
-        }
-    )
+    return one(result)

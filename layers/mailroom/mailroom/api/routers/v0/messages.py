@@ -15,11 +15,11 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from mailroom.api.mailbox_access import BoundMailbox, require_inbox
 from mailroom.api.pipeline import api_router, audit_target
-from mailroom.api.routers.messages import Label
+from mailroom.api.schemas.messages import Label
 from mailroom.api.v0_pages import PageParams, page_body, page_params
-from mailroom.services import messages as v1_messages
 from mailroom.services import sending
 from mailroom.services import v0_mail as service
+from mailroom.services.message_detail import load_message
 from mailroom.store.mail import MAX_LABELS
 from mailroom.store.table import Table
 
@@ -214,7 +214,7 @@ async def list_messages(bound: Reader, pages: Pages) -> dict[str, Any]:
 )
 async def get_message(message_id: MessageId, bound: Reader) -> dict[str, Any]:
     table = Table()
-    return service.message_view(v1_messages.load_message(table, bound.mailbox, message_id))
+    return service.message_view(load_message(table, bound.mailbox, message_id))
 
 
 @router.patch(
@@ -298,5 +298,5 @@ async def get_attachment(
     attachment_id: Annotated[str, Path(alias="attachmentId", min_length=1, max_length=64)],
     bound: Reader,
 ) -> dict[str, Any]:
-    message = v1_messages.load_message(Table(), bound.mailbox, message_id)
+    message = load_message(Table(), bound.mailbox, message_id)
     return service.attachment(message, attachment_id)
