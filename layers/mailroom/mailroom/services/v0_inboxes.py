@@ -16,6 +16,7 @@ from typing import Any
 from mailroom import errors
 from mailroom.services import deletion, mailboxes, platform_domain
 from mailroom.store import mailboxes as store
+from mailroom.store import organizations
 from mailroom.store.table import Item, Table
 
 MAX_ID_LENGTH = 64  # longer is no id of ours: not found, without asking DynamoDB
@@ -79,7 +80,7 @@ def create_inbox(table: Table, org_id: str, request: NewInbox) -> Item:
 def list_inboxes(table: Table, org_id: str, *, offset: int, limit: int) -> tuple[list[dict[str, Any]], int]:
     """(this page of inboxes in id order, the organization's maintained ``mailbox_count``)."""
     items = store.window(table, org_id, offset=offset, limit=limit)
-    org = mailboxes.load_org(table, org_id)
+    org = organizations.get(table, org_id) or {}
     return [inbox_view(m) for m in items], max(0, int(org.get("mailbox_count", 0)))
 
 

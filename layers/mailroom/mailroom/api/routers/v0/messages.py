@@ -226,8 +226,8 @@ MESSAGE_NOT_FOUND = "not_found: no such inbox, or no such message in it"
 )
 async def send_message(body: V0SendBody, request: Request, bound: Sender) -> dict[str, Any]:
     """Send a new email from the inbox: text and/or HTML, Cc, Bcc, Reply-To, custom headers, and
-    attachments given as base64 `content` or a `url` to fetch. It starts a new thread (or joins one
-    through its headers) and is kept as a sent message of the inbox. Returns the ids."""
+    attachments given as base64 `content` or a `url` to fetch. It is kept in the inbox as a sent
+    message, threaded like received mail. Returns its ids."""
     mailbox = bound.mailbox
     audit_target(request, "mailbox", mailbox["id"], address=mailbox["address"])
     send_request = sending.SendRequest(
