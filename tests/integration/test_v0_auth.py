@@ -331,6 +331,67 @@ def test_the_openapi_document_covers_v0(org: NewOrganization) -> None:
     assert "inai_" in spec["components"]["securitySchemes"]["bearer"]["description"]
 
 
+def _schema_name(response: dict[str, Any]) -> str:
+    return str(response["content"]["application/json"]["schema"]["$ref"]).rsplit("/", 1)[-1]
+
+
+def _times(schema: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    return [
+        (name, prop)
+        for name, prop in schema.get("properties", {}).items()
+        if name.endswith("_at") or name.endswith("timestamp")
+    ]
+
+
+def test_every_v0_operation_is_documented_for_clients(org: NewOrganization) -> None:
+    """What client generators and the MCP server build on: per operation a summary and description,
+    the bearer requirement, one success with a v0 model (or 204 without a body), its own 404, v0
+    errors only, the optional Idempotency-Key on changes, and request bodies that refuse unknown
+    fields."""
+    spec = call("openapi", "GET", "/api/openapi.json", public=True).json()
+    schemas = spec["components"]["schemas"]
+    operations = [
+        (method, path, operation)
+        for path, item in spec["paths"].items()
+        if path.startswith("/api/v0/")
+        for method, operation in item.items()
+    ]
+    assert len(operations) == 30
+    for method, path, operation in operations:
+        where = f"{method.upper()} {path}"
+        assert operation["summary"] and len(operation["description"]) > 40, where
+        assert operation["security"] == [{"bearer": []}], where
+        responses = operation["responses"]
+        (success,) = [status for status in responses if status.startswith("2")]
+        if method == "delete":
+            assert success == "204" and "content" not in responses["204"], where
+        else:
+            assert success == "200" and _schema_name(responses["200"]).startswith(("V0", "PageOf_V0")), where
+        for status, response in responses.items():
+            if int(status) >= 400 and status != "413":
+                assert _schema_name(response) == "V0Error", (where, status)
+        if "{" in path:
+            assert responses["404"]["description"].startswith("not_found: no such"), where
+        parameters = {p["name"]: p for p in operation.get("parameters", [])}
+        if method in ("post", "patch", "delete"):
+            assert parameters["Idempotency-Key"]["required"] is False, where
+        if "requestBody" in operation:
+            body = schemas[_schema_name(operation["requestBody"])]
+            assert body["additionalProperties"] is False, where
+    for name, schema in schemas.items():
+        if name.startswith("V0") and name != "V0Error":
+            for field, prop in _times(schema):
+                shapes = prop.get("anyOf", [prop])
+                assert {"type": "string", "format": "date-time"}.items() <= shapes[0].items(), (name, field)
+    assert schemas["V0CreateInbox"]["properties"]["username"]["pattern"]
+    assert set(schemas["V0Domain"]["properties"]["status"]["enum"]) == {"PENDING", "VERIFIED"}
+    assert "message.received" in schemas["V0CreateWebhook"]["properties"]["event_types"]["items"]["enum"]
+    send = spec["paths"]["/api/v0/inboxes/{inboxId}/messages/send"]["post"]["responses"]
+    assert {"403", "404", "422", "502", "503"} <= set(send) and "ses_unavailable" in send["502"][
+        "description"
+    ]
+
+
 # --- the operator CLI -------------------------------------------------------------------------------------
 
 

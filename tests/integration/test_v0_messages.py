@@ -22,6 +22,7 @@ from mailroom.services.organizations import NewOrganization
 from mailroom.settings import get_settings
 from mailroom.store import aws
 from mailroom.store import mail as store
+from mailroom.store.errors import SendingPaused, SendRefused, StoreError, Throttled, Unreachable
 from mailroom.store.table import Table
 from tests.support.agent_mail import (
     WHEN,
@@ -213,6 +214,29 @@ def test_invalid_sends_are_422_in_the_v0_shape(world: World, body: dict[str, Any
         v0(world.token, "POST", f"/inboxes/{world.alice.id}/messages/send", body), 422, "ValidationError"
     )
     assert any(field in e["field"] for e in error["errors"]), error
+
+
+@pytest.mark.parametrize(
+    ("failure", "status", "name"),
+    [
+        (SendRefused("Message rejected: virus"), 422, "ValidationError"),
+        (Throttled("Maximum sending rate exceeded"), 503, "ServiceUnavailableError"),
+        (SendingPaused("Sending paused for this account"), 503, "ServiceUnavailableError"),
+        (Unreachable("Could not connect to the endpoint URL"), 502, "BadGatewayError"),
+    ],
+)
+def test_a_send_ses_does_not_take_is_a_documented_v0_error_and_stores_nothing(
+    world: World, monkeypatch: pytest.MonkeyPatch, failure: StoreError, status: int, name: str
+) -> None:
+    from mailroom.store import ses_outbound
+
+    def failing(*args: Any, **kwargs: Any) -> str:
+        raise failure
+
+    monkeypatch.setattr(ses_outbound, "send_raw", failing)
+    path = f"/inboxes/{world.alice.id}/messages/send"
+    v0_error(v0(world.token, "POST", path, {"to": "x@example.com", "text": "hi"}), status, name)
+    assert ok0(v0(world.token, "GET", f"/inboxes/{world.alice.id}/messages"))["total"] == 0
 
 
 # --- attachments by URL --------------------------------------------------------------------------

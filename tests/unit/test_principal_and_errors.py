@@ -10,6 +10,7 @@ from starlette.requests import Request
 from mailroom.api.errors import ApiError, render
 from mailroom.api.principal import from_authorizer_context
 from mailroom.domain.tokens import TokenType
+from mailroom.errors import UpstreamFailed
 
 CONTEXT = {
     "org_id": "org_1",
@@ -70,3 +71,13 @@ def test_v1_envelope() -> None:
 def test_v0_envelope() -> None:
     response = render(request_for("/api/v0/inboxes"), ApiError(404, "not_found", "Inbox not found"))
     assert json.loads(response.body) == {"name": "NotFoundError", "message": "Inbox not found"}
+
+
+def test_v0_names_an_upstream_failure() -> None:
+    failure = UpstreamFailed("ses_unavailable", "SES could not be reached; nothing was sent.", retryable=True)
+    response = render(request_for("/api/v0/inboxes/mbx_1/messages/send"), failure)
+    assert response.status_code == 502
+    assert json.loads(response.body) == {
+        "name": "BadGatewayError",
+        "message": "SES could not be reached; nothing was sent.",
+    }

@@ -94,6 +94,7 @@ _V0_NAMES = {
     422: "ValidationError",
     429: "RateLimitError",
     500: "InternalServerError",
+    502: "BadGatewayError",
     503: "ServiceUnavailableError",
 }
 

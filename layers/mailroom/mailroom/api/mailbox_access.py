@@ -18,10 +18,12 @@ from typing import Annotated
 
 from fastapi import Path, Request
 
+from mailroom import errors
 from mailroom.api.errors import ApiError
 from mailroom.api.principal import current, require, unauthenticated
 from mailroom.domain.principal import Principal
 from mailroom.domain.tokens import TokenType
+from mailroom.services import v0_inboxes
 from mailroom.store import mailboxes
 from mailroom.store.table import Item, Table
 
@@ -59,10 +61,6 @@ INBOX_SCOPES: dict[str, dict[TokenType, str]] = {
 }
 
 
-def inbox_not_found() -> ApiError:
-    return ApiError(404, "not_found", "Inbox not found", hint="Check the inbox id; ids are case-sensitive.")
-
-
 def require_inbox(action: str) -> Callable[[Request, str], BoundMailbox]:
     """``/api/v0/inboxes/{inboxId}/...``: the inbox (a mailbox) named in the path, if the caller's
     token may do ``action`` (read, write, send) there. An inbox of another organization, or another
@@ -76,10 +74,9 @@ def require_inbox(action: str) -> Callable[[Request, str], BoundMailbox]:
             raise ApiError(403, "wrong_token_type", "This token cannot act on inboxes.")
         require(scope, token_type=principal.token_type)(request)
         if principal.token_type is TokenType.MESSAGE and principal.mailbox_id != inbox_id:
-            raise inbox_not_found()
-        mailbox = mailboxes.get(Table(), principal.org_id, inbox_id) if len(inbox_id) <= 64 else None
-        if mailbox is None:
-            raise inbox_not_found()
-        return BoundMailbox(principal=principal, mailbox=mailbox)
+            raise errors.not_found("Inbox")
+        return BoundMailbox(
+            principal=principal, mailbox=v0_inboxes.load_inbox(Table(), principal.org_id, inbox_id)
+        )
 
     return dependency

@@ -2,18 +2,16 @@
 ``{"data", "total", "page", "page_size"}`` in the response (agentmail-v0-api.txt).
 
 v1 pages with cursors; v0 numbers its pages, so a page is found by skipping ``offset`` items of
-the same ordered query. Totals come from maintained counts wherever one exists.
+the same ordered query. Totals come from maintained counts.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import dataclass
-from itertools import islice
 from typing import Annotated, Any, Generic, TypeVar
 
 from fastapi import Query
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 MAX_PAGE_SIZE = 100
 DEFAULT_PAGE_SIZE = 20
@@ -31,10 +29,6 @@ class PageParams:
     def offset(self) -> int:
         return (self.page - 1) * self.page_size
 
-    def slice(self, items: Iterable[T]) -> list[T]:
-        """This page of an ordered stream of items (reads only as far as the page's end)."""
-        return list(islice(items, self.offset, self.offset + self.page_size))
-
 
 def page_params(
     page: Annotated[int, Query(ge=1, le=MAX_PAGE, description="Page number, from 1.")] = 1,
@@ -48,21 +42,11 @@ def page_params(
 class PageOf(BaseModel, Generic[T]):
     """A numbered page as the reference shows it (the response model of v0 list endpoints)."""
 
-    data: list[T]
-    total: int
-    page: int
-    page_size: int
+    data: list[T] = Field(description="This page's items; empty past the last page.")
+    total: int = Field(ge=0, description="How many items there are in all pages.")
+    page: int = Field(ge=1, le=MAX_PAGE, description="This page's number, as requested.")
+    page_size: int = Field(ge=1, le=MAX_PAGE_SIZE, description="The page size, as requested.")
 
 
 def page_body(data: list[Any], *, total: int, params: PageParams) -> dict[str, Any]:
     return {"data": data, "total": total, "page": params.page, "page_size": params.page_size}
-
-
-def counted(items: Iterable[T], params: PageParams) -> tuple[list[T], int]:
-    """(this page, total) of an ordered stream that has no maintained count: reads it to its end."""
-    page: list[T] = []
-    total = 0
-    for total, item in enumerate(items, start=1):
-        if params.offset < total <= params.offset + params.page_size:
-            page.append(item)
-    return page, total

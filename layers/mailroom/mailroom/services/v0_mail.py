@@ -36,6 +36,8 @@ from mailroom.services.message_downloads import attachment_link
 from mailroom.store import mail as store
 from mailroom.store.table import Item, Table
 
+MAX_LABELS = sending.MAX_LABELS
+MAX_LABEL_CHARS = sending.MAX_LABEL_CHARS
 DOWNLOAD_URL_SECONDS = 3600
 MAX_URL_ATTACHMENTS = 10
 THREAD_PAGE = 100  # messages per Query while reading a whole thread
@@ -148,6 +150,16 @@ def thread_item(thread: Item) -> dict[str, Any]:
 # --- reading -----------------------------------------------------------------------------------
 
 
+def load_message(table: Table, mailbox: Item, message_id: str) -> Item:
+    """The inbox's message, or 404 (a message of another inbox is not found either)."""
+    return message_detail.load_message(table, mailbox, message_id)
+
+
+def load_thread(table: Table, mailbox: Item, thread_id: str) -> Item:
+    """The inbox's thread, or 404 (also once its last message is gone)."""
+    return threads.load_thread(table, mailbox, thread_id)
+
+
 def list_messages(
     table: Table, mailbox: Item, *, offset: int, limit: int
 ) -> tuple[list[dict[str, Any]], int]:
@@ -197,11 +209,10 @@ def thread_messages(table: Table, mailbox: Item, thread_id: str) -> Iterator[lis
             return
 
 
-def thread_detail(table: Table, mailbox: Item, thread_id: str) -> dict[str, Any]:
+def thread_detail(table: Table, mailbox: Item, thread: Item) -> dict[str, Any]:
     """The thread with all its messages in order. Bodies count against v1's thread budget
     (``threads.THREAD_BODY_BUDGET``: a Lambda response is at most 6 MB); once it is spent, later
     messages have ``text: null`` (GET the message for it)."""
-    thread = threads.load_thread(table, mailbox, thread_id)
     budget = threads.THREAD_BODY_BUDGET
     shown: list[dict[str, Any]] = []
     for page in thread_messages(table, mailbox, thread["id"]):
@@ -223,18 +234,16 @@ def thread_detail(table: Table, mailbox: Item, thread_id: str) -> dict[str, Any]
 # --- changing ----------------------------------------------------------------------------------
 
 
-def set_labels(table: Table, mailbox: Item, message_id: str, labels: Sequence[str]) -> dict[str, Any]:
+def set_labels(table: Table, message: Item, labels: Sequence[str]) -> dict[str, Any]:
     """Replace the message's labels (v1's PATCH ``labels``); returns the message in full."""
-    message = message_detail.load_message(table, mailbox, message_id)
     changed = message_changes.apply_change(table, message, message_changes.set_flags(None, None, labels))
     return message_view(changed)
 
 
-def delete_thread(table: Table, mailbox: Item, thread_id: str) -> None:
+def delete_thread(table: Table, mailbox: Item, thread: Item) -> None:
     """Delete the thread and every message in it for good (v1's removal from Trash: DynamoDB with
     every counter, then S3; the emptied thread is dropped with them). A message arriving in the
     thread meanwhile stays, with its thread."""
-    thread = threads.load_thread(table, mailbox, thread_id)
     for page in thread_messages(table, mailbox, thread["id"]):
         if page:
             message_removal.purge(table, page)

@@ -1,14 +1,5 @@
-"""``/api/v0/domains``: custom domains, their DNS records and verification (agentmail-v0-api.txt).
-
-The same domains as ``/api/v1/domains`` (services/domains.py: BYODKIM identity in SES, records,
-the DNS check through ``MAILROOM_DNS_RESOLVER``), shown the v0 way:
-
-* ``domain_id`` is the domain name (v0 has no other id for a domain);
-* ``status`` is ``VERIFIED`` or ``PENDING`` (v1's ``failed`` is not verified: ``PENDING``);
-* ``records`` are the records to publish, each ``{type, name, value, status, priority}`` with
-  ``status`` ``VALID`` or ``MISSING`` (v1's ``INVALID``, something else published there, is a
-  required record that is still missing). Mailroom sends through SES, so the records are SES's:
-  MX for receiving, MX and SPF on the ``bounce.`` MAIL FROM domain, the DKIM key and DMARC.
+"""``/api/v0/domains``: custom domains, their DNS records and verification (agentmail-v0-api.txt;
+services/v0_domains.py): the same domains as ``/api/v1/domains``, shown the v0 way.
 
 Scopes, for v1 ops tokens used here: those of the same v1 action (reading a domain shows its
 records, so it takes ``domains:read`` and ``domains:dns:read``).
@@ -21,27 +12,35 @@ from typing import Annotated, Any, Literal
 from fastapi import Depends, Path, Request, Response
 from pydantic import BaseModel, Field, field_validator
 
-from mailroom import errors
-from mailroom.api.models import Strict
+from mailroom.api.models import Strict, errors
 from mailroom.api.pipeline import api_router, audit_target
 from mailroom.api.principal import require
+from mailroom.api.v0_models import Timestamp, idempotent
 from mailroom.api.v0_pages import PageOf, PageParams, page_body, page_params
-from mailroom.domain.domain_names import InvalidDomainName, normalize_domain
+from mailroom.domain.domain_names import normalize_domain
 from mailroom.domain.principal import Principal
-from mailroom.services import domains as service
-from mailroom.store import domains as store
-from mailroom.store import organizations
+from mailroom.services import v0_domains as service
 from mailroom.store.table import Item, Table
 
 router = api_router("/api/v0/domains", tags=["v0 domains"])
 Pages = Annotated[PageParams, Depends(page_params)]
-Reader = Annotated[Principal, Depends(require("domains:read", "domains:dns:read"))]
-DomainId = Annotated[str, Path(alias="domainId", description="The domain name")]
+READ_SCOPES = ("domains:read", "domains:dns:read")
+Reader = Annotated[Principal, Depends(require(*READ_SCOPES))]
+DomainId = Annotated[
+    str, Path(alias="domainId", description="The domain name (its domain_id); any case, unicode or punycode")
+]
+NOT_FOUND = "not_found: no such domain in this organization (the platform domain is not one)"
 
 
-class CreateDomain(Strict):
-    domain: str = Field(min_length=1, max_length=300, description="e.g. yourdomain.com; IDN accepted")
-    feedback_enabled: bool = True
+class V0CreateDomain(Strict):
+    domain: str = Field(
+        min_length=1,
+        max_length=300,
+        description="A DNS name with at least two labels, e.g. yourdomain.com; internationalized names "
+        "are accepted and stored in punycode. Checked by the server (422 naming `domain` otherwise).",
+        examples=["yourdomain.com"],
+    )
+    feedback_enabled: bool = Field(default=True, description="Receive bounce and complaint feedback")
 
     @field_validator("domain")
     @classmethod
@@ -49,108 +48,126 @@ class CreateDomain(Strict):
         return normalize_domain(value)  # InvalidDomainName is a ValueError: 422 on this field
 
 
-class DnsRecord(BaseModel):
-    type: str
-    name: str
+class V0DnsRecord(BaseModel):
+    type: Literal["MX", "TXT"]
+    name: str = Field(examples=["yourdomain.com"])
     value: str
-    status: Literal["MISSING", "VALID"]
-    priority: int | None
+    status: Literal["MISSING", "VALID"] = Field(description="VALID once the DNS check found it as required")
+    priority: int | None = Field(description="MX priority; null for TXT")
 
 
-class Domain(BaseModel):
-    domain_id: str
-    status: Literal["PENDING", "VERIFIED"]
+class V0Domain(BaseModel):
+    domain_id: str = Field(description="The domain name", examples=["yourdomain.com"])
+    status: Literal["PENDING", "VERIFIED"] = Field(description="VERIFIED once every record is VALID")
     feedback_enabled: bool
-    records: list[DnsRecord]
-    created_at: str
-    updated_at: str
+    records: list[V0DnsRecord] = Field(
+        description="What to publish: MX for receiving, MX and SPF on the bounce. MAIL FROM domain, the "
+        "DKIM key, DMARC"
+    )
+    created_at: Timestamp
+    updated_at: Timestamp
 
 
-def domain_view(domain: Item) -> dict[str, Any]:
-    return {
-        "domain_id": domain["domain"],
-        "status": "VERIFIED" if domain["status"] == "verified" else "PENDING",
-        "feedback_enabled": bool(domain.get("feedback_enabled", True)),
-        "records": [
-            {
-                "type": record["type"],
-                "name": record["name"],
-                "value": record["value"],
-                "status": "VALID" if record["status"] == "VALID" else "MISSING",
-                "priority": record["priority"],
-            }
-            for record in service.records_view(domain)
-        ],
-        "created_at": domain["created_at"],
-        "updated_at": domain["updated_at"],
-    }
+def _readable(principal: Reader, domain_id: DomainId) -> Item:
+    return service.load_domain(Table(), principal.org_id, domain_id)
 
 
-def _load(table: Table, principal: Principal, domain_id: str) -> Item:
-    try:
-        name = normalize_domain(domain_id)
-    except InvalidDomainName:
-        name = None  # not a name any domain could have
-    domain = store.get_by_name(table, principal.org_id, name) if name else None
-    if domain is None:
-        raise errors.not_found("Domain")
-    return domain
+def _deletable(
+    principal: Annotated[Principal, Depends(require("domains:delete"))], domain_id: DomainId
+) -> Item:
+    return service.load_domain(Table(), principal.org_id, domain_id)
 
 
-@router.post("", name="v0.domain.create", response_model=Domain, summary="Add a custom domain")
+def _checkable(
+    principal: Annotated[Principal, Depends(require("domains:dns:recheck"))], domain_id: DomainId
+) -> Item:
+    return service.load_domain(Table(), principal.org_id, domain_id)
+
+
+# The domain named in the path, for a caller holding the scopes of the action.
+ReadableDomain = Annotated[Item, Depends(_readable)]
+DeletableDomain = Annotated[Item, Depends(_deletable)]
+CheckableDomain = Annotated[Item, Depends(_checkable)]
+
+
+@router.post(
+    "",
+    name="v0.domain.create",
+    response_model=V0Domain,
+    summary="Add a custom domain",
+    responses=errors(
+        e409="domain_exists: already a domain of this organization; domain_taken: hosted by another",
+        e422="validation_error: not a valid domain name; domain_limit_reached: the organization has "
+        "its maximum of domains",
+    ),
+    openapi_extra=idempotent(),
+)
 async def create_domain(
-    body: CreateDomain, request: Request, principal: Annotated[Principal, Depends(require("domains:create"))]
+    body: V0CreateDomain,
+    request: Request,
+    principal: Annotated[Principal, Depends(require("domains:create"))],
 ) -> dict[str, Any]:
-    domain = service.add_domain(
-        Table(),
-        principal.org_id,
-        service.NewDomain(domain=body.domain, feedback_enabled=body.feedback_enabled),
+    """Add a domain for inboxes of your own. Returns it PENDING with the DNS records to publish at
+    your DNS provider; then call verify (Mailroom also rechecks on a schedule)."""
+    domain = service.create_domain(
+        Table(), principal.org_id, body.domain, feedback_enabled=body.feedback_enabled
     )
     audit_target(request, "domain", domain["id"], domain=domain["domain"])
-    return domain_view(domain)
+    return service.domain_view(domain)
 
 
-@router.get(
-    "", name="v0.domain.list", response_model=PageOf[Domain], summary="List domains with their records"
-)
+@router.get("", name="v0.domain.list", response_model=PageOf[V0Domain], summary="List domains")
 async def list_domains(principal: Reader, params: Pages) -> dict[str, Any]:
-    table = Table()
-    items = store.window(table, principal.org_id, offset=params.offset, limit=params.page_size)
-    org = organizations.get(table, principal.org_id) or {}
-    return page_body([domain_view(d) for d in items], total=int(org.get("domain_count", 0)), params=params)
+    """The organization's domains in creation order, with their records and verification status,
+    a numbered page at a time."""
+    data, total = service.list_domains(
+        Table(), principal.org_id, offset=params.offset, limit=params.page_size
+    )
+    return page_body(data, total=total, params=params)
 
 
 @router.get(
-    "/{domainId}", name="v0.domain.get", response_model=Domain, summary="Get a domain with its records"
+    "/{domainId}",
+    name="v0.domain.get",
+    response_model=V0Domain,
+    summary="Get a domain",
+    responses=errors(e404=NOT_FOUND),
 )
-async def get_domain(domain_id: DomainId, principal: Reader) -> dict[str, Any]:
-    return domain_view(_load(Table(), principal, domain_id))
+async def get_domain(domain: ReadableDomain) -> dict[str, Any]:
+    """One domain with its records and their last known status."""
+    return service.domain_view(domain)
 
 
-@router.delete("/{domainId}", name="v0.domain.delete", status_code=204, summary="Delete a domain")
-async def delete_domain(
-    domain_id: DomainId, request: Request, principal: Annotated[Principal, Depends(require("domains:delete"))]
-) -> Response:
-    table = Table()
-    domain = _load(table, principal, domain_id)
+@router.delete(
+    "/{domainId}",
+    name="v0.domain.delete",
+    status_code=204,
+    response_class=Response,
+    summary="Delete a domain",
+    responses=errors(
+        e404=NOT_FOUND,
+        e409="domain_not_empty: it still has inboxes (mailboxes), aliases or pending invites",
+    ),
+    openapi_extra=idempotent(),
+)
+async def delete_domain(domain: DeletableDomain, request: Request) -> Response:
+    """Remove the domain and its sending identity. Delete its inboxes first. Returns 204 No Content."""
     audit_target(request, "domain", domain["id"], domain=domain["domain"])
-    service.remove_domain(table, domain)
+    service.delete_domain(Table(), domain)
     return Response(status_code=204)
 
 
 @router.post(
     "/{domainId}/verify",
     name="v0.domain.verify",
-    response_model=Domain,
-    summary="Check the domain's DNS records now; VERIFIED once all are valid",
+    response_model=V0Domain,
+    summary="Verify a domain's DNS records now",
+    responses=errors(e404=NOT_FOUND),
+    openapi_extra=idempotent(),
 )
-async def verify_domain(
-    domain_id: DomainId,
-    request: Request,
-    principal: Annotated[Principal, Depends(require("domains:dns:recheck"))],
-) -> dict[str, Any]:
-    table = Table()
-    domain = _load(table, principal, domain_id)
+async def verify_domain(domain: CheckableDomain, request: Request) -> dict[str, Any]:
+    """Look every required record up now and store each one's status. The domain becomes VERIFIED
+    (and a `domain.verified` webhook event is sent) once all are VALID; until then it stays PENDING.
+    Returns the domain as it is after the check."""
     audit_target(request, "domain", domain["id"], domain=domain["domain"])
-    service.run_check(table, domain)
-    return domain_view(store.get(table, principal.org_id, domain["id"]) or domain)
+    return service.domain_view(service.verify_domain(Table(), domain))

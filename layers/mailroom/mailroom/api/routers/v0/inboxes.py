@@ -1,11 +1,5 @@
-"""``/api/v0/inboxes`` and ``/api/v0/inboxes/{inboxId}`` (agentmail-v0-api.txt).
-
-An inbox is a mailbox: the same item, the same services, visible as ``/api/v1/mailboxes/{id}``
-(``inbox_id`` is the mailbox id; ``username`` its local part; ``display_name`` its name). Without
-a ``domain`` the inbox goes on the platform domain (services/platform_domain.py). A v0 inbox has no
-password: agents reach it with the organization's API key (an administrator may give it one with
-``POST /api/v1/mailboxes/{id}/password``). Deleting one is v1's deletion without the intent step
-(services/deletion.py): its address is free at once and its mail is purged in the background.
+"""``/api/v0/inboxes`` and ``/api/v0/inboxes/{inboxId}`` (agentmail-v0-api.txt;
+services/v0_inboxes.py): an inbox is a mailbox, also visible as ``/api/v1/mailboxes/{id}``.
 
 Scopes, for v1 ops tokens used here: the mailbox scope of the same action (``mailboxes:create``,
 ``:read``, ``:write``, ``:delete``).
@@ -18,135 +12,172 @@ from typing import Annotated, Any
 from fastapi import Depends, Path, Request, Response
 from pydantic import BaseModel, Field
 
-from mailroom import errors
-from mailroom.api.models import Strict
+from mailroom.api.models import Strict, errors
 from mailroom.api.pipeline import api_router, audit_target
 from mailroom.api.principal import require
+from mailroom.api.v0_models import Timestamp, idempotent
 from mailroom.api.v0_pages import PageOf, PageParams, page_body, page_params
 from mailroom.domain.principal import Principal
-from mailroom.services import deletion, platform_domain
-from mailroom.services import mailboxes as service
-from mailroom.store import mailboxes as store
+from mailroom.services import v0_inboxes as service
 from mailroom.store.table import Item, Table
 
 router = api_router("/api/v0/inboxes", tags=["v0 inboxes"])
 Pages = Annotated[PageParams, Depends(page_params)]
-InboxId = Annotated[str, Path(alias="inboxId")]
-MAX_ID_LENGTH = 64  # longer is no id of ours: 404 like any unknown id, without asking DynamoDB
+InboxId = Annotated[str, Path(alias="inboxId", description="An inbox_id of the organization")]
+# a-zA-Z0-9._%+- (agentmail-v0-api.txt), and, as in any address, no leading, trailing or doubled dot.
+USERNAME_PATTERN = r"^[A-Za-z0-9_%+-]+(\.[A-Za-z0-9_%+-]+)*$"
+NOT_FOUND = "not_found: no such inbox in this organization"
 
 
-class CreateInbox(Strict):
-    username: str = Field(min_length=1, max_length=64, description="a-zA-Z0-9._%+-")
-    domain: str | None = Field(
-        default=None, max_length=300, description="A domain of the organization; default: the platform domain"
+class V0CreateInbox(Strict):
+    username: str = Field(
+        min_length=1,
+        max_length=64,
+        pattern=USERNAME_PATTERN,
+        description="The address's local part: a-zA-Z0-9._%+-, no leading, trailing or doubled dot. "
+        "Stored lower case; unique on its domain (on the platform domain: across all organizations).",
+        examples=["agent-1"],
     )
-    display_name: str | None = Field(default=None, max_length=255)
+    domain: str | None = Field(
+        default=None,
+        max_length=300,
+        description="A domain of the organization (its domain_id). Omitted, or the platform domain's "
+        "name: the platform domain.",
+        examples=["yourdomain.com"],
+    )
+    display_name: str | None = Field(default=None, max_length=255, description="Shown in From")
     client_id: str | None = Field(default=None, max_length=128, description="For your own tracking")
 
 
-class UpdateInbox(Strict):
-    display_name: str | None = Field(default=None, max_length=255)
+class V0UpdateInbox(Strict):
+    display_name: str | None = Field(default=None, max_length=255, description="null clears it")
 
 
-class Inbox(BaseModel):
-    inbox_id: str
-    email_address: str
-    username: str
-    domain: str
+class V0Inbox(BaseModel):
+    inbox_id: str = Field(examples=["mbx_01JABCDEF0123456789ABCDEFG"])
+    email_address: str = Field(examples=["agent-1@yourdomain.com"])
+    username: str = Field(description="The local part, lower case", examples=["agent-1"])
+    domain: str = Field(examples=["yourdomain.com"])
     display_name: str | None
     client_id: str | None
-    created_at: str
-    updated_at: str
+    created_at: Timestamp
+    updated_at: Timestamp
 
 
-def inbox_view(mailbox: Item) -> dict[str, Any]:
-    return {
-        "inbox_id": mailbox["id"],
-        "email_address": mailbox["address"],
-        "username": mailbox["local_part"],
-        "domain": mailbox["domain"],
-        "display_name": mailbox.get("name"),
-        "client_id": mailbox.get("client_id"),
-        "created_at": mailbox["created_at"],
-        "updated_at": mailbox["updated_at"],
-    }
+def _readable(principal: Annotated[Principal, Depends(require("mailboxes:read"))], inbox_id: InboxId) -> Item:
+    return service.load_inbox(Table(), principal.org_id, inbox_id)
 
 
-def _load(table: Table, principal: Principal, inbox_id: str) -> Item:
-    mailbox = store.get(table, principal.org_id, inbox_id) if len(inbox_id) <= MAX_ID_LENGTH else None
-    if mailbox is None:
-        raise errors.not_found("Inbox")
-    return mailbox
+def _writable(
+    principal: Annotated[Principal, Depends(require("mailboxes:write"))], inbox_id: InboxId
+) -> Item:
+    return service.load_inbox(Table(), principal.org_id, inbox_id)
 
 
-def _on_platform(domain: str | None) -> bool:
-    return domain is None or domain.strip().rstrip(".").lower() == platform_domain.name()
+def _deletable(
+    principal: Annotated[Principal, Depends(require("mailboxes:delete"))], inbox_id: InboxId
+) -> Item:
+    return service.load_inbox(Table(), principal.org_id, inbox_id)
 
 
-@router.post("", name="v0.inbox.create", response_model=Inbox, summary="Create an inbox (a mailbox)")
+# The inbox named in the path, for a caller holding the scope of the action.
+ReadableInbox = Annotated[Item, Depends(_readable)]
+WritableInbox = Annotated[Item, Depends(_writable)]
+DeletableInbox = Annotated[Item, Depends(_deletable)]
+
+
+@router.post(
+    "",
+    name="v0.inbox.create",
+    response_model=V0Inbox,
+    summary="Create an inbox",
+    responses=errors(
+        e409="address_taken: the address is already a mailbox, alias or pending invite (on the "
+        "platform domain: of any organization); concurrent_update: retry",
+        e422="validation_error (a field; `errors` names it), invalid_address, unknown_domain (not a "
+        "domain of this organization), mailbox_limit_reached, domain_mailbox_limit_reached, "
+        "domain_quota_exceeded",
+        e503="platform_domain_unavailable: the platform domain is hosted by an organization (name a "
+        "domain of yours instead); service_unavailable: retry",
+    ),
+    openapi_extra=idempotent(),
+)
 async def create_inbox(
-    body: CreateInbox, request: Request, principal: Annotated[Principal, Depends(require("mailboxes:create"))]
+    body: V0CreateInbox,
+    request: Request,
+    principal: Annotated[Principal, Depends(require("mailboxes:create"))],
 ) -> dict[str, Any]:
-    table = Table()
+    """A new inbox (a mailbox that receives and sends at once) at `username@domain`, on the
+    platform domain unless `domain` names one of the organization's domains. It has no password:
+    act on it with the API key (`/api/v0/inboxes/{inboxId}/messages`, `/threads`)."""
     audit_target(request, "mailbox", "-", username=body.username, domain=body.domain)
-    domain = platform_domain.domain_for(table, principal.org_id) if _on_platform(body.domain) else None
-    mailbox = service.create_mailbox(
-        table,
+    mailbox = service.create_inbox(
+        Table(),
         principal.org_id,
-        service.NewMailbox(
-            local_part=body.username,
-            domain=domain["domain"] if domain else str(body.domain),
-            password=None,
-            name=body.display_name,
+        service.NewInbox(
+            username=body.username,
+            domain=body.domain,
+            display_name=body.display_name,
+            client_id=body.client_id,
         ),
-        domain=domain,
-        extra={"client_id": body.client_id},
-        local_part_field="username",
     )
     audit_target(request, "mailbox", mailbox["id"], address=mailbox["address"])
-    return inbox_view(mailbox)
+    return service.inbox_view(mailbox)
 
 
-@router.get("", name="v0.inbox.list", response_model=PageOf[Inbox], summary="List the organization's inboxes")
+@router.get("", name="v0.inbox.list", response_model=PageOf[V0Inbox], summary="List inboxes")
 async def list_inboxes(
-    principal: Annotated[Principal, Depends(require("mailboxes:read"))],
-    params: Pages,
+    principal: Annotated[Principal, Depends(require("mailboxes:read"))], params: Pages
 ) -> dict[str, Any]:
-    table = Table()
-    items = store.window(table, principal.org_id, offset=params.offset, limit=params.page_size)
-    org = service.load_org(table, principal.org_id)
-    return page_body([inbox_view(m) for m in items], total=int(org.get("mailbox_count", 0)), params=params)
+    """Every inbox of the organization (also those made through `/api/v1/mailboxes`), in creation
+    order, a numbered page at a time."""
+    data, total = service.list_inboxes(
+        Table(), principal.org_id, offset=params.offset, limit=params.page_size
+    )
+    return page_body(data, total=total, params=params)
 
 
-@router.get("/{inboxId}", name="v0.inbox.get", response_model=Inbox, summary="Get an inbox")
-async def get_inbox(
-    inbox_id: InboxId, principal: Annotated[Principal, Depends(require("mailboxes:read"))]
-) -> dict[str, Any]:
-    return inbox_view(_load(Table(), principal, inbox_id))
+@router.get(
+    "/{inboxId}",
+    name="v0.inbox.get",
+    response_model=V0Inbox,
+    summary="Get an inbox",
+    responses=errors(e404=NOT_FOUND),
+)
+async def get_inbox(inbox: ReadableInbox) -> dict[str, Any]:
+    """One inbox of the organization by its id: its address, username, domain, display name and
+    client_id."""
+    return service.inbox_view(inbox)
 
 
-@router.patch("/{inboxId}", name="v0.inbox.update", response_model=Inbox, summary="Change the display name")
-async def update_inbox(
-    inbox_id: InboxId,
-    body: UpdateInbox,
-    request: Request,
-    principal: Annotated[Principal, Depends(require("mailboxes:write"))],
-) -> dict[str, Any]:
-    table = Table()
-    mailbox = _load(table, principal, inbox_id)
-    audit_target(request, "mailbox", inbox_id, address=mailbox["address"])
-    if "display_name" not in body.model_fields_set:
-        return inbox_view(mailbox)
-    return inbox_view(service.set_fields(table, mailbox, {"name": body.display_name}))
+@router.patch(
+    "/{inboxId}",
+    name="v0.inbox.update",
+    response_model=V0Inbox,
+    summary="Update an inbox's display name",
+    responses=errors(e404=NOT_FOUND),
+    openapi_extra=idempotent(),
+)
+async def update_inbox(inbox: WritableInbox, body: V0UpdateInbox, request: Request) -> dict[str, Any]:
+    """Change `display_name` (null clears it); nothing else of an inbox is writable. An empty
+    body changes nothing. Returns the inbox."""
+    audit_target(request, "mailbox", inbox["id"], address=inbox["address"])
+    changes = {name: getattr(body, name) for name in body.model_fields_set}
+    return service.inbox_view(service.update_inbox(Table(), inbox, changes))
 
 
 @router.delete(
-    "/{inboxId}", name="v0.inbox.delete", status_code=204, summary="Delete an inbox and all of its mail"
+    "/{inboxId}",
+    name="v0.inbox.delete",
+    status_code=204,
+    response_class=Response,
+    summary="Delete an inbox",
+    responses=errors(e404=NOT_FOUND, e409="concurrent_update: the inbox changed meanwhile; retry"),
+    openapi_extra=idempotent(),
 )
-async def delete_inbox(
-    inbox_id: InboxId, request: Request, principal: Annotated[Principal, Depends(require("mailboxes:delete"))]
-) -> Response:
-    audit_target(request, "mailbox", inbox_id)
-    _load(Table(), principal, inbox_id)  # 404 for an id of another organization or none at all
-    deletion.delete_now(Table(), principal.org_id, inbox_id, what="Inbox")
+async def delete_inbox(inbox: DeletableInbox, request: Request) -> Response:
+    """Delete the inbox and all its mail. Its address is free at once; the mail is purged in the
+    background. Returns 204 No Content."""
+    audit_target(request, "mailbox", inbox["id"])
+    service.delete_inbox(Table(), inbox)
     return Response(status_code=204)

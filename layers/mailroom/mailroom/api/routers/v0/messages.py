@@ -8,31 +8,64 @@ a refused header, a url attachment that could not be fetched, or a send SES refu
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Generic, Literal, TypeVar
+from typing import Annotated, Any, Literal
 
 from fastapi import Depends, Path, Request
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from mailroom.api.mailbox_access import BoundMailbox, require_inbox
+from mailroom.api.models import errors
 from mailroom.api.pipeline import api_router, audit_target
-from mailroom.api.schemas.messages import Label
-from mailroom.api.v0_pages import PageParams, page_body, page_params
+from mailroom.api.v0_models import Timestamp, idempotent
+from mailroom.api.v0_pages import PageOf, PageParams, page_body, page_params
+from mailroom.mail.compose import MAX_CUSTOM_HEADERS, MAX_RECIPIENTS, MAX_SUBJECT_CHARS
 from mailroom.services import sending
 from mailroom.services import v0_mail as service
-from mailroom.services.message_detail import load_message
-from mailroom.store.mail import MAX_LABELS
-from mailroom.store.table import Table
+from mailroom.store.table import Item, Table
 
 router = api_router("/api/v0/inboxes/{inboxId}/messages", tags=["v0 messages"])
 Reader = Annotated[BoundMailbox, Depends(require_inbox("read"))]
 Writer = Annotated[BoundMailbox, Depends(require_inbox("write"))]
 Sender = Annotated[BoundMailbox, Depends(require_inbox("send"))]
 Pages = Annotated[PageParams, Depends(page_params)]
-MessageId = Annotated[str, Path(alias="messageId", min_length=1, max_length=64)]
+MessageId = Annotated[
+    str,
+    Path(alias="messageId", min_length=1, max_length=64, description="A message_id of the inbox (msg_...)"),
+]
 MAX_ADDRESSES = 100  # per field; the send caps to + cc + bcc at 50 with a precise error
-T = TypeVar("T")
+MAX_ATTACHMENTS = 100
 
-Addresses = str | Annotated[list[str], Field(max_length=MAX_ADDRESSES)]
+Address = Annotated[str, Field(examples=["recipient@example.com", "Name <name@example.com>"])]
+Addresses = Address | Annotated[list[Address], Field(max_length=MAX_ADDRESSES)]
+Label = Annotated[
+    str,
+    StringConstraints(
+        strip_whitespace=True,
+        min_length=1,
+        max_length=service.MAX_LABEL_CHARS,
+        pattern=r"^[^\x00-\x1f\x7f]+$",
+    ),
+]
+Labels = Annotated[
+    list[Label], Field(max_length=service.MAX_LABELS, description="Labels, without control characters")
+]
+Base64 = Annotated[str, Field(json_schema_extra={"contentEncoding": "base64"})]
+HEADER_NAME = r"^[!-9;-~]{1,76}$"  # RFC 5322 field name, as the composer checks it
+
+SENDS = {
+    "e403": "insufficient_scope, wrong_token_type; mailbox_inactive or mailbox_paused: the inbox may not "
+    "send now",
+    "e404": "not_found: no such inbox (for a message token: not its own inbox)",
+    "e422": "validation_error (`errors` names the field: an address, a header, an attachment, an "
+    "attachment url that could not be fetched), too_many_recipients, reserved_header, "
+    "message_too_large, recipient_suppressed, mailbox_over_quota, send_rejected (SES refused it)",
+    "e502": "ses_unavailable: SES could not be reached; nothing was sent (retry)",
+    "e503": "send_throttled or sending_paused: SES is not sending now; nothing was sent (retry later)",
+}
+ANSWERS = {
+    **SENDS,
+    "e404": "not_found: no such inbox, or no such message in it",
+}
 
 
 class _Exact(BaseModel):
@@ -45,12 +78,23 @@ def _listed(value: Addresses | None) -> list[str]:
     return [value] if isinstance(value, str) else list(value or [])
 
 
-class AttachmentIn(_Exact):
-    filename: str | None = Field(default=None, max_length=255)
-    content_type: str | None = Field(default=None, max_length=255, description="e.g. application/pdf")
-    content: str | None = Field(default=None, description="The bytes, base64-encoded")
+class V0AttachmentIn(_Exact):
+    """An attachment: exactly one of ``content`` and ``url``."""
+
+    filename: str | None = Field(
+        default=None, max_length=255, description="Default: from the url, else 'attachment'"
+    )
+    content_type: str | None = Field(
+        default=None,
+        max_length=255,
+        description="e.g. application/pdf; default: what the url served, else guessed",
+    )
+    content: Base64 | None = Field(default=None, description="The bytes, base64-encoded")
     url: str | None = Field(
-        default=None, max_length=2048, description="Or an https URL to fetch them from (public hosts only)"
+        default=None,
+        max_length=2048,
+        description="Or an https URL to fetch them from (public hosts only, no redirects, 10 s, within "
+        "the 10 MB message limit; at most 10 per message)",
     )
 
     def as_new(self) -> service.NewAttachment:
@@ -59,122 +103,131 @@ class AttachmentIn(_Exact):
         )
 
 
-class SendBody(_Exact):
-    to: Addresses = Field(description="string or string[]")
-    cc: Addresses | None = None
-    bcc: Addresses | None = None
-    reply_to: Addresses | None = None
-    subject: str | None = None
-    text: str | None = None
-    html: str | None = None
-    labels: list[str] = Field(default_factory=list, description="Applied to the sent message")
-    attachments: list[AttachmentIn] = Field(default_factory=list, max_length=100)
+class V0SendBody(_Exact):
+    to: Addresses = Field(description=f"string or string[]; to + cc + bcc: 1 to {MAX_RECIPIENTS} addresses")
+    cc: Addresses | None = Field(default=None, description="string or string[]")
+    bcc: Addresses | None = Field(default=None, description="string or string[]")
+    reply_to: Addresses | None = Field(default=None, description="string or string[]")
+    subject: str | None = Field(default=None, description=f"At most {MAX_SUBJECT_CHARS} characters, one line")
+    text: str | None = Field(default=None, description="Plain text body")
+    html: str | None = Field(default=None, description="HTML body")
+    labels: Labels = Field(default_factory=list, description="Applied to the sent message")
+    attachments: list[V0AttachmentIn] = Field(default_factory=list, max_length=MAX_ATTACHMENTS)
     headers: dict[str, str] = Field(
-        default_factory=dict, description="Custom headers (From, To, Message-ID, Date, ... are refused)"
+        default_factory=dict,
+        description="Custom headers, e.g. X-Custom. Address, date, id, threading and MIME headers "
+        "(From, To, Subject, Message-ID, Date, In-Reply-To, Content-Type, ...) are refused; values are "
+        "one line.",
+        json_schema_extra={"maxProperties": MAX_CUSTOM_HEADERS, "propertyNames": {"pattern": HEADER_NAME}},
     )
 
 
-class ReplyBody(_Exact):
-    text: str | None = None
-    html: str | None = None
-    cc: Addresses | None = Field(default=None, description="Reply-all: additional Cc recipients")
-    labels: list[str] = Field(default_factory=list)
-    attachments: list[AttachmentIn] = Field(default_factory=list, max_length=100)
+class V0ReplyBody(_Exact):
+    text: str | None = Field(default=None, description="Replaces the quoted original (with html)")
+    html: str | None = Field(default=None, description="Replaces the quoted original (with text)")
+    cc: Addresses | None = Field(default=None, description="string or string[]; reply-all: additional Cc")
+    labels: Labels = Field(default_factory=list, description="Applied to the reply")
+    attachments: list[V0AttachmentIn] = Field(default_factory=list, max_length=MAX_ATTACHMENTS)
 
 
-class ForwardBody(_Exact):
+class V0ForwardBody(_Exact):
     to: Addresses = Field(description="string or string[]")
-    cc: Addresses | None = None
-    text: str | None = Field(default=None, description="Replaces the original's content")
-    html: str | None = Field(default=None, description="Replaces the original's content")
-    labels: list[str] = Field(default_factory=list)
+    cc: Addresses | None = Field(default=None, description="string or string[]")
+    text: str | None = Field(default=None, description="Replaces the original's content (with html)")
+    html: str | None = Field(default=None, description="Replaces the original's content (with text)")
+    labels: Labels = Field(default_factory=list, description="Applied to the forward")
 
 
-class LabelsBody(_Exact):
-    labels: list[Label] = Field(max_length=MAX_LABELS, description="Replaces the message's labels")
+class V0LabelsBody(_Exact):
+    labels: Labels = Field(description="Replaces the message's labels (repeats are dropped)")
 
 
-class Sent(BaseModel):
-    message_id: str
-    thread_id: str
+class V0Sent(BaseModel):
+    message_id: str = Field(examples=["msg_01JABCDEF0123456789ABCDEFG"])
+    thread_id: str = Field(examples=["thr_01JABCDEF0123456789ABCDEFG"])
 
 
-class MessageItem(BaseModel):
+class _Aliased(BaseModel):
     model_config = ConfigDict(populate_by_name=True)
 
+
+class V0MessageItem(_Aliased):
     inbox_id: str
     thread_id: str
     message_id: str
-    direction: Literal["inbound", "outbound"]
+    direction: Literal["inbound", "outbound"] = Field(description="Received, or sent from the inbox")
     labels: list[str]
-    timestamp: str
-    from_: str | None = Field(alias="from")
+    timestamp: Timestamp = Field(description="When it was received or sent")
+    from_: str | None = Field(alias="from", description="As in the From header, e.g. 'Name <address>'")
     to: list[str]
-    cc: list[str] | None
+    cc: list[str] | None = Field(description="null when there were none")
     subject: str
-    preview: str
-    size: int
+    preview: str = Field(description="The start of the text")
+    size: int = Field(ge=0, description="Bytes of the message as stored (MIME)")
 
 
-class AttachmentMeta(BaseModel):
-    attachment_id: str
+class V0AttachmentMeta(BaseModel):
+    attachment_id: str = Field(examples=["att_01JABCDEF0123456789ABCDEFG"])
     filename: str | None
-    size: int
+    size: int = Field(ge=0, description="Bytes")
     content_type: str | None
-    content_disposition: str
-    content_id: str | None
+    content_disposition: Literal["attachment", "inline"]
+    content_id: str | None = Field(description="For inline parts referenced from the HTML (cid:)")
 
 
-class Attachment(AttachmentMeta):
-    download_url: str
-    expires_at: str
+class V0Attachment(V0AttachmentMeta):
+    download_url: str = Field(description="A pre-signed GET of the bytes; no Authorization header needed")
+    expires_at: Timestamp = Field(description="When download_url stops working (one hour)")
 
 
-class Message(BaseModel):
-    model_config = ConfigDict(populate_by_name=True)
-
-    inbox_id: str
-    thread_id: str
-    message_id: str
-    direction: Literal["inbound", "outbound"]
-    labels: list[str]
-    timestamp: str
-    from_: str | None = Field(alias="from")
-    reply_to: list[str] | None
-    to: list[str]
-    cc: list[str] | None
-    bcc: list[str] | None
-    subject: str
-    preview: str
+class V0Message(V0MessageItem):
+    reply_to: list[str] | None = Field(description="null when the message has no Reply-To")
+    bcc: list[str] | None = Field(description="Sent messages only; null otherwise")
     text: str | None
     html: str | None
-    in_reply_to: str | None
-    references: list[str] | None
-    headers: dict[str, Any]
-    size: int
-    attachments: list[AttachmentMeta]
-    created_at: str
-    updated_at: str
-
-
-class PageOf(BaseModel, Generic[T]):
-    data: list[T]
-    total: int
-    page: int
-    page_size: int
+    in_reply_to: str | None = Field(description="The Message-ID this answers, if any")
+    references: list[str] | None = Field(description="The thread's Message-IDs; null when none")
+    headers: dict[str, str] = Field(
+        description="Headers no other field shows (address, subject, date, id and MIME headers left out); "
+        "a repeated header keeps its first value"
+    )
+    attachments: list[V0AttachmentMeta] = Field(
+        description="Not in the reference: ids for the attachment endpoint"
+    )
+    created_at: Timestamp
+    updated_at: Timestamp = Field(description="Last change (labels)")
 
 
 def _sent(sent: sending.Sent) -> dict[str, Any]:
     return {"message_id": sent.message_id, "thread_id": sent.thread_id}
 
 
+def _readable(bound: Reader, message_id: MessageId) -> Item:
+    return service.load_message(Table(), bound.mailbox, message_id)
+
+
+def _writable(bound: Writer, message_id: MessageId) -> Item:
+    return service.load_message(Table(), bound.mailbox, message_id)
+
+
+# The message named in the path, in an inbox the caller may read (or change).
+ReadableMessage = Annotated[Item, Depends(_readable)]
+WritableMessage = Annotated[Item, Depends(_writable)]
+MESSAGE_NOT_FOUND = "not_found: no such inbox, or no such message in it"
+
+
 @router.post(
     "/send",
     name="v0.message.send",
-    response_model=Sent,
-    summary="Send a new email from the inbox (text, HTML, attachments by content or URL, headers)",
+    response_model=V0Sent,
+    summary="Send a message",
+    responses=errors(**SENDS),
+    openapi_extra=idempotent(),
 )
-async def send_message(body: SendBody, request: Request, bound: Sender) -> dict[str, Any]:
+async def send_message(body: V0SendBody, request: Request, bound: Sender) -> dict[str, Any]:
+    """Send a new email from the inbox: text and/or HTML, Cc, Bcc, Reply-To, custom headers, and
+    attachments given as base64 `content` or a `url` to fetch. It is kept in the inbox as a sent
+    message, threaded like received mail. Returns its ids."""
     mailbox = bound.mailbox
     audit_target(request, "mailbox", mailbox["id"], address=mailbox["address"])
     send_request = sending.SendRequest(
@@ -196,11 +249,13 @@ async def send_message(body: SendBody, request: Request, bound: Sender) -> dict[
 @router.get(
     "",
     name="v0.message.list",
-    response_model=PageOf[MessageItem],
-    response_model_by_alias=True,
-    summary="Sent and received messages, newest first",
+    response_model=PageOf[V0MessageItem],
+    summary="List messages",
+    responses=errors(e404="not_found: no such inbox"),
 )
 async def list_messages(bound: Reader, pages: Pages) -> dict[str, Any]:
+    """The inbox's sent and received messages, newest first, a numbered page at a time (without
+    bodies: get a message for them)."""
     data, total = service.list_messages(Table(), bound.mailbox, offset=pages.offset, limit=pages.page_size)
     return page_body(data, total=total, params=pages)
 
@@ -208,44 +263,45 @@ async def list_messages(bound: Reader, pages: Pages) -> dict[str, Any]:
 @router.get(
     "/{messageId}",
     name="v0.message.get",
-    response_model=Message,
-    response_model_by_alias=True,
-    summary="A message with its full content (text, HTML, headers, references)",
+    response_model=V0Message,
+    summary="Get a message",
+    responses=errors(e404=MESSAGE_NOT_FOUND),
 )
-async def get_message(message_id: MessageId, bound: Reader) -> dict[str, Any]:
-    table = Table()
-    return service.message_view(load_message(table, bound.mailbox, message_id))
+async def get_message(message: ReadableMessage) -> dict[str, Any]:
+    """One message with its full content: text, HTML, headers, threading references and its
+    attachments' ids."""
+    return service.message_view(message)
 
 
 @router.patch(
     "/{messageId}",
     name="v0.message.update",
-    response_model=Message,
-    response_model_by_alias=True,
-    summary="Replace a message's labels",
+    response_model=V0Message,
+    summary="Update a message's labels",
+    responses=errors(e404=MESSAGE_NOT_FOUND, e422="validation_error, too_many_labels"),
+    openapi_extra=idempotent(),
 )
-async def update_message(
-    message_id: MessageId, body: LabelsBody, request: Request, bound: Writer
-) -> dict[str, Any]:
-    audit_target(request, "message", message_id, labels=body.labels)
-    return service.set_labels(Table(), bound.mailbox, message_id, body.labels)
+async def update_message(message: WritableMessage, body: V0LabelsBody, request: Request) -> dict[str, Any]:
+    """Replace the message's labels (an empty list clears them). Returns the message in full."""
+    audit_target(request, "message", message["id"], labels=body.labels)
+    return service.set_labels(Table(), message, body.labels)
 
 
 async def _answer(
-    mode: str, message_id: str, body: ReplyBody | ForwardBody, request: Request, bound: BoundMailbox
+    mode: str, message_id: str, body: V0ReplyBody | V0ForwardBody, request: Request, bound: BoundMailbox
 ) -> dict[str, Any]:
     """Reply, reply to all or forward ``message_id``, audited with the new message."""
     audit_target(request, "message", message_id, mode=mode)
     given = service.Compose(
         text=body.text,
         html=body.html,
-        to=_listed(body.to) if isinstance(body, ForwardBody) else None,
+        to=_listed(body.to) if isinstance(body, V0ForwardBody) else None,
         cc=_listed(body.cc),
         labels=list(body.labels),
-        attachments=tuple(a.as_new() for a in body.attachments) if isinstance(body, ReplyBody) else (),
+        attachments=tuple(a.as_new() for a in body.attachments) if isinstance(body, V0ReplyBody) else (),
     )
     table = Table()
-    if isinstance(body, ForwardBody):
+    if isinstance(body, V0ForwardBody):
         sent = await service.forward(table, bound.mailbox, message_id, given)
     else:
         sent = await service.reply(table, bound.mailbox, message_id, given, reply_all=mode == "reply-all")
@@ -256,47 +312,66 @@ async def _answer(
 @router.post(
     "/{messageId}/reply",
     name="v0.message.reply",
-    response_model=Sent,
-    summary="Reply to the sender (or the Reply-To), threaded with In-Reply-To and References",
+    response_model=V0Sent,
+    summary="Reply to a message",
+    responses=errors(**ANSWERS),
+    openapi_extra=idempotent(),
 )
-async def reply(message_id: MessageId, body: ReplyBody, request: Request, bound: Sender) -> dict[str, Any]:
+async def reply(message_id: MessageId, body: V0ReplyBody, request: Request, bound: Sender) -> dict[str, Any]:
+    """Reply to the sender only (or to the Reply-To address if the message has one), in the same
+    thread (In-Reply-To and References are set). Without text or html the reply quotes the
+    original. Returns the reply's ids."""
     return await _answer("reply", message_id, body, request, bound)
 
 
 @router.post(
     "/{messageId}/reply-all",
     name="v0.message.reply_all",
-    response_model=Sent,
-    summary="Reply to the sender and every To and Cc recipient except this inbox",
+    response_model=V0Sent,
+    summary="Reply to all recipients of a message",
+    responses=errors(**ANSWERS),
+    openapi_extra=idempotent(),
 )
 async def reply_all(
-    message_id: MessageId, body: ReplyBody, request: Request, bound: Sender
+    message_id: MessageId, body: V0ReplyBody, request: Request, bound: Sender
 ) -> dict[str, Any]:
+    """Reply to the sender and every To and Cc recipient except this inbox, in the same thread
+    (In-Reply-To and References are set); `cc` adds recipients. Returns the reply's ids."""
     return await _answer("reply-all", message_id, body, request, bound)
 
 
 @router.post(
     "/{messageId}/forward",
     name="v0.message.forward",
-    response_model=Sent,
-    summary="Forward to new recipients in a new thread, with the original's content and attachments",
+    response_model=V0Sent,
+    summary="Forward a message",
+    responses=errors(**ANSWERS),
+    openapi_extra=idempotent(),
 )
 async def forward(
-    message_id: MessageId, body: ForwardBody, request: Request, bound: Sender
+    message_id: MessageId, body: V0ForwardBody, request: Request, bound: Sender
 ) -> dict[str, Any]:
+    """Forward the message to new recipients in a new thread, with its attachments, and with its
+    content unless text or html is given. Returns the forward's ids."""
     return await _answer("forward", message_id, body, request, bound)
 
 
 @router.get(
     "/{messageId}/attachments/{attachmentId}",
     name="v0.attachment.get",
-    response_model=Attachment,
-    summary="Attachment metadata and a pre-signed download URL (valid one hour)",
+    response_model=V0Attachment,
+    summary="Get an attachment's download URL",
+    responses=errors(e404="not_found: no such inbox, message, or attachment of the message"),
 )
 async def get_attachment(
-    message_id: MessageId,
-    attachment_id: Annotated[str, Path(alias="attachmentId", min_length=1, max_length=64)],
-    bound: Reader,
+    message: ReadableMessage,
+    attachment_id: Annotated[
+        str,
+        Path(
+            alias="attachmentId", min_length=1, max_length=64, description="An attachment_id of the message"
+        ),
+    ],
 ) -> dict[str, Any]:
-    message = load_message(Table(), bound.mailbox, message_id)
+    """An attachment's metadata and a pre-signed `download_url`, valid for one hour
+    (`expires_at`); fetch it without an Authorization header."""
     return service.attachment(message, attachment_id)

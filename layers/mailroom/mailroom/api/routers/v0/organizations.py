@@ -1,53 +1,47 @@
 """``GET /api/v0/organizations``: the caller's organization with its counts and limits
-(agentmail-v0-api.txt). Counts are the organization item's maintained counters: an inbox is a
-mailbox, so ``inbox_count`` is ``mailbox_count``; the platform domain is not one of the
-organization's domains and is not in ``domain_count``."""
+(agentmail-v0-api.txt; services/v0_organizations.py)."""
 
 from __future__ import annotations
 
 from typing import Annotated, Any
 
 from fastapi import Depends
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
+from mailroom.api.models import errors
 from mailroom.api.pipeline import api_router
 from mailroom.api.principal import require
+from mailroom.api.v0_models import Timestamp
 from mailroom.domain.principal import Principal
-from mailroom.services import mailboxes
+from mailroom.services import v0_organizations as service
 from mailroom.store.table import Table
 
 router = api_router("/api/v0/organizations", tags=["v0 organizations"])
 
 
-class Organization(BaseModel):
-    org_id: str
+class V0Organization(BaseModel):
+    org_id: str = Field(examples=["org_01JABCDEF0123456789ABCDEFG"])
     name: str
-    inbox_count: int
-    inbox_limit: int
-    domain_count: int
-    domain_limit: int
-    created_at: str
-    updated_at: str
+    inbox_count: int = Field(
+        ge=0, description="Inboxes (mailboxes) the organization has, whatever API made them"
+    )
+    inbox_limit: int = Field(ge=0, description="How many inboxes it may have")
+    domain_count: int = Field(ge=0, description="Its own domains (the shared platform domain is not one)")
+    domain_limit: int = Field(ge=0, description="How many domains it may add")
+    created_at: Timestamp
+    updated_at: Timestamp
 
 
 @router.get(
     "",
     name="v0.organization.get",
-    response_model=Organization,
-    summary="The current organization: usage counts and limits",
+    response_model=V0Organization,
+    summary="Get the current organization",
+    responses=errors(e404="not_found: the token's organization no longer exists"),
 )
 async def get_organization(
     principal: Annotated[Principal, Depends(require("account:read"))],
 ) -> dict[str, Any]:
-    org = mailboxes.load_org(Table(), principal.org_id)
-    limits = mailboxes.org_limits(org)
-    return {
-        "org_id": org["id"],
-        "name": org["name"],
-        "inbox_count": int(org.get("mailbox_count", 0)),
-        "inbox_limit": limits["mailboxes"],
-        "domain_count": int(org.get("domain_count", 0)),
-        "domain_limit": limits["domains"],
-        "created_at": org["created_at"],
-        "updated_at": org["updated_at"],
-    }
+    """The organization the API key belongs to, with how many inboxes and domains it has and may
+    have. Use it to check room before creating inboxes or domains."""
+    return service.get_organization(Table(), principal.org_id)

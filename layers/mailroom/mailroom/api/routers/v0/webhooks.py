@@ -1,9 +1,5 @@
-"""``/api/v0/webhooks`` (agentmail-v0-api.txt): the same webhooks as ``/api/v1/webhooks``, with the
-same delivery (outbox, SQS, Standard Webhooks signatures, retries; services/webhooks.py).
-
-v0 names the mailbox filter ``inbox_ids`` (inbox ids are mailbox ids) and offers the page's event
-types (v1 adds the migration events). The signing secret (``whsec_...``, Standard Webhooks) is in
-the create response only.
+"""``/api/v0/webhooks`` (agentmail-v0-api.txt; services/v0_webhooks.py): the same webhooks as
+``/api/v1/webhooks``, with the same delivery (Standard Webhooks signatures, retries).
 
 Scopes, for v1 ops tokens used here: ``webhooks:read`` to read, ``webhooks:write`` to change.
 """
@@ -13,28 +9,34 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import Depends, Path, Request, Response
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field, WithJsonSchema, field_validator
 
-from mailroom import errors
-from mailroom.api.models import Strict
+from mailroom.api.models import Strict, errors
 from mailroom.api.pipeline import api_router, audit_target
 from mailroom.api.principal import require
+from mailroom.api.v0_models import Timestamp, idempotent
 from mailroom.api.v0_pages import PageOf, PageParams, page_body, page_params
 from mailroom.domain.principal import Principal
 from mailroom.domain.webhooks import V0_EVENT_TYPES, known_event_types, mailbox_filter
-from mailroom.services import webhooks as service
-from mailroom.store import organizations
-from mailroom.store import webhooks as store
+from mailroom.services import v0_webhooks as service
 from mailroom.store.table import Item, Table
 
 router = api_router("/api/v0/webhooks", tags=["v0 webhooks"])
 Pages = Annotated[PageParams, Depends(page_params)]
 Reader = Annotated[Principal, Depends(require("webhooks:read"))]
 Writer = Annotated[Principal, Depends(require("webhooks:write"))]
-WebhookId = Annotated[str, Path(alias="webhookId")]
-MAX_ID_LENGTH = 64  # longer is no id of ours: 404 like any unknown id, without asking DynamoDB
+WebhookId = Annotated[str, Path(alias="webhookId", description="A webhook_id of the organization (wh_...)")]
 MAX_INBOX_FILTER = 100
-EVENT_TYPES_HELP = ", ".join(V0_EVENT_TYPES)
+NOT_FOUND = "not_found: no such webhook in this organization"
+URL_RULES = (
+    "An https URL whose host resolves to public addresses only (no redirects are followed); checked "
+    "by the server, 422 naming `url` otherwise."
+)
+
+# The validators below refuse unknown types with a message listing the known ones; the document
+# lists them as an enum.
+EventType = Annotated[str, WithJsonSchema({"type": "string", "enum": list(V0_EVENT_TYPES)})]
+InboxRef = Annotated[str, WithJsonSchema({"type": "string", "minLength": 1, "maxLength": 64})]
 
 
 def _event_types(value: list[str] | None) -> list[str] | None:
@@ -45,11 +47,17 @@ def _inbox_ids(value: list[str] | None) -> list[str] | None:
     return None if value is None else mailbox_filter(value)
 
 
-class CreateWebhook(Strict):
-    url: str = Field(min_length=1, max_length=2048, description="https URL on a public address")
-    event_types: list[str] = Field(min_length=1, max_length=len(V0_EVENT_TYPES), description=EVENT_TYPES_HELP)
-    inbox_ids: list[str] = Field(
-        default_factory=list, max_length=MAX_INBOX_FILTER, description="Only events of these inboxes"
+class V0CreateWebhook(Strict):
+    url: str = Field(
+        min_length=1, max_length=2048, description=URL_RULES, examples=["https://your-app.com/webhooks/email"]
+    )
+    event_types: list[EventType] = Field(
+        min_length=1, max_length=len(V0_EVENT_TYPES), description="What to be sent (repeats are dropped)"
+    )
+    inbox_ids: list[InboxRef] = Field(
+        default_factory=list,
+        max_length=MAX_INBOX_FILTER,
+        description="Only events of these inboxes (each an inbox of the organization); empty: all",
     )
     client_id: str | None = Field(default=None, max_length=128, description="Your own reference")
 
@@ -57,98 +65,125 @@ class CreateWebhook(Strict):
     _inboxes = field_validator("inbox_ids")(_inbox_ids)
 
 
-class UpdateWebhook(Strict):
-    url: str | None = Field(default=None, min_length=1, max_length=2048)
-    event_types: list[str] | None = Field(default=None, min_length=1, max_length=len(V0_EVENT_TYPES))
-    inbox_ids: list[str] | None = Field(default=None, max_length=MAX_INBOX_FILTER)
-    enabled: bool | None = None
+class V0UpdateWebhook(Strict):
+    """Only the fields given change; none may be null."""
+
+    url: str | None = Field(default=None, min_length=1, max_length=2048, description=URL_RULES)
+    event_types: list[EventType] | None = Field(default=None, min_length=1, max_length=len(V0_EVENT_TYPES))
+    inbox_ids: list[InboxRef] | None = Field(
+        default=None, max_length=MAX_INBOX_FILTER, description="Replaces the filter; empty: all inboxes"
+    )
+    enabled: bool | None = Field(default=None, description="false stops deliveries; true resumes them")
 
     _types = field_validator("event_types")(_event_types)
     _inboxes = field_validator("inbox_ids")(_inbox_ids)
 
 
-class Webhook(BaseModel):
-    webhook_id: str
+class V0Webhook(BaseModel):
+    webhook_id: str = Field(examples=["wh_01JABCDEF0123456789ABCDEFG"])
     url: str
-    event_types: list[str]
-    inbox_ids: list[str]
+    event_types: list[EventType]
+    inbox_ids: list[str] = Field(description="Only events of these inboxes; empty: all")
     enabled: bool
     client_id: str | None
-    created_at: str
-    updated_at: str
+    created_at: Timestamp
+    updated_at: Timestamp
 
 
-class NewWebhook(Webhook):
-    secret: str = Field(description="whsec_...: shown once. Verify deliveries with it (Standard Webhooks).")
+class V0NewWebhook(V0Webhook):
+    secret: str = Field(
+        description="whsec_...: the signing secret, shown once. Verify deliveries with it (Standard "
+        "Webhooks: webhook-id, webhook-timestamp, webhook-signature headers)."
+    )
 
 
-def webhook_view(item: Item) -> dict[str, Any]:
-    return {
-        "webhook_id": item["id"],
-        "url": item["url"],
-        "event_types": list(item.get("event_types") or []),
-        "inbox_ids": list(item.get("mailbox_ids") or []),
-        "enabled": bool(item.get("enabled")),
-        "client_id": item.get("client_id"),
-        "created_at": item["created_at"],
-        "updated_at": item["updated_at"],
-    }
+def _readable(principal: Reader, webhook_id: WebhookId) -> Item:
+    return service.load_webhook(Table(), principal.org_id, webhook_id)
 
 
-def _load(table: Table, principal: Principal, webhook_id: str) -> Item:
-    if len(webhook_id) > MAX_ID_LENGTH:
-        raise errors.not_found("Webhook")
-    return service.load(table, principal.org_id, webhook_id)
+def _writable(principal: Writer, webhook_id: WebhookId) -> Item:
+    return service.load_webhook(Table(), principal.org_id, webhook_id)
 
 
-@router.post("", name="v0.webhook.create", response_model=NewWebhook, summary="Create a webhook subscription")
-async def create_webhook(body: CreateWebhook, request: Request, principal: Writer) -> dict[str, Any]:
-    url = await service.valid_url(body.url)
-    table = Table()
-    service.check_mailboxes(table, principal.org_id, body.inbox_ids, field="inbox_ids")
-    item, secret = service.add_webhook(
-        table,
+# The webhook named in the path, for a caller holding the scope of the action.
+ReadableWebhook = Annotated[Item, Depends(_readable)]
+WritableWebhook = Annotated[Item, Depends(_writable)]
+BAD_WEBHOOK = (
+    "validation_error (a field; `errors` names it); invalid_webhook_url, webhook_url_unresolvable, "
+    "webhook_url_not_allowed (`url`); unknown_mailbox (`inbox_ids`: not inboxes of this organization)"
+)
+
+
+@router.post(
+    "",
+    name="v0.webhook.create",
+    response_model=V0NewWebhook,
+    summary="Create a webhook",
+    responses=errors(e422=f"{BAD_WEBHOOK}, webhook_limit_reached"),
+    openapi_extra=idempotent(),
+)
+async def create_webhook(body: V0CreateWebhook, request: Request, principal: Writer) -> dict[str, Any]:
+    """Subscribe a URL to events. Returns the webhook with its signing `secret`, shown only here."""
+    item, secret = await service.create_webhook(
+        Table(),
         principal.org_id,
         service.NewWebhook(
-            url=url, event_types=body.event_types, mailbox_ids=body.inbox_ids, client_id=body.client_id
+            url=body.url, event_types=body.event_types, inbox_ids=body.inbox_ids, client_id=body.client_id
         ),
     )
-    audit_target(request, "webhook", item["id"], url=url)
-    return {**webhook_view(item), "secret": secret}
+    audit_target(request, "webhook", item["id"], url=item["url"])
+    return {**service.webhook_view(item), "secret": secret}
 
 
-@router.get("", name="v0.webhook.list", response_model=PageOf[Webhook], summary="List webhooks")
+@router.get("", name="v0.webhook.list", response_model=PageOf[V0Webhook], summary="List webhooks")
 async def list_webhooks(principal: Reader, params: Pages) -> dict[str, Any]:
-    table = Table()
-    items = store.window(table, principal.org_id, offset=params.offset, limit=params.page_size)
-    org = organizations.get(table, principal.org_id) or {}
-    return page_body([webhook_view(w) for w in items], total=int(org.get("webhook_count", 0)), params=params)
+    """The organization's webhooks in creation order (without secrets), a numbered page at a time."""
+    data, total = service.list_webhooks(
+        Table(), principal.org_id, offset=params.offset, limit=params.page_size
+    )
+    return page_body(data, total=total, params=params)
 
 
-@router.get("/{webhookId}", name="v0.webhook.get", response_model=Webhook, summary="Get a webhook")
-async def get_webhook(webhook_id: WebhookId, principal: Reader) -> dict[str, Any]:
-    return webhook_view(_load(Table(), principal, webhook_id))
+@router.get(
+    "/{webhookId}",
+    name="v0.webhook.get",
+    response_model=V0Webhook,
+    summary="Get a webhook",
+    responses=errors(e404=NOT_FOUND),
+)
+async def get_webhook(webhook: ReadableWebhook) -> dict[str, Any]:
+    """One webhook of the organization by its id: its URL, event types, inbox filter and whether
+    it is enabled (never its secret)."""
+    return service.webhook_view(webhook)
 
 
 @router.patch(
     "/{webhookId}",
     name="v0.webhook.update",
-    response_model=Webhook,
-    summary="Change the URL, event types, inbox filter or enabled",
+    response_model=V0Webhook,
+    summary="Update a webhook",
+    responses=errors(e404=NOT_FOUND, e422=f"{BAD_WEBHOOK}; a field given as null"),
+    openapi_extra=idempotent(),
 )
-async def update_webhook(
-    webhook_id: WebhookId, body: UpdateWebhook, request: Request, principal: Writer
-) -> dict[str, Any]:
-    table = Table()
-    webhook = _load(table, principal, webhook_id)
-    audit_target(request, "webhook", webhook_id)
+async def update_webhook(webhook: WritableWebhook, body: V0UpdateWebhook, request: Request) -> dict[str, Any]:
+    """Change the URL, the event types, the inbox filter or whether it is enabled; the fields not
+    given stay. Returns the webhook."""
+    audit_target(request, "webhook", webhook["id"])
     changes = {name: getattr(body, name) for name in body.model_fields_set}
-    return webhook_view(await service.patch_webhook(table, webhook, changes, filter_field="inbox_ids"))
+    return service.webhook_view(await service.update_webhook(Table(), webhook, changes))
 
 
-@router.delete("/{webhookId}", name="v0.webhook.delete", status_code=204, summary="Delete a webhook")
+@router.delete(
+    "/{webhookId}",
+    name="v0.webhook.delete",
+    status_code=204,
+    response_class=Response,
+    summary="Delete a webhook",
+    responses=errors(e404=NOT_FOUND),
+    openapi_extra=idempotent(),
+)
 async def delete_webhook(webhook_id: WebhookId, request: Request, principal: Writer) -> Response:
+    """Stop and remove the webhook. Returns 204 No Content."""
     audit_target(request, "webhook", webhook_id)
-    if len(webhook_id) > MAX_ID_LENGTH or not store.delete(Table(), principal.org_id, webhook_id):
-        raise errors.not_found("Webhook")
+    service.delete_webhook(Table(), principal.org_id, webhook_id)
     return Response(status_code=204)
