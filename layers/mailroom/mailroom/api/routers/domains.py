@@ -59,8 +59,12 @@ class CreateDomain(DomainLimits):
     """A domain to host. Its limits must be consistent: defquota ≤ maxquota ≤ quota (missing ones
     take their defaults: 3072, 10240, 10240 MB); a quota above the organization's storage is 422."""
 
+    # The pattern is documented; the validator below gives the precise reason a name is refused.
     domain: str = Field(
-        min_length=1, max_length=300, pattern=DOMAIN_NAME_PATTERN, description=DOMAIN_NAME_RULES
+        min_length=1,
+        max_length=300,
+        json_schema_extra={"pattern": DOMAIN_NAME_PATTERN},
+        description=DOMAIN_NAME_RULES,
     )
     active: bool = True
     description: str | None = Field(default=None, max_length=500)
