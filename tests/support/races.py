@@ -1,11 +1,11 @@
-"""Two requests racing for the last unit of a limit, made deterministic.
+"""Requests racing for the last unit of a limit, made deterministic.
 
 ``concurrently(calls, gate)`` runs each call (an API request) in its own thread. The first
 DynamoDB write of each that ``gate`` picks (a transaction, or a single UpdateItem) waits until all
 of them have reached that write, so every request has done all of its reads (and passed every
-check made on what it read) before any of them writes. Then the writes run one at a time, as
-DynamoDB serializes conflicting writes. Only a condition evaluated by DynamoDB at write time can
-then keep the invariant: a read-then-write check lets every request through.
+check made on what it read) before any of them writes. Then the writes run one at a time, in the
+order of ``calls``, as DynamoDB serializes conflicting writes. Only a condition that DynamoDB
+evaluates at write time can then keep the invariant: a read-then-write check lets them all through.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from mailroom.store.table import Table
 
 T = TypeVar("T")
 Gate = Callable[[str], bool]
+WAIT_SECONDS = 30
 
 
 def writes_item_of_type(kind: str) -> Gate:
@@ -33,59 +34,79 @@ def writes_item_of_type(kind: str) -> Gate:
 
 def updates_key(sk: str) -> Gate:
     """A single UpdateItem of the item with sort key ``sk``."""
-    return lambda described: described.startswith("update:") and f"sk={sk};" in described
+    return lambda described: described.startswith("update:") and described.endswith(f";sk={sk}")
 
 
 def either(*gates: Gate) -> Gate:
     return lambda described: any(gate(described) for gate in gates)
 
 
+class _Race:
+    def __init__(self, parties: int, gate: Gate) -> None:
+        self.gate = gate
+        self.parties = parties
+        self.barrier = threading.Barrier(parties, timeout=WAIT_SECONDS)
+        self.turn = threading.Condition()
+        self.next_up = 0
+        self.held: list[int] = []
+        self.party = threading.local()
+
+    def run(self, described: str, write: Callable[[], Any]) -> Any:
+        index: int | None = getattr(self.party, "index", None)
+        with self.turn:
+            # Only each party's first gated write races; later ones (audit records...) pass freely.
+            holding = index is not None and index not in self.held and self.gate(described)
+            if holding:
+                self.held.append(index)  # type: ignore[arg-type]
+        if not holding:
+            return write()
+        self.barrier.wait()
+        with self.turn:
+            if not self.turn.wait_for(lambda: self.next_up == index, timeout=WAIT_SECONDS):
+                raise TimeoutError(f"write {index} never got its turn")
+        try:
+            return write()
+        finally:
+            with self.turn:
+                self.next_up += 1
+                self.turn.notify_all()
+
+
 @contextmanager
-def _held_writes(parties: int, gate: Gate) -> Iterator[list[str]]:
-    barrier = threading.Barrier(parties, timeout=60)
-    one_at_a_time = threading.Lock()
-    held: list[str] = []
-    count_lock = threading.Lock()
+def _racing(race: _Race) -> Iterator[None]:
     transact, update = Table.transact, Table.update
 
-    def hold(described: str) -> bool:
-        if not gate(described):
-            return False
-        with count_lock:
-            if len(held) >= parties:
-                return False  # the race is over: later writes (audit records, ...) pass freely
-            held.append(described)
-        barrier.wait()
-        return True
-
     def gated_transact(self: Table, operations: Sequence[dict[str, Any]]) -> None:
-        if hold("transact:" + json.dumps(list(operations), default=str)):
-            with one_at_a_time:
-                return transact(self, operations)
-        return transact(self, operations)
+        described = "transact:" + json.dumps(list(operations), default=str)
+        return race.run(described, lambda: transact(self, operations))  # type: ignore[no-any-return]
 
     def gated_update(self: Table, pk: str, sk: str, *args: Any, **kwargs: Any) -> Any:
-        if hold(f"update:pk={pk};sk={sk};"):
-            with one_at_a_time:
-                return update(self, pk, sk, *args, **kwargs)
-        return update(self, pk, sk, *args, **kwargs)
+        return race.run(f"update:pk={pk};sk={sk}", lambda: update(self, pk, sk, *args, **kwargs))
 
     with (
         mock.patch.object(Table, "transact", gated_transact),
         mock.patch.object(Table, "update", gated_update),
     ):
-        yield held
+        yield
 
 
 def concurrently(calls: Sequence[Callable[[], T]], gate: Gate) -> list[T]:
-    """Run ``calls`` in parallel with their first ``gate``-picked writes held until all are ready."""
+    """Run ``calls`` in parallel; their first ``gate``-picked writes wait for each other, then run
+    in the order of ``calls``."""
+    race = _Race(len(calls), gate)
 
-    def in_thread(call: Callable[[], T]) -> T:
+    def in_thread(index: int) -> T:
+        race.party.index = index
         # Each thread runs its own request; Mangum wants an event loop in the thread that calls it.
-        asyncio.set_event_loop(asyncio.new_event_loop())
-        return call()
+        loop = asyncio.new_event_loop()
+        asyncio.set_event_loop(loop)
+        try:
+            return calls[index]()
+        finally:
+            asyncio.set_event_loop(None)
+            loop.close()
 
-    with _held_writes(len(calls), gate) as held, ThreadPoolExecutor(max_workers=len(calls)) as pool:
-        results = list(pool.map(in_thread, calls))
-    assert len(held) == len(calls), f"only {len(held)} of {len(calls)} requests reached the gated write"
+    with _racing(race), ThreadPoolExecutor(max_workers=len(calls)) as pool:
+        results = list(pool.map(in_thread, range(len(calls))))
+    assert sorted(race.held) == list(range(len(calls))), f"only {race.held} reached the gated write"
     return results
