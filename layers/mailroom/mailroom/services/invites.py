@@ -10,8 +10,9 @@ their own password when they redeem the invite's code (``POST /api/v1/auth/invit
   shrank it), the mailbox is created *shared* instead and the answer says so
   (``storage_downgraded: true``), as trekmail-api-overview.txt prescribes.
 * An invite expires at ``expires_at``: the scheduled sweep (and, lazily, a redeem attempt) releases
-  its address, its domain count and its reservation. Limits on mailbox counts are checked when the
-  invite is made (so an invite that could never be redeemed is refused), and enforced at redeem.
+  its address, its domain count and its reservation. The mailbox limits must leave room for the
+  invite when it is made (a condition of its write, so a mailbox created meanwhile cannot slip in
+  between: an invite that could not be redeemed is refused), and are enforced again at redeem.
 """
 
 from __future__ import annotations
