@@ -114,9 +114,9 @@ def test_a_failed_request_is_replayed_too(org: NewOrganization) -> None:
 def test_server_errors_release_the_key(
     org: NewOrganization, table: Table, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from mailroom.api.routers import tokens as tokens_router
+    from mailroom.services import tokens as token_service
 
-    real = tokens_router.issue_ops_token
+    real = token_service.issue_ops_token
     calls = {"n": 0}
 
     def flaky(*args: Any, **kwargs: Any) -> Any:
@@ -125,7 +125,7 @@ def test_server_errors_release_the_key(
             raise RuntimeError("dynamodb hiccup")
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(tokens_router, "issue_ops_token", flaky)
+    monkeypatch.setattr(token_service, "issue_ops_token", flaky)
     failed = create(org.admin_token, "retry-me")
     assert failed.status == 500
     error = failed.json()["error"]

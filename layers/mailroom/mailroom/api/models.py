@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any, Generic, TypeVar
+from typing import Annotated, Any, Generic, TypeVar
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 T = TypeVar("T")
+
+Timestamp = Annotated[
+    str, Field(json_schema_extra={"format": "date-time"}, examples=["2025-01-15T10:30:00.000Z"])
+]
+"""A moment as every response shows it: ISO 8601 in UTC with milliseconds (``mailroom.clock``)."""
 
 
 class Strict(BaseModel):

@@ -78,8 +78,11 @@ def _document_errors(path: str, method: str, operation: dict[str, Any], secured:
             continue
         code = int(status)
         schema = "GatewayError" if code == 413 else envelope
-        # FastAPI's {"detail": ...} 422 is never what the API answers: every error gets the envelope.
-        response["content"] = {"application/json": {"schema": {"$ref": REF + schema}}}
+        # FastAPI's {"detail": ...} 422 is never what the API answers: every error gets the envelope,
+        # unless the route declared a model of its own (an envelope with more, e.g. a batch's rows).
+        declared = ((response.get("content") or {}).get("application/json") or {}).get("schema") or {}
+        if str(declared.get("$ref", "")).removeprefix(REF) in ("", "HTTPValidationError"):
+            response["content"] = {"application/json": {"schema": {"$ref": REF + schema}}}
         if code != 413:  # API Gateway's own answer carries none of the pipeline's headers
             headers = ["X-Request-Id"]
             if code == 429:

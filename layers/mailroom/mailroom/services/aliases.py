@@ -14,12 +14,13 @@ from typing import Any
 
 from mailroom import clock, errors, ids
 from mailroom.domain import addresses as address_rules
+from mailroom.services import forwarding, mailbox_limits
 from mailroom.services import mailboxes as mailbox_service
 from mailroom.store import aliases as store
 from mailroom.store import domains, txn
 from mailroom.store import mailboxes as mailbox_store
 from mailroom.store.errors import ConditionFailed
-from mailroom.store.table import Item, Table
+from mailroom.store.table import Item, Page, Table
 
 MAX_TARGETS = 50
 
@@ -68,7 +69,7 @@ def validate_goto(table: Table, org_id: str, address: str, goto: list[str]) -> l
                 "an alias cannot deliver to itself", field=f"goto.{index}", code="alias_loop"
             )
         if target not in clean:
-            mailbox_service.check_internal_target(table, org_id, target, f"goto.{index}", hosted)
+            forwarding.check_internal_target(table, org_id, target, f"goto.{index}", hosted)
             clean.append(target)
     return clean
 
@@ -81,9 +82,9 @@ def create_alias(table: Table, org_id: str, request: NewAlias) -> Item:
     domain = mailbox_service.resolve_domain(table, org_id, address_rules.domain_of(address))
     goto = validate_goto(table, org_id, address, request.goto)
     if mailbox_service.address_owner(table, org_id, address) is not None:
-        raise mailbox_service.address_taken(address)
-    org = mailbox_service.load_org(table, org_id)
-    error = mailbox_service.domain_limit_error(domain, aliases=1) or mailbox_service.org_limit_error(
+        raise mailbox_limits.address_taken(address)
+    org = mailbox_limits.load_org(table, org_id)
+    error = mailbox_limits.domain_limit_error(domain, aliases=1) or mailbox_limits.org_limit_error(
         org, aliases=1
     )
     if error:
@@ -105,13 +106,13 @@ def create_alias(table: Table, org_id: str, request: NewAlias) -> Item:
     operations = [
         store.create_op(alias),
         mailbox_store.address_claim(org_id, address, "alias", alias["id"]),
-        mailbox_store.domain_change(domain, mailbox_service.domain_limits(domain), aliases=1),
-        mailbox_store.org_change(org, mailbox_service.org_limits(org), aliases=1),
+        mailbox_store.domain_change(domain, mailbox_limits.domain_limits(domain), aliases=1),
+        mailbox_store.org_change(org, mailbox_limits.org_limits(org), aliases=1),
     ]
     try:
         txn.run(table, operations)
     except txn.Rejected as rejected:
-        raise mailbox_service.explain_rejection(
+        raise mailbox_limits.explain_rejection(
             table,
             rejected,
             org_id=org_id,
@@ -119,6 +120,22 @@ def create_alias(table: Table, org_id: str, request: NewAlias) -> Item:
             org_change={"aliases": 1},
         ) from rejected
     return alias
+
+
+def list_aliases(
+    table: Table, org_id: str, *, per_page: int, cursor: str | None, domain_id: str | None = None
+) -> tuple[Page, int]:
+    """A page of the organization's aliases (of one domain: 404 when it has no such domain) and how
+    many there are (a maintained count)."""
+    if domain_id is not None:
+        domain = domains.get(table, org_id, domain_id)
+        if domain is None:
+            raise errors.not_found("Domain")
+        total = int(domain.get("alias_count", 0))
+    else:
+        total = int(mailbox_limits.load_org(table, org_id).get("alias_count", 0))
+    page = store.list_page(table, org_id, per_page=per_page, cursor=cursor, domain_id=domain_id)
+    return page, total
 
 
 def load(table: Table, org_id: str, alias_id: str) -> Item:

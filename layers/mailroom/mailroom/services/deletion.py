@@ -32,7 +32,7 @@ from mailroom import clock, errors, ids
 from mailroom.domain.principal import Principal
 from mailroom.errors import Gone, MailroomError, TooManyRequests
 from mailroom.observability import logger, traced
-from mailroom.services import mailboxes as mailbox_service
+from mailroom.services import mailbox_limits
 from mailroom.settings import get_settings
 from mailroom.store import delete_intents, domains, keys, mail_purge, message_tokens, platform_domain, txn
 from mailroom.store import mailboxes as mailbox_store
@@ -135,6 +135,18 @@ def load_intent(table: Table, org_id: str, intent_id: str) -> Item:
     return intent
 
 
+def intent_with_purge(table: Table, org_id: str, intent_id: str) -> tuple[Item, Item | None]:
+    """An intent (404 when none) and, once confirmed, the purge job of its mailbox."""
+    intent = load_intent(table, org_id, intent_id)
+    if intent["status"] != "confirmed":
+        return intent, None
+    job = delete_intents.get_purge_job(table, org_id, intent["mailbox_id"])
+    # Only the job this intent's confirmation wrote is its progress.
+    if job is not None and job.get("intent_id") != intent_id:
+        job = None
+    return intent, job
+
+
 def _intent_error(intent: Item, now_epoch: int) -> MailroomError | None:
     if intent["status"] != "pending":
         return errors.conflict(
@@ -211,7 +223,7 @@ def confirm(table: Table, principal: Principal, intent_id: str) -> Confirmed:
             enqueued=enqueued,
             revoked_tokens=revoked,
         )
-    raise mailbox_service.concurrent_update()
+    raise mailbox_limits.concurrent_update()
 
 
 def _purge_job(mailbox: Item, *, intent_id: str | None, now_iso: str) -> Item:
@@ -272,7 +284,7 @@ def delete_now(table: Table, org_id: str, mailbox_id: str, *, what: str = "Mailb
         _revoke_tokens(table, org_id, mailbox_id)
         _enqueue(job)
         return job
-    raise mailbox_service.concurrent_update()
+    raise mailbox_limits.concurrent_update()
 
 
 def _revoke_tokens(table: Table, org_id: str, mailbox_id: str) -> int:

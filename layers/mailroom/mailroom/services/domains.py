@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -10,15 +11,18 @@ from mailroom import clock, errors, ids
 from mailroom.dns_lookup import lookup
 from mailroom.domain import dns_records
 from mailroom.domain.dkim import generate_dkim_key
-from mailroom.domain.domain_names import unicode_form
-from mailroom.errors import LimitReached
+from mailroom.domain.domain_names import InvalidDomainName, normalize_domain, unicode_form
+from mailroom.errors import Conflict, LimitReached, MailroomError
 from mailroom.observability import logger, traced
 from mailroom.settings import get_settings
-from mailroom.store import domains, events, organizations, ses_identities
-from mailroom.store.table import Item, Table
+from mailroom.store import addresses, domain_metrics, domains, events, organizations, ses_identities
+from mailroom.store.errors import ConditionFailed
+from mailroom.store.table import Item, Page, Table
 
 # A domain is "failed" rather than "pending" once it has had this long to publish its records.
 PENDING_GRACE = timedelta(hours=72)
+
+_LOCAL_PART_RE = re.compile(r"^[a-zA-Z0-9._%+-]{1,64}$")
 
 DEFAULT_LIMITS = {"mailboxes": 50, "aliases": 400, "defquota": 3072, "maxquota": 10240, "quota": 10240}
 
@@ -57,6 +61,20 @@ def records_view(domain: Item) -> list[dict[str, Any]]:
     return view
 
 
+def check_quotas(limits: dict[str, int]) -> str | None:
+    """What is inconsistent in a domain's quota limits (over the defaults), or None."""
+    merged = {**DEFAULT_LIMITS, **limits}
+    if merged["defquota"] > merged["maxquota"]:
+        return "defquota cannot exceed maxquota"
+    if merged["maxquota"] > merged["quota"]:
+        return "maxquota cannot exceed quota"
+    return None
+
+
+def org_domain_limit(org: Item) -> int:
+    return int((org.get("limits") or {}).get("domains", organizations.DEFAULT_LIMITS["domains"]))
+
+
 def create_domain(table: Table, org_id: str, request: NewDomain) -> Item:
     org = organizations.get(table, org_id)
     if org is None:
@@ -87,13 +105,24 @@ def create_domain(table: Table, org_id: str, request: NewDomain) -> Item:
         "updated_at": clock.isoformat(now),
     }
     # Claim the name first: an SES identity must never be touched for a name another tenant holds.
-    domains.create(table, domain, domain_limit=int(org.get("limits", {}).get("domains", 10)))
+    domains.create(table, domain, org=org, domain_limit=org_domain_limit(org))
     try:
         ses_identities.create(request.domain, key, mail_from=dns_records.mail_from_domain(request.domain))
     except Exception:
         domains.delete(table, domain)
         raise
     return domain
+
+
+def domain_limit_reached(limit: int, *, needed: int = 1) -> MailroomError:
+    message = "The organization has reached its domain limit."
+    if needed > 1:
+        message = f"The batch needs {needed} domains; the organization's limit is {limit} domains."
+    return LimitReached(
+        "domain_limit_reached",
+        message,
+        hint="Delete a domain or raise the organization's limit.",
+    )
 
 
 def add_domain(table: Table, org_id: str, request: NewDomain) -> Item:
@@ -109,21 +138,227 @@ def add_domain(table: Table, org_id: str, request: NewDomain) -> Item:
     try:
         return create_domain(table, org_id, request)
     except domains.DomainTaken as taken:
-        if taken.same_org:
-            raise errors.conflict(
-                f"{request.domain} is already in this organization", code="domain_exists"
-            ) from taken
-        raise errors.conflict(
-            f"{request.domain} is hosted by another organization",
-            code="domain_taken",
-            hint="Remove it there first, or contact the operator.",
-        ) from taken
-    except domains.DomainLimitReached as limit:
-        raise LimitReached(
-            "domain_limit_reached",
-            "The organization has reached its domain limit.",
-            hint="Delete a domain or raise the organization's limit.",
-        ) from limit
+        raise _taken(request.domain, same_org=taken.same_org) from taken
+    except domains.DomainLimitReached as refused:
+        # The transaction's condition refused it: the count is at the limit, or the limit changed
+        # since it was read (then the request may pass with the new one).
+        now = organizations.get(table, org_id) or {}
+        if int(now.get("domain_count", 0)) >= org_domain_limit(now):
+            raise domain_limit_reached(org_domain_limit(now)) from refused
+        raise concurrent_update() from refused
+
+
+def _taken(name: str, *, same_org: bool) -> MailroomError:
+    if same_org:
+        return errors.conflict(f"{name} is already in this organization", code="domain_exists")
+    return errors.conflict(
+        f"{name} is hosted by another organization",
+        code="domain_taken",
+        hint="Remove it there first, or contact the operator.",
+    )
+
+
+def concurrent_update() -> MailroomError:
+    return Conflict(
+        "concurrent_update",
+        "Another request changed the same resource at the same time.",
+        hint="Retry the request.",
+        retryable=True,
+    )
+
+
+# --- the API's use cases ----------------------------------------------------------------------------
+
+
+def load_domain(table: Table, org_id: str, domain_id: str) -> Item:
+    """One of the organization's own domains, else 404."""
+    domain = domains.get(table, org_id, domain_id)
+    # The platform domain's item only counts the organization's inboxes on it: the domain is the
+    # operator's, so it is none of the organization's domains to read, change or delete.
+    if domain is None or domain.get("platform"):
+        raise errors.not_found("Domain")
+    return domain
+
+
+def list_domains(table: Table, org_id: str, *, per_page: int, cursor: str | None) -> tuple[Page, int]:
+    """A page of the organization's domains and how many it has (a maintained count)."""
+    page = domains.list_page(table, org_id, per_page=per_page, cursor=cursor)
+    org = organizations.get(table, org_id) or {}
+    return page, int(org.get("domain_count", 0))
+
+
+@dataclass(slots=True)
+class BulkRow:
+    """One row of ``domains:bulk-add``: ``valid``/``invalid`` after validation, then ``created`` or
+    ``failed`` (a concurrent request took the name or the room meanwhile)."""
+
+    index: int
+    domain: str
+    status: str
+    error: dict[str, str] | None = None
+    data: dict[str, Any] | None = None
+
+    def view(self) -> dict[str, Any]:
+        view = {"index": self.index, "domain": self.domain, "status": self.status, "error": self.error}
+        if self.data is not None:
+            view["data"] = self.data
+        return view
+
+
+def validate_batch(table: Table, org_id: str, requests: list[NewDomain]) -> list[BulkRow]:
+    """Each row checked against the batch (duplicates) and the hosted names (taken)."""
+    rows: list[BulkRow] = []
+    seen: set[str] = set()
+    for index, request in enumerate(requests):
+        error = None
+        if request.domain in seen:
+            error = {
+                "code": "duplicate_row",
+                "message": f"{request.domain} appears more than once in the batch",
+            }
+        else:
+            claim = domains.claim_of(table, request.domain)
+            if claim is not None:
+                code = "domain_exists" if claim["org_id"] == org_id else "domain_taken"
+                error = {"code": code, "message": f"{request.domain} is already hosted"}
+        seen.add(request.domain)
+        rows.append(BulkRow(index, request.domain, "invalid" if error else "valid", error))
+    return rows
+
+
+def add_batch(table: Table, org_id: str, requests: list[NewDomain], rows: list[BulkRow]) -> int:
+    """Create every row of a valid batch (``validate_batch`` found no invalid row); returns how many
+    were created. Each domain has its own SES identity, so each is its own transaction: a row a
+    concurrent request beat is ``failed`` with the reason, and the others are still created."""
+    org = organizations.get(table, org_id) or {}
+    limit = org_domain_limit(org)
+    if int(org.get("domain_count", 0)) + len(rows) > limit:
+        raise domain_limit_reached(limit, needed=len(rows))
+    created = 0
+    for row, request in zip(rows, requests, strict=True):
+        try:
+            domain = add_domain(table, org_id, request)
+        except MailroomError as exc:
+            row.status, row.error = "failed", {"code": exc.code, "message": exc.message}
+            continue
+        created += 1
+        row.status, row.data = "created", domain_view(domain)
+    return created
+
+
+def update_domain(table: Table, domain: Item, *, limits: dict[str, int], fields: dict[str, Any]) -> Item:
+    """Change limits (merged over the current ones) and plain ``fields`` (active, description,
+    feedback_enabled). Limits can never go below what the domain already uses: a condition of the
+    write, so a mailbox created meanwhile refuses the update instead of ending up over the limit."""
+    merged = {**DEFAULT_LIMITS, **(domain.get("limits") or {}), **limits}
+    inconsistent = check_quotas(merged)
+    if inconsistent:
+        raise errors.validation(inconsistent, field="quota")
+    error = _below_usage(domain, merged)
+    if error:
+        raise error
+    try:
+        return domains.update_limits(
+            table, domain["org_id"], domain["id"], merged, {**fields, "updated_at": clock.now_iso()}
+        )
+    except domains.DomainBelowUsage as refused:
+        current = load_domain(table, domain["org_id"], domain["id"])
+        raise (_below_usage(current, merged) or concurrent_update()) from refused
+
+
+def _below_usage(domain: Item, limits: dict[str, int]) -> MailroomError | None:
+    for limit, counter, what in (
+        ("mailboxes", "mailbox_count", "the number of mailboxes the domain has"),
+        ("aliases", "alias_count", "the number of aliases the domain has"),
+        ("quota", "quota_allocated_mb", "the sum of the quotas of the domain's mailboxes"),
+    ):
+        if limits[limit] < int(domain.get(counter, 0)):
+            return errors.validation(f"{limit} cannot go below {what}", field=limit)
+    return None
+
+
+def set_note(table: Table, domain: Item, note: str | None) -> Item:
+    return _set(table, domain, {"note": note})
+
+
+def set_catch_all(table: Table, domain: Item, raw: str | None) -> Item:
+    """Where mail for unknown recipients of the domain goes (``None`` turns it off). A target on
+    one of the organization's own domains must be an address it has, or mail would vanish."""
+    target = None
+    if raw is not None:
+        target = _catch_all_address(raw)
+        org_id = domain["org_id"]
+        target_domain = target.rpartition("@")[2]
+        if (
+            domains.get_by_name(table, org_id, target_domain) is not None
+            and addresses.resolve(table, org_id, target) is None
+        ):
+            raise errors.validation(
+                f"{target} is not a mailbox or alias of this organization",
+                field="catch_all",
+                code="unknown_target",
+            )
+    return _set(table, domain, {"catch_all": target})
+
+
+def _catch_all_address(raw: str) -> str:
+    local, at, host = raw.strip().rpartition("@")
+    if not at or not _LOCAL_PART_RE.match(local):
+        raise errors.validation(
+            "catch_all must be an email address (local part a-zA-Z0-9._%+-)", field="catch_all"
+        )
+    try:
+        return f"{local}@{normalize_domain(host)}"
+    except InvalidDomainName as exc:
+        raise errors.validation(f"catch_all domain: {exc}", field="catch_all") from exc
+
+
+def _set(table: Table, domain: Item, fields: dict[str, Any]) -> Item:
+    try:
+        return domains.update(
+            table, domain["org_id"], domain["id"], {**fields, "updated_at": clock.now_iso()}
+        )
+    except ConditionFailed as gone:  # deleted since it was read
+        raise errors.not_found("Domain") from gone
+
+
+def load_check(table: Table, org_id: str, check_id: str) -> Item:
+    check = domains.get_check(table, org_id, check_id)
+    if check is None:
+        raise errors.not_found("DNS check")
+    return check
+
+
+def check_view(check: Item) -> dict[str, Any]:
+    return {
+        name: check.get(name)
+        for name in (
+            "id",
+            "domain_id",
+            "domain",
+            "trigger",
+            "status",
+            "result",
+            "records",
+            "errors",
+            "started_at",
+            "completed_at",
+        )
+    }
+
+
+@dataclass(frozen=True, slots=True)
+class Metrics:
+    first_day: str
+    last_day: str
+    days: list[dict[str, Any]]
+
+
+def spam_metrics(table: Table, domain: Item, days: int) -> Metrics:
+    """The domain's daily counters over the last ``days`` days (today included; quiet days absent)."""
+    first, last = window_days(days)
+    daily = domain_metrics.days(table, domain["org_id"], domain["id"], first_day=first, last_day=last)
+    return Metrics(first_day=first, last_day=last, days=daily)
 
 
 def remove_domain(table: Table, domain: Item) -> None:

@@ -10,8 +10,9 @@ their own password when they redeem the invite's code (``POST /api/v1/auth/invit
   shrank it), the mailbox is created *shared* instead and the answer says so
   (``storage_downgraded: true``), as trekmail-api-overview.txt prescribes.
 * An invite expires at ``expires_at``: the scheduled sweep (and, lazily, a redeem attempt) releases
-  its address, its domain count and its reservation. Limits on mailbox counts are checked when the
-  invite is made (so an invite that could never be redeemed is refused), and enforced at redeem.
+  its address, its domain count and its reservation. The mailbox limits must leave room for the
+  invite when it is made (a condition of its write, so a mailbox created meanwhile cannot slip in
+  between: an invite that could not be redeemed is refused), and are enforced again at redeem.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from mailroom import clock, errors, ids
 from mailroom.domain import passwords
 from mailroom.errors import Gone, MailroomError, NotFound
 from mailroom.observability import logger, traced
+from mailroom.services import mailbox_limits
 from mailroom.services import mailboxes as mailbox_service
 from mailroom.store import domains, invites, keys, txn
 from mailroom.store import mailboxes as mailbox_store
@@ -148,33 +150,43 @@ def write_invites(
     reserved = sum(p.allocation or 0 for p in prepared)
     # An invite that could not become a mailbox right now is refused now, not at redeem time.
     for domain_id, count in per_domain.items():
-        error = mailbox_service.domain_limit_error(found[domain_id], mailboxes=count)
+        error = mailbox_limits.domain_limit_error(found[domain_id], mailboxes=count)
         if error:
             raise error
-    error = mailbox_service.org_limit_error(org, mailboxes=len(prepared))
-    error = error or (mailbox_service.pool_error(org, reserved) if reserved else None)
+    error = mailbox_limits.org_limit_error(org, mailboxes=len(prepared))
+    error = error or (mailbox_limits.pool_error(org, reserved) if reserved else None)
     if error:
         raise error
     operations: list[txn.Op] = []
     for row in prepared:
         operations.append(invites.create_op(row.record))
         operations.append(mailbox_store.address_claim(org["id"], row.address, "invite", row.record["id"]))
+    # The same checks as conditions of the write: a mailbox created meanwhile cannot slip between.
     operations += [
-        mailbox_store.domain_change(found[d], mailbox_service.domain_limits(found[d]), invites=n)
+        mailbox_store.domain_change(
+            found[d], mailbox_limits.domain_limits(found[d]), invites=n, room_for_mailboxes=n
+        )
         for d, n in per_domain.items()
     ]
-    if reserved:
-        limits = mailbox_service.org_limits(org)
-        operations.append(
-            mailbox_store.org_change(
-                org, limits, reserved_mb=reserved, committed_at_most=limits["storage_mb"] - reserved
-            )
+    limits = mailbox_limits.org_limits(org)
+    operations.append(
+        mailbox_store.org_change(
+            org,
+            limits,
+            reserved_mb=reserved,
+            committed_at_most=limits["storage_mb"] - reserved if reserved else None,
+            room_for_mailboxes=len(prepared),
         )
+    )
     try:
         txn.run(table, operations)
     except txn.Rejected as rejected:
-        raise mailbox_service.explain_rejection(
-            table, rejected, org_id=org["id"], domain_changes={}, org_change={"committed_mb": reserved}
+        raise mailbox_limits.explain_rejection(
+            table,
+            rejected,
+            org_id=org["id"],
+            domain_changes={d: {"mailboxes": n} for d, n in per_domain.items()},
+            org_change={"mailboxes": len(prepared), "committed_mb": reserved},
         ) from rejected
     return [IssuedInvite(invite=p.record, code=code) for p, code in rows]
 
@@ -184,8 +196,50 @@ def create_invite(table: Table, org_id: str, request: NewInvite, *, created_by: 
     if isinstance(result, MailroomError):
         raise result
     if mailbox_service.address_owner(table, org_id, result[0].address) is not None:
-        raise mailbox_service.address_taken(result[0].address)
-    return write_invites(table, mailbox_service.load_org(table, org_id), [result])[0]
+        raise mailbox_limits.address_taken(result[0].address)
+    return write_invites(table, mailbox_limits.load_org(table, org_id), [result])[0]
+
+
+@dataclass(frozen=True, slots=True)
+class BatchOutcome:
+    """A batch as validation saw it (``rows``: index, address, status, error), and the invites
+    issued: None when a row is invalid, since then none is."""
+
+    rows: list[dict[str, Any]]
+    issued: list[IssuedInvite] | None
+
+
+def create_batch(table: Table, org_id: str, requests: list[NewInvite], *, created_by: str) -> BatchOutcome:
+    """Every row valid and all invites issued in one transaction, or none."""
+    results = prepare_many(table, org_id, requests, created_by=created_by)
+    rows: list[dict[str, Any]] = []
+    seen: set[str] = set()
+    for index, (request, result) in enumerate(zip(requests, results, strict=True)):
+        error: dict[str, str] | None = None
+        address = f"{request.local_part}@{request.domain}"
+        if isinstance(result, MailroomError):
+            error = {"code": result.code, "message": result.message}
+        else:
+            address = result[0].address
+            if address in seen:
+                error = {"code": "duplicate_row", "message": f"{address} appears more than once in the batch"}
+            elif mailbox_service.address_owner(table, org_id, address) is not None:
+                error = {"code": "address_taken", "message": f"{address} is already in use"}
+            seen.add(address)
+        rows.append(
+            {"index": index, "address": address, "status": "invalid" if error else "valid", "error": error}
+        )
+    if any(row["error"] for row in rows):
+        return BatchOutcome(rows=rows, issued=None)
+    ready = [r for r in results if not isinstance(r, MailroomError)]
+    return BatchOutcome(rows=rows, issued=write_invites(table, mailbox_limits.load_org(table, org_id), ready))
+
+
+def load(table: Table, org_id: str, invite_id: str) -> Item:
+    invite = invites.get(table, org_id, invite_id)
+    if invite is None:
+        raise errors.not_found("Invite")
+    return invite
 
 
 # --- release (expiry) -------------------------------------------------------------------------------
@@ -255,6 +309,16 @@ class Redeemed:
     invite: Item
     downgraded: bool
 
+    @property
+    def notice(self) -> str | None:
+        """What to tell the new owner when the mailbox is not what the invite promised."""
+        if not self.downgraded:
+            return None
+        return (
+            "The storage pool no longer had room for this mailbox's dedicated allocation of "
+            f"{self.invite['storage_allocation_mb']} MB, so it uses the shared pool."
+        )
+
 
 def _not_pending(invite: Item) -> MailroomError:
     if invite.get("status") == "redeemed":
@@ -288,23 +352,26 @@ def ensure_pending(table: Table, invite: Item) -> None:
 
 
 def redeem(table: Table, invite: Item, password: str) -> Redeemed:
+    """The invite (as ``find`` returned it) becomes its mailbox with ``password``: 409
+    invite_already_redeemed, 410 invite_expired, 422 weak_password or a limit reached meanwhile."""
+    ensure_pending(table, invite)
     org_id = invite["org_id"]
     mailbox_service.check_password(password, invite["local_part"])
     password_hash = passwords.hash_password(password)
     allocation = invite.get("storage_allocation_mb")
     for _ in range(_REDEEM_ATTEMPTS):
-        org = mailbox_service.load_org(table, org_id)
+        org = mailbox_limits.load_org(table, org_id)
         domain = domains.get(table, org_id, invite["domain_id"])
         if domain is None:
             release(table, invite, status="cancelled")
             raise Gone("invite_expired", "The invite's domain no longer exists", hint="Ask for a new invite.")
-        limits = mailbox_service.org_limits(org)
-        pool = mailbox_service.pool_view(org)
+        limits = mailbox_limits.org_limits(org)
+        pool = mailbox_limits.pool_view(org)
         # The reservation is already part of "committed": it fits while nothing is over-committed.
         fits = allocation is None or pool["committed_mb"] <= pool["total_mb"]
         quota = int(invite["quota"])
-        error = mailbox_service.domain_limit_error(domain, mailboxes=1, quota_mb=quota)
-        error = error or mailbox_service.org_limit_error(org, mailboxes=1)
+        error = mailbox_limits.domain_limit_error(domain, mailboxes=1, quota_mb=quota)
+        error = error or mailbox_limits.org_limit_error(org, mailboxes=1)
         if error:
             raise error
         now = clock.utcnow()
@@ -350,7 +417,7 @@ def redeem(table: Table, invite: Item, password: str) -> Redeemed:
                 org_id, invite["address"], from_id=invite["id"], kind="mailbox", owner_id=mailbox["id"]
             ),
             mailbox_store.domain_change(
-                domain, mailbox_service.domain_limits(domain), mailboxes=1, invites=-1, quota_mb=quota
+                domain, mailbox_limits.domain_limits(domain), mailboxes=1, invites=-1, quota_mb=quota
             ),
             mailbox_store.org_change(
                 org,
@@ -373,7 +440,7 @@ def redeem(table: Table, invite: Item, password: str) -> Redeemed:
                 # A concurrent change of the pool or the limits: read again and decide again (the
                 # checks above answer precisely if a limit is now reached).
                 continue
-            raise mailbox_service.explain_rejection(
+            raise mailbox_limits.explain_rejection(
                 table,
                 rejected,
                 org_id=org_id,
@@ -383,4 +450,4 @@ def redeem(table: Table, invite: Item, password: str) -> Redeemed:
         if not fits:
             logger().info("invite redeemed as shared: pool over-committed", extra={"invite_id": invite["id"]})
         return Redeemed(mailbox=mailbox, invite={**invite, "status": "redeemed"}, downgraded=not fits)
-    raise mailbox_service.concurrent_update()
+    raise mailbox_limits.concurrent_update()

@@ -1,21 +1,8 @@
-"""Mailboxes: creation (one, a batch, from an invite), updates that move counters, passwords,
-pause/resume, forwarding, and the organization's storage pool.
+"""Mailboxes: creation (one, a batch, from an invite), listing, updates that move counters,
+passwords, pause/resume.
 
-Every limit is checked twice: first against what was just read, to answer with the precise reason
-(422 with a code per limit); then by the conditions of the transaction that writes (see
-store/mailboxes.py), which is what actually guarantees it under concurrency. When a condition
-fails, the items are read again to explain which limit a concurrent request used up.
-
-Storage (trekmail-api-overview.txt, "Mailbox storage allocation"): the organization's
-``limits.storage_mb`` is the pool. A mailbox without ``storage_allocation_mb`` is *shared*: it
-draws on whatever the pool has left. With an allocation it is *dedicated*: that many MB are
-carved out of the pool for it alone (``storage_dedicated_mb``); a pending dedicated invite
-reserves its allocation (``storage_reserved_mb``). ``storage_committed_mb`` (their sum) can never
-exceed the pool. A dedicated mailbox's quota defaults to its allocation and cannot exceed it.
-
-Quota (mailcow-style-management-api.txt): per mailbox in MB, defaulting to the domain's
-``defquota``, at most its ``maxquota``; the sum over the domain's mailboxes
-(``quota_allocated_mb`` on the domain) at most the domain's ``quota``.
+Limits, quotas and the storage pool are in services/mailbox_limits.py; forwarding in
+services/forwarding.py. A dedicated mailbox's quota defaults to its allocation and cannot exceed it.
 """
 
 from __future__ import annotations
@@ -26,164 +13,26 @@ from typing import Any
 from mailroom import clock, errors, ids
 from mailroom.domain import addresses as address_rules
 from mailroom.domain import passwords
-from mailroom.errors import Conflict, LimitReached, MailroomError
-from mailroom.services.domains import DEFAULT_LIMITS as DOMAIN_DEFAULT_LIMITS
-from mailroom.store import addresses, domains, message_tokens, organizations, platform_domain, txn
+from mailroom.errors import MailroomError
+from mailroom.services.forwarding import forwarding_view
+from mailroom.services.mailbox_limits import (
+    address_taken,
+    concurrent_update,
+    domain_limit_error,
+    domain_limits,
+    explain_rejection,
+    org_limit_error,
+    pool_error,
+    pool_view,
+)
+
+# Re-exported: other surfaces (v0) read the organization and its merged limits through this module.
+from mailroom.services.mailbox_limits import load_org as load_org  # noqa: PLC0414
+from mailroom.services.mailbox_limits import org_limits as org_limits  # noqa: PLC0414
+from mailroom.store import addresses, domains, message_tokens, platform_domain, txn
 from mailroom.store import mailboxes as store
 from mailroom.store.errors import ConditionFailed
-from mailroom.store.table import Item, Table
-
-MAX_FORWARDING_TARGETS = 10
-
-
-# --- limits and the pool ----------------------------------------------------------------------------
-
-
-def org_limits(org: Item) -> dict[str, int]:
-    return {**organizations.DEFAULT_LIMITS, **{k: int(v) for k, v in (org.get("limits") or {}).items()}}
-
-
-def domain_limits(domain: Item) -> dict[str, int]:
-    return {**DOMAIN_DEFAULT_LIMITS, **{k: int(v) for k, v in (domain.get("limits") or {}).items()}}
-
-
-def pool_view(org: Item) -> dict[str, int]:
-    """The storage pool as the API shows it (MB)."""
-    total = org_limits(org)["storage_mb"]
-    committed = int(org.get("storage_committed_mb", 0))
-    return {
-        "total_mb": total,
-        "dedicated_mb": int(org.get("storage_dedicated_mb", 0)),
-        "reserved_mb": int(org.get("storage_reserved_mb", 0)),
-        "committed_mb": committed,
-        "shared_mb": max(total - committed, 0),
-    }
-
-
-def load_org(table: Table, org_id: str) -> Item:
-    org = organizations.get(table, org_id)
-    if org is None:
-        raise errors.not_found("Organization")
-    return org
-
-
-def pool_error(org: Item, requested_mb: int) -> MailroomError | None:
-    pool = pool_view(org)
-    free = pool["total_mb"] - pool["committed_mb"]
-    if requested_mb <= free:
-        return None
-    return LimitReached(
-        "storage_pool_exceeded",
-        f"Dedicated allocations of {requested_mb} MB do not fit the storage pool: {max(free, 0)} MB of "
-        f"{pool['total_mb']} MB are not yet dedicated or reserved.",
-        hint="Allocate less, omit storage_allocation_mb to use the shared pool, or free dedicated space.",
-        fields=[{"field": "storage_allocation_mb", "message": "exceeds the free storage pool"}],
-    )
-
-
-def org_limit_error(org: Item, *, mailboxes: int = 0, aliases: int = 0) -> MailroomError | None:
-    limits = org_limits(org)
-    if mailboxes > 0 and int(org.get("mailbox_count", 0)) + mailboxes > limits["mailboxes"]:
-        return LimitReached(
-            "mailbox_limit_reached",
-            f"The organization's limit of {limits['mailboxes']} mailboxes would be exceeded.",
-            hint="Delete mailboxes or ask the operator to raise the organization's limit.",
-        )
-    if aliases > 0 and int(org.get("alias_count", 0)) + aliases > limits["aliases"]:
-        return LimitReached(
-            "alias_limit_reached",
-            f"The organization's limit of {limits['aliases']} aliases would be exceeded.",
-            hint="Delete aliases or ask the operator to raise the organization's limit.",
-        )
-    return None
-
-
-def domain_limit_error(
-    domain: Item, *, mailboxes: int = 0, aliases: int = 0, quota_mb: int = 0
-) -> MailroomError | None:
-    limits = domain_limits(domain)
-    name = domain["domain"]
-    if mailboxes > 0 and int(domain.get("mailbox_count", 0)) + mailboxes > limits["mailboxes"]:
-        return LimitReached(
-            "domain_mailbox_limit_reached",
-            f"{name} allows {limits['mailboxes']} mailboxes (its 'mailboxes' limit).",
-            hint="Raise the domain's 'mailboxes' limit with PATCH /api/v1/domains/{id}, or delete mailboxes.",
-        )
-    if aliases > 0 and int(domain.get("alias_count", 0)) + aliases > limits["aliases"]:
-        return LimitReached(
-            "domain_alias_limit_reached",
-            f"{name} allows {limits['aliases']} aliases (its 'aliases' limit).",
-            hint="Raise the domain's 'aliases' limit with PATCH /api/v1/domains/{id}, or delete aliases.",
-        )
-    if quota_mb > 0 and int(domain.get("quota_allocated_mb", 0)) + quota_mb > limits["quota"]:
-        free = limits["quota"] - int(domain.get("quota_allocated_mb", 0))
-        return LimitReached(
-            "domain_quota_exceeded",
-            f"{name} has {max(free, 0)} MB of its {limits['quota']} MB quota left for mailbox quotas; "
-            f"{quota_mb} MB were requested.",
-            hint="Give the mailbox a smaller quota or raise the domain's 'quota'.",
-            fields=[{"field": "quota", "message": "exceeds what is left of the domain quota"}],
-        )
-    return None
-
-
-def concurrent_update() -> MailroomError:
-    return Conflict(
-        "concurrent_update",
-        "Another request changed the same resource at the same time.",
-        hint="Retry the request.",
-        retryable=True,
-    )
-
-
-def address_taken(address: str) -> MailroomError:
-    return errors.conflict(
-        f"{address} is already a mailbox, alias or pending invite of this organization",
-        code="address_taken",
-        hint="Choose another local part, or delete the existing owner of the address first.",
-    )
-
-
-def explain_rejection(
-    table: Table,
-    rejected: txn.Rejected,
-    *,
-    org_id: str,
-    domain_changes: dict[str, dict[str, int]],
-    org_change: dict[str, int],
-) -> MailroomError:
-    """Why a transaction was cancelled, re-reading what its conditions looked at."""
-    taken = rejected.by("address:")
-    if taken:
-        return address_taken(taken[0].partition(":")[2])
-    shared = rejected.by("platform_address:")
-    if shared:
-        return errors.conflict(
-            f"{shared[0].partition(':')[2]} is already taken on the platform domain",
-            code="address_taken",
-            hint="The platform domain is shared by every organization; choose another username.",
-        )
-    for role in rejected.by("domain:"):
-        domain = domains.get(table, org_id, role.partition(":")[2])
-        if domain is None:
-            return errors.validation(
-                "The domain was deleted meanwhile", field="domain", code="unknown_domain"
-            )
-        error = domain_limit_error(domain, **domain_changes.get(domain["id"], {}))
-        if error:
-            return error
-    if "org" in rejected.roles:
-        org = load_org(table, org_id)
-        error = org_limit_error(
-            org, mailboxes=org_change.get("mailboxes", 0), aliases=org_change.get("aliases", 0)
-        )
-        error = error or (
-            pool_error(org, org_change["committed_mb"]) if org_change.get("committed_mb") else None
-        )
-        if error:
-            return error
-    return concurrent_update()
-
+from mailroom.store.table import Item, Page, Table
 
 # --- views ------------------------------------------------------------------------------------------
 
@@ -217,16 +66,6 @@ def mailbox_view(mailbox: Item) -> dict[str, Any]:
         "password_updated_at": mailbox.get("password_updated_at"),
         "created_at": mailbox["created_at"],
         "updated_at": mailbox["updated_at"],
-    }
-
-
-def forwarding_view(forwarding: dict[str, Any]) -> dict[str, Any]:
-    targets = list(forwarding.get("targets") or [])
-    return {
-        "enabled": bool(targets),
-        "targets": targets,
-        "keep_copy": bool(forwarding.get("keep_copy", True)),
-        "updated_at": forwarding.get("updated_at"),
     }
 
 
@@ -493,6 +332,66 @@ def create_mailbox(
     return write_mailboxes(table, load_org(table, org_id), [prepared])[0]
 
 
+@dataclass(frozen=True, slots=True)
+class BatchOutcome:
+    """A batch as validation saw it (``rows``: index, address, status, error), and the mailboxes
+    created: None when a row is invalid, since then nothing is."""
+
+    rows: list[dict[str, Any]]
+    created: list[Item] | None
+
+
+def create_batch(table: Table, org_id: str, requests: list[NewMailbox]) -> BatchOutcome:
+    """Up to one transaction's worth of mailboxes: every row valid and all of them created, or none."""
+    cache: dict[str, Item | None] = {}
+    rows: list[dict[str, Any]] = []
+    prepared: list[Prepared] = []
+    seen: set[str] = set()
+    for index, request in enumerate(requests):
+        error: dict[str, str] | None = None
+        address = f"{request.local_part}@{request.domain}"
+        try:
+            ready = prepare_mailbox(table, org_id, request, cache=cache)
+            address = ready.address
+            if address in seen:
+                error = {"code": "duplicate_row", "message": f"{address} appears more than once in the batch"}
+            elif address_owner(table, org_id, address) is not None:
+                error = {"code": "address_taken", "message": f"{address} is already in use"}
+            prepared.append(ready)
+            seen.add(address)
+        except MailroomError as exc:
+            error = {"code": exc.code, "message": exc.message}
+        rows.append(
+            {"index": index, "address": address, "status": "invalid" if error else "valid", "error": error}
+        )
+    if any(row["error"] for row in rows):
+        return BatchOutcome(rows=rows, created=None)
+    return BatchOutcome(rows=rows, created=write_mailboxes(table, load_org(table, org_id), prepared))
+
+
+@dataclass(frozen=True, slots=True)
+class Listing:
+    page: Page
+    total: int
+    pool: dict[str, int]
+
+
+def list_mailboxes(
+    table: Table, org_id: str, *, per_page: int, cursor: str | None, domain_id: str | None = None
+) -> Listing:
+    """A page of the organization's mailboxes (of one domain: 404 when it has no such domain), how
+    many there are (maintained counts) and the storage pool."""
+    org = load_org(table, org_id)
+    total = int(org.get("mailbox_count", 0))
+    if domain_id is not None:
+        domain = domains.get(table, org_id, domain_id)
+        if domain is None:
+            raise errors.not_found("Domain")
+        total = int(domain.get("mailbox_count", 0))
+    page = store.list_page(table, org_id, per_page=per_page, cursor=cursor, domain_id=domain_id)
+    return Listing(page=page, total=total, pool=pool_view(org))
+
+
 # --- reads and updates ------------------------------------------------------------------------------
 
 
@@ -613,52 +512,12 @@ def set_password(table: Table, mailbox: Item, password: str, *, force_pw_update:
     return updated, revoked
 
 
-# --- forwarding -------------------------------------------------------------------------------------
+def pause(table: Table, mailbox: Item, reason: str | None) -> Item:
+    """The mailbox cannot send until resumed. Pausing a paused mailbox keeps when and why it was."""
+    if mailbox.get("paused"):
+        return mailbox
+    return set_fields(table, mailbox, {"paused": True, "paused_at": clock.now_iso(), "pause_reason": reason})
 
 
-def validate_forwarding(table: Table, mailbox: Item, targets: list[str]) -> list[str]:
-    """Normalized, de-duplicated targets. A target on one of the organization's own domains must be
-    an existing mailbox or alias (else mail would vanish), and never the mailbox itself."""
-    if len(targets) > MAX_FORWARDING_TARGETS:
-        raise errors.validation(
-            f"at most {MAX_FORWARDING_TARGETS} forwarding targets", field="targets", code="too_many_targets"
-        )
-    clean: list[str] = []
-    hosted_cache: dict[str, bool] = {}
-    for index, raw in enumerate(targets):
-        try:
-            target = address_rules.normalize_any(raw)
-        except address_rules.InvalidAddress as exc:
-            raise errors.validation(
-                f"targets[{index}]: {exc}", field=f"targets.{index}", code="invalid_forwarding_target"
-            ) from exc
-        if target == mailbox["address"]:
-            raise errors.validation(
-                "a mailbox cannot forward to itself (keep_copy keeps a copy)",
-                field=f"targets.{index}",
-                code="forwarding_loop",
-            )
-        if target in clean:
-            continue
-        check_internal_target(table, mailbox["org_id"], target, f"targets.{index}", hosted_cache)
-        clean.append(target)
-    return clean
-
-
-def check_internal_target(
-    table: Table, org_id: str, target: str, field_name: str, hosted_cache: dict[str, bool]
-) -> str | None:
-    """For a target on one of the organization's domains: the kind of its owner (422 if none)."""
-    host = address_rules.domain_of(target)
-    if host not in hosted_cache:
-        hosted_cache[host] = domains.get_by_name(table, org_id, host) is not None
-    if not hosted_cache[host]:
-        return None
-    owner = addresses.resolve(table, org_id, target)
-    if owner is None or owner.get("kind") not in ("mailbox", "alias"):
-        raise errors.validation(
-            f"{target} is on a domain of this organization but is not a mailbox or alias",
-            field=field_name,
-            code="unknown_target",
-        )
-    return str(owner["kind"])
+def resume(table: Table, mailbox: Item) -> Item:
+    return set_fields(table, mailbox, {"paused": False, "paused_at": None, "pause_reason": None})

@@ -24,7 +24,7 @@ from mailroom.errors import LimitReached
 from mailroom.store import keys, message_tokens, txn
 from mailroom.store import mailboxes as mailbox_store
 from mailroom.store.errors import ConditionFailed
-from mailroom.store.table import Item, Table
+from mailroom.store.table import Item, Page, Table
 from mailroom.store.txn import Update
 
 MAX_PER_MAILBOX = 50
@@ -99,11 +99,40 @@ def issue(
     return NewMessageToken(item=item, plaintext=issued.plaintext)
 
 
-def revoke(table: Table, org_id: str, token_id: str) -> Item | None:
-    """Delete a message token (either kind); the revoked item, or None when there was none."""
+def create_managed(
+    table: Table,
+    mailbox: Item,
+    *,
+    name: str,
+    scopes: Iterable[str],
+    created_by: str,
+    expires_at: datetime | None,
+) -> NewMessageToken:
+    """A managed token of the mailbox (``POST /api/v1/mailboxes/{id}/message-tokens``)."""
+    if expires_at is not None and expires_at <= clock.utcnow():
+        raise errors.validation("expires_at must be in the future", field="expires_at")
+    return issue(
+        table,
+        mailbox,
+        name=name,
+        scopes=scopes,
+        kind=message_tokens.MANAGED,
+        created_by=created_by,
+        expires_at=expires_at,
+    )
+
+
+def list_managed(table: Table, mailbox: Item, *, per_page: int, cursor: str | None) -> tuple[Page, int]:
+    """A page of the mailbox's managed tokens and how many it has (sign-in tokens are not listed)."""
+    page = message_tokens.list_page(table, mailbox["org_id"], mailbox["id"], per_page=per_page, cursor=cursor)
+    return page, int(mailbox.get("message_token_count", 0))
+
+
+def revoke(table: Table, org_id: str, token_id: str) -> Item:
+    """Delete a message token (either kind); the revoked item. 404 when there is none."""
     item = message_tokens.get(table, org_id, token_id)
     if item is None:
-        return None
+        raise errors.not_found("Message token")
     operations = [message_tokens.delete_op(org_id, token_id)]
     if item.get("kind", message_tokens.MANAGED) == message_tokens.MANAGED:
         operations.append(
@@ -115,12 +144,12 @@ def revoke(table: Table, org_id: str, token_id: str) -> Item | None:
         txn.run(table, operations)
     except txn.Rejected as rejected:
         if f"message_token:{token_id}" in rejected.roles:
-            return None  # revoked concurrently
+            raise errors.not_found("Message token") from rejected  # revoked concurrently
         # The mailbox is gone (its delete revokes its tokens anyway): no count left to move.
         try:
             table.delete(
                 keys.org_pk(org_id), keys.message_token_sk(token_id), condition="attribute_exists(PK)"
             )
-        except ConditionFailed:
-            return None
+        except ConditionFailed as gone:
+            raise errors.not_found("Message token") from gone
     return item

@@ -10,11 +10,14 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from mailroom import clock, ids
+from mailroom import clock, errors, ids
+from mailroom.domain.principal import Principal
 from mailroom.domain.tokens import TokenType, issue_token
-from mailroom.store import tokens
-from mailroom.store.table import Item, Table
+from mailroom.errors import Forbidden
+from mailroom.store import organizations, tokens
+from mailroom.store.table import Item, Page, Table
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,3 +88,51 @@ def issue_api_key(table: Table, *, org_id: str, name: str, created_by: str | Non
     )
     tokens.create(table, new.item)
     return new
+
+
+def create_token(
+    table: Table,
+    creator: Principal,
+    *,
+    name: str,
+    scopes: Iterable[str],
+    expires_at: datetime | None = None,
+    rate_limit_per_minute: int | None = None,
+) -> NewToken:
+    """``POST /api/v1/tokens``: a token never holds a scope its creator lacks (403
+    scope_escalation), and never expires in the past."""
+    wanted = set(scopes)
+    escalated = sorted(wanted - creator.scopes)
+    if escalated:
+        raise Forbidden(
+            "scope_escalation",
+            f"A token cannot grant scopes it does not hold: {', '.join(escalated)}.",
+            hint="Create the token with a token that holds those scopes.",
+        )
+    if expires_at is not None and expires_at <= clock.utcnow():
+        raise errors.validation("expires_at must be in the future", field="expires_at")
+    return issue_ops_token(
+        table,
+        org_id=creator.org_id,
+        name=name,
+        scopes=wanted,
+        created_by=creator.token_id,
+        expires_at=expires_at,
+        rate_limit_per_minute=rate_limit_per_minute,
+    )
+
+
+def list_tokens(table: Table, org_id: str, *, per_page: int, cursor: str | None) -> tuple[Page, int]:
+    """A page of the organization's ops tokens and how many it has (a maintained count)."""
+    page = tokens.list_page(table, org_id, per_page=per_page, cursor=cursor)
+    org = organizations.get(table, org_id) or {}
+    return page, int(org.get("token_count", 0))
+
+
+def revoke_token(table: Table, org_id: str, token_id: str) -> None:
+    if not tokens.delete(table, org_id, token_id):
+        raise errors.not_found("Token")
+
+
+def token_view(item: Item) -> dict[str, Any]:
+    return tokens.public_view(item)

@@ -25,6 +25,10 @@ class DomainNotEmpty(Exception):
     pass
 
 
+class DomainBelowUsage(Exception):
+    """New limits below what the domain uses (or the domain is gone)."""
+
+
 def _shard(domain_id: str) -> int:
     # Spreads the cross-tenant recheck index over a few partitions instead of one hot key.
     return zlib.crc32(domain_id.encode()) % keys.RECHECK_SHARDS
@@ -34,8 +38,15 @@ def recheck_keys(domain_id: str, next_check_at: str) -> dict[str, str]:
     return {"GSI2PK": keys.recheck_pk(_shard(domain_id)), "GSI2SK": f"{next_check_at}#{domain_id}"}
 
 
-def create(table: Table, domain: Item, *, domain_limit: int) -> None:
-    """Domain item + global name claim + organization count, all or nothing."""
+def create(table: Table, domain: Item, *, org: Item, domain_limit: int) -> None:
+    """Domain item + global name claim + organization count, all or nothing.
+
+    The organization's limit is a condition of the same transaction (``domain_count`` at most
+    ``domain_limit - 1``, and ``limits.domains`` still ``domain_limit`` when ``org`` stores it), so
+    concurrent creates can never pass it: the last one is refused, whatever they read before.
+    DomainTaken when the name is hosted already; DomainLimitReached when the limit (or the limit
+    itself, changed meanwhile) refused it.
+    """
     org_id, domain_id, name = domain["org_id"], domain["id"], domain["domain"]
     item = {
         **domain,
@@ -51,25 +62,18 @@ def create(table: Table, domain: Item, *, domain_limit: int) -> None:
         "org_id": org_id,
         "domain_id": domain_id,
     }
-    count = organizations.counter_update(org_id, "domain_count", 1)
-    count["Update"]["ConditionExpression"] = (
-        "attribute_exists(PK) AND (attribute_not_exists(domain_count) OR domain_count < :limit)"
-    )
-    count["Update"]["ExpressionAttributeValues"].update(values(limit=domain_limit))
+    count = Update(keys.org_pk(org_id), keys.ORG_SK).add(domain_count=1)
+    count.at_most("domain_count", domain_limit - 1)
+    if "domains" in (org.get("limits") or {}):
+        count.equals("limits.domains", domain_limit)
     try:
-        table.transact(
-            [
-                {"Put": {"Item": serialize(item), "ConditionExpression": "attribute_not_exists(PK)"}},
-                {"Put": {"Item": serialize(claim), "ConditionExpression": "attribute_not_exists(PK)"}},
-                count,
-            ]
-        )
-    except ConditionFailed as failed:
-        if failed.failed(1):
+        run(table, [put_new("domain", item), put_new("claim", claim), count.op("org")])
+    except Rejected as rejected:
+        if "claim" in rejected.roles:
             existing = claim_of(table, name)
-            raise DomainTaken(same_org=bool(existing and existing["org_id"] == org_id)) from failed
-        if failed.failed(2):
-            raise DomainLimitReached from failed
+            raise DomainTaken(same_org=bool(existing and existing["org_id"] == org_id)) from rejected
+        if "org" in rejected.roles:
+            raise DomainLimitReached from rejected
         raise
 
 
@@ -110,6 +114,22 @@ def update(
     if remove:
         change.remove(*remove)
     return change.apply(table)
+
+
+def update_limits(
+    table: Table, org_id: str, domain_id: str, limits: dict[str, int], fields: dict[str, Any]
+) -> Item:
+    """Set the domain's ``limits`` (and plain ``fields``) only if its counts fit under them: a
+    mailbox, alias or quota added since the caller looked cannot end up over the new limits.
+    DomainBelowUsage otherwise (or when the domain is gone)."""
+    change = Update(keys.org_pk(org_id), keys.domain_sk(domain_id)).set(limits=limits, **fields)
+    change.at_most("mailbox_count", limits["mailboxes"])
+    change.at_most("alias_count", limits["aliases"])
+    change.at_most("quota_allocated_mb", limits["quota"])
+    try:
+        return change.apply(table)
+    except ConditionFailed as refused:
+        raise DomainBelowUsage from refused
 
 
 def delete(table: Table, domain: Item) -> None:

@@ -143,18 +143,22 @@ def domain_change(
     aliases: int = 0,
     invites: int = 0,
     quota_mb: int = 0,
+    room_for_mailboxes: int = 0,
 ) -> Op:
     """Move the domain's counters; increases are conditioned on the domain's limits.
 
     ``limits`` are the effective limits (stored ones over the defaults); ``quota_allocated_mb`` is
     the sum of the domain's mailbox quotas, held under ``limits.quota`` (mailcow's domain quota).
+    ``room_for_mailboxes``: the mailbox limit must leave room for that many more, without counting
+    them (invites, which become mailboxes later).
     """
     stored = domain.get("limits") or {}
     change = Update(keys.org_pk(domain["org_id"]), keys.domain_sk(domain["id"])).add(
         mailbox_count=mailboxes, alias_count=aliases, invite_count=invites, quota_allocated_mb=quota_mb
     )
-    if mailboxes > 0:
-        _limit_condition(change, stored, "mailboxes", limits["mailboxes"], "mailbox_count", mailboxes)
+    if mailboxes > 0 or room_for_mailboxes > 0:
+        needed = max(mailboxes, room_for_mailboxes)
+        _limit_condition(change, stored, "mailboxes", limits["mailboxes"], "mailbox_count", needed)
     if aliases > 0:
         _limit_condition(change, stored, "aliases", limits["aliases"], "alias_count", aliases)
     if quota_mb > 0:
@@ -172,9 +176,11 @@ def org_change(
     reserved_mb: int = 0,
     used_bytes: int = 0,
     committed_at_most: int | None = None,
+    room_for_mailboxes: int = 0,
 ) -> Op:
     """Move the organization's counters. Increases of mailboxes/aliases are conditioned on its
-    limits; ``committed_at_most`` (pool minus what this change adds) guards the storage pool."""
+    limits; ``committed_at_most`` (pool minus what this change adds) guards the storage pool;
+    ``room_for_mailboxes`` as in ``domain_change``."""
     stored = org.get("limits") or {}
     change = Update(keys.org_pk(org["id"]), keys.ORG_SK).add(
         mailbox_count=mailboxes,
@@ -184,8 +190,9 @@ def org_change(
         storage_committed_mb=dedicated_mb + reserved_mb,
         storage_used_bytes=used_bytes,
     )
-    if mailboxes > 0:
-        _limit_condition(change, stored, "mailboxes", limits["mailboxes"], "mailbox_count", mailboxes)
+    if mailboxes > 0 or room_for_mailboxes > 0:
+        needed = max(mailboxes, room_for_mailboxes)
+        _limit_condition(change, stored, "mailboxes", limits["mailboxes"], "mailbox_count", needed)
     if aliases > 0:
         _limit_condition(change, stored, "aliases", limits["aliases"], "alias_count", aliases)
     if committed_at_most is not None:

@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import Depends
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
-from mailroom import errors
-from mailroom.api.models import One, one
+from mailroom.api.models import One, Timestamp, one
 from mailroom.api.pipeline import api_router
 from mailroom.api.principal import require
 from mailroom.domain.principal import Principal
-from mailroom.store import organizations
+from mailroom.services import account as service
 from mailroom.store.table import Table
 
 router = api_router("/api/v1", tags=["account"])
@@ -24,11 +23,11 @@ class OrganizationRef(BaseModel):
 
 
 class Me(BaseModel):
-    id: str
+    id: str = Field(description="The token's id")
     name: str
-    type: str
+    type: Literal["ops", "api_key"]
     scopes: list[str]
-    mailbox_id: str | None
+    mailbox_id: None = Field(description="Always null: only ops tokens and API keys call it")
     organization: OrganizationRef
 
 
@@ -36,59 +35,39 @@ class Usage(BaseModel):
     mailboxes: int
     domains: int
     aliases: int
-    tokens: int
+    tokens: int = Field(description="Ops tokens")
     storage_used_bytes: int
+
+
+class Limits(BaseModel):
+    mailboxes: int
+    domains: int
+    aliases: int
+    storage_mb: int = Field(description="The storage pool mailbox quotas and allocations draw on")
+    migration_batch_rows: int = Field(description="Rows per bulk migration")
+    migration_concurrency: int = Field(description="Migrations running at once")
 
 
 class Account(BaseModel):
     id: str
     name: str
     usage: Usage
-    limits: dict[str, int]
-    created_at: str
-    updated_at: str
-
-
-def _organization(principal: Principal) -> dict[str, Any]:
-    item = organizations.get(Table(), principal.org_id)
-    if item is None:
-        raise errors.not_found("Organization")
-    return item
+    limits: Limits
+    created_at: Timestamp
+    updated_at: Timestamp
 
 
 @router.get("/me", name="me.get", response_model=One[Me], summary="The calling token")
 async def get_me(principal: Annotated[Principal, Depends(require())]) -> dict[str, Any]:
-    org = _organization(principal)
-    return one(
-        {
-            "id": principal.token_id,
-            "name": principal.token_name,
-            "type": principal.token_type.value,
-            "scopes": sorted(principal.scopes),
-            "mailbox_id": principal.mailbox_id,
-            "organization": {"id": org["id"], "name": org["name"]},
-        }
-    )
+    """Who is calling: the token's id, name, type and scopes, and its organization. Any valid
+    token may call it; use it to check a token."""
+    return one(service.me_view(principal, service.organization(Table(), principal.org_id)))
 
 
 @router.get(
     "/account", name="account.get", response_model=One[Account], summary="Organization, usage and limits"
 )
 async def get_account(principal: Annotated[Principal, Depends(require("account:read"))]) -> dict[str, Any]:
-    org = _organization(principal)
-    return one(
-        {
-            "id": org["id"],
-            "name": org["name"],
-            "usage": {
-                "mailboxes": org.get("mailbox_count", 0),
-                "domains": org.get("domain_count", 0),
-                "aliases": org.get("alias_count", 0),
-                "tokens": org.get("token_count", 0),
-                "storage_used_bytes": org.get("storage_used_bytes", 0),
-            },
-            "limits": org.get("limits", {}),
-            "created_at": org["created_at"],
-            "updated_at": org["updated_at"],
-        }
-    )
+    """The organization: how many mailboxes, domains, aliases and tokens it has and how much storage
+    it uses, against its limits."""
+    return one(service.account_view(service.organization(Table(), principal.org_id)))

@@ -2,41 +2,70 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Annotated, Any
 
-from fastapi import Depends, Query, Request, Response
-from pydantic import BaseModel, Field
+from fastapi import Depends, Path, Query, Request, Response
+from pydantic import BaseModel, Field, StringConstraints, ValidationInfo, field_validator
 
-from mailroom import errors
 from mailroom.api import pagination
-from mailroom.api.models import ListOf, One, Strict, one
+from mailroom.api.models import ListOf, One, Strict, Timestamp, errors, one
 from mailroom.api.pipeline import api_router, audit_target
 from mailroom.api.principal import require
 from mailroom.domain.principal import Principal
 from mailroom.services import aliases as service
-from mailroom.services import mailboxes as mailbox_service
-from mailroom.store import aliases as store
-from mailroom.store import domains
-from mailroom.store.table import Table
+from mailroom.store.table import Item, Table
 
 router = api_router("/api/v1/aliases", tags=["aliases"])
-WRITE = require("mailboxes:write")
-READ = require("mailboxes:read")
+WRITE = "mailboxes:write"
+READ = "mailboxes:read"
+
+Target = Annotated[str, StringConstraints(max_length=320)]
+GOTO_RULES = (
+    "Where the alias's mail goes: mailboxes, aliases or external addresses (at most "
+    f"{service.MAX_TARGETS}). A target on one of the organization's domains must be a mailbox or alias "
+    "of it (422 unknown_target); the alias itself is refused (alias_loop)."
+)
 
 
 class CreateAlias(Strict):
-    address: str = Field(min_length=3, max_length=320, description="local-part@a-domain-of-this-organization")
-    goto: list[str] = Field(
-        min_length=1, max_length=service.MAX_TARGETS, description="Mailboxes, aliases or external addresses"
+    address: str = Field(
+        min_length=3,
+        max_length=320,
+        json_schema_extra={"pattern": r"^[a-zA-Z0-9._%+-]{1,64}@[^\s@]+\.[^\s@]+$"},
+        description="local-part@a-domain-of-this-organization (local part as for a mailbox: 422 "
+        "invalid_address, unknown_domain)",
     )
+    goto: list[Target] = Field(min_length=1, max_length=service.MAX_TARGETS, description=GOTO_RULES)
     active: bool = True
     description: str | None = Field(default=None, max_length=500)
 
 
 class UpdateAlias(Strict):
-    goto: list[str] | None = Field(default=None, min_length=1, max_length=service.MAX_TARGETS)
+    """Only the fields sent change; ``goto`` and ``active`` cannot be null, ``description: null``
+    clears it."""
+
+    goto: list[Target] | None = Field(
+        default=None, min_length=1, max_length=service.MAX_TARGETS, description=GOTO_RULES
+    )
     active: bool | None = None
     description: str | None = Field(default=None, max_length=500)
+
+    @field_validator("goto", "active")
+    @classmethod
+    def not_null(cls, value: Any, info: ValidationInfo) -> Any:
+        # Runs only for fields sent (defaults are not validated): an explicit null is refused.
+        if value is None:
+            raise ValueError(f"{info.field_name} cannot be null")
+        return value
+
+    def fields(self) -> dict[str, Any]:
+        return {
+            name: getattr(self, name)
+            for name in ("goto", "active", "description")
+            if name in self.model_fields_set
+        }
 
 
 class AliasView(BaseModel):
@@ -48,43 +77,80 @@ class AliasView(BaseModel):
     goto: list[str]
     active: bool
     description: str | None
-    created_at: str
-    updated_at: str
+    created_at: Timestamp
+    updated_at: Timestamp
 
 
-@router.get("", name="alias.list", response_model=ListOf[AliasView], summary="List aliases")
+# --- loading an alias -------------------------------------------------------------------------------
+
+AliasId = Annotated[str, Path(max_length=64, description="The alias's id (als_...)")]
+NOT_FOUND = errors(e404="not_found: no such alias in this organization")
+TARGET_ERRORS = "invalid_alias_target, unknown_target, alias_loop, too_many_targets, validation_error"
+
+
+@dataclass(frozen=True, slots=True)
+class LoadedAlias:
+    principal: Principal
+    item: Item
+
+
+def _alias_with(scope: str) -> Callable[[Request, str], LoadedAlias]:
+    authorized = require(scope)
+
+    def load(request: Request, alias_id: AliasId) -> LoadedAlias:
+        principal = authorized(request)
+        return LoadedAlias(principal, service.load(Table(), principal.org_id, alias_id))
+
+    return load
+
+
+ReadableAlias = Annotated[LoadedAlias, Depends(_alias_with(READ))]
+WritableAlias = Annotated[LoadedAlias, Depends(_alias_with(WRITE))]
+
+
+# --- routes -----------------------------------------------------------------------------------------
+
+
+@router.get(
+    "",
+    name="alias.list",
+    response_model=ListOf[AliasView],
+    summary="List aliases",
+    responses=errors(e404="not_found: domain_id names no domain of this organization"),
+)
 async def list_aliases(
     request: Request,
-    principal: Annotated[Principal, Depends(READ)],
+    principal: Annotated[Principal, Depends(require(READ))],
     page_query: Annotated[pagination.PageQuery, Depends(pagination.page_query)],
-    domain_id: Annotated[str | None, Query(max_length=64)] = None,
+    domain_id: Annotated[
+        str | None, Query(max_length=64, description="Only the aliases of this domain (dom_...)")
+    ] = None,
 ) -> dict[str, Any]:
-    table = Table()
-    if domain_id is not None:
-        domain = domains.get(table, principal.org_id, domain_id)
-        if domain is None:
-            raise errors.not_found("Domain")
-        total = int(domain.get("alias_count", 0))
-    else:
-        total = int(mailbox_service.load_org(table, principal.org_id).get("alias_count", 0))
-    page = store.list_page(
-        table,
-        principal.org_id,
-        per_page=page_query.per_page,
-        cursor=page_query.cursor,
-        domain_id=domain_id,
+    """The organization's aliases (or one domain's), a page at a time; `meta.total` counts them."""
+    page, total = service.list_aliases(
+        Table(), principal.org_id, per_page=page_query.per_page, cursor=page_query.cursor, domain_id=domain_id
     )
-    return pagination.envelope(
-        request, page, [service.alias_view(a) for a in page.items], per_page=page_query.per_page, total=total
-    )
+    data = [service.alias_view(a) for a in page.items]
+    return pagination.envelope(request, page, data, per_page=page_query.per_page, total=total)
 
 
 @router.post(
-    "", name="alias.create", status_code=201, response_model=One[AliasView], summary="Create an alias"
+    "",
+    name="alias.create",
+    status_code=201,
+    response_model=One[AliasView],
+    summary="Create an alias",
+    responses=errors(
+        e409="address_taken: the address is a mailbox, alias or pending invite already",
+        e422=f"invalid_address, unknown_domain, {TARGET_ERRORS}; alias_limit_reached, "
+        "domain_alias_limit_reached: a limit would be exceeded",
+    ),
 )
 async def create_alias(
-    body: CreateAlias, request: Request, principal: Annotated[Principal, Depends(WRITE)]
+    body: CreateAlias, request: Request, principal: Annotated[Principal, Depends(require(WRITE))]
 ) -> dict[str, Any]:
+    """An address on one of the organization's domains that delivers to the `goto` targets, counted
+    against the domain's and the organization's alias limits."""
     audit_target(request, "alias", "-", address=body.address)
     alias = service.create_alias(
         Table(),
@@ -97,9 +163,16 @@ async def create_alias(
     return one(service.alias_view(alias))
 
 
-@router.get("/{alias_id}", name="alias.get", response_model=One[AliasView], summary="Get an alias")
-async def get_alias(alias_id: str, principal: Annotated[Principal, Depends(READ)]) -> dict[str, Any]:
-    return one(service.alias_view(service.load(Table(), principal.org_id, alias_id)))
+@router.get(
+    "/{alias_id}",
+    name="alias.get",
+    response_model=One[AliasView],
+    summary="Get an alias",
+    responses=NOT_FOUND,
+)
+async def get_alias(alias: ReadableAlias) -> dict[str, Any]:
+    """An alias and its targets."""
+    return one(service.alias_view(alias.item))
 
 
 @router.patch(
@@ -107,30 +180,19 @@ async def get_alias(alias_id: str, principal: Annotated[Principal, Depends(READ)
     name="alias.update",
     response_model=One[AliasView],
     summary="Change targets, active, description",
+    responses={**NOT_FOUND, **errors(e422=TARGET_ERRORS)},
 )
-async def update_alias(
-    alias_id: str, body: UpdateAlias, request: Request, principal: Annotated[Principal, Depends(WRITE)]
-) -> dict[str, Any]:
-    table = Table()
-    alias = service.load(table, principal.org_id, alias_id)
-    audit_target(request, "alias", alias_id, address=alias["address"])
-    fields: dict[str, Any] = {}
-    for name in ("goto", "active"):
-        if name in body.model_fields_set:
-            if getattr(body, name) is None:
-                raise errors.validation(f"{name} cannot be null", field=name)
-            fields[name] = getattr(body, name)
-    if "description" in body.model_fields_set:
-        fields["description"] = body.description
-    return one(service.alias_view(service.update_alias(table, alias, fields)))
+async def update_alias(body: UpdateAlias, request: Request, alias: WritableAlias) -> dict[str, Any]:
+    """Change the fields sent; `goto` replaces every target."""
+    audit_target(request, "alias", alias.item["id"], address=alias.item["address"])
+    return one(service.alias_view(service.update_alias(Table(), alias.item, body.fields())))
 
 
-@router.delete("/{alias_id}", name="alias.delete", status_code=204, summary="Delete an alias")
-async def delete_alias(
-    alias_id: str, request: Request, principal: Annotated[Principal, Depends(WRITE)]
-) -> Response:
-    table = Table()
-    alias = service.load(table, principal.org_id, alias_id)
-    audit_target(request, "alias", alias_id, address=alias["address"])
-    service.delete_alias(table, alias)
+@router.delete(
+    "/{alias_id}", name="alias.delete", status_code=204, summary="Delete an alias", responses=NOT_FOUND
+)
+async def delete_alias(request: Request, alias: WritableAlias) -> Response:
+    """Delete the alias; its address is free again."""
+    audit_target(request, "alias", alias.item["id"], address=alias.item["address"])
+    service.delete_alias(Table(), alias.item)
     return Response(status_code=204)

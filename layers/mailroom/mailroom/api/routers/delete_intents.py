@@ -4,49 +4,107 @@ the mailboxes), ``POST /api/v1/delete-intents/{id}:confirm`` and ``GET /api/v1/d
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
-from fastapi import Depends, Request
+from fastapi import Depends, Path, Request
+from pydantic import BaseModel, Field
 
-from mailroom.api.models import one
+from mailroom.api.models import One, Timestamp, errors, one
 from mailroom.api.pipeline import api_router, audit_target
 from mailroom.api.principal import require
+from mailroom.api.routers.mailboxes import NOT_FOUND, LoadedMailbox, mailbox_with
 from mailroom.domain.principal import Principal
 from mailroom.services import deletion as service
-from mailroom.services import mailboxes as mailbox_service
-from mailroom.store import delete_intents as store
 from mailroom.store.table import Table
 
 mailbox_router = api_router("/api/v1/mailboxes", tags=["delete intents"])
 router = api_router("/api/v1/delete-intents", tags=["delete intents"])
-DELETE = require("mailboxes:delete")
+DELETE = "mailboxes:delete"
+IntentId = Annotated[str, Path(max_length=64, description="The intent's id (dli_...)")]
+INTENT_NOT_FOUND = errors(
+    e404="not_found: no such delete intent in this organization (or its mailbox is gone)"
+)
+
+
+class Purge(BaseModel):
+    """The asynchronous removal of the deleted mailbox's stored mail."""
+
+    status: Literal["queued", "running", "completed"]
+    deleted_items: int
+    deleted_objects: int
+    queued_at: Timestamp | None
+    completed_at: Timestamp | None
+
+
+class IntentView(BaseModel):
+    id: str
+    mailbox_id: str
+    address: str
+    status: Literal["pending", "confirmed", "expired"]
+    expires_at: Timestamp = Field(description="Confirm before this (15 minutes after creation)")
+    created_at: Timestamp
+    created_by: str | None
+    confirmed_at: Timestamp | None
+    confirmed_by: str | None
+    confirm_path: str = Field(description="POST here to delete the mailbox")
+    purge: Purge | None = Field(description="Once confirmed: the progress of the purge")
+
+
+class ConfirmedIntent(IntentView):
+    mailbox_deleted: Literal[True]
 
 
 @mailbox_router.post(
     "/{mailbox_id}:delete-intent",
     name="mailbox.delete_intent",
     status_code=201,
-    summary="Start deleting a mailbox: an intent to confirm within 15 minutes",
+    response_model=One[IntentView],
+    summary="Start deleting a mailbox",
+    responses={
+        **NOT_FOUND,
+        429: {
+            "description": "rate_limited; delete_daily_limit_reached: this token has used its deletes "
+            "for today (UTC); Retry-After says when"
+        },
+    },
 )
 async def create_delete_intent(
-    mailbox_id: str, request: Request, principal: Annotated[Principal, Depends(DELETE)]
+    request: Request, mailbox: Annotated[LoadedMailbox, Depends(mailbox_with(DELETE))]
 ) -> dict[str, Any]:
-    table = Table()
-    mailbox = mailbox_service.load(table, principal.org_id, mailbox_id)
-    audit_target(request, "mailbox", mailbox_id, address=mailbox["address"])
-    intent = service.create_intent(table, principal, mailbox)
-    audit_target(request, "delete_intent", intent["id"], mailbox_id=mailbox_id, address=mailbox["address"])
+    """The first of two steps: an intent to delete the mailbox, valid 15 minutes. Nothing is deleted
+    until it is confirmed at `confirm_path`. Deletes are limited per token and day, and a token must
+    wait a cooldown between two deletes."""
+    item = mailbox.item
+    audit_target(request, "mailbox", item["id"], address=item["address"])
+    intent = service.create_intent(Table(), mailbox.principal, item)
+    audit_target(request, "delete_intent", intent["id"], mailbox_id=item["id"], address=item["address"])
     return one(service.intent_view(intent))
 
 
 @router.post(
     "/{intent_id}:confirm",
     name="delete_intent.confirm",
-    summary="Delete the mailbox now; its stored mail is purged asynchronously",
+    response_model=One[ConfirmedIntent],
+    summary="Confirm: delete the mailbox now",
+    responses={
+        **INTENT_NOT_FOUND,
+        **errors(
+            e409="intent_already_confirmed: an intent is single use; concurrent_update: the mailbox kept "
+            "changing (retry)",
+            e410="intent_expired: create a new intent and confirm it within 15 minutes",
+        ),
+        429: {
+            "description": "rate_limited; delete_daily_limit_reached or delete_cooldown: this token's "
+            "deletes are used up for today or too close together; Retry-After says when"
+        },
+    },
 )
 async def confirm_delete_intent(
-    intent_id: str, request: Request, principal: Annotated[Principal, Depends(DELETE)]
+    intent_id: IntentId, request: Request, principal: Annotated[Principal, Depends(require(DELETE))]
 ) -> dict[str, Any]:
+    """Delete the mailbox at once: its address is free and no mail reaches it from now on, its
+    message tokens are revoked. Its stored mail is purged asynchronously (`purge` shows progress;
+    read it again with `GET /delete-intents/{id}`)."""
     audit_target(request, "delete_intent", intent_id)
     confirmed = service.confirm(Table(), principal, intent_id)
     intent = confirmed.intent
@@ -58,21 +116,20 @@ async def confirm_delete_intent(
         address=intent["address"],
         revoked_message_tokens=confirmed.revoked_tokens,
     )
-    view = service.intent_view(intent, confirmed.job)
-    return one({**view, "mailbox_deleted": True})
+    return one({**service.intent_view(intent, confirmed.job), "mailbox_deleted": True})
 
 
-@router.get("/{intent_id}", name="delete_intent.get", summary="A delete intent and the progress of its purge")
+@router.get(
+    "/{intent_id}",
+    name="delete_intent.get",
+    response_model=One[IntentView],
+    summary="A delete intent and the progress of its purge",
+    responses=INTENT_NOT_FOUND,
+)
 async def get_delete_intent(
-    intent_id: str, principal: Annotated[Principal, Depends(require("mailboxes:read"))]
+    intent_id: IntentId, principal: Annotated[Principal, Depends(require("mailboxes:read"))]
 ) -> dict[str, Any]:
-    table = Table()
-    intent = service.load_intent(table, principal.org_id, intent_id)
-    job = (
-        store.get_purge_job(table, principal.org_id, intent["mailbox_id"])
-        if intent["status"] == "confirmed"
-        else None
-    )
-    if job is not None and job.get("intent_id") != intent_id:
-        job = None
+    """Whether the intent is pending, confirmed or expired; once confirmed, how far the purge of the
+    mailbox's mail has gone."""
+    intent, job = service.intent_with_purge(Table(), principal.org_id, intent_id)
     return one(service.intent_view(intent, job))

@@ -2,61 +2,79 @@
 
 from __future__ import annotations
 
-import re
-from typing import Annotated, Any
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Annotated, Any, Literal
 
-from fastapi import Depends, Query, Request, Response
-from fastapi.responses import JSONResponse
+from fastapi import Depends, Path, Query, Request, Response
 from pydantic import BaseModel, Field, field_validator, model_validator
 
-from mailroom import clock, errors
 from mailroom.api import pagination
-from mailroom.api.models import Strict, one
+from mailroom.api.bulk import BULK_422, RowError, bulk_invalid
+from mailroom.api.models import ListOf, One, Strict, Timestamp, errors, one
 from mailroom.api.pipeline import api_router, audit_target
 from mailroom.api.principal import require
 from mailroom.domain.domain_names import InvalidDomainName, normalize_domain
 from mailroom.domain.principal import Principal
-from mailroom.errors import LimitReached, MailroomError
 from mailroom.services import domains as service
-from mailroom.store import addresses, domain_metrics, organizations
-from mailroom.store import domains as store
 from mailroom.store.table import Item, Table
 
 router = api_router("/api/v1", tags=["domains"])
 MAX_BULK = 50
-_LOCAL_PART_RE = re.compile(r"^[a-zA-Z0-9._%+-]{1,64}$")
+
+DOMAIN_NAME_PATTERN = r"^[^\s@]+\.[^\s@.]+\.?$"
+DOMAIN_NAME_RULES = (
+    "A domain name with at least two labels, e.g. example.com; internationalized names (bücher.example) "
+    "are accepted and stored as punycode, case and a trailing dot are ignored. Refused with 422: IP "
+    "addresses, labels over 63 characters or with characters other than letters, digits and inner "
+    "hyphens, numeric top-level labels, reserved names (localhost, test, example, invalid, local, "
+    "internal)."
+)
 
 
 class DomainLimits(Strict):
     """The mailcow domain limits (MB for quotas)."""
 
-    mailboxes: int | None = Field(default=None, ge=0, le=1_000_000, description="Max mailboxes")
-    aliases: int | None = Field(default=None, ge=0, le=1_000_000, description="Max aliases")
-    defquota: int | None = Field(default=None, ge=1, le=10_000_000, description="Default mailbox quota (MB)")
-    maxquota: int | None = Field(default=None, ge=1, le=10_000_000, description="Max mailbox quota (MB)")
+    mailboxes: int | None = Field(default=None, ge=0, le=1_000_000, description="Max mailboxes (default 50)")
+    aliases: int | None = Field(default=None, ge=0, le=1_000_000, description="Max aliases (default 400)")
+    defquota: int | None = Field(
+        default=None, ge=1, le=10_000_000, description="Default mailbox quota, MB (default 3072)"
+    )
+    maxquota: int | None = Field(
+        default=None, ge=1, le=10_000_000, description="Max quota of one mailbox, MB (default 10240)"
+    )
     quota: int | None = Field(
-        default=None, ge=1, le=100_000_000, description="Total quota of the domain (MB)"
+        default=None,
+        ge=1,
+        le=100_000_000,
+        description="Total of the domain's mailbox quotas, MB (default 10240); at most the organization's "
+        "storage",
     )
 
     def given(self) -> dict[str, int]:
-        return {k: v for k, v in self.model_dump().items() if v is not None}
-
-
-def _check_quotas(limits: dict[str, int]) -> None:
-    merged = {**service.DEFAULT_LIMITS, **limits}
-    if merged["defquota"] > merged["maxquota"]:
-        raise ValueError("defquota cannot exceed maxquota")
-    if merged["maxquota"] > merged["quota"]:
-        raise ValueError("maxquota cannot exceed quota")
+        return {k: v for k, v in self.model_dump().items() if k in service.DEFAULT_LIMITS and v is not None}
 
 
 class CreateDomain(DomainLimits):
-    domain: str = Field(min_length=1, max_length=300, description="e.g. example.com; IDN accepted")
+    """A domain to host. Its limits must be consistent: defquota ≤ maxquota ≤ quota (missing ones
+    take their defaults: 3072, 10240, 10240 MB); a quota above the organization's storage is 422."""
+
+    # The pattern is documented; the validator below gives the precise reason a name is refused.
+    domain: str = Field(
+        min_length=1,
+        max_length=300,
+        json_schema_extra={"pattern": DOMAIN_NAME_PATTERN},
+        description=DOMAIN_NAME_RULES,
+    )
     active: bool = True
     description: str | None = Field(default=None, max_length=500)
     note: str | None = Field(default=None, max_length=2000)
-    feedback_enabled: bool = True
-    backupmx: bool = Field(default=False, description="Backup MX is not supported; must be false")
+    feedback_enabled: bool = Field(default=True, description="Bounce and complaint feedback to the sender")
+    backupmx: bool = Field(
+        default=False,
+        json_schema_extra={"enum": [False]},
+        description="Backup MX is not supported (mail is received through SES): only false",
+    )
 
     @field_validator("domain")
     @classmethod
@@ -75,17 +93,39 @@ class CreateDomain(DomainLimits):
 
     @model_validator(mode="after")
     def quotas_consistent(self) -> CreateDomain:
-        _check_quotas(self.given())
+        inconsistent = service.check_quotas(self.given())
+        if inconsistent:
+            raise ValueError(inconsistent)
         return self
 
-    def limit_fields(self) -> dict[str, int]:
-        return {k: v for k, v in self.given().items() if k in service.DEFAULT_LIMITS}
+    def request(self) -> service.NewDomain:
+        return service.NewDomain(
+            domain=self.domain,
+            active=self.active,
+            description=self.description,
+            note=self.note,
+            feedback_enabled=self.feedback_enabled,
+            limits=self.given(),
+        )
 
 
 class UpdateDomain(DomainLimits):
+    """Only the fields sent change (a null limit or flag leaves it as it is). Limits cannot go below
+    what the domain uses (mailboxes, aliases, the sum of its mailbox quotas), and the quotas merged
+    with the current ones must stay consistent: defquota ≤ maxquota ≤ quota."""
+
     active: bool | None = None
-    description: str | None = Field(default=None, max_length=500)
+    description: str | None = Field(default=None, max_length=500, description="null clears it")
     feedback_enabled: bool | None = None
+
+    def fields(self) -> dict[str, Any]:
+        fields: dict[str, Any] = {}
+        for name in ("active", "feedback_enabled"):
+            if getattr(self, name) is not None:
+                fields[name] = getattr(self, name)
+        if "description" in self.model_fields_set:
+            fields["description"] = self.description
+        return fields
 
 
 class BulkAdd(Strict):
@@ -94,243 +134,335 @@ class BulkAdd(Strict):
 
 class CatchAll(Strict):
     catch_all: str | None = Field(
-        description="Address that receives mail for unknown recipients; null disables"
+        max_length=320,
+        description="Address that receives mail for unknown recipients of the domain (a-zA-Z0-9._%+- local "
+        "part); on one of the organization's domains it must be an existing mailbox or alias. null disables.",
     )
 
 
 class Note(Strict):
-    note: str | None = Field(max_length=2000)
+    note: str | None = Field(max_length=2000, description="Free text for operators; null clears it")
+
+
+RecordStatus = Literal["MISSING", "VALID", "INVALID"]
 
 
 class DnsRecord(BaseModel):
-    type: str
+    type: Literal["MX", "TXT"]
     name: str
-    value: str
-    priority: int | None
-    status: str
-    found: list[str]
-    purpose: str
+    value: str = Field(description="What to publish")
+    priority: int | None = Field(description="MX preference; null for TXT")
+    status: RecordStatus = Field(
+        description="VALID: DNS has it; INVALID: DNS has something else (see found); MISSING: nothing there"
+    )
+    found: list[str] = Field(description="With INVALID: the values DNS returned instead")
+    purpose: Literal["inbound_mx", "mail_from_mx", "spf", "dkim", "dmarc"]
+
+
+DomainStatus = Literal["pending", "verified", "failed"]
 
 
 class DomainView(BaseModel):
     id: str
-    domain: str
+    domain: str = Field(description="Stored form: lower case, punycode")
     domain_unicode: str
-    status: str
+    status: DomainStatus = Field(
+        description="pending until every record is VALID (verified); failed when a record is INVALID or "
+        "the records are still missing 72 hours after creation"
+    )
     active: bool
     description: str | None
     note: str | None
     catch_all: str | None
     feedback_enabled: bool
-    mailboxes: int
-    aliases: int
-    defquota: int
-    maxquota: int
-    quota: int
+    mailboxes: int = Field(description="Limit: max mailboxes")
+    aliases: int = Field(description="Limit: max aliases")
+    defquota: int = Field(description="Limit: default mailbox quota, MB")
+    maxquota: int = Field(description="Limit: max mailbox quota, MB")
+    quota: int = Field(description="Limit: total of the mailbox quotas, MB")
     mailbox_count: int
     alias_count: int
     dkim_selector: str
     mail_from_domain: str
-    verified_at: str | None
-    last_checked_at: str | None
-    next_check_at: str | None
-    created_at: str
-    updated_at: str
+    verified_at: Timestamp | None
+    last_checked_at: Timestamp | None
+    next_check_at: Timestamp | None
+    created_at: Timestamp
+    updated_at: Timestamp
 
 
-def _load(table: Table, principal: Principal, domain_id: str) -> Item:
-    domain = store.get(table, principal.org_id, domain_id)
-    # The platform domain's item only counts the organization's inboxes on it: the domain is the
-    # operator's, so it is none of the organization's domains to read, change or delete.
-    if domain is None or domain.get("platform"):
-        raise errors.not_found("Domain")
-    return domain
+class DomainWithRecords(DomainView):
+    dns_records: list[DnsRecord] = Field(description="The records to publish (as at dns-requirements)")
 
 
-def _org_limits(table: Table, principal: Principal) -> tuple[Item, int]:
-    org = organizations.get(table, principal.org_id) or {}
-    return org, int((org.get("limits") or {}).get("domains", 10))
-
-
-def _create(table: Table, principal: Principal, body: CreateDomain) -> Item:
-    return service.add_domain(
-        table,
-        principal.org_id,
-        service.NewDomain(
-            domain=body.domain,
-            active=body.active,
-            description=body.description,
-            note=body.note,
-            feedback_enabled=body.feedback_enabled,
-            limits=body.limit_fields(),
-        ),
+class BulkAddedRow(BaseModel):
+    index: int = Field(ge=0)
+    domain: str
+    status: Literal["created", "failed"] = Field(
+        description="failed: a concurrent request took the name or the organization's last free slot"
     )
+    error: RowError | None
+    data: DomainView | None = Field(default=None, description="The domain, when created")
 
 
-@router.get("/domains", name="domain.list", summary="List domains")
+class BulkAddMeta(BaseModel):
+    created: int
+    failed: int
+
+
+class BulkAdded(BaseModel):
+    data: list[BulkAddedRow]
+    meta: BulkAddMeta
+
+
+class DnsRequirements(BaseModel):
+    domain_id: str
+    domain: str
+    status: DomainStatus
+    last_checked_at: Timestamp | None
+    records: list[DnsRecord]
+
+
+class DnsCheck(BaseModel):
+    id: str
+    domain_id: str
+    domain: str
+    trigger: Literal["api", "schedule"]
+    status: Literal["completed"]
+    result: DomainStatus = Field(description="The domain's status this check concluded")
+    records: list[DnsRecord]
+    errors: dict[str, str] = Field(description='Lookups that failed, by "TYPE name" (timeouts, SERVFAIL)')
+    started_at: Timestamp
+    completed_at: Timestamp
+
+
+class DailyMetrics(BaseModel):
+    date: str = Field(json_schema_extra={"format": "date"})
+    inbound_total: int
+    inbound_spam: int
+    inbound_virus: int
+    inbound_dropped: int = Field(description="Recipients whose copy was dropped (unknown, blocked, ...)")
+    outbound_total: int
+    outbound_bounces: int
+    outbound_complaints: int
+
+
+class MetricsWindow(BaseModel):
+    from_: str = Field(alias="from", json_schema_extra={"format": "date"})
+    to: str = Field(json_schema_extra={"format": "date"})
+    days: int
+
+
+class DailyMetricsList(BaseModel):
+    data: list[DailyMetrics] = Field(description="Days with traffic, oldest first; quiet days are absent")
+    meta: MetricsWindow
+
+
+class MetricsSummary(BaseModel):
+    from_: str = Field(alias="from", json_schema_extra={"format": "date"})
+    to: str = Field(json_schema_extra={"format": "date"})
+    days: int
+    inbound_total: int
+    inbound_spam: int
+    inbound_virus: int
+    inbound_dropped: int
+    outbound_total: int
+    outbound_bounces: int
+    outbound_complaints: int
+    spam_rate: float = Field(ge=0, le=1, description="inbound_spam / inbound_total (0 without traffic)")
+    virus_rate: float = Field(ge=0, le=1)
+    bounce_rate: float = Field(ge=0, le=1, description="outbound_bounces / outbound_total")
+    complaint_rate: float = Field(ge=0, le=1)
+
+
+# --- loading a domain -------------------------------------------------------------------------------
+
+DomainId = Annotated[str, Path(max_length=64, description="The domain's id (dom_...)")]
+NOT_FOUND = errors(e404="not_found: no such domain in this organization")
+Days = Annotated[int, Query(ge=1, le=365, description="Window in days, today (UTC) included")]
+
+
+@dataclass(frozen=True, slots=True)
+class LoadedDomain:
+    principal: Principal
+    item: Item
+
+
+def _domain_with(scope: str) -> Callable[[Request, str], LoadedDomain]:
+    """A dependency: the caller (a token with ``scope``) and the domain the path names."""
+    authorized = require(scope)
+
+    def load(request: Request, domain_id: DomainId) -> LoadedDomain:
+        principal = authorized(request)
+        return LoadedDomain(principal, service.load_domain(Table(), principal.org_id, domain_id))
+
+    return load
+
+
+ReadableDomain = Annotated[LoadedDomain, Depends(_domain_with("domains:read"))]
+WritableDomain = Annotated[LoadedDomain, Depends(_domain_with("domains:write"))]
+DeletableDomain = Annotated[LoadedDomain, Depends(_domain_with("domains:delete"))]
+DnsReadableDomain = Annotated[LoadedDomain, Depends(_domain_with("domains:dns:read"))]
+RecheckableDomain = Annotated[LoadedDomain, Depends(_domain_with("domains:dns:recheck"))]
+
+
+def _with_records(domain: Item) -> dict[str, Any]:
+    return {**service.domain_view(domain), "dns_records": service.records_view(domain)}
+
+
+# --- routes -----------------------------------------------------------------------------------------
+
+
+@router.get(
+    "/domains",
+    name="domain.list",
+    response_model=ListOf[DomainView],
+    summary="List domains",
+)
 async def list_domains(
     request: Request,
     principal: Annotated[Principal, Depends(require("domains:read"))],
     page_query: Annotated[pagination.PageQuery, Depends(pagination.page_query)],
 ) -> dict[str, Any]:
-    table = Table()
-    page = store.list_page(table, principal.org_id, per_page=page_query.per_page, cursor=page_query.cursor)
-    org, _ = _org_limits(table, principal)
-    return pagination.envelope(
-        request,
-        page,
-        [service.domain_view(d) for d in page.items],
-        per_page=page_query.per_page,
-        total=int(org.get("domain_count", 0)),
+    """The organization's domains in creation order, a page at a time; `meta.total` is how many
+    it has. Follow `links.next` for the next page."""
+    page, total = service.list_domains(
+        Table(), principal.org_id, per_page=page_query.per_page, cursor=page_query.cursor
     )
+    data = [service.domain_view(d) for d in page.items]
+    return pagination.envelope(request, page, data, per_page=page_query.per_page, total=total)
 
 
 @router.post(
     "/domains",
     name="domain.create",
     status_code=201,
-    summary="Add a domain (returns it; records at dns-requirements)",
+    response_model=One[DomainWithRecords],
+    summary="Add a domain",
+    responses=errors(
+        e409="domain_exists: the organization has this domain already; domain_taken: another organization "
+        "hosts it; concurrent_update: the organization's limit changed meanwhile (retry)",
+        e422="validation_error: see `fields`; domain_limit_reached: the organization has as many domains "
+        "as its limit allows",
+    ),
 )
 async def create_domain(
     body: CreateDomain, request: Request, principal: Annotated[Principal, Depends(require("domains:create"))]
 ) -> dict[str, Any]:
-    domain = _create(Table(), principal, body)
+    """Start hosting mail for a domain. It is `pending` until the DNS records in `dns_records` are
+    published and a check finds them (`POST /domains/{id}/dns-recheck`, or the scheduled recheck);
+    Mailroom generates its DKIM key. Mailboxes and aliases can be created at once."""
+    audit_target(request, "domain", "-", domain=body.domain)
+    domain = service.add_domain(Table(), principal.org_id, body.request())
     audit_target(request, "domain", domain["id"], domain=domain["domain"])
-    return one({**service.domain_view(domain), "dns_records": service.records_view(domain)})
+    return one(_with_records(domain))
 
 
 @router.post(
-    "/domains:bulk-add", name="domain.bulk_add", summary="Add up to 50 domains, validated as a whole"
+    "/domains:bulk-add",
+    name="domain.bulk_add",
+    status_code=201,
+    response_model=BulkAdded,
+    summary=f"Add up to {MAX_BULK} domains, validated as a whole",
+    responses={
+        207: {
+            "model": BulkAdded,
+            "description": "Some rows failed (a concurrent request took the name or the last free slot "
+            "after validation); the others were created. Each row says which.",
+        },
+        **BULK_422,
+    },
 )
 async def bulk_add(
-    body: BulkAdd, request: Request, principal: Annotated[Principal, Depends(require("domains:create"))]
-) -> JSONResponse:
-    table = Table()
-    org, limit = _org_limits(table, principal)
-    rows: list[dict[str, Any]] = []
-    seen: set[str] = set()
-    for index, row in enumerate(body.domains):
-        error = None
-        if row.domain in seen:
-            error = {"code": "duplicate_row", "message": f"{row.domain} appears more than once in the batch"}
-        else:
-            claim = store.claim_of(table, row.domain)
-            if claim is not None:
-                code = "domain_exists" if claim["org_id"] == principal.org_id else "domain_taken"
-                error = {"code": code, "message": f"{row.domain} is already hosted"}
-        seen.add(row.domain)
-        rows.append(
-            {"index": index, "domain": row.domain, "status": "invalid" if error else "valid", "error": error}
-        )
-    invalid = [r for r in rows if r["error"]]
-    free = limit - int(org.get("domain_count", 0))
-    if not invalid and len(rows) > free:
-        raise LimitReached(
-            "domain_limit_reached",
-            f"The batch needs {len(rows)} domains; the organization has room for {max(free, 0)}.",
-        )
-    audit_target(request, "domain_batch", f"{len(rows)} rows", domains=[r["domain"] for r in rows])
-    if invalid:
-        # Nothing is created when any row is bad: the client fixes the batch and sends it again.
-        return JSONResponse(
-            status_code=422,
-            content={
-                "error": {
-                    "code": "bulk_validation_failed",
-                    "message": f"{len(invalid)} of {len(rows)} rows are invalid; no domain was created.",
-                    "hint": "Fix or remove the rows listed in 'rows' and send the batch again.",
-                    "request_id": request.state.request_id,
-                    "retryable": False,
-                    "rows": rows,
-                }
-            },
-        )
-    created = 0
-    for result, request_row in zip(rows, body.domains, strict=True):
-        try:
-            domain = _create(table, principal, request_row)
-        except MailroomError as exc:  # a race with another request since validation
-            result.update(status="failed", error={"code": exc.code, "message": exc.message})
-            continue
-        created += 1
-        result.update(status="created", data=service.domain_view(domain))
-    status = 201 if created == len(rows) else 207
-    return JSONResponse(
-        status_code=status,
-        content={"data": rows, "meta": {"created": created, "failed": len(rows) - created}},
-    )
-
-
-@router.get("/domains/{domain_id}", name="domain.get", summary="Get a domain")
-async def get_domain(
-    domain_id: str, principal: Annotated[Principal, Depends(require("domains:read"))]
-) -> dict[str, Any]:
-    return one(service.domain_view(_load(Table(), principal, domain_id)))
-
-
-@router.patch("/domains/{domain_id}", name="domain.update", summary="Update active, description and limits")
-async def update_domain(
-    domain_id: str,
-    body: UpdateDomain,
+    body: BulkAdd,
     request: Request,
-    principal: Annotated[Principal, Depends(require("domains:write"))],
-) -> dict[str, Any]:
+    response: Response,
+    principal: Annotated[Principal, Depends(require("domains:create"))],
+) -> Any:
+    """Validate every row first (duplicates in the batch, names already hosted, the organization's
+    domain limit for the whole batch): if any row is bad, nothing is created and the 422 lists
+    every row. Otherwise each domain is created; 201 when all were, 207 when some failed."""
+    requests = [row.request() for row in body.domains]
+    audit_target(request, "domain_batch", f"{len(requests)} rows", domains=[r.domain for r in requests])
     table = Table()
-    domain = _load(table, principal, domain_id)
-    audit_target(request, "domain", domain_id, domain=domain["domain"])
-    limits = {**service.DEFAULT_LIMITS, **(domain.get("limits") or {}), **body.given()}
-    try:
-        _check_quotas(limits)
-    except ValueError as exc:
-        raise errors.validation(str(exc), field="quota") from exc
-    if limits["mailboxes"] < int(domain.get("mailbox_count", 0)):
-        raise errors.validation(
-            "mailboxes cannot go below the number of mailboxes the domain has", field="mailboxes"
-        )
-    if limits["quota"] < int(domain.get("quota_allocated_mb", 0)):
-        raise errors.validation(
-            "quota cannot go below the sum of the quotas of the domain's mailboxes", field="quota"
-        )
-    if limits["aliases"] < int(domain.get("alias_count", 0)):
-        raise errors.validation(
-            "aliases cannot go below the number of aliases the domain has", field="aliases"
-        )
-    fields: dict[str, Any] = {"limits": limits, "updated_at": clock.now_iso()}
-    for name in ("active", "description", "feedback_enabled"):
-        if name in body.model_fields_set:
-            fields[name] = getattr(body, name)
-    return one(service.domain_view(store.update(table, principal.org_id, domain_id, fields)))
+    rows = service.validate_batch(table, principal.org_id, requests)
+    if any(row.status == "invalid" for row in rows):
+        return bulk_invalid(request, [row.view() for row in rows], what="domain")
+    created = service.add_batch(table, principal.org_id, requests, rows)
+    if created < len(rows):
+        response.status_code = 207
+    return {"data": [row.view() for row in rows], "meta": {"created": created, "failed": len(rows) - created}}
+
+
+@router.get(
+    "/domains/{domain_id}",
+    name="domain.get",
+    response_model=One[DomainView],
+    summary="Get a domain",
+    responses=NOT_FOUND,
+)
+async def get_domain(domain: ReadableDomain) -> dict[str, Any]:
+    """A domain with its verification status, limits and counts."""
+    return one(service.domain_view(domain.item))
+
+
+@router.patch(
+    "/domains/{domain_id}",
+    name="domain.update",
+    response_model=One[DomainView],
+    summary="Update active, description, feedback and limits",
+    responses={
+        **NOT_FOUND,
+        **errors(
+            e409="concurrent_update: the domain changed meanwhile (retry)",
+            e422="validation_error: a limit below what the domain uses, or inconsistent quotas (`fields`)",
+        ),
+    },
+)
+async def update_domain(body: UpdateDomain, request: Request, domain: WritableDomain) -> dict[str, Any]:
+    """Change the fields sent. Raising or lowering `mailboxes`, `aliases` or `quota` never goes
+    below what the domain already uses."""
+    audit_target(request, "domain", domain.item["id"], domain=domain.item["domain"])
+    updated = service.update_domain(Table(), domain.item, limits=body.given(), fields=body.fields())
+    return one(service.domain_view(updated))
 
 
 @router.delete(
-    "/domains/{domain_id}", name="domain.delete", status_code=204, summary="Delete an empty domain"
+    "/domains/{domain_id}",
+    name="domain.delete",
+    status_code=204,
+    summary="Delete an empty domain",
+    responses={
+        **NOT_FOUND,
+        **errors(e409="domain_not_empty: it still has mailboxes, aliases or pending invites"),
+    },
 )
-async def delete_domain(
-    domain_id: str, request: Request, principal: Annotated[Principal, Depends(require("domains:delete"))]
-) -> Response:
-    table = Table()
-    domain = _load(table, principal, domain_id)
-    audit_target(request, "domain", domain_id, domain=domain["domain"])
-    service.remove_domain(table, domain)
+async def delete_domain(request: Request, domain: DeletableDomain) -> Response:
+    """Stop hosting a domain that has no mailboxes, aliases or pending invites left; its name is free
+    again for any organization."""
+    audit_target(request, "domain", domain.item["id"], domain=domain.item["domain"])
+    service.remove_domain(Table(), domain.item)
     return Response(status_code=204)
 
 
 @router.get(
     "/domains/{domain_id}/dns-requirements",
     name="domain.dns_requirements",
-    summary="The DNS records the domain needs, with their last checked status",
+    response_model=One[DnsRequirements],
+    summary="The DNS records the domain needs",
+    responses=NOT_FOUND,
 )
-async def dns_requirements(
-    domain_id: str, principal: Annotated[Principal, Depends(require("domains:dns:read"))]
-) -> dict[str, Any]:
-    domain = _load(Table(), principal, domain_id)
+async def dns_requirements(domain: DnsReadableDomain) -> dict[str, Any]:
+    """Every record to publish (MX, SPF, DKIM, DMARC, MAIL FROM), each with its status at the last
+    check (MISSING before the first one)."""
+    item = domain.item
     return one(
         {
-            "domain_id": domain["id"],
-            "domain": domain["domain"],
-            "status": domain["status"],
-            "last_checked_at": domain.get("last_checked_at"),
-            "records": service.records_view(domain),
+            "domain_id": item["id"],
+            "domain": item["domain"],
+            "status": item["status"],
+            "last_checked_at": item.get("last_checked_at"),
+            "records": service.records_view(item),
         }
     )
 
@@ -339,145 +471,105 @@ async def dns_requirements(
     "/domains/{domain_id}/dns-recheck",
     name="domain.dns_recheck",
     status_code=201,
-    summary="Check the domain's DNS now; the check is kept at /dns-checks/{id}",
+    response_model=One[DnsCheck],
+    summary="Check the domain's DNS now",
+    responses=NOT_FOUND,
 )
-async def dns_recheck(
-    domain_id: str, request: Request, principal: Annotated[Principal, Depends(require("domains:dns:recheck"))]
-) -> dict[str, Any]:
-    table = Table()
-    domain = _load(table, principal, domain_id)
-    audit_target(request, "domain", domain_id, domain=domain["domain"])
-    return one(_check_view(service.run_check(table, domain)))
+async def dns_recheck(request: Request, domain: RecheckableDomain) -> dict[str, Any]:
+    """Look every required record up now and update the domain's status; the check is kept (30
+    days) at `GET /dns-checks/{id}`. Use it after publishing the records instead of waiting for the
+    scheduled recheck."""
+    audit_target(request, "domain", domain.item["id"], domain=domain.item["domain"])
+    return one(service.check_view(service.run_check(Table(), domain.item)))
 
 
-@router.get("/dns-checks/{check_id}", name="dns_check.get", summary="A DNS check and its per-record result")
+@router.get(
+    "/dns-checks/{check_id}",
+    name="dns_check.get",
+    response_model=One[DnsCheck],
+    summary="A DNS check and its per-record result",
+    responses=errors(e404="not_found: no such check in this organization (checks are kept 30 days)"),
+)
 async def get_dns_check(
-    check_id: str, principal: Annotated[Principal, Depends(require("domains:dns:read"))]
+    check_id: Annotated[str, Path(max_length=64, description="The check's id (chk_...)")],
+    principal: Annotated[Principal, Depends(require("domains:dns:read"))],
 ) -> dict[str, Any]:
-    check = store.get_check(Table(), principal.org_id, check_id)
-    if check is None:
-        raise errors.not_found("DNS check")
-    return one(_check_view(check))
+    """One DNS check as it ran: what each record looked like and what the domain's status became."""
+    return one(service.check_view(service.load_check(Table(), principal.org_id, check_id)))
 
 
-def _check_view(check: Item) -> dict[str, Any]:
-    return {
-        k: check.get(k)
-        for k in (
-            "id",
-            "domain_id",
-            "domain",
-            "trigger",
-            "status",
-            "result",
-            "records",
-            "errors",
-            "started_at",
-            "completed_at",
-        )
-    }
+@router.patch(
+    "/domains/{domain_id}/catch-all",
+    name="domain.catch_all",
+    response_model=One[DomainView],
+    summary="Set or clear the catch-all",
+    responses={
+        **NOT_FOUND,
+        **errors(
+            e422="validation_error: not an address; unknown_target: an address on "
+            "one of the organization's domains that is no mailbox or alias"
+        ),
+    },
+)
+async def set_catch_all(body: CatchAll, request: Request, domain: WritableDomain) -> dict[str, Any]:
+    """Deliver mail for unknown recipients of the domain to one address instead of bouncing it."""
+    item = domain.item
+    audit_target(request, "domain", item["id"], domain=item["domain"], catch_all=body.catch_all)
+    return one(service.domain_view(service.set_catch_all(Table(), item, body.catch_all)))
 
 
-@router.patch("/domains/{domain_id}/catch-all", name="domain.catch_all", summary="Set or clear the catch-all")
-async def set_catch_all(
-    domain_id: str,
-    body: CatchAll,
-    request: Request,
-    principal: Annotated[Principal, Depends(require("domains:write"))],
-) -> dict[str, Any]:
-    table = Table()
-    domain = _load(table, principal, domain_id)
-    audit_target(request, "domain", domain_id, domain=domain["domain"], catch_all=body.catch_all)
-    target = None
-    if body.catch_all is not None:
-        target = _valid_address(body.catch_all)
-        target_domain = target.rpartition("@")[2]
-        # A target on one of our own domains must exist, or mail would loop into the void.
-        if (
-            store.get_by_name(table, principal.org_id, target_domain) is not None
-            and addresses.resolve(table, principal.org_id, target) is None
-        ):
-            raise errors.validation(
-                f"{target} is not a mailbox or alias of this organization",
-                field="catch_all",
-                code="unknown_target",
-            )
-    updated = store.update(
-        table, principal.org_id, domain_id, {"catch_all": target, "updated_at": clock.now_iso()}
-    )
-    return one(service.domain_view(updated))
-
-
-def _valid_address(raw: str) -> str:
-    local, at, host = raw.strip().rpartition("@")
-    if not at or not _LOCAL_PART_RE.match(local):
-        raise errors.validation(
-            "catch_all must be an email address (local part a-zA-Z0-9._%+-)", field="catch_all"
-        )
-    try:
-        return f"{local}@{normalize_domain(host)}"
-    except InvalidDomainName as exc:
-        raise errors.validation(f"catch_all domain: {exc}", field="catch_all") from exc
-
-
-@router.patch("/domains/{domain_id}/note", name="domain.note", summary="Set the domain's note")
-async def set_note(
-    domain_id: str,
-    body: Note,
-    request: Request,
-    principal: Annotated[Principal, Depends(require("domains:write"))],
-) -> dict[str, Any]:
-    table = Table()
-    _load(table, principal, domain_id)
-    audit_target(request, "domain", domain_id)
-    updated = store.update(
-        table, principal.org_id, domain_id, {"note": body.note, "updated_at": clock.now_iso()}
-    )
-    return one(service.domain_view(updated))
+@router.patch(
+    "/domains/{domain_id}/note",
+    name="domain.note",
+    response_model=One[DomainView],
+    summary="Set the domain's note",
+    responses=NOT_FOUND,
+)
+async def set_note(body: Note, request: Request, domain: WritableDomain) -> dict[str, Any]:
+    """Replace the operators' note on the domain (null clears it)."""
+    audit_target(request, "domain", domain.item["id"])
+    return one(service.domain_view(service.set_note(Table(), domain.item, body.note)))
 
 
 @router.post(
     "/domains/{domain_id}/dkim:retry",
     name="domain.dkim_rotate",
-    summary="Rotate the DKIM key (new selector; publish the new record)",
+    response_model=One[DomainWithRecords],
+    summary="Rotate the DKIM key",
+    responses=NOT_FOUND,
 )
-async def dkim_retry(
-    domain_id: str, request: Request, principal: Annotated[Principal, Depends(require("domains:write"))]
-) -> dict[str, Any]:
-    table = Table()
-    domain = _load(table, principal, domain_id)
-    audit_target(request, "domain", domain_id, domain=domain["domain"])
-    updated = service.rotate_dkim(table, domain)
-    return one({**service.domain_view(updated), "dns_records": service.records_view(updated)})
+async def dkim_retry(request: Request, domain: WritableDomain) -> dict[str, Any]:
+    """Generate a new DKIM key under a new selector and give it to SES; publish the new DKIM record
+    from `dns_records` (the old one can be removed once the new one is VALID)."""
+    audit_target(request, "domain", domain.item["id"], domain=domain.item["domain"])
+    return one(_with_records(service.rotate_dkim(Table(), domain.item)))
 
 
-@router.get("/domains/{domain_id}/spam-metrics", name="domain.spam_metrics", summary="Daily mail counters")
-async def spam_metrics(
-    domain_id: str,
-    principal: Annotated[Principal, Depends(require("domains:read"))],
-    days: Annotated[int, Query(ge=1, le=365)] = 30,
-) -> dict[str, Any]:
-    table = Table()
-    _load(table, principal, domain_id)
-    first, last = service.window_days(days)
-    return {
-        "data": domain_metrics.days(table, principal.org_id, domain_id, first_day=first, last_day=last),
-        "meta": {"from": first, "to": last, "days": days},
-    }
+@router.get(
+    "/domains/{domain_id}/spam-metrics",
+    name="domain.spam_metrics",
+    response_model=DailyMetricsList,
+    response_model_by_alias=True,
+    summary="Daily mail counters",
+    responses=NOT_FOUND,
+)
+async def spam_metrics(domain: ReadableDomain, days: Days = 30) -> dict[str, Any]:
+    """Per day: mail received (and how much was spam, a virus or dropped), mail sent (and its bounces
+    and complaints)."""
+    window = service.spam_metrics(Table(), domain.item, days)
+    return {"data": window.days, "meta": {"from": window.first_day, "to": window.last_day, "days": days}}
 
 
 @router.get(
     "/domains/{domain_id}/spam-metrics/summary",
     name="domain.spam_metrics_summary",
+    response_model=One[MetricsSummary],
+    response_model_by_alias=True,
     summary="Totals and rates over a window",
+    responses=NOT_FOUND,
 )
-async def spam_metrics_summary(
-    domain_id: str,
-    principal: Annotated[Principal, Depends(require("domains:read"))],
-    days: Annotated[int, Query(ge=1, le=365)] = 30,
-) -> dict[str, Any]:
-    table = Table()
-    _load(table, principal, domain_id)
-    first, last = service.window_days(days)
-    daily = domain_metrics.days(table, principal.org_id, domain_id, first_day=first, last_day=last)
-    return one({"from": first, "to": last, "days": days, **service.spam_summary(daily)})
+async def spam_metrics_summary(domain: ReadableDomain, days: Days = 30) -> dict[str, Any]:
+    """The window's totals and its spam, virus, bounce and complaint rates (0 without traffic)."""
+    window = service.spam_metrics(Table(), domain.item, days)
+    summary = service.spam_summary(window.days)
+    return one({"from": window.first_day, "to": window.last_day, "days": days, **summary})

@@ -5,36 +5,52 @@ here)."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Annotated, Any, Literal
 
-from fastapi import Depends, Query, Request
-from fastapi.responses import JSONResponse
-from pydantic import BaseModel, Field, StringConstraints
+from fastapi import Depends, Path, Query, Request
+from pydantic import BaseModel, Field, StringConstraints, ValidationInfo, field_validator
 
-from mailroom import clock, errors
 from mailroom.api import pagination
-from mailroom.api.models import One, Strict, one
+from mailroom.api.bulk import BULK_422, bulk_invalid
+from mailroom.api.models import Links, Meta, One, Strict, Timestamp, errors, one
 from mailroom.api.pipeline import api_router, audit_target
 from mailroom.api.principal import require
 from mailroom.domain.principal import Principal
-from mailroom.errors import MailroomError
+from mailroom.services import forwarding
 from mailroom.services import mailboxes as service
-from mailroom.store import domains
-from mailroom.store import mailboxes as store
 from mailroom.store.table import Item, Table
 
 router = api_router("/api/v1", tags=["mailboxes"])
 MAX_BULK = 25  # two items per mailbox + counters must fit one 100-operation transaction
 
-# Passwords are taken byte for byte: the models' whitespace stripping must not apply to them.
-Password = Annotated[str, StringConstraints(strip_whitespace=False, min_length=1, max_length=1024)]
+LOCAL_PART_PATTERN = r"^[a-zA-Z0-9._%+-]{1,64}$"
+LOCAL_PART_RULES = (
+    "1 to 64 characters of a-z A-Z 0-9 . _ % + -, not starting or ending with a dot nor with two dots "
+    "in a row (422 invalid_address); stored lower case."
+)
+# A password a mailbox gets, taken byte for byte (the models' whitespace stripping must not apply).
+# The schema states the policy, which the service enforces with its own code (422 weak_password),
+# so the lengths in the schema are documented rather than checked by the model.
+NewPassword = Annotated[
+    str,
+    StringConstraints(strip_whitespace=False, min_length=1, max_length=1024),
+    Field(
+        json_schema_extra={"minLength": 10, "maxLength": 256},
+        description="10 to 256 characters mixing at least two of lower case, upper case, digits and "
+        "symbols, not a repetition of a few characters, not containing the local part (else 422 "
+        "weak_password). Taken byte for byte: whitespace is not stripped.",
+    ),
+]
 StorageAllocation = Annotated[
     int | None,
     Field(
         ge=1,
         le=100_000_000,
         description="MB carved out of the organization's storage pool for this mailbox alone; "
-        "omit or null for the shared pool (default).",
+        "omit or null for the shared pool (default). 422 storage_pool_exceeded when the pool has not "
+        "that much left.",
     ),
 ]
 
@@ -42,12 +58,22 @@ StorageAllocation = Annotated[
 class CreateMailbox(Strict):
     """mailcow's mailbox fields, plus Mailroom's ``storage_allocation_mb`` and ``note``."""
 
-    local_part: str = Field(min_length=1, max_length=64, description="a-zA-Z0-9._%+-")
+    # The pattern is documented, not enforced here: the service refuses with its precise code.
+    local_part: str = Field(
+        min_length=1,
+        max_length=64,
+        json_schema_extra={"pattern": LOCAL_PART_PATTERN},
+        description=LOCAL_PART_RULES,
+    )
     domain: str = Field(min_length=1, max_length=300, description="A domain of this organization")
-    password: Password = Field(description="10-256 characters, two character classes at least")
+    password: NewPassword
     name: str | None = Field(default=None, max_length=255, description="Display name")
     quota: int | None = Field(
-        default=None, ge=1, le=10_000_000, description="MB; defaults to the domain's defquota"
+        default=None,
+        ge=1,
+        le=10_000_000,
+        description="MB; defaults to the storage allocation, else the domain's defquota. At most the "
+        "domain's maxquota (422 quota_exceeds_maxquota) and the allocation (quota_exceeds_allocation)",
     )
     active: bool = True
     force_pw_update: bool = Field(default=False, description="Sign-in refused until the password is changed")
@@ -64,45 +90,69 @@ class BulkCreate(Strict):
     mailboxes: list[CreateMailbox] = Field(min_length=1, max_length=MAX_BULK)
 
 
+_NOT_NULL = ("quota", "active", "force_pw_update", "tls_enforce_in", "tls_enforce_out")
+
+
 class UpdateMailbox(Strict):
-    """The mailcow update fields; ``storage_allocation_mb: null`` moves a mailbox to the shared pool."""
+    """The mailcow update fields: only those sent change. ``storage_allocation_mb: null`` moves a
+    mailbox to the shared pool; ``name: null`` clears the name; the other fields cannot be null."""
 
     name: str | None = Field(default=None, max_length=255)
-    quota: int | None = Field(default=None, ge=1, le=10_000_000)
+    quota: int | None = Field(
+        default=None, ge=1, le=10_000_000, description="MB; at most the domain's maxquota and the allocation"
+    )
     active: bool | None = None
     force_pw_update: bool | None = None
     tls_enforce_in: bool | None = None
     tls_enforce_out: bool | None = None
     storage_allocation_mb: StorageAllocation = None
 
+    @field_validator(*_NOT_NULL)
+    @classmethod
+    def not_null(cls, value: Any, info: ValidationInfo) -> Any:
+        # Runs only for fields sent (defaults are not validated): an explicit null is refused.
+        if value is None:
+            raise ValueError(f"{info.field_name} cannot be null")
+        return value
+
+    def fields(self) -> dict[str, Any]:
+        """The plain attributes sent (quota and allocation move counters: the service does them)."""
+        plain = ("name", "active", "force_pw_update", "tls_enforce_in", "tls_enforce_out")
+        return {name: getattr(self, name) for name in plain if name in self.model_fields_set}
+
 
 class SetPassword(Strict):
-    password: Password
+    password: NewPassword
     force_pw_update: bool = Field(
         default=False, description="Require another change before the mailbox can sign in"
     )
 
 
 class Note(Strict):
-    note: str | None = Field(max_length=2000)
+    note: str | None = Field(max_length=2000, description="null clears it")
 
 
 class Pause(Strict):
-    reason: str | None = Field(default=None, max_length=500)
+    reason: str | None = Field(default=None, max_length=500, description="Shown with the mailbox")
 
 
 class Forwarding(Strict):
-    targets: list[str] = Field(
-        max_length=service.MAX_FORWARDING_TARGETS, description="Addresses; [] disables"
+    targets: list[Annotated[str, StringConstraints(max_length=320)]] = Field(
+        max_length=forwarding.MAX_FORWARDING_TARGETS,
+        description="Addresses; [] disables. A target on one of the organization's domains must be a "
+        "mailbox or alias of it (422 unknown_target); the mailbox itself is refused (forwarding_loop).",
     )
-    keep_copy: bool = Field(default=True, description="Also deliver to this mailbox")
+    keep_copy: bool = Field(
+        default=True,
+        description="Also deliver to this mailbox. false with no targets is refused (forwarding_drops_mail)",
+    )
 
 
 class ForwardingView(BaseModel):
     enabled: bool
     targets: list[str]
     keep_copy: bool
-    updated_at: str | None
+    updated_at: Timestamp | None
 
 
 class MailboxView(BaseModel):
@@ -112,61 +162,120 @@ class MailboxView(BaseModel):
     domain: str
     domain_id: str
     name: str | None
-    quota: int
+    quota: int = Field(description="MB")
     used_bytes: int
     active: bool
-    paused: bool
-    paused_at: str | None
+    paused: bool = Field(description="A paused mailbox cannot send")
+    paused_at: Timestamp | None
     pause_reason: str | None
     note: str | None
     storage_allocation_mb: int | None
-    storage_mode: str
+    storage_mode: Literal["shared", "dedicated"]
     force_pw_update: bool
     tls_enforce_in: bool
     tls_enforce_out: bool
     forwarding: ForwardingView
     message_token_count: int
-    created_via: str
+    created_via: Literal["api", "invite"]
     invite_id: str | None
-    password_updated_at: str | None
-    created_at: str
-    updated_at: str
+    password_updated_at: Timestamp | None
+    created_at: Timestamp
+    updated_at: Timestamp
 
 
-def _load(table: Table, principal: Principal, mailbox_id: str) -> Item:
-    return service.load(table, principal.org_id, mailbox_id)
+class StoragePool(BaseModel):
+    """The organization's storage pool (MB)."""
+
+    total_mb: int = Field(description="limits.storage_mb")
+    dedicated_mb: int = Field(description="Carved out for dedicated mailboxes")
+    reserved_mb: int = Field(description="Held by pending dedicated invites")
+    committed_mb: int = Field(description="dedicated_mb + reserved_mb")
+    shared_mb: int = Field(description="What shared mailboxes draw on: total_mb - committed_mb")
 
 
-@router.get("/mailboxes", name="mailbox.list", summary="List mailboxes (optionally of one domain)")
+class MailboxListMeta(Meta):
+    storage_pool: StoragePool
+
+
+class MailboxList(BaseModel):
+    data: list[MailboxView]
+    links: Links
+    meta: MailboxListMeta
+
+
+class CreatedCount(BaseModel):
+    created: int
+
+
+class CreatedMailboxes(BaseModel):
+    data: list[MailboxView]
+    meta: CreatedCount
+
+
+# --- loading a mailbox ------------------------------------------------------------------------------
+
+MailboxId = Annotated[str, Path(max_length=64, description="The mailbox's id (mbx_...)")]
+NOT_FOUND = errors(e404="not_found: no such mailbox in this organization")
+
+
+@dataclass(frozen=True, slots=True)
+class LoadedMailbox:
+    principal: Principal
+    item: Item
+
+
+def mailbox_with(scope: str) -> Callable[[Request, str], LoadedMailbox]:
+    """A dependency: the caller (an ops token with ``scope``) and the mailbox the path names."""
+    authorized = require(scope)
+
+    def load(request: Request, mailbox_id: MailboxId) -> LoadedMailbox:
+        principal = authorized(request)
+        return LoadedMailbox(principal, service.load(Table(), principal.org_id, mailbox_id))
+
+    return load
+
+
+ReadableMailbox = Annotated[LoadedMailbox, Depends(mailbox_with("mailboxes:read"))]
+WritableMailbox = Annotated[LoadedMailbox, Depends(mailbox_with("mailboxes:write"))]
+
+
+def _audit(request: Request, mailbox: LoadedMailbox, **details: Any) -> None:
+    audit_target(request, "mailbox", mailbox.item["id"], address=mailbox.item["address"], **details)
+
+
+LIMIT_ERRORS = (
+    "validation_error, unknown_domain, invalid_address, weak_password, quota_exceeds_maxquota, "
+    "quota_exceeds_allocation: a field is wrong (`fields`); mailbox_limit_reached, "
+    "domain_mailbox_limit_reached, domain_quota_exceeded, storage_pool_exceeded: a limit would be exceeded"
+)
+
+
+# --- routes -----------------------------------------------------------------------------------------
+
+
+@router.get(
+    "/mailboxes",
+    name="mailbox.list",
+    response_model=MailboxList,
+    summary="List mailboxes",
+    responses=errors(e404="not_found: domain_id names no domain of this organization"),
+)
 async def list_mailboxes(
     request: Request,
     principal: Annotated[Principal, Depends(require("mailboxes:read"))],
     page_query: Annotated[pagination.PageQuery, Depends(pagination.page_query)],
-    domain_id: Annotated[str | None, Query(max_length=64)] = None,
+    domain_id: Annotated[
+        str | None, Query(max_length=64, description="Only the mailboxes of this domain (dom_...)")
+    ] = None,
 ) -> dict[str, Any]:
-    table = Table()
-    org = service.load_org(table, principal.org_id)
-    total = int(org.get("mailbox_count", 0))
-    if domain_id is not None:
-        domain = domains.get(table, principal.org_id, domain_id)
-        if domain is None:
-            raise errors.not_found("Domain")
-        total = int(domain.get("mailbox_count", 0))
-    page = store.list_page(
-        table,
-        principal.org_id,
-        per_page=page_query.per_page,
-        cursor=page_query.cursor,
-        domain_id=domain_id,
+    """The organization's mailboxes (or one domain's), a page at a time; `meta.total` counts them and
+    `meta.storage_pool` shows how the organization's storage is committed."""
+    listing = service.list_mailboxes(
+        Table(), principal.org_id, per_page=page_query.per_page, cursor=page_query.cursor, domain_id=domain_id
     )
-    body = pagination.envelope(
-        request,
-        page,
-        [service.mailbox_view(m) for m in page.items],
-        per_page=page_query.per_page,
-        total=total,
-    )
-    body["meta"]["storage_pool"] = service.pool_view(org)
+    data = [service.mailbox_view(m) for m in listing.page.items]
+    body = pagination.envelope(request, listing.page, data, per_page=page_query.per_page, total=listing.total)
+    body["meta"]["storage_pool"] = listing.pool
     return body
 
 
@@ -175,13 +284,19 @@ async def list_mailboxes(
     name="mailbox.create",
     status_code=201,
     response_model=One[MailboxView],
-    summary="Create a mailbox on a domain of the organization",
+    summary="Create a mailbox",
+    responses=errors(
+        e409="address_taken: the address is a mailbox, alias or pending invite already",
+        e422=LIMIT_ERRORS,
+    ),
 )
 async def create_mailbox(
     body: CreateMailbox,
     request: Request,
     principal: Annotated[Principal, Depends(require("mailboxes:create"))],
 ) -> dict[str, Any]:
+    """Create a mailbox on one of the organization's domains, with its password. To let the owner
+    choose the password, invite them instead (`POST /mailboxes/invites`)."""
     audit_target(request, "mailbox", "-", local_part=body.local_part, domain=body.domain)
     mailbox = service.create_mailbox(Table(), principal.org_id, body.request())
     audit_target(request, "mailbox", mailbox["id"], address=mailbox["address"])
@@ -192,104 +307,63 @@ async def create_mailbox(
     "/mailboxes:bulk",
     name="mailbox.bulk_create",
     status_code=201,
+    response_model=CreatedMailboxes,
     summary=f"Create up to {MAX_BULK} mailboxes: all of them or none",
+    responses={
+        **errors(e409="address_taken: an address was taken after validation (nothing created)"),
+        **BULK_422,
+    },
 )
 async def bulk_create(
     body: BulkCreate, request: Request, principal: Annotated[Principal, Depends(require("mailboxes:create"))]
-) -> JSONResponse:
-    table = Table()
-    cache: dict[str, Item | None] = {}
-    rows: list[dict[str, Any]] = []
-    prepared: list[service.Prepared] = []
-    seen: set[str] = set()
-    for index, row in enumerate(body.mailboxes):
-        error: dict[str, str] | None = None
-        address = f"{row.local_part}@{row.domain}"
-        try:
-            ready = service.prepare_mailbox(table, principal.org_id, row.request(), cache=cache)
-            address = ready.address
-            if address in seen:
-                error = {"code": "duplicate_row", "message": f"{address} appears more than once in the batch"}
-            elif service.address_owner(table, principal.org_id, address) is not None:
-                error = {"code": "address_taken", "message": f"{address} is already in use"}
-            prepared.append(ready)
-            seen.add(address)
-        except MailroomError as exc:
-            error = {"code": exc.code, "message": exc.message}
-        rows.append(
-            {"index": index, "address": address, "status": "invalid" if error else "valid", "error": error}
-        )
-    audit_target(request, "mailbox_batch", f"{len(rows)} rows", addresses=[r["address"] for r in rows])
-    invalid = [r for r in rows if r["error"]]
-    if invalid:
-        return bulk_invalid(request, rows, invalid, what="mailbox")
-    created = service.write_mailboxes(table, service.load_org(table, principal.org_id), prepared)
-    return JSONResponse(
-        status_code=201,
-        content={"data": [service.mailbox_view(m) for m in created], "meta": {"created": len(created)}},
-    )
-
-
-def bulk_invalid(
-    request: Request, rows: list[dict[str, Any]], invalid: list[dict[str, Any]], *, what: str
-) -> JSONResponse:
-    """422 naming every bad row; nothing was created (the same shape as domains:bulk-add)."""
-    request.state.error_code = "bulk_validation_failed"
-    return JSONResponse(
-        status_code=422,
-        content={
-            "error": {
-                "code": "bulk_validation_failed",
-                "message": f"{len(invalid)} of {len(rows)} rows are invalid; no {what} was created.",
-                "hint": "Fix or remove the rows listed in 'rows' and send the batch again.",
-                "request_id": request.state.request_id,
-                "retryable": False,
-                "rows": rows,
-            }
-        },
-    )
+) -> Any:
+    """Every row is validated (as for one mailbox, plus duplicates within the batch); if any is bad,
+    nothing is created and the 422 lists every row. Otherwise all are created in one transaction,
+    with every limit checked for the batch as a whole."""
+    addresses = [f"{row.local_part}@{row.domain}" for row in body.mailboxes]
+    audit_target(request, "mailbox_batch", f"{len(addresses)} rows", addresses=addresses)
+    outcome = service.create_batch(Table(), principal.org_id, [row.request() for row in body.mailboxes])
+    if outcome.created is None:
+        return bulk_invalid(request, outcome.rows, what="mailbox")
+    created = [service.mailbox_view(m) for m in outcome.created]
+    return {"data": created, "meta": {"created": len(created)}}
 
 
 @router.get(
-    "/mailboxes/{mailbox_id}", name="mailbox.get", response_model=One[MailboxView], summary="Get a mailbox"
+    "/mailboxes/{mailbox_id}",
+    name="mailbox.get",
+    response_model=One[MailboxView],
+    summary="Get a mailbox",
+    responses=NOT_FOUND,
 )
-async def get_mailbox(
-    mailbox_id: str, principal: Annotated[Principal, Depends(require("mailboxes:read"))]
-) -> dict[str, Any]:
-    return one(service.mailbox_view(_load(Table(), principal, mailbox_id)))
+async def get_mailbox(mailbox: ReadableMailbox) -> dict[str, Any]:
+    """A mailbox with its quota, usage, storage mode, flags and forwarding."""
+    return one(service.mailbox_view(mailbox.item))
 
 
 @router.patch(
     "/mailboxes/{mailbox_id}",
     name="mailbox.update",
     response_model=One[MailboxView],
-    summary="Update name, quota, active (and the other mailcow fields, storage allocation)",
+    summary="Update name, quota, flags and storage allocation",
+    responses={
+        **NOT_FOUND,
+        **errors(
+            e409="concurrent_update: the mailbox changed meanwhile (retry)",
+            e422="validation_error, quota_exceeds_maxquota, quota_exceeds_allocation, domain_quota_exceeded, "
+            "storage_pool_exceeded",
+        ),
+    },
 )
-async def update_mailbox(
-    mailbox_id: str,
-    body: UpdateMailbox,
-    request: Request,
-    principal: Annotated[Principal, Depends(require("mailboxes:write"))],
-) -> dict[str, Any]:
-    table = Table()
-    mailbox = _load(table, principal, mailbox_id)
+async def update_mailbox(body: UpdateMailbox, request: Request, mailbox: WritableMailbox) -> dict[str, Any]:
+    """Change the fields sent. A new quota or allocation moves the domain's quota and the storage
+    pool with it, atomically."""
     given = body.model_fields_set
-    audit_target(request, "mailbox", mailbox_id, address=mailbox["address"], fields=sorted(given))
-    fields: dict[str, Any] = {}
-    if "name" in given:
-        fields["name"] = body.name
-    for flag in ("active", "force_pw_update", "tls_enforce_in", "tls_enforce_out"):
-        if flag in given:
-            value = getattr(body, flag)
-            if value is None:
-                raise errors.validation(f"{flag} cannot be null", field=flag)
-            fields[flag] = value
-    if "quota" in given and body.quota is None:
-        raise errors.validation("quota cannot be null", field="quota")
+    _audit(request, mailbox, fields=sorted(given))
     kwargs: dict[str, Any] = {}
     if "storage_allocation_mb" in given:
         kwargs["allocation"] = body.storage_allocation_mb
-    updated = service.update_mailbox(table, mailbox, fields=fields, quota=body.quota, **kwargs)
+    updated = service.update_mailbox(Table(), mailbox.item, fields=body.fields(), quota=body.quota, **kwargs)
     return one(service.mailbox_view(updated))
 
 
@@ -297,21 +371,17 @@ async def update_mailbox(
     "/mailboxes/{mailbox_id}/password",
     name="mailbox.set_password",
     response_model=One[MailboxView],
-    summary="Set the mailbox's password (revokes its sign-in tokens)",
+    summary="Set the mailbox's password",
+    responses={**NOT_FOUND, **errors(e422="weak_password: see the password rules; validation_error")},
 )
-async def set_password(
-    mailbox_id: str,
-    body: SetPassword,
-    request: Request,
-    principal: Annotated[Principal, Depends(require("mailboxes:write"))],
-) -> dict[str, Any]:
-    table = Table()
-    mailbox = _load(table, principal, mailbox_id)
-    audit_target(request, "mailbox", mailbox_id, address=mailbox["address"])
+async def set_password(body: SetPassword, request: Request, mailbox: WritableMailbox) -> dict[str, Any]:
+    """Set a new password; the mailbox's sign-in tokens (from `POST /auth/mailbox-token`) are revoked,
+    its managed message tokens are not."""
+    _audit(request, mailbox)
     updated, revoked = service.set_password(
-        table, mailbox, body.password, force_pw_update=body.force_pw_update
+        Table(), mailbox.item, body.password, force_pw_update=body.force_pw_update
     )
-    audit_target(request, "mailbox", mailbox_id, address=mailbox["address"], revoked_sign_in_tokens=revoked)
+    _audit(request, mailbox, revoked_sign_in_tokens=revoked)
     return one(service.mailbox_view(updated))
 
 
@@ -320,38 +390,26 @@ async def set_password(
     name="mailbox.note",
     response_model=One[MailboxView],
     summary="Set the note",
+    responses=NOT_FOUND,
 )
-async def set_note(
-    mailbox_id: str,
-    body: Note,
-    request: Request,
-    principal: Annotated[Principal, Depends(require("mailboxes:write"))],
-) -> dict[str, Any]:
-    table = Table()
-    mailbox = _load(table, principal, mailbox_id)
-    audit_target(request, "mailbox", mailbox_id, address=mailbox["address"])
-    return one(service.mailbox_view(service.set_fields(table, mailbox, {"note": body.note})))
+async def set_note(body: Note, request: Request, mailbox: WritableMailbox) -> dict[str, Any]:
+    """Replace the operators' note on the mailbox (null clears it)."""
+    _audit(request, mailbox)
+    return one(service.mailbox_view(service.set_fields(Table(), mailbox.item, {"note": body.note})))
 
 
 @router.post(
     "/mailboxes/{mailbox_id}:pause",
     name="mailbox.pause",
     response_model=One[MailboxView],
-    summary="Pause: the mailbox cannot send (403 mailbox_paused) until resumed",
+    summary="Pause sending",
+    responses=NOT_FOUND,
 )
-async def pause(
-    mailbox_id: str,
-    request: Request,
-    principal: Annotated[Principal, Depends(require("mailboxes:write"))],
-    body: Pause | None = None,
-) -> dict[str, Any]:
-    table = Table()
-    mailbox = _load(table, principal, mailbox_id)
-    audit_target(request, "mailbox", mailbox_id, address=mailbox["address"])
-    if mailbox.get("paused"):
-        return one(service.mailbox_view(mailbox))  # already paused: keep when and why it was
-    fields = {"paused": True, "paused_at": clock.now_iso(), "pause_reason": body.reason if body else None}
-    return one(service.mailbox_view(service.set_fields(table, mailbox, fields)))
+async def pause(request: Request, mailbox: WritableMailbox, body: Pause | None = None) -> dict[str, Any]:
+    """The mailbox keeps receiving but cannot send (403 mailbox_paused) until resumed. Pausing a
+    paused mailbox changes nothing (it keeps when and why it was paused)."""
+    _audit(request, mailbox)
+    return one(service.mailbox_view(service.pause(Table(), mailbox.item, body.reason if body else None)))
 
 
 @router.post(
@@ -359,15 +417,12 @@ async def pause(
     name="mailbox.resume",
     response_model=One[MailboxView],
     summary="Resume a paused mailbox",
+    responses=NOT_FOUND,
 )
-async def resume(
-    mailbox_id: str, request: Request, principal: Annotated[Principal, Depends(require("mailboxes:write"))]
-) -> dict[str, Any]:
-    table = Table()
-    mailbox = _load(table, principal, mailbox_id)
-    audit_target(request, "mailbox", mailbox_id, address=mailbox["address"])
-    fields = {"paused": False, "paused_at": None, "pause_reason": None}
-    return one(service.mailbox_view(service.set_fields(table, mailbox, fields)))
+async def resume(request: Request, mailbox: WritableMailbox) -> dict[str, Any]:
+    """The mailbox can send again."""
+    _audit(request, mailbox)
+    return one(service.mailbox_view(service.resume(Table(), mailbox.item)))
 
 
 @router.get(
@@ -375,40 +430,34 @@ async def resume(
     name="mailbox.forwarding.get",
     response_model=One[ForwardingView],
     summary="Where the mailbox's mail is forwarded",
+    responses=NOT_FOUND,
 )
 async def get_forwarding(
-    mailbox_id: str, principal: Annotated[Principal, Depends(require("mailboxes:forwarding:read"))]
+    mailbox: Annotated[LoadedMailbox, Depends(mailbox_with("mailboxes:forwarding:read"))],
 ) -> dict[str, Any]:
-    mailbox = _load(Table(), principal, mailbox_id)
-    return one(service.forwarding_view(mailbox.get("forwarding") or {}))
+    """The forwarding targets and whether the mailbox keeps a copy."""
+    return one(forwarding.forwarding_view(mailbox.item.get("forwarding") or {}))
 
 
 @router.put(
     "/mailboxes/{mailbox_id}/forwarding",
     name="mailbox.forwarding.set",
     response_model=One[ForwardingView],
-    summary="Set forwarding targets (and whether to keep a copy); [] turns forwarding off",
+    summary="Set forwarding targets",
+    responses={
+        **NOT_FOUND,
+        **errors(
+            e422="invalid_forwarding_target, unknown_target, forwarding_loop, too_many_targets, "
+            "forwarding_drops_mail, validation_error"
+        ),
+    },
 )
 async def set_forwarding(
-    mailbox_id: str,
     body: Forwarding,
     request: Request,
-    principal: Annotated[Principal, Depends(require("mailboxes:forwarding:write"))],
+    mailbox: Annotated[LoadedMailbox, Depends(mailbox_with("mailboxes:forwarding:write"))],
 ) -> dict[str, Any]:
-    table = Table()
-    mailbox = _load(table, principal, mailbox_id)
-    audit_target(request, "mailbox", mailbox_id, address=mailbox["address"], targets=body.targets)
-    targets = service.validate_forwarding(table, mailbox, body.targets)
-    if not targets and not body.keep_copy:
-        raise errors.validation(
-            "keep_copy false with no targets would drop every message",
-            field="keep_copy",
-            code="forwarding_drops_mail",
-        )
-    forwarding = {
-        "targets": targets,
-        "keep_copy": body.keep_copy or not targets,
-        "updated_at": clock.now_iso(),
-    }
-    updated = service.set_fields(table, mailbox, {"forwarding": forwarding})
-    return one(service.forwarding_view(updated["forwarding"]))
+    """Replace the forwarding targets ([] turns forwarding off) and whether to keep a copy."""
+    _audit(request, mailbox, targets=body.targets)
+    forwarded = forwarding.set_forwarding(Table(), mailbox.item, body.targets, keep_copy=body.keep_copy)
+    return one(forwarding.forwarding_view(forwarded))

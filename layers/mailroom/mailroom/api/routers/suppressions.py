@@ -4,78 +4,81 @@ events; an operator lists them and removes one that is known to accept mail agai
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
-from fastapi import Depends, Request, Response
-from pydantic import BaseModel
+from fastapi import Depends, Path, Request, Response
+from pydantic import BaseModel, ConfigDict, Field
 
-from mailroom import errors
 from mailroom.api import pagination
-from mailroom.api.models import ListOf, One, one
+from mailroom.api.models import ListOf, One, Timestamp, errors, one
 from mailroom.api.pipeline import api_router, audit_target
 from mailroom.api.principal import require
 from mailroom.domain.principal import Principal
-from mailroom.services import mailboxes as mailbox_service
-from mailroom.store import suppressions as store
-from mailroom.store.table import Item, Table
+from mailroom.services import suppressions as service
+from mailroom.store.table import Table
 
 router = api_router("/api/v1/suppressions", tags=["suppressions"])
 READ = require("mailboxes:read")
 WRITE = require("mailboxes:write")
+Address = Annotated[str, Path(max_length=320, description="The suppressed address (case is ignored)")]
+NOT_FOUND = errors(e404="not_found: the address is not suppressed")
+
+
+class Source(BaseModel):
+    """The message whose delivery event suppressed the address, and what SES reported."""
+
+    model_config = ConfigDict(extra="allow")
+
+    message_id: str | None = None
+    mailbox_id: str | None = None
+    ses_message_id: str | None = None
+    bounce_type: str | None = None
+    bounce_sub_type: str | None = None
+    smtp_status: str | None = None
+    diagnostic_code: str | None = None
+    complaint_feedback_type: str | None = None
 
 
 class SuppressionView(BaseModel):
     address: str
-    reason: str
-    source: dict[str, Any]
-    event_at: str | None
-    created_at: str
-
-
-def suppression_view(item: Item) -> dict[str, Any]:
-    return {
-        "address": item["address"],
-        "reason": item["reason"],
-        "source": item.get("source") or {},
-        "event_at": item.get("event_at"),
-        "created_at": item["created_at"],
-    }
+    reason: Literal["hard_bounce", "complaint"]
+    source: Source
+    event_at: Timestamp | None = Field(description="When SES reported the bounce or complaint")
+    created_at: Timestamp
 
 
 @router.get(
     "",
     name="suppression.list",
     response_model=ListOf[SuppressionView],
-    summary="List suppressed addresses (by address)",
+    response_model_exclude_unset=True,
+    summary="List suppressed addresses",
 )
 async def list_suppressions(
     request: Request,
     principal: Annotated[Principal, Depends(READ)],
     page_query: Annotated[pagination.PageQuery, Depends(pagination.page_query)],
 ) -> dict[str, Any]:
-    table = Table()
-    total = int(mailbox_service.load_org(table, principal.org_id).get("suppression_count", 0))
-    page = store.list_page(table, principal.org_id, per_page=page_query.per_page, cursor=page_query.cursor)
-    return pagination.envelope(
-        request,
-        page,
-        [suppression_view(item) for item in page.items],
-        per_page=page_query.per_page,
-        total=max(0, total),
+    """Addresses no mailbox of the organization may send to (sending answers 422
+    recipient_suppressed), in address order, with why and since when."""
+    page, total = service.list_suppressions(
+        Table(), principal.org_id, per_page=page_query.per_page, cursor=page_query.cursor
     )
+    data = [service.suppression_view(item) for item in page.items]
+    return pagination.envelope(request, page, data, per_page=page_query.per_page, total=total)
 
 
 @router.get(
     "/{address}",
     name="suppression.get",
     response_model=One[SuppressionView],
+    response_model_exclude_unset=True,
     summary="Whether an address is suppressed, and why",
+    responses=NOT_FOUND,
 )
-async def get_suppression(address: str, principal: Annotated[Principal, Depends(READ)]) -> dict[str, Any]:
-    item = store.get(Table(), principal.org_id, address.strip())
-    if item is None:
-        raise errors.not_found("Suppression")
-    return one(suppression_view(item))
+async def get_suppression(address: Address, principal: Annotated[Principal, Depends(READ)]) -> dict[str, Any]:
+    """The suppression of one address (404 when mail may be sent to it)."""
+    return one(service.suppression_view(service.load(Table(), principal.org_id, address)))
 
 
 @router.delete(
@@ -83,12 +86,13 @@ async def get_suppression(address: str, principal: Annotated[Principal, Depends(
     name="suppression.delete",
     status_code=204,
     summary="Allow sending to an address again",
+    responses=NOT_FOUND,
 )
 async def delete_suppression(
-    address: str, request: Request, principal: Annotated[Principal, Depends(WRITE)]
+    address: Address, request: Request, principal: Annotated[Principal, Depends(WRITE)]
 ) -> Response:
-    address = address.strip().lower()
-    audit_target(request, "suppression", address)
-    if not store.remove(Table(), principal.org_id, address):
-        raise errors.not_found("Suppression")
+    """Lift the suppression of an address known to accept mail again; a new hard bounce or complaint
+    suppresses it again."""
+    audit_target(request, "suppression", address.strip().lower())
+    service.lift(Table(), principal.org_id, address)
     return Response(status_code=204)

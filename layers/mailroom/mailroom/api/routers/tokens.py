@@ -3,32 +3,41 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
-from fastapi import Depends, Request, Response
+from fastapi import Depends, Path, Request, Response
 from pydantic import AwareDatetime, BaseModel, Field, field_validator
 
-from mailroom import clock, errors
 from mailroom.api import pagination
-from mailroom.api.models import ListOf, One, Strict, one
+from mailroom.api.models import ListOf, One, Strict, Timestamp, errors, one
 from mailroom.api.pipeline import api_router, audit_target
 from mailroom.api.principal import require
 from mailroom.domain.principal import Principal
 from mailroom.domain.scopes import OPS_SCOPES, invalid_scopes
-from mailroom.errors import Forbidden
-from mailroom.services.tokens import issue_ops_token
-from mailroom.store import organizations, tokens
+from mailroom.services import tokens as service
 from mailroom.store.table import Table
 
 router = api_router("/api/v1/tokens", tags=["tokens"])
 MANAGE = require("tokens:manage")
 
+OpsScope = Annotated[str, Field(json_schema_extra={"enum": sorted(OPS_SCOPES)})]
+
 
 class CreateToken(Strict):
     name: str = Field(min_length=1, max_length=100)
-    scopes: list[str] = Field(min_length=1, max_length=len(OPS_SCOPES))
-    expires_at: AwareDatetime | None = Field(default=None, description="ISO 8601 with a time zone.")
-    rate_limit_per_minute: int | None = Field(default=None, ge=1, le=100_000)
+    scopes: list[OpsScope] = Field(
+        min_length=1,
+        max_length=len(OPS_SCOPES),
+        description="Ops scopes, at least one; only scopes the calling token holds "
+        "(else 403 scope_escalation)",
+    )
+    expires_at: AwareDatetime | None = Field(
+        default=None,
+        description="ISO 8601 with a time zone, in the future; omit for a token that does not expire",
+    )
+    rate_limit_per_minute: int | None = Field(
+        default=None, ge=1, le=100_000, description="Requests per minute; omit for the stack's default"
+    )
 
     @field_validator("scopes")
     @classmethod
@@ -42,20 +51,22 @@ class CreateToken(Strict):
 class TokenView(BaseModel):
     id: str
     name: str
-    type: str
-    prefix: str
+    type: Literal["ops"]
+    prefix: str = Field(description="The token's first characters, to recognize it")
     last_four: str
     scopes: list[str]
-    mailbox_id: str | None
+    mailbox_id: None = Field(description="Always null for an ops token")
     rate_limit_per_minute: int | None
-    expires_at: str | None
-    used_at: str | None
-    created_at: str
-    created_by: str | None
+    expires_at: Timestamp | None
+    used_at: Timestamp | None = Field(
+        description="Last use, as seen by the authorizer (cached a few minutes)"
+    )
+    created_at: Timestamp
+    created_by: str | None = Field(description="Id of the token that made it; null for the first admin token")
 
 
 class NewTokenView(TokenView):
-    token: str = Field(description="The token itself. Shown once; only its SHA-256 is stored.")
+    token: str = Field(description="The token itself (mr_live_...). Shown once; only its SHA-256 is stored.")
 
 
 @router.post(
@@ -63,58 +74,53 @@ class NewTokenView(TokenView):
     name="token.create",
     status_code=201,
     response_model=One[NewTokenView],
-    summary="Create an ops token (the plaintext is returned once)",
+    summary="Create an ops token",
+    responses=errors(e403="insufficient_scope, wrong_token_type; scope_escalation: a scope the caller lacks"),
 )
 async def create_token(
     body: CreateToken, request: Request, principal: Annotated[Principal, Depends(MANAGE)]
 ) -> dict[str, Any]:
-    escalated = sorted(set(body.scopes) - principal.scopes)
-    if escalated:
-        raise Forbidden(
-            "scope_escalation",
-            f"A token cannot grant scopes it does not hold: {', '.join(escalated)}.",
-            hint="Create the token with a token that holds those scopes.",
-        )
-    if body.expires_at is not None and body.expires_at <= clock.utcnow():
-        raise errors.validation("expires_at must be in the future", field="expires_at")
-    new = issue_ops_token(
+    """A new ops token (mr_live_...) with some of the caller's scopes, for an automation or an agent.
+    The plaintext is returned once; keep it secret."""
+    new = service.create_token(
         Table(),
-        org_id=principal.org_id,
+        principal,
         name=body.name,
         scopes=body.scopes,
-        created_by=principal.token_id,
         expires_at=body.expires_at if isinstance(body.expires_at, datetime) else None,
         rate_limit_per_minute=body.rate_limit_per_minute,
     )
     audit_target(request, "token", new.item["id"], name=body.name)
-    return one({**tokens.public_view(new.item), "token": new.plaintext})
+    return one({**service.token_view(new.item), "token": new.plaintext})
 
 
-@router.get(
-    "", name="token.list", response_model=ListOf[TokenView], summary="List ops tokens (never the secret)"
-)
+@router.get("", name="token.list", response_model=ListOf[TokenView], summary="List ops tokens")
 async def list_tokens(
     request: Request,
     principal: Annotated[Principal, Depends(MANAGE)],
     page_query: Annotated[pagination.PageQuery, Depends(pagination.page_query)],
 ) -> dict[str, Any]:
-    table = Table()
-    page = tokens.list_page(table, principal.org_id, per_page=page_query.per_page, cursor=page_query.cursor)
-    org = organizations.get(table, principal.org_id) or {}
-    return pagination.envelope(
-        request,
-        page,
-        [tokens.public_view(i) for i in page.items],
-        per_page=page_query.per_page,
-        total=int(org.get("token_count", 0)),
+    """The organization's ops tokens (never their secret), oldest first."""
+    page, total = service.list_tokens(
+        Table(), principal.org_id, per_page=page_query.per_page, cursor=page_query.cursor
     )
+    data = [service.token_view(i) for i in page.items]
+    return pagination.envelope(request, page, data, per_page=page_query.per_page, total=total)
 
 
-@router.delete("/{token_id}", name="token.revoke", status_code=204, summary="Revoke a token")
+@router.delete(
+    "/{token_id}",
+    name="token.revoke",
+    status_code=204,
+    summary="Revoke a token",
+    responses=errors(e404="not_found: no such ops token in this organization"),
+)
 async def revoke_token(
-    token_id: str, request: Request, principal: Annotated[Principal, Depends(MANAGE)]
+    token_id: Annotated[str, Path(max_length=64, description="The token's id (tok_...)")],
+    request: Request,
+    principal: Annotated[Principal, Depends(MANAGE)],
 ) -> Response:
+    """Revoke a token at once; requests with it get 401 (within the authorizer's cache time)."""
     audit_target(request, "token", token_id)
-    if not tokens.delete(Table(), principal.org_id, token_id):
-        raise errors.not_found("Token")
+    service.revoke_token(Table(), principal.org_id, token_id)
     return Response(status_code=204)
