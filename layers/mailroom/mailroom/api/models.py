@@ -44,6 +44,12 @@ def one(value: Any) -> dict[str, Any]:
     return {"data": value}
 
 
+class Note(Strict):
+    """``PATCH .../note``: an operator's free text on a domain or a mailbox."""
+
+    note: str | None = Field(max_length=2000, description="Free text for operators; null clears it")
+
+
 class FieldError(BaseModel):
     field: str
     message: str

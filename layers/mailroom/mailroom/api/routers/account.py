@@ -39,7 +39,7 @@ class Usage(BaseModel):
     storage_used_bytes: int
 
 
-class Limits(BaseModel):
+class AccountLimits(BaseModel):
     mailboxes: int
     domains: int
     aliases: int
@@ -52,7 +52,7 @@ class Account(BaseModel):
     id: str
     name: str
     usage: Usage
-    limits: Limits
+    limits: AccountLimits
     created_at: Timestamp
     updated_at: Timestamp
 

@@ -11,7 +11,7 @@ from pydantic import BaseModel, Field, field_validator, model_validator
 
 from mailroom.api import pagination
 from mailroom.api.bulk import BULK_422, RowError, bulk_invalid
-from mailroom.api.models import ListOf, One, Strict, Timestamp, errors, one
+from mailroom.api.models import ListOf, Note, One, Strict, Timestamp, errors, one
 from mailroom.api.pipeline import api_router, audit_target
 from mailroom.api.principal import require
 from mailroom.domain.domain_names import InvalidDomainName, normalize_domain
@@ -138,10 +138,6 @@ class CatchAll(Strict):
         description="Address that receives mail for unknown recipients of the domain (a-zA-Z0-9._%+- local "
         "part); on one of the organization's domains it must be an existing mailbox or alias. null disables.",
     )
-
-
-class Note(Strict):
-    note: str | None = Field(max_length=2000, description="Free text for operators; null clears it")
 
 
 RecordStatus = Literal["MISSING", "VALID", "INVALID"]

@@ -14,7 +14,7 @@ from pydantic import BaseModel, Field, StringConstraints, ValidationInfo, field_
 
 from mailroom.api import pagination
 from mailroom.api.bulk import BULK_422, bulk_invalid
-from mailroom.api.models import Links, Meta, One, Strict, Timestamp, errors, one
+from mailroom.api.models import Links, Meta, Note, One, Strict, Timestamp, errors, one
 from mailroom.api.pipeline import api_router, audit_target
 from mailroom.api.principal import require
 from mailroom.domain.principal import Principal
@@ -126,10 +126,6 @@ class SetPassword(Strict):
     force_pw_update: bool = Field(
         default=False, description="Require another change before the mailbox can sign in"
     )
-
-
-class Note(Strict):
-    note: str | None = Field(max_length=2000, description="null clears it")
 
 
 class Pause(Strict):

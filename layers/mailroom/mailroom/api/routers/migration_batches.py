@@ -176,7 +176,7 @@ class PreviewRow(BaseModel):
     message: str | None = Field(description="Why the row is not valid (never quotes a field)")
 
 
-class Limits(BaseModel):
+class BatchLimits(BaseModel):
     max_rows_per_batch: int = Field(description="The organization's migration_batch_rows")
     concurrent_per_account: int = Field(
         description="Jobs of the organization at once (migration_concurrency)"
@@ -212,7 +212,7 @@ class PreviewResult(BaseModel):
     counts: RowCounts
     can_start: bool = Field(description="At least one row is valid")
     rows: list[PreviewRow]
-    limits: Limits
+    limits: BatchLimits
     time_estimate: TimeEstimate
     storage: StorageEstimate
 
@@ -280,7 +280,7 @@ class BatchView(BaseModel):
     failed_messages: int = Field(ge=0)
     skipped_duplicates: int = Field(ge=0)
     rows: RowCounts = Field(description="The data's rows per preview category when it started")
-    limits: Limits
+    limits: BatchLimits
     paused: bool
     pause_reason: str | None
     allowed_actions: list[Literal["cancel", "delete", "resume", "retry"]]

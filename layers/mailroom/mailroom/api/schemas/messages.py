@@ -12,6 +12,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 from pydantic.config import JsonDict
 
+from mailroom.api.bulk import RowError
 from mailroom.api.models import Strict
 from mailroom.api.schemas.common import Timestamp
 from mailroom.mail.folders import MAX_PATH_CHARS
@@ -324,11 +325,6 @@ class BlockedSenderView(BaseModel):
     pattern: str
     type: Literal["address", "domain"]
     created_at: Timestamp | None
-
-
-class RowError(BaseModel):
-    code: str
-    message: str
 
 
 class BulkRow(BaseModel):
