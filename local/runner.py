@@ -11,12 +11,14 @@ from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
 
-from local import moto_extensions
+from local import moto_patches
 from local.aws import ChangeTracker, Clients, MotoServer, provision
 from local.bootstrap import ensure_admin_token, ensure_api_key, ensure_platform_domain, write_local_env
 from local.config import STACK_NAME, LocalConfig
 from local.eventbridge import EventBus
 from local.gateway import Gateway, HttpServer
+from local.moto_patches import ses_sends
+from local.moto_patches import streams as moto_streams
 from local.outbound import LocalOutbound, domain_claims
 from local.persistence import PeriodicSnapshot, StateStore
 from local.pollers import SqsPoller
@@ -128,7 +130,7 @@ class LocalStack:
         # Before any handler or the mailroom package is imported: they read it once.
         apply_environment(function_environment(stack, config, moto.url, config.moto_port, dict(os.environ)))
 
-        moto_extensions.install()  # APIs Mailroom calls that moto lacks; before moto serves anything
+        moto_patches.install()  # APIs Mailroom calls that moto lacks; before moto serves anything
         moto.start()
         self._stops.append(("moto", moto.stop))
         clients = Clients(region=config.region, endpoint_url=moto.url)
@@ -258,10 +260,10 @@ class LocalStack:
             region=config.region,
             account_id=ACCOUNT_ID,
         )
-        moto_extensions.add_send_listener(outbound.on_send)
+        ses_sends.add_send_listener(outbound.on_send)
 
         def stop() -> None:
-            moto_extensions.remove_send_listener(outbound.on_send)
+            ses_sends.remove_send_listener(outbound.on_send)
             outbound.stop()
 
         self._stops.append(("SES outbound", stop))
@@ -281,7 +283,7 @@ class LocalStack:
             checkpoints[(table, reader)] = through
             done = [seq for (name, _), seq in checkpoints.items() if name == table]
             if len(done) == readers[table]:
-                moto_extensions.trim_stream(table, min(done), account_id=ACCOUNT_ID, region=config.region)
+                moto_streams.trim_stream(table, min(done), account_id=ACCOUNT_ID, region=config.region)
 
         for mapping in stack.stream_mappings:
             if not mapping.enabled:
