@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import socket
@@ -9,9 +10,11 @@ import time
 import warnings
 from collections.abc import Callable, Mapping
 from datetime import datetime
+from functools import partial
 from typing import Any
 
-from local import moto_patches
+from local import faults, moto_patches
+from local.async_invoke import AsyncInvoker
 from local.aws import ChangeTracker, Clients, MotoServer, provision
 from local.bootstrap import ensure_admin_token, ensure_api_key, ensure_platform_domain, write_local_env
 from local.config import STACK_NAME, LocalConfig
@@ -76,6 +79,11 @@ def function_environment(
     return env
 
 
+def _queue_url(stack: Stack, arn: str) -> str | None:
+    queue = stack.queue_by_arn(arn)
+    return stack.template.queue_url(queue.logical_id) if queue is not None else None
+
+
 def apply_environment(env: dict[str, str]) -> None:
     for name in list(os.environ):
         if name in _UNSAFE_VARIABLES or name.startswith("AWS_ENDPOINT_URL_"):
@@ -131,6 +139,8 @@ class LocalStack:
         apply_environment(function_environment(stack, config, moto.url, config.moto_port, dict(os.environ)))
 
         moto_patches.install()  # APIs Mailroom calls that moto lacks; before moto serves anything
+        if config.faults is not None:
+            self._inject_faults(config.faults)
         moto.start()
         self._stops.append(("moto", moto.stop))
         clients = Clients(region=config.region, endpoint_url=moto.url)
@@ -148,9 +158,13 @@ class LocalStack:
             self.threads_left = not runtime.shutdown(wait_seconds=10)
 
         self._stops.append(("functions", stop_functions))
+        # Asynchronous invocations (SES rules, EventBridge, schedules, Step Functions' Event
+        # invokes) are retried as Lambda retries them, then go to their OnFailure destination.
+        invoker = AsyncInvoker(runtime, sqs=clients("sqs"), queue_url_of=partial(_queue_url, stack))
+        self._stops.append(("asynchronous retries", invoker.stop))
         from local import stepfunctions
 
-        stepfunctions.install(runtime)
+        stepfunctions.install(invoker)
         self._stops.append(("lambda dispatch", stepfunctions.uninstall))
 
         self.admin_token = ensure_admin_token(config.state_dir)
@@ -188,7 +202,7 @@ class LocalStack:
 
         inbound = InboundProcessor(
             moto_rules(clients("ses")),
-            runtime,
+            invoker,
             clients("s3"),
             region=config.region,
             identities=moto_identities(clients("ses")),
@@ -196,7 +210,7 @@ class LocalStack:
         smtp = SmtpServer(inbound, port=config.smtp_port, region=config.region)
         smtp.start()
         self._stops.append(("SMTP", smtp.stop))
-        self._start_outbound(stack, clients, runtime, inbound)
+        self._start_outbound(stack, clients, invoker, inbound)
 
         for mapping in stack.sqs_mappings:
             queue = stack.queue_by_arn(mapping.queue_arn)
@@ -222,7 +236,7 @@ class LocalStack:
 
         def fire(spec: ScheduleSpec, at: datetime) -> None:
             log.info("schedule %s.%s fired (%s)", spec.function, spec.event, spec.expression)
-            runtime.submit(
+            invoker.submit(
                 spec.function, scheduled_event(spec, at, region=config.region, account_id=ACCOUNT_ID)
             )
 
@@ -244,8 +258,23 @@ class LocalStack:
             len(stack.schedules),
         )
 
+    def _inject_faults(self, plan: faults.FaultPlan) -> None:
+        """Fault the functions' AWS calls from now on; on stop, the counts go to the log and to
+        ``faults.json`` in the state folder."""
+        injector = faults.install(plan)
+
+        def stop() -> None:
+            faults.uninstall()
+            stats = injector.stats()
+            log.info("fault injection: %s", injector.summary())
+            path = self.config.state_dir / "faults.json"
+            path.write_text(json.dumps({"plan": plan.describe(), "services": stats}, indent=2) + "\n")
+
+        # First in, last out: the counts are final once every function has finished.
+        self._stops.append(("fault injection", stop))
+
     def _start_outbound(
-        self, stack: Stack, clients: Clients, runtime: FunctionRuntime, inbound: InboundProcessor
+        self, stack: Stack, clients: Clients, invoker: AsyncInvoker, inbound: InboundProcessor
     ) -> None:
         """Deliver what SES accepts (local inbound, the outbox, the mailbox simulator) and publish
         the configuration set's events to the template's EventBridge rules (local/outbound.py)."""
@@ -254,7 +283,7 @@ class LocalStack:
         outbound = LocalOutbound(
             inbound=inbound,
             hosted=domain_claims(clients("dynamodb"), table),
-            publish=EventBus(stack.event_rules, runtime).publish,
+            publish=EventBus(stack.event_rules, invoker).publish,
             destinations=stack.ses_event_destinations,
             outbox=config.outbox,
             region=config.region,
