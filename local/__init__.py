@@ -34,9 +34,10 @@ Configuration (environment variables; all optional):
 ``MAILROOM_LOCAL_LOG_LEVEL``
     Log level of the local runtime itself (functions use the template's ``LogLevel``). Default ``INFO``.
 ``MAILROOM_FAULTS``
-    Fault injection (``local/faults.py``): ``"dynamodb=0.1,s3=0.1,sesv2=0.1,sqs=0.1,seed=7"`` fails
-    that share of the functions' AWS call attempts with the service's own server error or
-    throttling response, handed to botocore before the request leaves. Off by default.
+    Fault injection (``local/faults.py``): ``"dynamodb=0.1,s3=0.1,sesv2=0.1,sqs=0.1,persist=0.1,seed=7"``
+    fails that share of the functions' AWS call attempts with the service's own server error or
+    throttling response, handed to botocore before the request leaves; ``persist`` is the share of
+    faulted calls whose fault outlasts all their retries. Off by default.
 ``AWS_REGION``
     Region of the emulated account ``123456789012``. Default ``us-east-1``.
 

@@ -1,13 +1,18 @@
 """Fault injection (``MAILROOM_FAULTS``): a share of the functions' AWS calls fail the way AWS fails.
 
-``MAILROOM_FAULTS="dynamodb=0.1,s3=0.1,sesv2=0.1,sqs=0.1,seed=7"`` makes each attempt of an AWS
-call to those services fail with that probability. Names are boto3's service names (``kms``,
-``stepfunctions``, ... work too); ``seed`` (default 0) fixes which attempts fail. An injected fault
-is, with equal chance, a server error or throttling, shaped as the service sends it (DynamoDB: 500
-``InternalServerError`` / 400 ``ThrottlingException``; S3: 500 ``InternalError`` / 503 ``SlowDown``;
-SES v2: 500 ``InternalServiceErrorException`` / 429 ``TooManyRequestsException``; SQS: 500
-``InternalFailure`` / 400 ``RequestThrottled``; others: ``InternalFailure`` / their protocol's
-throttling code).
+``MAILROOM_FAULTS="dynamodb=0.1,s3=0.1,sesv2=0.1,sqs=0.1,persist=0.1,seed=7"`` makes each attempt
+of an AWS call to those services fail with that probability. Names are boto3's service names
+(``kms``, ``stepfunctions``, ... work too). An injected fault is, with equal chance, a server error
+or throttling, shaped as the service sends it (DynamoDB: 500 ``InternalServerError`` / 400
+``ThrottlingException``; S3: 500 ``InternalError`` / 503 ``SlowDown``; SES v2: 500
+``InternalServiceErrorException`` / 429 ``TooManyRequestsException``; SQS: 500 ``InternalFailure``
+/ 400 ``RequestThrottled``; others: ``InternalFailure`` / their protocol's throttling code).
+
+Faults on single attempts are what AWS's transient errors look like, and botocore's retries absorb
+nearly all of them: at 10% a call fails in the code only when all four of its attempts do. Outages
+and throttling also come in episodes longer than the SDK's backoff: ``persist`` (default 0) is the
+share of faulted calls whose fault lasts through every retry, so those reach the code. ``seed``
+(default 0) fixes which attempts fail.
 
 The fault is a real HTTP response handed to botocore before the request leaves the process (a
 ``before-send`` handler, as moto's own mock uses), so botocore parses it, its retry policy retries
@@ -20,12 +25,13 @@ creates (``BUILTIN_HANDLERS``), and the local stack's own clients, which play AW
 (event source pollers, SES receiving, snapshots), take it out again (``exempt``).
 
 Each (service, operation) draws from its own seeded stream, so a given sequence of calls meets the
-same faults on every run. ``stats()`` counts attempts, injected faults by code, and faults on a
-call's last attempt (the ones botocore gave up on, which the code saw).
+same faults on every run. ``stats()`` counts attempts, faults by code, persisting faults, and
+faults on a call's last attempt (the ones botocore gave up on, which the code saw).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import random
@@ -41,47 +47,57 @@ from local.config import ConfigError
 
 log = logging.getLogger(__name__)
 
+MAX_PERSISTING = 10_000
 _ATTEMPT_RE = re.compile(r"attempt=(\d+)")
 _MAX_RE = re.compile(r"max=(\d+)")
 
 
 @dataclass(frozen=True, slots=True)
 class FaultPlan:
-    """What to fault: a rate per boto3 service name, and the seed of the draws."""
+    """What to fault: a rate per boto3 service name (per call attempt), the share of faulted calls
+    whose fault persists through their retries, and the seed of the draws."""
 
     rates: dict[str, float]
     seed: int = 0
+    persist: float = 0.0
 
     @classmethod
     def parse(cls, text: str) -> FaultPlan | None:
-        """``"dynamodb=0.1,s3=0.05 seed=7"`` (comma or space separated); None for an empty value."""
+        """``"dynamodb=0.1,s3=0.05 persist=0.1 seed=7"`` (comma or space separated); None when no
+        service is named."""
         rates: dict[str, float] = {}
-        seed = 0
+        seed, persist = 0, 0.0
         for pair in filter(None, re.split(r"[\s,]+", text.strip())):
             name, sep, value = pair.partition("=")
             name = name.strip().lower()
             if not sep or not name or not value:
-                raise ConfigError(f"MAILROOM_FAULTS: expected service=rate or seed=N, got {pair!r}")
+                raise ConfigError(
+                    f"MAILROOM_FAULTS: expected service=rate, persist=P or seed=N, got {pair!r}"
+                )
             if name == "seed":
                 try:
                     seed = int(value)
                 except ValueError as exc:
                     raise ConfigError(f"MAILROOM_FAULTS: seed must be an integer, got {value!r}") from exc
-                continue
-            try:
-                rate = float(value)
-            except ValueError as exc:
-                raise ConfigError(f"MAILROOM_FAULTS: {name}'s rate must be a number, got {value!r}") from exc
-            if not 0.0 <= rate <= 1.0:
-                raise ConfigError(f"MAILROOM_FAULTS: {name}'s rate must be between 0 and 1, got {rate}")
-            rates[name] = rate
-        return cls(rates, seed) if rates else None
+            elif name == "persist":
+                persist = _share(name, value)
+            else:
+                rates[name] = _share(name, value)
+        return cls(rates, seed, persist) if rates else None
 
     def describe(self) -> str:
-        return (
-            ", ".join(f"{name} {rate:.0%}" for name, rate in sorted(self.rates.items()))
-            + f" (seed {self.seed})"
-        )
+        rates = ", ".join(f"{name} {rate:.0%}" for name, rate in sorted(self.rates.items()))
+        return f"{rates} of call attempts; {self.persist:.0%} of faults persist; seed {self.seed}"
+
+
+def _share(name: str, value: str) -> float:
+    try:
+        share = float(value)
+    except ValueError as exc:
+        raise ConfigError(f"MAILROOM_FAULTS: {name} must be a number, got {value!r}") from exc
+    if not 0.0 <= share <= 1.0:
+        raise ConfigError(f"MAILROOM_FAULTS: {name} must be between 0 and 1, got {share}")
+    return share
 
 
 @dataclass(frozen=True, slots=True)
@@ -198,6 +214,7 @@ class _Counts:
     attempts: Counter[str] = field(default_factory=Counter)  # per service
     injected: Counter[tuple[str, str]] = field(default_factory=Counter)  # per (service, code)
     surfaced: Counter[str] = field(default_factory=Counter)  # faults on a call's last attempt
+    persisted: Counter[str] = field(default_factory=Counter)  # calls whose fault outlasted their retries
     retried: Counter[str] = field(default_factory=Counter)  # attempts after the first, per service
 
 
@@ -223,18 +240,22 @@ class FaultInjector:
             prefix = f"com.amazonaws.{model.endpoint_prefix}"
             self._targets[model.service_id.hyphenize()] = _Target(name, protocol, prefix, rate, faults)
         self._draws: dict[tuple[str, str], random.Random] = {}
+        # Calls whose fault persists, by botocore's invocation id (the same on each retry).
+        self._persisting: dict[str, Fault] = {}
         self._counts = _Counts()
         self._lock = threading.Lock()
+        self._paused = 0
 
     def __call__(self, request: Any, event_name: str = "", **_kwargs: Any) -> Any:
         _, _, rest = event_name.partition(".")
         service_id, _, operation = rest.partition(".")
         target = self._targets.get(service_id)
-        if target is None:
+        if target is None or self._paused:
             return None
         retry = _header(request, "amz-sdk-request")
-        attempt = _ATTEMPT_RE.search(retry)
-        most = _MAX_RE.search(retry)
+        attempt, most = _ATTEMPT_RE.search(retry), _MAX_RE.search(retry)
+        last = attempt is not None and most is not None and attempt.group(1) == most.group(1)
+        call = _header(request, "amz-sdk-invocation-id")
         with self._lock:
             draws = self._draws.get((target.name, operation))
             if draws is None:
@@ -242,19 +263,43 @@ class FaultInjector:
                 draws = self._draws[(target.name, operation)] = random.Random(  # noqa: S311
                     f"{self.plan.seed}:{target.name}:{operation}"
                 )
-            hit, kind = draws.random() < target.rate, draws.random() < 0.5
+            # Three draws per attempt whatever happens: an attempt's fate depends only on how many
+            # attempts of its operation came before it.
+            hit, kind, persists = draws.random() < target.rate, draws.random() < 0.5, draws.random()
             self._counts.attempts[target.name] += 1
             if attempt is not None and int(attempt.group(1)) > 1:
                 self._counts.retried[target.name] += 1
-            if not hit:
-                return None
-            fault = target.faults[1 if kind else 0]
+            fault = self._persisting.pop(call, None) if call else None
+            if fault is None:
+                if not hit:
+                    return None
+                fault = target.faults[1 if kind else 0]
+                if call and not last and persists < self.plan.persist:
+                    self._counts.persisted[target.name] += 1
+                    self._persist(call, fault)
+            elif not last:
+                self._persist(call, fault)
             self._counts.injected[(target.name, fault.code)] += 1
-            last = attempt is not None and most is not None and attempt.group(1) == most.group(1)
             if last:
                 self._counts.surfaced[target.name] += 1
         log.debug("fault: %s %s -> %d %s (%s)", target.name, operation, fault.status, fault.code, retry)
         return self._response(request, target, fault)
+
+    @contextlib.contextmanager
+    def paused(self) -> Iterator[None]:
+        """No faults meanwhile, on any thread (the local stack's own setup through product code)."""
+        with self._lock:
+            self._paused += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._paused -= 1
+
+    def _persist(self, call: str, fault: Fault) -> None:
+        self._persisting[call] = fault
+        while len(self._persisting) > MAX_PERSISTING:  # calls that were never retried
+            del self._persisting[next(iter(self._persisting))]
 
     @staticmethod
     def _response(request: Any, target: _Target, fault: Fault) -> Any:
@@ -267,8 +312,9 @@ class FaultInjector:
         return AWSResponse(request.url, fault.status, headers, _Body(body))  # type: ignore[arg-type]
 
     def stats(self) -> dict[str, Any]:
-        """Per service: attempts seen, faults injected (by code), how many were retries, and how
-        many faults fell on a call's last attempt (botocore gave up: the code saw those)."""
+        """Per service: attempts seen, how many were retries, faults injected (by code), calls
+        whose fault persisted, and faults on a call's last attempt (botocore gave up: the code saw
+        those)."""
         with self._lock:
             counts = self._counts
             return {
@@ -281,6 +327,7 @@ class FaultInjector:
                         if service == target.name
                     },
                     "injected_total": sum(n for (s, _), n in counts.injected.items() if s == target.name),
+                    "persisted": counts.persisted[target.name],
                     "surfaced": counts.surfaced[target.name],
                 }
                 for target in self._targets.values()
@@ -318,6 +365,18 @@ def uninstall() -> None:
     with _install_lock:
         BUILTIN_HANDLERS[:] = [spec for spec in BUILTIN_HANDLERS if spec[1] not in _installed]
         _installed.clear()
+
+
+@contextlib.contextmanager
+def paused() -> Iterator[None]:
+    """No faults meanwhile: for the local stack's own setup that goes through Mailroom's code (the
+    bootstrap's admin token and platform domain), which shares the functions' clients."""
+    with _install_lock:
+        injectors = list(_installed)
+    with contextlib.ExitStack() as stack:
+        for injector in injectors:
+            stack.enter_context(injector.paused())
+        yield
 
 
 def exempt(client: Any) -> Any:

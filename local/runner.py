@@ -167,9 +167,10 @@ class LocalStack:
         stepfunctions.install(invoker)
         self._stops.append(("lambda dispatch", stepfunctions.uninstall))
 
-        self.admin_token = ensure_admin_token(config.state_dir)
-        ensure_api_key(config.state_dir)
-        platform_domain = ensure_platform_domain()
+        with faults.paused():  # the operator's setup, not a function's calls
+            self.admin_token = ensure_admin_token(config.state_dir)
+            ensure_api_key(config.state_dir)
+            platform_domain = ensure_platform_domain()
         table = next((t.name for t in stack.tables), "")
         write_local_env(
             config.state_dir,

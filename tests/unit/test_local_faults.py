@@ -19,7 +19,7 @@ from local.aws import Clients
 from local.config import ConfigError, LocalConfig
 from local.faults import FaultPlan
 from mailroom.store import aws
-from mailroom.store.errors import ServiceUnavailable, Throttled
+from mailroom.store.errors import ServiceUnavailable, StoreError, Throttled
 
 ONE_ATTEMPT = Config(retries={"mode": "standard", "total_max_attempts": 1})
 
@@ -53,8 +53,8 @@ def client(service: str, config: Config = ONE_ATTEMPT) -> Any:
 
 
 def test_the_plan_is_parsed_from_mailroom_faults() -> None:
-    plan = FaultPlan.parse("dynamodb=0.1, s3=0.05 sesv2=1 seed=7")
-    assert plan == FaultPlan({"dynamodb": 0.1, "s3": 0.05, "sesv2": 1.0}, seed=7)
+    plan = FaultPlan.parse("dynamodb=0.1, s3=0.05 sesv2=1 seed=7 persist=0.25")
+    assert plan == FaultPlan({"dynamodb": 0.1, "s3": 0.05, "sesv2": 1.0}, seed=7, persist=0.25)
     assert FaultPlan.parse("") is None and FaultPlan.parse("seed=3") is None
     assert LocalConfig.from_env({"MAILROOM_FAULTS": "sqs=0.2"}).faults == FaultPlan({"sqs": 0.2})
     assert LocalConfig.from_env({}).faults is None
@@ -67,6 +67,7 @@ def test_the_plan_is_parsed_from_mailroom_faults() -> None:
         ("dynamodb=lots", "must be a number"),
         ("s3=1.5", "between 0 and 1"),
         ("seed=x,s3=0.1", "seed must be an integer"),
+        ("s3=0.1,persist=2", "persist must be between 0 and 1"),
     ],
 )
 def test_a_plan_that_cannot_be_used_is_refused(text: str, complaint: str) -> None:
@@ -128,6 +129,28 @@ def test_botocore_retries_a_fault_and_the_store_sees_a_retryable_error(
     assert stats["s3"]["surfaced"] == 1
 
 
+@pytest.mark.parametrize(
+    ("service", "operation"),
+    [
+        ("dynamodb", "list_tables"),
+        ("s3", "list_buckets"),
+        ("sesv2", "list_email_identities"),
+        ("sqs", "list_queues"),
+    ],
+)
+def test_every_fault_reaching_the_code_is_a_retryable_store_error(
+    emulated: None, no_backoff: None, service: str, operation: str
+) -> None:
+    faults.install(FaultPlan({service: 1.0}, persist=1.0))
+    seen = set()
+    for _ in range(10):
+        with pytest.raises(StoreError) as raised:
+            getattr(aws.client(service), operation)()
+        assert raised.value.retryable, (raised.value.code, type(raised.value).__name__)
+        seen.add(raised.value.code)
+    assert len(seen) == 2  # the server error and the throttling
+
+
 def test_a_fault_on_one_attempt_is_absorbed_by_the_retry(emulated: None, no_backoff: None) -> None:
     plan = FaultPlan({"dynamodb": 0.5}, seed=0)
     injector = faults.install(plan)
@@ -136,6 +159,21 @@ def test_a_fault_on_one_attempt_is_absorbed_by_the_retry(emulated: None, no_back
     stats = injector.stats()["dynamodb"]
     assert sum(retried) == stats["injected_total"] > 0  # each fault cost one retry, none failed a call
     assert stats["attempts"] == 8 + sum(retried) and stats["surfaced"] == 0
+
+
+def test_a_persisting_fault_lasts_through_every_retry_of_its_call(emulated: None, no_backoff: None) -> None:
+    injector = faults.install(FaultPlan({"dynamodb": 0.3}, seed=3, persist=1.0))
+    dynamodb = client("dynamodb", Config(retries={"mode": "standard", "total_max_attempts": 4}))
+    failed: list[str] = []
+    for _ in range(20):
+        try:
+            dynamodb.list_tables()
+        except ClientError as exc:
+            failed.append(exc.response["Error"]["Code"])
+    stats = injector.stats()["dynamodb"]
+    assert 0 < len(failed) == stats["persisted"] == stats["surfaced"]
+    # Every faulted call failed all four attempts, and nothing else was faulted.
+    assert stats["injected_total"] == 4 * len(failed) and stats["attempts"] == 20 + 3 * len(failed)
 
 
 def test_the_same_seed_faults_the_same_attempts(emulated: None) -> None:
@@ -172,3 +210,13 @@ def test_sessions_made_after_uninstall_are_not_faulted(emulated: None) -> None:
     faults.install(FaultPlan({"dynamodb": 1.0}))
     faults.uninstall()
     client("dynamodb").list_tables()
+
+
+def test_nothing_is_faulted_while_paused(emulated: None) -> None:
+    injector = faults.install(FaultPlan({"dynamodb": 1.0}))
+    dynamodb = client("dynamodb")
+    with faults.paused():
+        dynamodb.list_tables()  # the local stack's bootstrap, through the functions' own clients
+    with pytest.raises(ClientError):
+        dynamodb.list_tables()
+    assert injector.stats()["dynamodb"]["attempts"] == 1
