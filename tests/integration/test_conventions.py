@@ -307,6 +307,20 @@ def test_mutations_are_audited_with_actor_target_and_outcome(org: NewOrganizatio
     assert failed["outcome"]["error_code"] == "validation_error"
 
 
+def test_a_brief_outage_does_not_lose_the_audit_record(
+    org: NewOrganization, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mailroom.store import audit
+    from mailroom.store.errors import Contended, ServiceUnavailable
+
+    monkeypatch.setattr(
+        audit, "record", failing_first(audit.record, ServiceUnavailable("down"), Contended("busy"))
+    )
+    assert create(org.admin_token, "audited-anyway", name="ci").status == 201
+    log = call("audit", "GET", "/api/v1/audit-log", token=org.admin_token).json()
+    assert [entry["action"] for entry in log["data"]] == ["token.create"]
+
+
 def test_audit_filters_by_action_actor_and_time(org: NewOrganization) -> None:
     helper = create(org.admin_token, "h", name="helper", scopes=["tokens:manage", "account:read"]).json()[
         "data"

@@ -293,7 +293,7 @@ def _audit(table: Table, request: Request, org_id: str, actor: dict[str, Any], r
         "time_epoch": int(now.timestamp()),
     }
     try:
-        audit.record(table, entry, retention_days=get_settings().audit_retention_days)
+        retried(lambda: audit.record(table, entry, retention_days=get_settings().audit_retention_days))
     except Exception:
         # The action already happened; losing its record must be loud, not a second failure.
         logger().exception("audit record not written", extra={"audit": entry})
