@@ -245,12 +245,13 @@ class FaultInjector:
         self._counts = _Counts()
         self._lock = threading.Lock()
         self._paused = 0
+        self.active = True  # False once uninstalled: clients made meanwhile keep the handler
 
     def __call__(self, request: Any, event_name: str = "", **_kwargs: Any) -> Any:
         _, _, rest = event_name.partition(".")
         service_id, _, operation = rest.partition(".")
         target = self._targets.get(service_id)
-        if target is None or self._paused:
+        if target is None or self._paused or not self.active:
             return None
         retry = _header(request, "amz-sdk-request")
         attempt, most = _ATTEMPT_RE.search(retry), _MAX_RE.search(retry)
@@ -359,11 +360,13 @@ def install(plan: FaultPlan) -> FaultInjector:
 
 
 def uninstall() -> None:
-    """Sessions created from now on are not faulted (clients already made keep their handler)."""
+    """No more faults: in sessions created from now on, nor in clients made before."""
     from botocore.handlers import BUILTIN_HANDLERS
 
     with _install_lock:
         BUILTIN_HANDLERS[:] = [spec for spec in BUILTIN_HANDLERS if spec[1] not in _installed]
+        for injector in _installed:
+            injector.active = False
         _installed.clear()
 
 

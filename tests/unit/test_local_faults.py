@@ -206,10 +206,15 @@ def test_the_local_stacks_own_clients_and_other_services_are_not_faulted(emulate
         client("dynamodb").list_tables()
 
 
-def test_sessions_made_after_uninstall_are_not_faulted(emulated: None) -> None:
+def test_after_uninstall_nothing_is_faulted_old_clients_included(emulated: None) -> None:
     faults.install(FaultPlan({"dynamodb": 1.0}))
+    made_before = client("dynamodb")
+    own_before = Clients(region="us-east-1")("dynamodb")
     faults.uninstall()
+    made_before.list_tables()
+    own_before.list_tables()
     client("dynamodb").list_tables()
+    Clients(region="us-east-1")("dynamodb").list_tables()
 
 
 def test_nothing_is_faulted_while_paused(emulated: None) -> None:
