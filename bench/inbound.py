@@ -115,7 +115,7 @@ def environment() -> Iterator[None]:
 def one_round(messages: list[tuple[str, bytes]]) -> Round:
     from moto import mock_aws
 
-    from local.moto_extensions import install as install_moto_extensions
+    from local.moto_patches import install as install_moto_fixes
     from mailroom.services.organizations import create_organization
     from mailroom.settings import get_settings
     from mailroom.store import aws
@@ -127,7 +127,7 @@ def one_round(messages: list[tuple[str, bytes]]) -> Round:
 
     get_settings.cache_clear()
     aws.reset_clients()
-    install_moto_extensions()
+    install_moto_fixes()
     with mock_aws():
         create_table_from_template(aws.dynamodb(), TABLE_NAME)
         aws.client("s3").create_bucket(Bucket=BUCKET)

@@ -65,7 +65,7 @@ def emulated_aws() -> Iterator[None]:
             sys.path.insert(0, path)
     from moto import mock_aws
 
-    from local.moto_extensions import install
+    from local.moto_patches import install
     from mailroom.settings import get_settings
     from mailroom.store import aws
     from tests.support.aws import create_table_from_template

@@ -24,7 +24,7 @@ IMAPS (TLS from the first byte) on ``localhost`` (``--transport plain`` for no T
   Lambda sandbox of its own. Settings are the template's defaults (250 UIDs per batch, 4 at once,
   fetch chunks of 100, 8 store threads) unless ``MAILROOM_MIGRATION_*`` says otherwise. AWS is
   moto's server in its own process (on AWS, DynamoDB's work is not on the worker's CPU), fresh for
-  each import, with the local stack's moto fixes installed (``local.moto_extensions.install()``,
+  each import, with the local stack's moto fixes installed (``local.moto_patches.install()``,
   via bench/_moto_process.py; among them, transactions that no longer copy the whole table and
   queries that no longer sort it: without those, imports were quadratic). The table is
   template.yaml's (without its stream: no stream consumer runs here). Timed: the first step to the

@@ -91,7 +91,7 @@ def emulated_aws() -> Iterator[None]:
     os.environ.pop("AWS_ENDPOINT_URL", None)
     from moto import mock_aws
 
-    from local.moto_extensions import install
+    from local.moto_patches import install
     from mailroom.settings import get_settings
     from mailroom.store import aws
     from tests.support.aws import create_table_from_template

@@ -33,6 +33,11 @@ Configuration (environment variables; all optional):
     Most function invocations running at once (a thread each). Default ``64``.
 ``MAILROOM_LOCAL_LOG_LEVEL``
     Log level of the local runtime itself (functions use the template's ``LogLevel``). Default ``INFO``.
+``MAILROOM_FAULTS``
+    Fault injection (``local/faults.py``): ``"dynamodb=0.1,s3=0.1,sesv2=0.1,sqs=0.1,persist=0.1,seed=7"``
+    fails that share of the functions' AWS call attempts with the service's own server error or
+    throttling response, handed to botocore before the request leaves; ``persist`` is the share of
+    faulted calls whose fault outlasts all their retries. Off by default.
 ``AWS_REGION``
     Region of the emulated account ``123456789012``. Default ``us-east-1``.
 
@@ -62,8 +67,13 @@ rules, as for mail received over SMTP), SES's mailbox simulator addresses as doc
 configuration set's EventBridge destination (from the template) publishes Send, Delivery, Bounce
 and Complaint events to the template's ``EventBridgeRule`` event sources (``local/eventbridge.py``).
 
+Asynchronous invocations (SES receipt rules' ``Event`` actions, EventBridge rules, schedules,
+``Event`` invokes through the Lambda API) are retried as Lambda retries them (``EventInvokeConfig``'s
+``MaximumRetryAttempts``, default 2; after 1 and 2 seconds here, not Lambda's minutes), then go to
+the function's ``OnFailure`` queue (``local/async_invoke.py``).
+
 Not emulated: CORS, throttling and usage plans, JWT authorizers, payload format 1.0, Lambda
-concurrency limits and async retries, FIFO ordering guarantees of event source mappings, SES
+concurrency limits, ``MaximumEventAgeInSeconds``, FIFO ordering guarantees of event source mappings, SES
 actions other than S3/Lambda/AddHeader/Stop, stream sources' ``MaximumRecordAgeInSeconds``,
 ``ParallelizationFactor`` and tumbling windows, Kinesis, CloudWatch alarms, KMS key policies,
 SES sending quotas and DKIM signing of sent mail, EventBridge buses other than the default one.

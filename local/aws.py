@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs
 
+from local import faults
 from local.stack import ResourceSpec, Stack
 
 log = logging.getLogger(__name__)
@@ -151,7 +152,11 @@ def _shared_session() -> Any:
 
 @dataclass
 class Clients:
-    """boto3 clients for the emulated account (``endpoint_url`` None: boto3's default, as under mock_aws)."""
+    """boto3 clients for the emulated account (``endpoint_url`` None: boto3's default, as under mock_aws).
+
+    These are the local stack's own clients, playing AWS's internal part (event source pollers, SES
+    receiving, provisioning, snapshots): fault injection (local/faults.py) never touches them.
+    """
 
     region: str
     endpoint_url: str | None = None
@@ -167,12 +172,14 @@ class Clients:
         session = _shared_session()
         with _session_lock:  # a session is not safe to share between threads while creating clients
             if service not in self._cache:
-                self._cache[service] = session.client(
-                    service,
-                    region_name=self.region,
-                    endpoint_url=self.endpoint_url,
-                    aws_access_key_id="testing",
-                    aws_secret_access_key="testing",  # noqa: S106 - moto's fake keys
+                self._cache[service] = faults.exempt(
+                    session.client(
+                        service,
+                        region_name=self.region,
+                        endpoint_url=self.endpoint_url,
+                        aws_access_key_id="testing",
+                        aws_secret_access_key="testing",  # noqa: S106 - moto's fake keys
+                    )
                 )
             return self._cache[service]
 

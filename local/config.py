@@ -7,6 +7,10 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from local.faults import FaultPlan
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 STACK_NAME = "mailroom-local"
@@ -29,6 +33,7 @@ class LocalConfig:
     concurrency: int = 64
     region: str = "us-east-1"
     log_level: str = "INFO"
+    faults: FaultPlan | None = None  # MAILROOM_FAULTS (local/faults.py)
 
     @property
     def moto_url(self) -> str:
@@ -44,6 +49,8 @@ class LocalConfig:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> LocalConfig:
+        from local.faults import FaultPlan
+
         env = os.environ if env is None else env
         ttl = env.get("MAILROOM_AUTH_CACHE_TTL")
         return cls(
@@ -60,6 +67,7 @@ class LocalConfig:
             concurrency=_int("MAILROOM_LOCAL_CONCURRENCY", env.get("MAILROOM_LOCAL_CONCURRENCY") or "64", 4),
             region=env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or "us-east-1",
             log_level=(env.get("MAILROOM_LOCAL_LOG_LEVEL") or "INFO").upper(),
+            faults=FaultPlan.parse(env.get("MAILROOM_FAULTS", "")),
         )
 
 

@@ -1,6 +1,6 @@
 """What SES does with a message it accepted, for the local stack (moto only stores it).
 
-``local.moto_extensions`` reports every accepted SES v2 ``SendEmail``; ``LocalOutbound.on_send``
+``local.moto_patches.ses_sends`` reports every accepted SES v2 ``SendEmail``; ``LocalOutbound.on_send``
 hands it to a thread of its own (never holding up moto's request thread, and so never the
 function that sent), which then does what SES and the receiving side would:
 
@@ -44,7 +44,7 @@ from local import ses
 from mailroom.mail.compose import with_message_id
 
 if TYPE_CHECKING:
-    from local.moto_extensions import SentEmail
+    from local.moto_patches.ses_sends import SentEmail
     from local.ses import ReceiptRule
     from local.smtp import Received
     from local.stack import SesEventDestinationSpec

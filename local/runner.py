@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import socket
@@ -9,14 +10,18 @@ import time
 import warnings
 from collections.abc import Callable, Mapping
 from datetime import datetime
+from functools import partial
 from typing import Any
 
-from local import moto_extensions
+from local import faults, moto_patches
+from local.async_invoke import AsyncInvoker
 from local.aws import ChangeTracker, Clients, MotoServer, provision
 from local.bootstrap import ensure_admin_token, ensure_api_key, ensure_platform_domain, write_local_env
 from local.config import STACK_NAME, LocalConfig
 from local.eventbridge import EventBus
 from local.gateway import Gateway, HttpServer
+from local.moto_patches import ses_sends
+from local.moto_patches import streams as moto_streams
 from local.outbound import LocalOutbound, domain_claims
 from local.persistence import PeriodicSnapshot, StateStore
 from local.pollers import SqsPoller
@@ -74,6 +79,11 @@ def function_environment(
     return env
 
 
+def _queue_url(stack: Stack, arn: str) -> str | None:
+    queue = stack.queue_by_arn(arn)
+    return stack.template.queue_url(queue.logical_id) if queue is not None else None
+
+
 def apply_environment(env: dict[str, str]) -> None:
     for name in list(os.environ):
         if name in _UNSAFE_VARIABLES or name.startswith("AWS_ENDPOINT_URL_"):
@@ -128,7 +138,9 @@ class LocalStack:
         # Before any handler or the mailroom package is imported: they read it once.
         apply_environment(function_environment(stack, config, moto.url, config.moto_port, dict(os.environ)))
 
-        moto_extensions.install()  # APIs Mailroom calls that moto lacks; before moto serves anything
+        moto_patches.install()  # APIs Mailroom calls that moto lacks; before moto serves anything
+        if config.faults is not None:
+            self._inject_faults(config.faults)
         moto.start()
         self._stops.append(("moto", moto.stop))
         clients = Clients(region=config.region, endpoint_url=moto.url)
@@ -146,14 +158,19 @@ class LocalStack:
             self.threads_left = not runtime.shutdown(wait_seconds=10)
 
         self._stops.append(("functions", stop_functions))
+        # Asynchronous invocations (SES rules, EventBridge, schedules, Step Functions' Event
+        # invokes) are retried as Lambda retries them, then go to their OnFailure destination.
+        invoker = AsyncInvoker(runtime, sqs=clients("sqs"), queue_url_of=partial(_queue_url, stack))
+        self._stops.append(("asynchronous retries", invoker.stop))
         from local import stepfunctions
 
-        stepfunctions.install(runtime)
+        stepfunctions.install(invoker)
         self._stops.append(("lambda dispatch", stepfunctions.uninstall))
 
-        self.admin_token = ensure_admin_token(config.state_dir)
-        ensure_api_key(config.state_dir)
-        platform_domain = ensure_platform_domain()
+        with faults.paused():  # the operator's setup, not a function's calls
+            self.admin_token = ensure_admin_token(config.state_dir)
+            ensure_api_key(config.state_dir)
+            platform_domain = ensure_platform_domain()
         table = next((t.name for t in stack.tables), "")
         write_local_env(
             config.state_dir,
@@ -186,7 +203,7 @@ class LocalStack:
 
         inbound = InboundProcessor(
             moto_rules(clients("ses")),
-            runtime,
+            invoker,
             clients("s3"),
             region=config.region,
             identities=moto_identities(clients("ses")),
@@ -194,7 +211,7 @@ class LocalStack:
         smtp = SmtpServer(inbound, port=config.smtp_port, region=config.region)
         smtp.start()
         self._stops.append(("SMTP", smtp.stop))
-        self._start_outbound(stack, clients, runtime, inbound)
+        self._start_outbound(stack, clients, invoker, inbound)
 
         for mapping in stack.sqs_mappings:
             queue = stack.queue_by_arn(mapping.queue_arn)
@@ -220,7 +237,7 @@ class LocalStack:
 
         def fire(spec: ScheduleSpec, at: datetime) -> None:
             log.info("schedule %s.%s fired (%s)", spec.function, spec.event, spec.expression)
-            runtime.submit(
+            invoker.submit(
                 spec.function, scheduled_event(spec, at, region=config.region, account_id=ACCOUNT_ID)
             )
 
@@ -242,8 +259,23 @@ class LocalStack:
             len(stack.schedules),
         )
 
+    def _inject_faults(self, plan: faults.FaultPlan) -> None:
+        """Fault the functions' AWS calls from now on; on stop, the counts go to the log and to
+        ``faults.json`` in the state folder."""
+        injector = faults.install(plan)
+
+        def stop() -> None:
+            faults.uninstall()
+            stats = injector.stats()
+            log.info("fault injection: %s", injector.summary())
+            path = self.config.state_dir / "faults.json"
+            path.write_text(json.dumps({"plan": plan.describe(), "services": stats}, indent=2) + "\n")
+
+        # First in, last out: the counts are final once every function has finished.
+        self._stops.append(("fault injection", stop))
+
     def _start_outbound(
-        self, stack: Stack, clients: Clients, runtime: FunctionRuntime, inbound: InboundProcessor
+        self, stack: Stack, clients: Clients, invoker: AsyncInvoker, inbound: InboundProcessor
     ) -> None:
         """Deliver what SES accepts (local inbound, the outbox, the mailbox simulator) and publish
         the configuration set's events to the template's EventBridge rules (local/outbound.py)."""
@@ -252,16 +284,16 @@ class LocalStack:
         outbound = LocalOutbound(
             inbound=inbound,
             hosted=domain_claims(clients("dynamodb"), table),
-            publish=EventBus(stack.event_rules, runtime).publish,
+            publish=EventBus(stack.event_rules, invoker).publish,
             destinations=stack.ses_event_destinations,
             outbox=config.outbox,
             region=config.region,
             account_id=ACCOUNT_ID,
         )
-        moto_extensions.add_send_listener(outbound.on_send)
+        ses_sends.add_send_listener(outbound.on_send)
 
         def stop() -> None:
-            moto_extensions.remove_send_listener(outbound.on_send)
+            ses_sends.remove_send_listener(outbound.on_send)
             outbound.stop()
 
         self._stops.append(("SES outbound", stop))
@@ -281,7 +313,7 @@ class LocalStack:
             checkpoints[(table, reader)] = through
             done = [seq for (name, _), seq in checkpoints.items() if name == table]
             if len(done) == readers[table]:
-                moto_extensions.trim_stream(table, min(done), account_id=ACCOUNT_ID, region=config.region)
+                moto_streams.trim_stream(table, min(done), account_id=ACCOUNT_ID, region=config.region)
 
         for mapping in stack.stream_mappings:
             if not mapping.enabled:

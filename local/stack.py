@@ -36,6 +36,9 @@ class FunctionSpec:
     runtime: str
     environment: dict[str, str]
     layer_dirs: tuple[Path, ...] = ()
+    # EventInvokeConfig: retries of a failed asynchronous invocation, and where it goes after them.
+    async_retries: int = 2
+    async_on_failure_arn: str | None = None
 
     @property
     def module_file(self) -> Path:
@@ -317,6 +320,10 @@ class Stack:
             if not isinstance(code_uri, str):
                 raise TemplateError(f"{logical_id}: CodeUri must be a local folder to run locally")
             variables = (props.get("Environment") or {}).get("Variables") or {}
+            invoke_config = props.get("EventInvokeConfig") or {}
+            on_failure = ((invoke_config.get("DestinationConfig") or {}).get("OnFailure") or {}).get(
+                "Destination"
+            )
             self.functions[logical_id] = FunctionSpec(
                 logical_id=logical_id,
                 name=t.physical_name(logical_id),
@@ -328,6 +335,8 @@ class Stack:
                 runtime=str(props.get("Runtime", "python3.13")),
                 environment={k: env_string(v) for k, v in variables.items()},
                 layer_dirs=tuple(self._layer_dirs(props.get("Layers") or [])),
+                async_retries=int(invoke_config.get("MaximumRetryAttempts", 2)),
+                async_on_failure_arn=str(on_failure) if on_failure else None,
             )
 
     def _layer_dirs(self, layer_arns: list[Any]) -> list[Path]:

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from moto import mock_aws
 
-from local.moto_extensions import install as install_moto_extensions
+from local.moto_patches import install as install_moto_fixes
 from mailroom.services.organizations import NewOrganization, create_organization
 from mailroom.settings import get_settings
 from mailroom.store import aws
@@ -34,7 +34,7 @@ def moto_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
     get_settings.cache_clear()
     aws.reset_clients()
-    install_moto_extensions()
+    install_moto_fixes()
     with mock_aws():
         create_table_from_template(aws.dynamodb(), TABLE_NAME)
         yield

@@ -136,6 +136,66 @@ def test_server_errors_release_the_key(
     assert "idempotent-replayed" not in retried.headers
 
 
+def failing_first(real: Any, *failures: Exception) -> Any:
+    """``real``, after raising each of ``failures`` once (an AWS outage that passes)."""
+    pending = list(failures)
+
+    def call(*args: Any, **kwargs: Any) -> Any:
+        if pending:
+            raise pending.pop(0)
+        return real(*args, **kwargs)
+
+    return call
+
+
+def test_a_done_request_answers_its_result_when_its_record_cannot_be_written(
+    org: NewOrganization, table: Table, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The token exists: a 503 now would be retried by the client, and once the claim expired it
+    would make a second token."""
+    from mailroom.store.errors import ServiceUnavailable
+
+    down = failing_first(IdempotencyStore.complete, *(ServiceUnavailable("down") for _ in range(10)))
+    monkeypatch.setattr(IdempotencyStore, "complete", down)
+    created = create(org.admin_token, "unrecorded")
+    assert created.status == 201
+    assert token_count(table, org) == 2
+
+
+def test_a_brief_outage_while_recording_the_outcome_is_waited_out(
+    org: NewOrganization, table: Table, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mailroom.store.errors import ServiceUnavailable, Throttled
+
+    flaky = failing_first(IdempotencyStore.complete, Throttled("slow"), ServiceUnavailable("down"))
+    monkeypatch.setattr(IdempotencyStore, "complete", flaky)
+    first = create(org.admin_token, "outage")
+    replayed = create(org.admin_token, "outage")
+    assert first.status == replayed.status == 201
+    assert replayed.headers["idempotent-replayed"] == "true"
+    assert token_count(table, org) == 2
+
+
+def test_a_failed_request_releases_its_key_through_a_brief_outage(
+    org: NewOrganization, table: Table, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Else the client's retry would hear 409 idempotency_in_progress until the claim expires."""
+    from mailroom.api.routers import tokens as tokens_router
+    from mailroom.store.errors import Throttled
+
+    monkeypatch.setattr(
+        tokens_router, "issue_ops_token", failing_first(tokens_router.issue_ops_token, RuntimeError("bug"))
+    )
+    monkeypatch.setattr(
+        IdempotencyStore, "abandon", failing_first(IdempotencyStore.abandon, Throttled("slow"))
+    )
+    assert create(org.admin_token, "release-me").status == 500
+    retried = create(org.admin_token, "release-me")
+    assert retried.status == 201
+    assert "idempotent-replayed" not in retried.headers
+    assert token_count(table, org) == 2
+
+
 def test_delete_honours_a_key_when_sent(org: NewOrganization) -> None:
     token_id = create(org.admin_token, "c").json()["data"]["id"]
     headers = {"Idempotency-Key": "del-1"}
@@ -245,6 +305,20 @@ def test_mutations_are_audited_with_actor_target_and_outcome(org: NewOrganizatio
     assert succeeded["request_id"].startswith("req_")
     assert failed["outcome"]["result"] == "failure"
     assert failed["outcome"]["error_code"] == "validation_error"
+
+
+def test_a_brief_outage_does_not_lose_the_audit_record(
+    org: NewOrganization, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mailroom.store import audit
+    from mailroom.store.errors import Contended, ServiceUnavailable
+
+    monkeypatch.setattr(
+        audit, "record", failing_first(audit.record, ServiceUnavailable("down"), Contended("busy"))
+    )
+    assert create(org.admin_token, "audited-anyway", name="ci").status == 201
+    log = call("audit", "GET", "/api/v1/audit-log", token=org.admin_token).json()
+    assert [entry["action"] for entry in log["data"]] == ["token.create"]
 
 
 def test_audit_filters_by_action_actor_and_time(org: NewOrganization) -> None:

@@ -180,6 +180,31 @@ def test_a_retry_after_a_failure_stores_nothing_twice_and_counts_once(
     assert metrics(table, org, domain) == {"inbound_total": 1}
 
 
+def test_a_transient_aws_failure_is_retried_within_the_invocation(
+    org: NewOrganization,
+    table: Table,
+    bucket: str,
+    domain: dict[str, Any],
+    inbox: dict[str, Any],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Lambda's own retry would come a minute later: a brief outage is waited out in place."""
+    ses_id, _ = sim.store_inbound(bucket, sim.message(), recipients=["inbox@example.com"])
+    real_record, failures = service._record, [aws_error("ThrottlingException", "slow", "dynamodb")] * 2
+
+    def flaky(*args: Any, **kwargs: Any) -> Any:
+        if failures:
+            raise failures.pop()
+        return real_record(*args, **kwargs)
+
+    monkeypatch.setattr(service, "_record", flaky)
+    (report,) = sim.invoke(sim.ses_event(ses_id, ["inbox@example.com"]))["messages"]
+    assert failures == []
+    assert (report["stored"], report["duplicates"]) == (0, 1)  # the first try had stored it
+    assert len(messages(table, org, inbox)) == 1
+    assert metrics(table, org, domain) == {"inbound_total": 1}
+
+
 def test_s3_events_of_the_same_object_deliver_once(
     org: NewOrganization, table: Table, bucket: str, domain: dict[str, Any], inbox: dict[str, Any]
 ) -> None:

@@ -386,6 +386,38 @@ def test_a_batch_runs_out_of_time_resumes_and_is_counted_once(
     assert job["execution_arn"] == setup.job(table, job_id)["execution_arn"]
 
 
+def test_a_transient_aws_failure_storing_a_message_is_retried_in_place(
+    setup: Setup, table: Table, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Not a reason to stop the batch (Step Functions would run it again seconds later)."""
+    from mailroom.services import mail_delivery
+    from mailroom.store.errors import ServiceUnavailable, Throttled
+
+    messages = [
+        b"From: a@example.net\r\nSubject: t%d\r\nMessage-ID: <t%d@example.net>\r\n\r\nbody\r\n" % (n, n)
+        for n in range(6)
+    ]
+    setup.server.seed(setup.user, "INBOX", messages)
+    job_id = setup.start().json()["data"]["id"]
+    state = {"org_id": setup.org_id, "job_id": job_id, "attempt": 1, "segment": 0}
+    driver = WorkflowDriver()
+    driver.invoke("Validate", {"step": "validate", "state": state})
+    planned = driver.invoke("Plan", {"step": "plan", "state": state})
+    driver.invoke("NextWindow", {"step": "next_window", "state": planned})
+    real, failures = mail_delivery.deliver, [Throttled("slow"), ServiceUnavailable("down")]
+
+    def outage(*args: Any, **kwargs: Any) -> Any:
+        if failures:
+            raise failures.pop(0)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(mail_delivery, "deliver", outage)
+    done = driver.invoke("ImportBatch", {"step": "import_batch", "state": state, "seq": 0})
+    assert failures == []
+    assert (done["counted"], done["imported"]) == (True, 6)
+    assert len(mailbox_messages(table, setup.org_id, setup.mailbox["id"])) == 6
+
+
 def test_a_folder_renumbered_after_planning_fails_its_messages_with_a_folder_error(
     setup: Setup, table: Table
 ) -> None:

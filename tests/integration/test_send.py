@@ -562,6 +562,28 @@ def test_a_failed_store_after_sending_is_tried_again_not_sent_again(
     assert world.message(world.alice["id"], sent["message_id"])["folder_key"] == "sent"
 
 
+def test_an_aws_outage_after_sending_is_waited_out_not_answered_with_a_retry(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The mail is out: a 503 would make the client send it again. Storing its Sent copy is tried
+    through a few retryable AWS failures, and the send answers 201 once."""
+    import mailroom.services.mail_delivery as mail_delivery
+    from mailroom.store.errors import ServiceUnavailable, Throttled
+
+    real, failures = mail_delivery.deliver, [Throttled("slow"), ServiceUnavailable("down"), Throttled("slow")]
+
+    def outage(table: Table, incoming: Incoming) -> mail_delivery.Outcome:
+        if failures:
+            raise failures.pop(0)
+        return real(table, incoming)
+
+    monkeypatch.setattr(mail_delivery, "deliver", outage)
+    before = len(sent_messages())
+    sent = ok(send(world.alice_token, {"to": "bob@example.net", "text": "once"}), 201)
+    assert failures == [] and len(sent_messages()) == before + 1
+    assert world.message(world.alice["id"], sent["message_id"])["folder_key"] == "sent"
+
+
 def test_a_prefill_sends_through_the_service_in_one_call(world: World) -> None:
     """What v0's POST /reply and /forward do: prefill, edit, send, without the client round trip."""
     from mailroom.services import prefill, sending

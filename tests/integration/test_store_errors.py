@@ -63,6 +63,7 @@ from mailroom.store.errors import (
         ("sesv2", "send_email", "SendingPausedException", "paused", SendingPaused, True),
         ("sesv2", "send_email", "TooManyRequestsException", "slow", Throttled, True),
         ("sqs", "send_message", "InternalError", "x", ServiceUnavailable, True),
+        ("sqs", "send_message_batch", "RequestThrottled", "slow", Throttled, True),
         (
             "cloudformation",
             "describe_stacks",

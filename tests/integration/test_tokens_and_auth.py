@@ -167,6 +167,29 @@ def test_used_at_is_recorded_by_the_authorizer(org: NewOrganization, table: Tabl
     assert item is not None and item.get("used_at")
 
 
+def test_an_aws_outage_neither_refuses_a_valid_token_nor_fails_the_authorizer(
+    org: NewOrganization, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A failed authorizer is API Gateway's own 500, outside the envelope: the lookup is tried
+    through a brief outage, and recording the token's use is never a reason to fail."""
+    from mailroom.store.errors import ServiceUnavailable, Throttled
+
+    real_find, failures = tokens.find_by_hash, [Throttled("slow"), ServiceUnavailable("down")]
+
+    def flaky_find(*args: Any, **kwargs: Any) -> Any:
+        if failures:
+            raise failures.pop(0)
+        return real_find(*args, **kwargs)
+
+    def touch_down(*args: Any, **kwargs: Any) -> None:
+        raise ServiceUnavailable("down")
+
+    monkeypatch.setattr(tokens, "find_by_hash", flaky_find)
+    monkeypatch.setattr(tokens, "touch", touch_down)
+    response = call("account", "GET", "/api/v1/me", token=org.admin_token)
+    assert response.status == 200 and failures == []
+
+
 def test_organizations_are_isolated(org: NewOrganization, other_org: NewOrganization) -> None:
     a_token = create_token(org.admin_token, "a", name="a-reader", scopes=["account:read"]).json()["data"]
     listed_by_b = call("tokens", "GET", "/api/v1/tokens", token=other_org.admin_token).json()

@@ -222,6 +222,32 @@ def test_a_failing_endpoint_gets_the_same_webhook_id_until_it_succeeds(org, wh_a
     assert recovered is not None and "first_failure_at" not in recovered
 
 
+def test_a_message_whose_handling_failed_comes_back_soon_not_after_the_visibility_timeout(
+    org, wh_aws, table, hook, monkeypatch
+):
+    """An AWS failure that outlasted its retries (here: recording the attempt after the POST) fails
+    the record; its message is made visible again after the schedule's first step (0 s here), not
+    after the queue's 360 s, and the retry delivers the same webhook-id."""
+    from mailroom.store.errors import ServiceUnavailable
+
+    webhook, _ = new_webhook(table, org, hook.url)
+    event = record_event(table, org, "domain.verified", {"id": "dom_1"})
+    fan_out(event)
+    real = deliveries.record_attempt
+
+    def down(*args: Any, **kwargs: Any) -> Any:
+        raise ServiceUnavailable("down")
+
+    monkeypatch.setattr(deliveries, "record_attempt", down)
+    assert deliver_round(wh_aws) == 1
+    assert queue_counts(wh_aws.queue_url) == (1, 0)  # back at once
+    monkeypatch.setattr(deliveries, "record_attempt", real)
+    assert deliver_round(wh_aws) == 1
+    assert [r.webhook_id for r in hook.received] == [event["event_id"]] * 2
+    assert delivery_of(table, webhook, event)["state"] == "succeeded"
+    assert queue_counts(wh_aws.queue_url) == (0, 0)
+
+
 def test_410_disables_the_webhook_at_once(org, wh_aws, table):
     with receiver(always(410)) as hook:
         webhook, _ = new_webhook(table, org, hook.url)

@@ -36,7 +36,7 @@ def send(token: str, body: dict[str, Any]) -> Result:
 
 def sent_messages() -> list[Any]:
     """What moto's SES accepted (``RawMessage``: id, source, destinations, raw_data, and the
-    configuration set and tags local.moto_extensions keeps)."""
+    configuration set and tags local.moto_patches.ses_sends keeps)."""
     from moto.ses.models import ses_backends
 
     return list(ses_backends[ACCOUNT][REGION].sent_messages)

@@ -14,9 +14,10 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from local import moto_extensions
+from local import moto_patches
 from local.eventbridge import EventBus
-from local.moto_extensions import SentEmail
+from local.moto_patches import ses_sends
+from local.moto_patches.ses_sends import SentEmail
 from local.outbound import (
     LocalOutbound,
     amazon_message_id,
@@ -292,7 +293,7 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     }.items():
         monkeypatch.setenv(name, value)
     monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
-    moto_extensions.install()
+    moto_patches.install()
     with mock_aws():
         yield
 
@@ -303,7 +304,7 @@ def test_moto_keeps_the_configuration_set_and_tags_and_reports_the_send(aws: Non
     reported: list[SentEmail] = []
     client = boto3.client("sesv2", region_name="us-east-1")
     client.create_email_identity(EmailIdentity="sender.test")
-    moto_extensions.add_send_listener(reported.append)
+    ses_sends.add_send_listener(reported.append)
     try:
         response = client.send_email(
             FromEmailAddress="alice@sender.test",
@@ -313,7 +314,7 @@ def test_moto_keeps_the_configuration_set_and_tags_and_reports_the_send(aws: Non
             EmailTags=[{"Name": k, "Value": v} for k, v in TAGS.items()],
         )
     finally:
-        moto_extensions.remove_send_listener(reported.append)
+        ses_sends.remove_send_listener(reported.append)
     (report,) = reported
     assert report.message_id == response["MessageId"]
     assert (report.from_address, report.recipients, report.raw) == (
@@ -332,7 +333,7 @@ def test_a_failing_listener_does_not_fail_the_send(aws: None) -> None:
 
     client = boto3.client("sesv2", region_name="us-east-1")
     client.create_email_identity(EmailIdentity="sender.test")
-    moto_extensions.add_send_listener(broken)
+    ses_sends.add_send_listener(broken)
     try:
         response = client.send_email(
             FromEmailAddress="alice@sender.test",
@@ -340,7 +341,7 @@ def test_a_failing_listener_does_not_fail_the_send(aws: None) -> None:
             Content={"Raw": {"Data": RAW}},
         )
     finally:
-        moto_extensions.remove_send_listener(broken)
+        ses_sends.remove_send_listener(broken)
     assert response["MessageId"]
 
 

@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 from moto import mock_aws
 
-from local import moto_extensions
+from local import moto_patches
 from local.aws import Clients, provision
+from local.moto_patches import streams as moto_streams
 from local.runtime import FunctionRuntime
 from local.stack import Stack
 from local.streams import FilterPatternError, StreamPoller, matches, parse_pattern
@@ -113,7 +114,7 @@ def test_an_unsupported_pattern_stops_the_template(tmp_path):
 @pytest.fixture
 def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Stack, Clients]]:
     monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
-    moto_extensions.install()
+    moto_patches.install()
     with mock_aws():
         stack = Stack.load(FIXTURE)
         clients = Clients(region="us-east-1")
@@ -241,9 +242,7 @@ def test_read_records_are_trimmed_and_numbering_goes_on(aws, runtime, records):
     trimmed: list[int] = []
 
     def trim(name: str, through: int) -> None:
-        trimmed.append(
-            moto_extensions.trim_stream(name, through, account_id="123456789012", region="us-east-1")
-        )
+        trimmed.append(moto_streams.trim_stream(name, through, account_id="123456789012", region="us-east-1"))
 
     poller = make_poller(stack, clients, runtime, trim=trim)
     for i in range(3):

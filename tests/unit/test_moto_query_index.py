@@ -1,4 +1,4 @@
-"""local.moto_extensions' query index: every Query answers what moto's own scan of the whole table
+"""local.moto_patches.query_index: every Query answers what moto's own scan of the whole table
 answers, after puts, updates that move an item between GSI keys, deletes, batch writes and
 transactions (committed or rolled back), with pages, both directions and filters (moto in-process)."""
 
@@ -12,7 +12,8 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from local import moto_extensions
+from local import moto_patches
+from local.moto_patches import query_index
 from tests.support.aws import create_table_from_template
 
 TABLE = "query-index-test"
@@ -27,7 +28,7 @@ def ddb(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     }.items():
         monkeypatch.setenv(name, value)
     monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
-    moto_extensions.install()
+    moto_patches.install()
     with mock_aws():
         client = boto3.client("dynamodb", region_name="us-east-1")
         create_table_from_template(client, TABLE)
@@ -56,7 +57,7 @@ def _all_pages(client: Any, **request: Any) -> list[dict[str, Any]]:
 def _answers(client: Any, monkeypatch: pytest.MonkeyPatch, **request: Any) -> None:
     indexed = _all_pages(client, **request)
     with monkeypatch.context() as scan:
-        scan.setattr(moto_extensions, "_candidates", lambda *args: None)  # moto's own scan
+        scan.setattr(query_index, "_candidates", lambda *args: None)  # moto's own scan
         scanned = _all_pages(client, **request)
     assert indexed == scanned, request
 

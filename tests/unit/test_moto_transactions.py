@@ -1,4 +1,4 @@
-"""local.moto_extensions' transaction rollback: a cancelled TransactWriteItems leaves every item it
+"""local.moto_patches.transactions: the rollback: a cancelled TransactWriteItems leaves every item it
 named as it was and no stream records, a committed one keeps its writes and records (moto
 in-process, with the extensions installed as the local stack and the test fixtures install them)."""
 
@@ -12,7 +12,7 @@ import pytest
 from botocore.exceptions import ClientError
 from moto import mock_aws
 
-from local import moto_extensions
+from local import moto_patches
 from tests.support.aws import create_table_from_template
 
 TABLE = "transactions-test"
@@ -27,7 +27,7 @@ def ddb(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     }.items():
         monkeypatch.setenv(name, value)
     monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
-    moto_extensions.install()
+    moto_patches.install()
     with mock_aws():
         client = boto3.client("dynamodb", region_name="us-east-1")
         create_table_from_template(client, TABLE)

@@ -12,7 +12,10 @@ import time
 from typing import Any
 
 from mailroom.domain.tokens import bearer_token, hash_token, parse_token
+from mailroom.observability import logger
 from mailroom.store import tokens
+from mailroom.store.errors import StoreError
+from mailroom.store.retry import retried
 from mailroom.store.table import Table
 
 
@@ -24,13 +27,19 @@ def classify(authorization: str | None, table: Table, *, now: float | None = Non
     if parse_token(candidate) is None:
         # Checksum or shape wrong: rejected without a lookup.
         return {"denied": "malformed"}
-    item = tokens.find_by_hash(table, hash_token(candidate))
+    # A failed authorizer is API Gateway's own 500, not the envelope: a brief outage is waited out
+    # (briefly: the authorizer has seconds, and botocore has already retried each call).
+    item = retried(lambda: tokens.find_by_hash(table, hash_token(candidate)), attempts=3, base_delay=0.1)
     if item is None:
         return {"denied": "unknown"}
     expires = int(item.get("expires_at_epoch") or 0)
     if expires and expires <= (now if now is not None else time.time()):
         return {"denied": "expired"}
-    tokens.touch(table, item["org_id"], item["id"], sk=item.get("SK"))
+    try:
+        tokens.touch(table, item["org_id"], item["id"], sk=item.get("SK"))
+    except StoreError:
+        # ``used_at`` is a convenience: never a reason to refuse a valid token.
+        logger().warning("token use not recorded", extra={"token_id": item["id"]}, exc_info=True)
     return {
         "org_id": item["org_id"],
         "token_id": item["id"],

@@ -31,6 +31,7 @@ from mailroom.settings import get_settings
 from mailroom.store import audit, ratelimits
 from mailroom.store.errors import StoreError
 from mailroom.store.idempotency import Claim, IdempotencyStore
+from mailroom.store.retry import retried
 from mailroom.store.table import Table
 
 MUTATING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
@@ -222,17 +223,27 @@ async def _idempotent(request: Request, handle: RouteHandler, principal: Princip
     body = await _body_of(response)
     # 5xx and 429 mean "not done, try again": the retry with the same key must run, not replay.
     if response.status_code >= 500 or response.status_code == 429:
-        store.abandon(fingerprint, RuntimeError(f"status {response.status_code}"))
+        _settle("abandon", lambda: store.abandon(fingerprint, RuntimeError(f"status {response.status_code}")))
     else:
         headers = {k: response.headers[k] for k in _REPLAYED_HEADERS if k in response.headers}
-        store.complete(
-            fingerprint,
-            {"status": response.status_code, "headers": headers, "body": base64.b64encode(body).decode()},
-        )
+        stored = {"status": response.status_code, "headers": headers, "body": base64.b64encode(body).decode()}
+        _settle("complete", lambda: store.complete(fingerprint, stored))
     rebuilt = Response(content=body, status_code=response.status_code)
     rebuilt.raw_headers = [(k, v) for k, v in response.raw_headers if k.lower() != b"content-length"]
     rebuilt.headers["content-length"] = str(len(body))
     return rebuilt
+
+
+def _settle(outcome: str, record: Callable[[], None]) -> None:
+    """Record how the request ended, trying again through a brief outage: the response stands
+    whatever happens here. A request that did its work must not answer 5xx because only its record
+    failed (the client would retry it, and once the claim expires, do it twice); one that failed
+    answers its own 5xx, and a retry meanwhile hears ``idempotency_in_progress`` until the claim
+    expires with the invocation."""
+    try:
+        retried(record)
+    except StoreError:
+        logger().exception("idempotency record not updated", extra={"outcome": outcome})
 
 
 def _rate_limit(table: Table, principal: Principal) -> dict[str, str]:
@@ -282,7 +293,7 @@ def _audit(table: Table, request: Request, org_id: str, actor: dict[str, Any], r
         "time_epoch": int(now.timestamp()),
     }
     try:
-        audit.record(table, entry, retention_days=get_settings().audit_retention_days)
+        retried(lambda: audit.record(table, entry, retention_days=get_settings().audit_retention_days))
     except Exception:
         # The action already happened; losing its record must be loud, not a second failure.
         logger().exception("audit record not written", extra={"audit": entry})

@@ -3,7 +3,8 @@ purge jobs.
 
 Delivery: Powertools' async batch processor runs the batch's records concurrently; a record is
 reported failed when its message must stay in the queue (a retry is scheduled through its
-visibility timeout, or handling it raised).
+visibility timeout, or handling it raised: then its message is made visible again after a short
+backoff, not after the queue's visibility timeout of six function timeouts).
 """
 
 from __future__ import annotations
@@ -47,6 +48,7 @@ def webhook_delivery(event: dict[str, Any], context: Any) -> dict[str, Any]:
 
     from mailroom.services.webhook_delivery import BatchDelivery, Job, Outcome
     from mailroom.settings import get_settings
+    from mailroom.store.retry import retried
     from mailroom.store.table import Table
     from mailroom.store.webhook_queue import DeliveryMessage
 
@@ -64,13 +66,23 @@ def webhook_delivery(event: dict[str, Any], context: Any) -> dict[str, Any]:
             message=message,
         )
     batch = BatchDelivery(Table(), get_settings())
-    batch.prefetch([j.message for j in jobs.values()])
+    try:
+        retried(lambda: batch.prefetch([j.message for j in jobs.values()]))
+    except Exception:
+        for job in jobs.values():
+            batch.back_off(job)
+        raise
 
     async def handle(record: SQSRecord) -> None:
         job = jobs.get(record.message_id)
         if job is None:
             raise ValueError(f"not a webhook delivery message: {record.body[:200]!r}")
-        if await batch.process(job) is Outcome.WAIT:
+        try:
+            outcome = await batch.process(job)
+        except Exception:
+            await asyncio.get_running_loop().run_in_executor(None, batch.back_off, job)
+            raise
+        if outcome is Outcome.WAIT:
             raise RetryScheduled(job.message.delivery_id)
 
     processor = _thread_loop_processor()(event_type=EventType.SQS, raise_on_entire_batch_failure=False)

@@ -11,12 +11,15 @@ Two event shapes name a received message:
 
 Both name the same SES message id, and receipts are recorded per SES message id, so the same
 message arriving through both, or twice through either, is delivered once. Message problems never
-raise (they are quarantined); AWS failures raise, so Lambda's asynchronous retry runs the event
-again, and after the retries it is kept in the function's failure destination.
+raise (they are quarantined). A transient AWS failure is tried again within the invocation (a few
+times, backing off: Lambda's own retry comes a minute later); one that lasts raises, so Lambda's
+asynchronous retry runs the event again, and after the retries it is kept in the function's
+failure destination.
 """
 
 from __future__ import annotations
 
+import functools
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote_plus
@@ -125,6 +128,7 @@ def _count(report: Report) -> None:
 @lambda_entry
 def inbound(event: dict[str, Any], context: Any) -> dict[str, Any]:
     from mailroom.services.inbound import receive
+    from mailroom.store.retry import retried
     from mailroom.store.table import Table
 
     table = Table()
@@ -142,7 +146,7 @@ def inbound(event: dict[str, Any], context: Any) -> dict[str, Any]:
             logger().warning("not an SES or S3 record; ignored", extra={"event_source": source})
             continue
         append_keys(ses_message_id=mail.ses_message_id)
-        report = receive(table, mail)
+        report = retried(functools.partial(receive, table, mail))
         _count(report)
         logger().info("inbound message", extra=report.as_dict())
         handled.append(report.as_dict())

@@ -51,6 +51,13 @@ class Importer:
         self.direction = "outbound" if batch.get("target_key") == "sent" else "inbound"
 
     def __call__(self, fetched: FetchedMessage) -> Outcome:
+        """Store it; a transient AWS error is tried again here before it stops the batch (storing
+        is idempotent: the message's ids derive from its source)."""
+        from mailroom.store.retry import retried
+
+        return retried(lambda: self._store(fetched))
+
+    def _store(self, fetched: FetchedMessage) -> Outcome:
         from mailroom.services.mail_delivery import Incoming, MetadataTooLarge, deliver
         from mailroom.store.mail import Stored
 

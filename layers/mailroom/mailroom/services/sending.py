@@ -42,6 +42,7 @@ from mailroom.store import aliases as alias_store
 from mailroom.store import mail as mail_store
 from mailroom.store.errors import SendingPaused, SendRefused, StoreError, Throttled
 from mailroom.store.mail import Stored
+from mailroom.store.retry import retried
 from mailroom.store.table import Item, Table
 
 MAX_LABELS = mail_store.MAX_LABELS
@@ -132,7 +133,9 @@ def ses_error(failure: StoreError) -> MailroomError:
             hint="Check that the sending domain is verified in SES and the message is acceptable.",
         )
     if isinstance(failure, Throttled):
-        return Unavailable("send_throttled", "SES is throttling sends; nothing was sent.", retryable=True)
+        return Unavailable(
+            "send_throttled", "SES is throttling sends; nothing was sent.", retryable=True, retry_after=1
+        )
     if isinstance(failure, SendingPaused):
         return Unavailable(
             "sending_paused",
@@ -430,13 +433,14 @@ def send(table: Table, mailbox: Item, request: SendRequest, *, now: datetime | N
         subject_threading=not request.new_thread,
     )
     try:
-        outcome = deliver(table, incoming)
+        outcome = retried(lambda: deliver(table, incoming))
     except Exception:
         # The mail is out: a failed request would be retried by the client and send it again. The
         # store is idempotent for this message id (the bytes go to the same keys, the transaction
-        # is a conditional put), so it is tried once more before giving up.
+        # is a conditional put), so it is tried once more (and through an AWS outage, for a while)
+        # before giving up.
         logger().exception("storing the Sent copy failed; trying once more", extra={"message_id": message_id})
-        outcome = deliver(table, incoming)
+        outcome = retried(lambda: deliver(table, incoming))
     if outcome.stored in (Stored.OVER_QUOTA, Stored.NO_MAILBOX):
         # Sent, but the copy went to quarantine (quota filled meanwhile) or the mailbox vanished.
         logger().warning(
@@ -445,7 +449,11 @@ def send(table: Table, mailbox: Item, request: SendRequest, *, now: datetime | N
         )
     _count_outbound(table, org_id, sender.domain_id, len(composed.recipients), moment)
     if request.in_reply_to:
-        mark_answered(table, org_id, mailbox_id, request.in_reply_to)
+        try:
+            mark_answered(table, org_id, mailbox_id, request.in_reply_to)
+        except StoreError:
+            # Sent and stored: a missing flag must not turn the send into an error (and a retry).
+            logger().exception("answered flag not set", extra={"message_id": message_id})
     return Sent(message=outcome.message, ses_message_id=ses_message_id, stored=outcome.stored)
 
 

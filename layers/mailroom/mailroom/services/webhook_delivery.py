@@ -39,6 +39,7 @@ from mailroom.observability import logger
 from mailroom.settings import Settings
 from mailroom.store import keys, kms, webhook_queue, webhooks
 from mailroom.store import webhook_deliveries as deliveries
+from mailroom.store.errors import StoreError
 from mailroom.store.table import Item, Table
 from mailroom.store.webhook_queue import DeliveryMessage
 
@@ -47,6 +48,7 @@ T = TypeVar("T")
 # A message received this often is re-sent as a fresh one before the redrive policy (30) takes it.
 REFRESH_AFTER_RECEIVES = 25
 EARLY_TOLERANCE_SECONDS = 1.0  # a message back this close to its time is delivered, not re-parked
+FAILED_BACKOFF_CAP_SECONDS = 300  # a message whose handling failed is back within this
 SECRET_CACHE_SECONDS = 600
 
 _secret_cache: dict[bytes, tuple[bytes, float]] = {}
@@ -284,6 +286,17 @@ class BatchDelivery:
             self.outcomes["disabled"] += 1
             logger().warning("webhook disabled", extra={"webhook_id": webhook["id"], "reason": reason})
         return True
+
+    def back_off(self, job: Job) -> None:
+        """After handling ``job`` failed (an AWS error that outlasted its retries): bring its message
+        back after the retry schedule's first step, doubling with each receive, rather than after
+        the queue's visibility timeout. Best effort: if this fails too, the timeout applies."""
+        first = self.settings.webhook_retry_schedule[0] if self.settings.webhook_retry_schedule else 5
+        seconds = min(FAILED_BACKOFF_CAP_SECONDS, first * 2 ** min(job.receive_count - 1, 10))
+        try:
+            webhook_queue.change_visibility(job.receipt_handle, seconds)
+        except StoreError:
+            logger().warning("failed delivery left to the queue's visibility timeout", exc_info=True)
 
     async def _wait(self, job: Job, seconds: float, due: float) -> Outcome:
         if job.receive_count >= REFRESH_AFTER_RECEIVES:

@@ -1,0 +1,93 @@
+"""DynamoDB Streams: records already read can be dropped; shard iterators expire.
+
+moto keeps every stream record for the life of the process, and its transactions deep-copy the
+whole table, stream included: with records piling up, every transaction gets slower. Records the
+local pollers have read are dropped (``trim_stream``; AWS keeps them 24 hours, which nothing here
+relies on). moto numbers a record by the stream's length, so dropping records moves the stream's
+starting sequence number along with them, under one lock (``LOCK``) shared with appending, reading
+and copying. moto also keeps every shard iterator ever issued (AWS expires them after 15 minutes);
+only the newest ones are kept.
+"""
+
+from __future__ import annotations
+
+import copy
+import threading
+from typing import Any
+
+LOCK = threading.RLock()
+MAX_SHARD_ITERATORS = 1000
+
+
+def trim_stream(table_name: str, through_sequence: int, *, account_id: str, region: str) -> int:
+    """Drop the stream records of ``table_name`` up to ``through_sequence``; how many were dropped."""
+    from moto.dynamodb.models import dynamodb_backends
+
+    table = dynamodb_backends[account_id][region].tables.get(table_name)
+    shard = getattr(table, "stream_shard", None)
+    if shard is None:
+        return 0
+    with LOCK:
+        count = max(0, min(len(shard.items), through_sequence - int(shard.starting_sequence_number) + 1))
+        if count:
+            del shard.items[:count]
+            shard.starting_sequence_number += count
+        return count
+
+
+def stream_end(table: Any) -> int | None:
+    """The sequence number the table's next stream record gets (None: the table has no stream)."""
+    shard = getattr(table, "stream_shard", None)
+    return None if shard is None else len(shard.items) + int(shard.starting_sequence_number)
+
+
+def install() -> None:
+    from moto.dynamodb.models.table import StreamShard
+    from moto.dynamodbstreams.models import DynamoDBStreamsBackend
+
+    if getattr(StreamShard, "_mailroom_locked", False):
+        return
+    add, get = StreamShard.add, StreamShard.get
+
+    def locked_add(self: Any, old: Any, new: Any) -> None:
+        with LOCK:
+            add(self, old, new)
+
+    def locked_get(self: Any, start: int, quantity: int) -> Any:
+        with LOCK:
+            # An iterator from before a trim starts at the oldest record left (AWS: the trim horizon).
+            return get(self, max(start, self.starting_sequence_number), quantity)
+
+    def locked_deepcopy(self: Any, memo: dict[int, Any]) -> Any:
+        # Transactions copy the table to roll back to: the copy must not catch a trim half-done.
+        with LOCK:
+            copied = self.__class__.__new__(self.__class__)
+            memo[id(self)] = copied
+            for name, value in self.__dict__.items():
+                setattr(copied, name, copy.deepcopy(value, memo))
+            return copied
+
+    StreamShard.add = locked_add  # type: ignore[method-assign]
+    StreamShard.get = locked_get  # type: ignore[method-assign]
+    StreamShard.__deepcopy__ = locked_deepcopy  # type: ignore[attr-defined]
+    StreamShard._mailroom_locked = True  # type: ignore[attr-defined]
+
+    get_shard_iterator = DynamoDBStreamsBackend.get_shard_iterator
+    get_records = DynamoDBStreamsBackend.get_records
+
+    def expire(backend: Any) -> None:
+        excess = len(backend.shard_iterators) - MAX_SHARD_ITERATORS
+        for arn in list(backend.shard_iterators)[: max(0, excess)]:
+            backend.shard_iterators.pop(arn, None)
+
+    def bounded_get_shard_iterator(self: Any, *args: Any, **kwargs: Any) -> Any:
+        expire(self)
+        return get_shard_iterator(self, *args, **kwargs)
+
+    def bounded_get_records(self: Any, *args: Any, **kwargs: Any) -> Any:
+        result = get_records(self, *args, **kwargs)
+        expire(self)
+        return result
+
+    DynamoDBStreamsBackend.get_shard_iterator = bounded_get_shard_iterator  # type: ignore[method-assign]
+    DynamoDBStreamsBackend.get_records = bounded_get_records  # type: ignore[method-assign]
