@@ -180,11 +180,11 @@ def test_a_failed_request_releases_its_key_through_a_brief_outage(
     org: NewOrganization, table: Table, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Else the client's retry would hear 409 idempotency_in_progress until the claim expires."""
-    from mailroom.api.routers import tokens as tokens_router
+    from mailroom.services import tokens as token_service
     from mailroom.store.errors import Throttled
 
     monkeypatch.setattr(
-        tokens_router, "issue_ops_token", failing_first(tokens_router.issue_ops_token, RuntimeError("bug"))
+        token_service, "issue_ops_token", failing_first(token_service.issue_ops_token, RuntimeError("bug"))
     )
     monkeypatch.setattr(
         IdempotencyStore, "abandon", failing_first(IdempotencyStore.abandon, Throttled("slow"))

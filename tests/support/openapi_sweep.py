@@ -116,7 +116,7 @@ def example(schema: Mapping[str, Any], document: Mapping[str, Any]) -> Any:
         if union in schema:
             choices = [c for c in schema[union] if resolve(c, document).get("type") != "null"]
             return example(choices[0], document) if choices else None
-    if "allOf" in schema:
+    if "allOf" in schema and "properties" not in schema:
         return example(schema["allOf"][0], document)
     if "const" in schema:
         return schema["const"]
@@ -148,4 +148,13 @@ def _string(schema: Mapping[str, Any]) -> str:
         return "sweep@example.net"
     if fmt in ("uri", "url"):
         return "https://example.net/"
-    return "x" * max(1, int(schema.get("minLength", 1)))
+    shortest = "x" * max(1, int(schema.get("minLength", 1)))
+    pattern = schema.get("pattern")
+    if not pattern:
+        return shortest
+    # A pattern (a domain name, a local part, a header name...): the first of a few plain values
+    # of common shapes that it accepts.
+    for candidate in (shortest, "sweep.example.net", "sweep", "Sweep-1", "sweep@example.net", "X-Sweep"):
+        if re.search(pattern, candidate) and len(candidate) >= int(schema.get("minLength", 0)):
+            return candidate
+    raise ValueError(f"no plain example matches the pattern {pattern!r}; add one here")
