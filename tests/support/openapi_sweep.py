@@ -125,7 +125,12 @@ def example(schema: Mapping[str, Any], document: Mapping[str, Any]) -> Any:
     kind = schema.get("type")
     if kind == "object" or "properties" in schema:
         properties = schema.get("properties") or {}
-        return {name: example(properties[name], document) for name in schema.get("required") or ()}
+        names = list(schema.get("required") or ())
+        # minProperties beyond the required ones: the first optional properties, in order.
+        names += [n for n in properties if n not in names][
+            : max(0, int(schema.get("minProperties", 0)) - len(names))
+        ]
+        return {name: example(properties[name], document) for name in names}
     if kind == "array":
         return [example(schema.get("items") or {}, document) for _ in range(int(schema.get("minItems", 0)))]
     if kind == "boolean":
