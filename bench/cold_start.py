@@ -1,11 +1,12 @@
-"""Cold start of every API function (and the authorizer) against a baseline measured in the same run.
+"""Cold start of every API function against a baseline measured in the same run.
 
 Each measurement is a fresh interpreter (``bench/_child.py``) that imports one function's handler
 module the way Lambda does (the function's folder, then the layer, on ``sys.path``) and serves one
-real event: an HTTP API v2 request carrying the context the authorizer really produces for a real
-token, or for the authorizer its own REQUEST event. AWS is a moto server on loopback, reached through
-``AWS_ENDPOINT_URL``, so the first invoke pays for what a real one does (boto3 import, client,
-DynamoDB round trips) without leaving the machine.
+real event: an HTTP API v2 request with a real token in its ``Authorization`` header, which the
+function looks up itself (there is no authorizer: ``mailroom.auth``), so the first invoke includes
+the token's lookup. AWS is a moto server on loopback, reached through ``AWS_ENDPOINT_URL``, so the
+first invoke pays for what a real one does (boto3 import, client, DynamoDB round trips) without
+leaving the machine.
 
 The packages are the layer's: ``layers/mailroom/requirements.txt`` installed for this interpreter
 into a cached folder (``.aws-sam/bench/``), and the children run without the virtualenv on
@@ -75,14 +76,12 @@ class Target:
     code_dir: Path
     module: str
     handler: str
-    kind: str  # "authorizer" or "api"
-    method: str = ""
-    path: str = ""
-    public: bool = False
+    method: str
+    path: str
 
     @property
     def route(self) -> str:
-        return f"{self.method} {self.path}" if self.kind == "api" else "(REQUEST authorizer)"
+        return f"{self.method} {self.path}"
 
 
 def _logical_id(reference: Any) -> str | None:
@@ -96,7 +95,7 @@ def _logical_id(reference: Any) -> str | None:
     return None
 
 
-def _pick_route(events: dict[str, Any]) -> tuple[str, str, bool] | None:
+def _pick_route(events: dict[str, Any]) -> tuple[str, str] | None:
     """One request per function: prefer a read on a path without parameters, because it serves the
     same request on every run (no writes pile up between runs) and needs no ids."""
     routes = []
@@ -106,57 +105,27 @@ def _pick_route(events: dict[str, Any]) -> tuple[str, str, bool] | None:
         props = event.get("Properties") or {}
         method = str(props.get("Method", "ANY")).upper()
         path = str(props.get("Path", "/"))
-        public = (props.get("Auth") or {}).get("Authorizer") == "NONE"
-        routes.append((("{" in path, method not in ("GET", "ANY")), method, path, public))
+        routes.append((("{" in path, method not in ("GET", "ANY")), method, path))
     if not routes:
         return None
-    _, method, path, public = min(routes, key=lambda r: r[0])
-    return ("GET" if method == "ANY" else method), re.sub(r"\{[^}]+\}", "bench", path), public
-
-
-def _target(logical_id: str, props: dict[str, Any], kind: str) -> Target:
-    code_dir = (ROOT / str(props["CodeUri"])).resolve()
-    module, _, handler = str(props.get("Handler", "app.handler")).rpartition(".")
-    return Target(logical_id, code_dir.name, code_dir, module, handler, kind)
+    _, method, path = min(routes, key=lambda r: r[0])
+    return ("GET" if method == "ANY" else method), re.sub(r"\{[^}]+\}", "bench", path)
 
 
 def discover_targets(template: dict[str, Any]) -> list[Target]:
-    """The authorizer(s) of every HttpApi, then every function with an HttpApi event, in template order."""
+    """Every function with an HttpApi event, in template order."""
     resources: dict[str, Any] = template.get("Resources") or {}
-    functions = {
-        name: resource.get("Properties") or {}
-        for name, resource in resources.items()
-        if resource.get("Type") == "AWS::Serverless::Function"
-    }
-    authorizers: list[str] = []
-    for resource in resources.values():
-        if resource.get("Type") != "AWS::Serverless::HttpApi":
+    targets = []
+    for name, resource in resources.items():
+        if resource.get("Type") != "AWS::Serverless::Function":
             continue
-        configured = ((resource.get("Properties") or {}).get("Auth") or {}).get("Authorizers") or {}
-        for authorizer in configured.values():
-            name = _logical_id(authorizer.get("FunctionArn"))
-            if name in functions and name not in authorizers:
-                authorizers.append(name)
-    targets = [_target(name, functions[name], "authorizer") for name in authorizers]
-    for name, props in functions.items():
+        props = resource.get("Properties") or {}
         route = _pick_route(props.get("Events") or {})
-        if route is None or name in authorizers:
+        if route is None:
             continue
-        method, path, public = route
-        base = _target(name, props, "api")
-        targets.append(
-            Target(
-                base.logical_id,
-                base.label,
-                base.code_dir,
-                base.module,
-                base.handler,
-                "api",
-                method,
-                path,
-                public,
-            )
-        )
+        code_dir = (ROOT / str(props["CodeUri"])).resolve()
+        module, _, handler = str(props.get("Handler", "app.handler")).rpartition(".")
+        targets.append(Target(name, code_dir.name, code_dir, module, handler, *route))
     return targets
 
 
@@ -332,7 +301,6 @@ def _specs(
     for target in targets:
         specs[target.label] = {
             "kind": "function",
-            "target_kind": target.kind,
             "name": target.label,
             # Lambda's order: the function's code (/var/task), then the layer (/opt/python: its
             # packages and the mailroom package).
@@ -344,24 +312,12 @@ def _specs(
     return specs
 
 
-def build_events(targets: Sequence[Target], token: str, authorizer_context: dict[str, Any]) -> dict[str, Any]:
-    """Real-shaped events from ``events/`` (the samples the tests use), filled in for this run."""
-    from tests.support.lambda_api import http_event, load_event
+def build_events(targets: Sequence[Target], token: str) -> dict[str, Any]:
+    """Real-shaped events from ``events/`` (the samples the tests use), filled in for this run. Every
+    request carries the token; a public route ignores it."""
+    from tests.support.lambda_api import http_event
 
-    events: dict[str, Any] = {}
-    for target in targets:
-        if target.kind == "authorizer":
-            event = load_event("http_api_authorizer_request.json")
-            event["headers"]["authorization"] = f"Bearer {token}"
-            event["identitySource"] = [f"Bearer {token}"]
-            events[target.label] = event
-        else:
-            events[target.label] = http_event(
-                target.method,
-                target.path,
-                authorizer_context=None if target.public else authorizer_context,
-            )
-    return events
+    return {target.label: http_event(target.method, target.path, token=token) for target in targets}
 
 
 def measure(targets: Sequence[Target], runs: int, site: Site, clock: str, *, importtime_for: set[str]) -> int:
@@ -391,10 +347,10 @@ def measure(targets: Sequence[Target], runs: int, site: Site, clock: str, *, imp
             aws.reset_clients()
             create_table_from_template(aws.dynamodb(), TABLE_NAME)
             created = create_organization(Table(), name="Bench Co")
-            context = classify(f"Bearer {created.admin_token}", Table())
-            if "org_id" not in context:
-                raise BenchError(f"the authorizer refused the bench's own token: {context}")
-            specs = _specs(targets, build_events(targets, created.admin_token, context), site)
+            claims = classify(f"Bearer {created.admin_token}", Table())
+            if "org_id" not in claims:
+                raise BenchError(f"the bench's own token is refused: {claims}")
+            specs = _specs(targets, build_events(targets, created.admin_token), site)
             env = _child_env(bench_env)
 
             names = list(specs)
