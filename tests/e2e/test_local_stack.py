@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import signal
 import smtplib
 import socket
+import time
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -126,6 +130,61 @@ def test_unknown_route_is_the_gateways_404(stack: LocalStackProcess) -> None:
         f"{stack.api_url}/api/v1/no-such-thing", headers=bearer(stack.admin_token), timeout=30
     )
     assert (response.status_code, response.json()) == (404, {"message": "Not Found"})
+
+
+def recorded(stack: LocalStackProcess, enough: Any) -> list[str]:
+    """The stack's output lines once ``enough(lines)`` holds (or 30 s have passed): a function, and
+    the gateway's access line, may still be written after the response went out."""
+    deadline = time.monotonic() + 30
+    while True:
+        lines = list(stack.output)
+        if enough(lines) or time.monotonic() > deadline:
+            return lines
+        time.sleep(0.1)
+
+
+def test_concurrent_requests_log_under_their_own_ids(stack: LocalStackProcess) -> None:
+    """Requests to two functions side by side: each function's lines carry its own name, its own
+    invocation's id and the request's own correlation id (the X-Request-Id); the gateway's line for
+    each request names the invocation that served it."""
+    run = uuid.uuid4().hex[:8]
+    paths = {"/api/v1/me": "AccountFunction", "/api/v1/tokens": "TokensFunction"}
+    requests = [(path, f"e2e-log-{run}-{function}-{i}") for i in range(6) for path, function in paths.items()]
+
+    def send(path: str, request_id: str) -> httpx.Response:
+        headers = {**bearer(stack.admin_token), "X-Request-Id": request_id}
+        return httpx.get(f"{stack.api_url}{path}", headers=headers, timeout=30)
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        responses = list(pool.map(lambda r: send(*r), requests))
+    assert all(r.status_code == 200 for r in responses)
+    ours = {request_id: paths[path] for path, request_id in requests}
+    apigw_ids = [r.headers["apigw-requestid"] for r in responses]
+
+    def ours_in(lines: list[str]) -> list[dict[str, Any]]:
+        parsed = [json.loads(line) for line in lines if line.startswith("{") and line.endswith("}\n")]
+        return [line for line in parsed if line.get("correlation_id") in ours]
+
+    def complete(lines: list[str]) -> bool:
+        logged = {line["correlation_id"] for line in ours_in(lines)}
+        accessed = sum(1 for line in lines for a in apigw_ids if f"requestId={a} " in line)
+        return logged == set(ours) and accessed == len(apigw_ids)
+
+    lines = recorded(stack, complete)
+    invocations: dict[str, str] = {}
+    for line in ours_in(lines):
+        function = ours[line["correlation_id"]]
+        assert line["function_name"].endswith(f"-{function}"), line
+        # One invocation per request, and no invocation's lines under two requests.
+        invocation = invocations.setdefault(line["correlation_id"], line["function_request_id"])
+        assert invocation == line["function_request_id"], line
+        assert "migration_id" not in line and "step" not in line
+    assert set(invocations) == set(ours)
+    assert len(set(invocations.values())) == len(ours)
+
+    for apigw, (_, request_id) in zip(apigw_ids, requests, strict=True):
+        (access,) = [line for line in lines if f"requestId={apigw} " in line]
+        assert f"integrationRequestId={invocations[request_id]}" in access
 
 
 def test_smtp_answers_and_refuses_unrouted_recipients(stack: LocalStackProcess) -> None:
