@@ -42,16 +42,13 @@ class LambdaContext:
 
 
 def _check(kind: str, response: Any) -> tuple[bool, str, str]:
-    """(ok, status, detail): a measurement only counts if the invoke really served the request."""
+    """(ok, status, detail): a measurement only counts if the invoke really served the request (a
+    401 would mean the token was refused: its lookup would not have been measured)."""
     if kind == "worker":
         ok = isinstance(response, dict)
         return ok, "served" if ok else "no result", "" if ok else repr(response)[:500]
-    if kind == "authorizer":
-        context = (response.get("context") or {}) if isinstance(response, dict) else {}
-        ok = bool(isinstance(response, dict) and response.get("isAuthorized") and context.get("org_id"))
-        return ok, "authorized" if ok else "denied", "" if ok else json.dumps(response)[:500]
     status = response.get("statusCode") if isinstance(response, dict) else None
-    ok = isinstance(status, int) and status < 500
+    ok = isinstance(status, int) and status < 500 and status != 401
     return ok, str(status), "" if ok else json.dumps(response, default=str)[:500]
 
 

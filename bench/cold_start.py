@@ -2,8 +2,9 @@
 
 Each measurement is a fresh interpreter (``bench/_child.py``) that imports one function's handler
 module the way Lambda does (the function's folder, then the layer, on ``sys.path``) and serves one
-real event: an HTTP API v2 request carrying the context the authorizer really produces for a real
-token, or for the authorizer its own REQUEST event. Functions with other event sources (queues,
+real event: an HTTP API v2 request with a real token in its ``Authorization`` header, which the
+function looks up itself (there is no authorizer: ``mailroom.auth``), so the first invoke includes
+the token's lookup. Functions with other event sources (queues,
 streams, schedules, SES) serve the sample event of their source from ``events/`` with nothing to do
 (an empty batch, a schedule with nothing due); the migration worker, which Step Functions calls with
 a job's state, is measured at import only. The ``fastapi`` column says whether the function has
@@ -49,7 +50,7 @@ import sys
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -92,10 +93,9 @@ class Target:
     code_dir: Path
     module: str
     handler: str
-    kind: str  # "authorizer", "api" or "worker"
+    kind: str  # "api" or "worker"
     method: str = ""
     path: str = ""
-    public: bool = False
 
     source: str = ""  # a worker's event source type (SQS, ScheduleV2, ...), "" when invoked directly
 
@@ -103,8 +103,6 @@ class Target:
     def route(self) -> str:
         if self.kind == "api":
             return f"{self.method} {self.path}"
-        if self.kind == "authorizer":
-            return "(REQUEST authorizer)"
         if self.label in PROBE_EVENTS:
             return "(unknown step: loads the step path, refuses)"
         if self.source or self.label in DIRECT_EVENTS:
@@ -123,7 +121,7 @@ def _logical_id(reference: Any) -> str | None:
     return None
 
 
-def _pick_route(events: dict[str, Any]) -> tuple[str, str, bool] | None:
+def _pick_route(events: dict[str, Any]) -> tuple[str, str] | None:
     """One request per function: prefer a read on a path without parameters, because it serves the
     same request on every run (no writes pile up between runs) and needs no ids."""
     routes = []
@@ -133,12 +131,11 @@ def _pick_route(events: dict[str, Any]) -> tuple[str, str, bool] | None:
         props = event.get("Properties") or {}
         method = str(props.get("Method", "ANY")).upper()
         path = str(props.get("Path", "/"))
-        public = (props.get("Auth") or {}).get("Authorizer") == "NONE"
-        routes.append((("{" in path, method not in ("GET", "ANY")), method, path, public))
+        routes.append((("{" in path, method not in ("GET", "ANY")), method, path))
     if not routes:
         return None
-    _, method, path, public = min(routes, key=lambda r: r[0])
-    return ("GET" if method == "ANY" else method), re.sub(r"\{[^}]+\}", "bench", path), public
+    _, method, path = min(routes, key=lambda r: r[0])
+    return ("GET" if method == "ANY" else method), re.sub(r"\{[^}]+\}", "bench", path)
 
 
 def _target(logical_id: str, props: dict[str, Any], kind: str) -> Target:
@@ -148,59 +145,22 @@ def _target(logical_id: str, props: dict[str, Any], kind: str) -> Target:
 
 
 def discover_targets(template: dict[str, Any]) -> list[Target]:
-    """The authorizer(s) of every HttpApi, then every function with an HttpApi event, in template order."""
+    """Every function with an HttpApi event, then every other function, in template order."""
     resources: dict[str, Any] = template.get("Resources") or {}
-    functions = {
-        name: resource.get("Properties") or {}
-        for name, resource in resources.items()
-        if resource.get("Type") == "AWS::Serverless::Function"
-    }
-    authorizers: list[str] = []
-    for resource in resources.values():
-        if resource.get("Type") != "AWS::Serverless::HttpApi":
-            continue
-        configured = ((resource.get("Properties") or {}).get("Auth") or {}).get("Authorizers") or {}
-        for authorizer in configured.values():
-            name = _logical_id(authorizer.get("FunctionArn"))
-            if name in functions and name not in authorizers:
-                authorizers.append(name)
-    targets = [_target(name, functions[name], "authorizer") for name in authorizers]
+    targets: list[Target] = []
     workers: list[Target] = []
-    for name, props in functions.items():
-        route = _pick_route(props.get("Events") or {})
-        if name in authorizers:
+    for name, resource in resources.items():
+        if resource.get("Type") != "AWS::Serverless::Function":
             continue
+        props = resource.get("Properties") or {}
+        route = _pick_route(props.get("Events") or {})
         if route is None:
             sources = [str(e.get("Type")) for e in (props.get("Events") or {}).values()]
-            base = _target(name, props, "worker")
             source = next((s for s in sources if s in WORKER_EVENTS), "")
-            workers.append(
-                Target(
-                    base.logical_id,
-                    base.label,
-                    base.code_dir,
-                    base.module,
-                    base.handler,
-                    "worker",
-                    source=source,
-                )
-            )
+            workers.append(replace(_target(name, props, "worker"), source=source))
             continue
-        method, path, public = route
-        base = _target(name, props, "api")
-        targets.append(
-            Target(
-                base.logical_id,
-                base.label,
-                base.code_dir,
-                base.module,
-                base.handler,
-                "api",
-                method,
-                path,
-                public,
-            )
-        )
+        method, path = route
+        targets.append(replace(_target(name, props, "api"), method=method, path=path))
     return targets + workers
 
 
@@ -390,26 +350,19 @@ def _specs(
     return specs
 
 
-def build_events(targets: Sequence[Target], token: str, authorizer_context: dict[str, Any]) -> dict[str, Any]:
-    """Real-shaped events from ``events/`` (the samples the tests use), filled in for this run."""
-    from tests.support.lambda_api import http_event, load_event
+def build_events(targets: Sequence[Target], token: str) -> dict[str, Any]:
+    """Real-shaped events from ``events/`` (the samples the tests use), filled in for this run. Every
+    request carries the token; a public route ignores it."""
+    from tests.support.lambda_api import http_event
 
-    events: dict[str, Any] = {}
-    for target in targets:
-        if target.kind == "authorizer":
-            event = load_event("http_api_authorizer_request.json")
-            event["headers"]["authorization"] = f"Bearer {token}"
-            event["identitySource"] = [f"Bearer {token}"]
-            events[target.label] = event
-        elif target.kind == "worker":
-            events[target.label] = _worker_event(target)
-        else:
-            events[target.label] = http_event(
-                target.method,
-                target.path,
-                authorizer_context=None if target.public else authorizer_context,
-            )
-    return events
+    return {
+        target.label: (
+            _worker_event(target)
+            if target.kind == "worker"
+            else http_event(target.method, target.path, token=token)
+        )
+        for target in targets
+    }
 
 
 # Functions invoked by another service's action rather than an event source mapping.
@@ -466,10 +419,10 @@ def measure(targets: Sequence[Target], runs: int, site: Site, clock: str, *, imp
             aws.reset_clients()
             create_table_from_template(aws.dynamodb(), TABLE_NAME)
             created = create_organization(Table(), name="Bench Co")
-            context = classify(f"Bearer {created.admin_token}", Table())
-            if "org_id" not in context:
-                raise BenchError(f"the authorizer refused the bench's own token: {context}")
-            specs = _specs(targets, build_events(targets, created.admin_token, context), site)
+            claims = classify(f"Bearer {created.admin_token}", Table())
+            if "org_id" not in claims:
+                raise BenchError(f"the bench's own token is refused: {claims}")
+            specs = _specs(targets, build_events(targets, created.admin_token), site)
             env = _child_env(bench_env)
 
             names = list(specs)

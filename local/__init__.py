@@ -1,11 +1,11 @@
 """The Docker-free local runtime: ``python -m local`` (``make run``) runs Mailroom on one machine.
 
 It reads ``template.yaml`` and plays AWS's part for the same handlers: moto (in-process, loopback)
-for DynamoDB (with Streams), S3, SQS, SES, KMS, Step Functions, Scheduler; an HTTP API gateway with
-the Lambda authorizer; an SMTP listener acting as SES receipt rules; SQS and DynamoDB stream event
-source mappings (``local.pollers``, ``local.streams``: filters, batches, partial failures, bisecting,
-on-failure queues) and schedules. State, KMS key material included, survives restarts in a state
-folder. Never deployed; dev and end-to-end tests only.
+for DynamoDB (with Streams), S3, SQS, SES, KMS, Step Functions, Scheduler; an HTTP API gateway (with
+Lambda authorizers, when a template declares them); an SMTP listener acting as SES receipt rules;
+SQS and DynamoDB stream event source mappings (``local.pollers``, ``local.streams``: filters,
+batches, partial failures, bisecting, on-failure queues) and schedules. State, KMS key material
+included, survives restarts in a state folder. Never deployed; dev and end-to-end tests only.
 
 Configuration (environment variables; all optional):
 
@@ -19,8 +19,9 @@ Configuration (environment variables; all optional):
     Folder for persisted state, the admin token, ``local.env`` and the outbox.
     Default ``.mailroom/`` in the repository root (git-ignored).
 ``MAILROOM_AUTH_CACHE_TTL``
-    Seconds the gateway caches an authorizer result per ``Authorization`` value; overrides the
-    template's ``ReauthorizeEvery`` (the ``AuthorizerCacheTtl`` parameter). ``0`` disables the cache.
+    Seconds a token's authentication is reused: the API functions' token cache (the template's
+    ``TokenCacheTtl``, 30) and any Lambda authorizer's result cache (its ``ReauthorizeEvery``).
+    ``0`` disables both: a revoked token is refused at its next request.
 ``MAILROOM_PARAMETER_OVERRIDES``
     Template parameter values, like ``sam deploy --parameter-overrides``:
     ``"LogLevel=DEBUG RateLimitPerMinute=10"`` (space or comma separated).

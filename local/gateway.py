@@ -4,10 +4,18 @@ The ASGI app turns each request into the event API Gateway would send, runs the 
 REQUEST authorizer (with its result cache), invokes the routed function and turns its result into
 the HTTP response, including API Gateway's own error answers:
 
-* no route: 404 ``{"message":"Not Found"}``; body over 10 MB: 413;
+* no route: 404 ``{"message":"Not Found"}``;
+* body over API Gateway's 10 MB, or an event over Lambda's 6 MB synchronous payload limit (a
+  base64-encoded binary body counts a third more than it weighs): 413
+  ``{"message":"Request Entity Too Large"}``, without invoking anything;
 * an identity source missing: 401 ``{"message":"Unauthorized"}`` without calling the authorizer;
 * the authorizer says no: 403 ``{"message":"Forbidden"}``; it fails: 500;
 * the function fails: 500 ``{"message":"Internal Server Error"}``; the integration times out (30 s): 503.
+
+Every request is logged once, like an access log line of API Gateway: method, path, the function,
+status, latency, the request id the client got (``apigw-requestid``) and the invoked function's
+request id (``$context.integration.requestId``, the ``function_request_id`` of its log lines), and
+why the integration failed when it did.
 """
 
 from __future__ import annotations
@@ -20,19 +28,23 @@ import os
 import threading
 import time
 from collections.abc import Awaitable, Callable, Mapping, MutableMapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
 from urllib.parse import parse_qsl
 
 from local.authcache import AuthorizerCache, AuthorizerResult
 from local.routing import Match, RouteTable
-from local.runtime import FunctionError, FunctionTimeout
+from local.runtime import FunctionError, FunctionTimeout, new_invocation_id
 from local.stack import AuthorizerSpec, FunctionSpec, HttpApiSpec, HttpRoute
 from local.template import ACCOUNT_ID
 
 log = logging.getLogger(__name__)
 
-MAX_BODY_BYTES = 10 * 1024 * 1024
+MAX_BODY_BYTES = 10 * 1024 * 1024  # API Gateway's payload limit
+# Lambda's synchronous invocation payload limit: the error names it ("Request must be smaller than
+# 6291456 bytes for the InvokeFunction operation"). It applies to the whole event, not just the body.
+MAX_EVENT_BYTES = 6 * 1024 * 1024
 INTEGRATION_TIMEOUT_SECONDS = 30
 _TEXT_TYPES = ("application/json", "application/javascript", "application/xml")
 _DROPPED_RESPONSE_HEADERS = frozenset({"content-length", "transfer-encoding", "connection"})
@@ -47,11 +59,32 @@ Response = tuple[int, list[tuple[str, str]], bytes]
 class Invoker(Protocol):
     def spec(self, ref: str) -> FunctionSpec: ...
 
-    async def invoke_async(self, ref: str, event: Any, *, wait_at_most: float | None = None) -> Any: ...
+    async def invoke_async(
+        self, ref: str, event: Any, *, wait_at_most: float | None = None, request_id: str | None = None
+    ) -> Any: ...
+
+
+@dataclass(slots=True)
+class Outcome:
+    """One request's answer and what the access log line says about it."""
+
+    response: Response
+    target: str | None = None  # the function or authorizer that answered, if any
+    integration_request_id: str | None = None  # that invocation's aws_request_id
+    integration_error: str | None = None
 
 
 def _error(status: int, message: str) -> Response:
     return status, [("content-type", "application/json")], json.dumps({"message": message}).encode()
+
+
+def _too_large() -> Response:
+    return _error(413, "Request Entity Too Large")
+
+
+def event_size(event: Mapping[str, Any]) -> int:
+    """Bytes of the event as sent to Lambda (compact JSON, UTF-8)."""
+    return len(json.dumps(event, separators=(",", ":"), ensure_ascii=False).encode("utf-8"))
 
 
 def new_request_id() -> str:
@@ -220,10 +253,13 @@ class Gateway:
         started = time.perf_counter()
         request_id = new_request_id()
         try:
-            status, headers, body, target = await self._handle(scope, receive, request_id)
+            outcome = await self._handle(scope, receive, request_id)
         except Exception:
-            log.exception("the local gateway failed on %s %s", scope["method"], scope["path"])
-            (status, headers, body), target = _error(500, "Internal Server Error"), None
+            log.exception(
+                "the local gateway failed on %s %s (requestId %s)", scope["method"], scope["path"], request_id
+            )
+            outcome = Outcome(_error(500, "Internal Server Error"))
+        status, headers, body = outcome.response
         headers = [*headers, ("content-length", str(len(body))), ("apigw-requestid", request_id)]
         await send(
             {
@@ -233,25 +269,27 @@ class Gateway:
             }
         )
         await send({"type": "http.response.body", "body": body if scope["method"] != "HEAD" else b""})
-        log.info(
-            "%s %s -> %s %d (%.0f ms)",
+        log.log(
+            logging.WARNING if outcome.integration_error else logging.INFO,
+            "%s %s -> %s %d (%.0f ms) requestId=%s integrationRequestId=%s%s",
             scope["method"],
             scope["path"],
-            target or "-",
+            outcome.target or "-",
             status,
             (time.perf_counter() - started) * 1000,
+            request_id,
+            outcome.integration_request_id or "-",
+            f" integrationError={outcome.integration_error}" if outcome.integration_error else "",
         )
 
-    async def _handle(
-        self, scope: Scope, receive: Receive, request_id: str
-    ) -> tuple[int, list[tuple[str, str]], bytes, str | None]:
+    async def _handle(self, scope: Scope, receive: Receive, request_id: str) -> Outcome:
         raw_path = (scope.get("raw_path") or scope["path"].encode()).decode("latin-1").split("?", 1)[0]
         body = await _read_body(scope, receive)
         if body is None:
-            return (*_error(413, "Request Entity Too Large"), None)
+            return Outcome(_too_large())
         match = self.table.match(scope["method"], raw_path)
         if match is None:
-            return (*_error(404, "Not Found"), None)
+            return Outcome(_error(404, "Not Found"))
         route = match.route
         api = self._apis[route.api]
         client = scope.get("client") or ("127.0.0.1", 0)
@@ -272,18 +310,22 @@ class Gateway:
         if route.authorizer is not None:
             denied = await self._authorize(api, api.authorizers[route.authorizer], event)
             if denied is not None:
-                return (*denied, f"authorizer {route.authorizer}")
-        return (*await self._invoke(route, event), route.function)
+                denied.target = f"authorizer {route.authorizer}"
+                return denied
+        # Lambda refuses the invocation (API Gateway answers 413): the function never runs.
+        if event_size(event) > MAX_EVENT_BYTES:
+            return Outcome(_too_large(), target=route.function)
+        return await self._invoke(route, event)
 
     async def _authorize(
         self, api: HttpApiSpec, spec: AuthorizerSpec, event: dict[str, Any]
-    ) -> Response | None:
+    ) -> Outcome | None:
         """None when the request may go on (the authorizer context is then in the event)."""
         identity = [event["headers"].get(h.lower(), "") for h in spec.identity_headers]
         params = event.get("queryStringParameters") or {}
         identity += [params.get(q, "") for q in spec.identity_query_strings]
         if any(value == "" for value in identity):
-            return _error(401, "Unauthorized")
+            return Outcome(_error(401, "Unauthorized"))
         cache = self._caches[(api.logical_id, spec.name)]
         key = tuple(identity)
         result = cache.get(key) if identity else None
@@ -292,37 +334,45 @@ class Gateway:
             route_arn = (
                 f"arn:aws:execute-api:{self._region}:{self._account_id}:{api.api_id}/$default/{method}{path}"
             )
+            invocation = new_invocation_id()
             try:
                 answer = await self._runtime.invoke_async(
-                    spec.function_arn, authorizer_event(event, identity, route_arn)
+                    spec.function_arn, authorizer_event(event, identity, route_arn), request_id=invocation
                 )
                 result = _authorizer_result(answer, simple=spec.simple_responses)
             except (FunctionError, ValueError, TypeError, KeyError) as exc:
-                log.error("authorizer %s failed: %s", spec.name, exc)
-                return _error(500, "Internal Server Error")
+                return Outcome(
+                    _error(500, "Internal Server Error"),
+                    integration_request_id=invocation,
+                    integration_error=f"authorizer {spec.name} failed: {exc}",
+                )
             if identity:
                 cache.put(key, result)
         if not result.authorized:
-            return _error(403, "Forbidden")
+            return Outcome(_error(403, "Forbidden"))
         event["requestContext"]["authorizer"] = {"lambda": result.context or {}}
         return None
 
-    async def _invoke(self, route: HttpRoute, event: dict[str, Any]) -> Response:
+    async def _invoke(self, route: HttpRoute, event: dict[str, Any]) -> Outcome:
+        invocation = new_invocation_id()
+
+        def failed(status: int, message: str, error: str) -> Outcome:
+            return Outcome(_error(status, message), route.function, invocation, error)
+
         try:
             result = await self._runtime.invoke_async(
-                route.function, event, wait_at_most=INTEGRATION_TIMEOUT_SECONDS
+                route.function, event, wait_at_most=INTEGRATION_TIMEOUT_SECONDS, request_id=invocation
             )
-        except FunctionTimeout:
+        except FunctionTimeout as exc:
             if self._runtime.spec(route.function).timeout >= INTEGRATION_TIMEOUT_SECONDS:
-                return _error(503, "Service Unavailable")
-            return _error(500, "Internal Server Error")
-        except FunctionError:
-            return _error(500, "Internal Server Error")
+                return failed(503, "Service Unavailable", f"integration timed out: {exc.message}")
+            return failed(500, "Internal Server Error", f"{exc.error_type}: {exc.message}")
+        except FunctionError as exc:
+            return failed(500, "Internal Server Error", f"{exc.error_type}: {exc.message}")
         try:
-            return lambda_response(result)
+            return Outcome(lambda_response(result), route.function, invocation)
         except (ValueError, TypeError, binascii.Error) as exc:
-            log.error("%s returned a response API Gateway cannot use: %s", route.function, exc)
-            return _error(500, "Internal Server Error")
+            return failed(500, "Internal Server Error", f"a response API Gateway cannot use: {exc}")
 
 
 def _authorizer_result(answer: Any, *, simple: bool) -> AuthorizerResult:

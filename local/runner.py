@@ -57,6 +57,8 @@ def function_environment(
         if name in inherited and inherited[name] != value:
             log.warning("%s=%r from the environment replaces the template's %r", name, inherited[name], value)
             env[name] = inherited[name]
+    if config.auth_cache_ttl is not None:
+        env["MAILROOM_AUTH_CACHE_TTL"] = str(config.auth_cache_ttl)  # the functions' token cache
     env.update(
         {
             "AWS_ENDPOINT_URL": moto_url,

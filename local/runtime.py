@@ -36,13 +36,20 @@ class FunctionError(Exception):
     """An invocation failed: what Lambda reports as ``FunctionError: Unhandled`` with this payload."""
 
     def __init__(
-        self, function: str, error_type: str, message: str, stack_trace: list[str] | None = None
+        self,
+        function: str,
+        error_type: str,
+        message: str,
+        stack_trace: list[str] | None = None,
+        *,
+        request_id: str = "",
     ) -> None:
         super().__init__(f"{function}: {error_type}: {message}")
         self.function = function
         self.error_type = error_type
         self.message = message
         self.stack_trace = stack_trace or []
+        self.request_id = request_id  # the failed invocation's, when it started
 
     def payload(self) -> dict[str, Any]:
         """The invoke response body Lambda returns for an unhandled error."""
@@ -52,8 +59,13 @@ class FunctionError(Exception):
 class FunctionTimeout(FunctionError):
     """The handler ran past the function's ``Timeout`` (Lambda would have stopped it)."""
 
-    def __init__(self, function: str, timeout: float) -> None:
-        super().__init__(function, "Sandbox.Timedout", f"Task timed out after {timeout:.2f} seconds")
+    def __init__(self, function: str, timeout: float, *, request_id: str = "") -> None:
+        super().__init__(
+            function,
+            "Sandbox.Timedout",
+            f"Task timed out after {timeout:.2f} seconds",
+            request_id=request_id,
+        )
 
 
 @dataclass(slots=True)
@@ -74,6 +86,11 @@ class LambdaContext:
 
     def get_remaining_time_in_millis(self) -> int:
         return max(0, int((self.deadline - self._clock()) * 1000))
+
+
+def new_invocation_id() -> str:
+    """Shaped like Lambda's ``aws_request_id``."""
+    return str(uuid.uuid4())
 
 
 def _new_worker_loop(loops: list[asyncio.AbstractEventLoop], lock: threading.Lock) -> None:
@@ -122,40 +139,51 @@ class FunctionRuntime:
     def is_loaded(self, ref: str) -> bool:
         return self.spec(ref).logical_id in self._handlers
 
-    def submit(self, ref: str, event: Any) -> concurrent.futures.Future[Any]:
-        """Start an invocation; the future holds the JSON result or raises :class:`FunctionError`."""
+    def submit(
+        self, ref: str, event: Any, *, request_id: str | None = None
+    ) -> concurrent.futures.Future[Any]:
+        """Start an invocation; the future holds the JSON result or raises :class:`FunctionError`.
+
+        ``request_id`` is the invocation's ``aws_request_id`` (a new one if not given): the caller
+        can then name the invocation in its own log, as API Gateway's ``$context.integration.requestId``.
+        """
         spec = self.spec(ref)
         payload = json.dumps(event)  # the caller's event as it is now, like a request body
-        future = self._pool.submit(self._run, spec, payload)
+        future = self._pool.submit(self._run, spec, payload, request_id or new_invocation_id())
         with self._in_flight_lock:
             self._in_flight.add(future)
         future.add_done_callback(self._forget)
         return future
 
-    def invoke(self, ref: str, event: Any) -> Any:
+    def invoke(self, ref: str, event: Any, *, request_id: str | None = None) -> Any:
         """Invoke and wait (``RequestResponse``); a failure raises :class:`FunctionError`."""
         spec = self.spec(ref)
-        future = self.submit(ref, event)
+        request_id = request_id or new_invocation_id()
+        future = self.submit(ref, event, request_id=request_id)
         try:
             # A little grace: the worker reports its own timeout, which carries the real duration.
             return future.result(timeout=spec.timeout + 1)
         except concurrent.futures.TimeoutError:
             log.error(
-                "%s: still running after its %ss timeout; its result will be discarded",
+                "%s: invocation %s still running after its %ss timeout; its result will be discarded",
                 spec.logical_id,
+                request_id,
                 spec.timeout,
             )
-            raise FunctionTimeout(spec.logical_id, spec.timeout) from None
+            raise FunctionTimeout(spec.logical_id, spec.timeout, request_id=request_id) from None
 
-    async def invoke_async(self, ref: str, event: Any, *, wait_at_most: float | None = None) -> Any:
+    async def invoke_async(
+        self, ref: str, event: Any, *, wait_at_most: float | None = None, request_id: str | None = None
+    ) -> Any:
         """``invoke`` for asyncio callers. ``wait_at_most`` caps the wait below the function timeout."""
         spec = self.spec(ref)
         limit = spec.timeout + 1 if wait_at_most is None else min(wait_at_most, spec.timeout + 1)
-        future = asyncio.wrap_future(self.submit(ref, event))
+        request_id = request_id or new_invocation_id()
+        future = asyncio.wrap_future(self.submit(ref, event, request_id=request_id))
         try:
             return await asyncio.wait_for(future, timeout=limit)
         except TimeoutError:
-            raise FunctionTimeout(spec.logical_id, limit) from None
+            raise FunctionTimeout(spec.logical_id, limit, request_id=request_id) from None
 
     def shutdown(self, wait_seconds: float) -> bool:
         """Stop taking invocations and wait for running ones. False if some are still running."""
@@ -179,17 +207,17 @@ class FunctionRuntime:
         with self._in_flight_lock:
             self._in_flight.discard(future)
 
-    def _handler(self, spec: FunctionSpec) -> Handler:
+    def _handler(self, spec: FunctionSpec, request_id: str) -> Handler:
         handler = self._handlers.get(spec.logical_id)
         if handler is not None:
             return handler
         with self._import_locks[spec.logical_id]:
             if spec.logical_id not in self._handlers:
-                self._handlers[spec.logical_id] = self._import(spec)
+                self._handlers[spec.logical_id] = self._import(spec, request_id)
             return self._handlers[spec.logical_id]
 
     @staticmethod
-    def _import(spec: FunctionSpec) -> Handler:
+    def _import(spec: FunctionSpec, request_id: str) -> Handler:
         started = time.perf_counter()
         module_name = f"_mailroom_local_fn_{spec.logical_id}"
         try:
@@ -208,15 +236,15 @@ class FunctionRuntime:
                 "Runtime.ImportModuleError",
                 f"Unable to import module '{spec.handler}': {exc}",
                 traceback.format_exception(exc),
+                request_id=request_id,
             ) from exc
         log.info("%s: cold start (%.0f ms)", spec.logical_id, (time.perf_counter() - started) * 1000)
         return handler  # type: ignore[no-any-return]
 
-    def _run(self, spec: FunctionSpec, payload: str) -> Any:
+    def _run(self, spec: FunctionSpec, payload: str, request_id: str) -> Any:
         with self._in_flight_lock:
             self.invocations[spec.logical_id] += 1
-        handler = self._handler(spec)
-        request_id = str(uuid.uuid4())
+        handler = self._handler(spec, request_id)
         started = time.monotonic()
         context = LambdaContext(
             function_name=spec.name,
@@ -229,6 +257,8 @@ class FunctionRuntime:
         try:
             result = handler(json.loads(payload), context)
         except Exception as exc:
+            # What Lambda writes to the function's log for an unhandled error, named by the function
+            # and the invocation's own request id (the id its log lines carry as function_request_id).
             log.error(
                 "%s: invocation %s failed: %s",
                 spec.logical_id,
@@ -240,6 +270,7 @@ class FunctionRuntime:
                 type(exc).__name__,
                 str(exc),
                 [line.rstrip() for line in traceback.format_tb(exc.__traceback__)],
+                request_id=request_id,
             ) from exc
         elapsed = time.monotonic() - started
         if elapsed > spec.timeout:
@@ -250,11 +281,14 @@ class FunctionRuntime:
                 elapsed,
                 spec.timeout,
             )
-            raise FunctionTimeout(spec.logical_id, spec.timeout)
+            raise FunctionTimeout(spec.logical_id, spec.timeout, request_id=request_id)
         log.debug("%s: invocation %s took %.0f ms", spec.logical_id, request_id, elapsed * 1000)
         try:
             return json.loads(json.dumps(result))
         except (TypeError, ValueError) as exc:
             raise FunctionError(
-                spec.logical_id, "Runtime.MarshalError", f"Unable to marshal response: {exc}"
+                spec.logical_id,
+                "Runtime.MarshalError",
+                f"Unable to marshal response: {exc}",
+                request_id=request_id,
             ) from exc

@@ -1,13 +1,17 @@
-"""The local stack over real protocols: HTTP through the gateway and authorizer, SMTP, restarts, signals."""
+"""The local stack over real protocols: HTTP through the gateway to the functions, SMTP, restarts, signals."""
 
 from __future__ import annotations
 
+import json
 import signal
 import smtplib
 import socket
+import time
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -50,10 +54,67 @@ def test_me_with_the_admin_token(stack: LocalStackProcess) -> None:
     assert response.json()["data"]["organization"]["name"] == "Default"
 
 
-def test_missing_authorization_is_refused_by_the_gateway(stack: LocalStackProcess) -> None:
-    response = httpx.get(f"{stack.api_url}/api/v1/me", timeout=30)
+def test_missing_authorization_gets_the_v1_error_envelope(stack: LocalStackProcess) -> None:
+    response = httpx.get(f"{stack.api_url}/api/v1/me", headers={"X-Request-Id": "e2e-no-token"}, timeout=30)
     assert response.status_code == 401
-    assert response.json() == {"message": "Unauthorized"}
+    assert response.json() == {
+        "error": {
+            "code": "unauthenticated",
+            "message": "No API token: the request has no Authorization header.",
+            "hint": "Send 'Authorization: Bearer <token>' with a token that is not revoked or expired.",
+            "request_id": "e2e-no-token",
+            "retryable": False,
+        }
+    }
+    assert response.headers["x-request-id"] == "e2e-no-token"
+
+
+def test_missing_authorization_on_v0_gets_its_error_shape(stack: LocalStackProcess) -> None:
+    response = httpx.get(f"{stack.api_url}/api/v0/inboxes", timeout=30)
+    assert response.status_code == 401
+    assert response.json()["name"] == "UnauthorizedError"
+
+
+def test_an_unknown_path_of_a_function_needs_a_token_first(stack: LocalStackProcess) -> None:
+    path = f"{stack.api_url}/api/v1/tokens/tok_x/nothing-here"
+    assert httpx.get(path, timeout=30).json()["error"]["code"] == "unauthenticated"
+    found = httpx.get(path, headers=bearer(stack.admin_token), timeout=30)
+    assert (found.status_code, found.json()["error"]["code"]) == (404, "not_found")
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "token"),
+    [
+        ("GET", "/api/v1/auth/mailbox-token", False),
+        ("DELETE", "/api/v1/auth/invites:redeem", False),
+        ("POST", "/api/v1/me", True),
+        ("PUT", "/api/v1/audit-log", True),
+        ("DELETE", "/api/v1/messages/send", True),
+        ("POST", "/api/openapi.json", False),
+    ],
+)
+def test_a_wrong_method_is_405_in_the_envelope(
+    stack: LocalStackProcess, method: str, path: str, token: bool
+) -> None:
+    headers = {**(bearer(stack.admin_token) if token else {}), "Idempotency-Key": str(uuid.uuid4())}
+    response = httpx.request(method, f"{stack.api_url}{path}", headers=headers, timeout=30)
+    assert response.status_code == 405, response.text
+    error = response.json()["error"]
+    assert error["code"] == "method_not_allowed"
+    assert error["request_id"] == response.headers["x-request-id"]
+    assert response.headers["allow"]
+
+
+def test_a_body_over_lambdas_payload_limit_is_the_gateways_413(stack: LocalStackProcess) -> None:
+    body = b'{"to": ["a@example.com"], "text": "' + b"x" * (6 * 1024 * 1024 + 512 * 1024) + b'"}'
+    response = httpx.post(
+        f"{stack.api_url}/api/v1/messages/send",
+        content=body,
+        headers={**bearer(stack.admin_token), "content-type": "application/json"},
+        timeout=60,
+    )
+    assert (response.status_code, response.json()) == (413, {"message": "Request Entity Too Large"})
+    assert "x-request-id" not in response.headers  # API Gateway's answer: no function ran
 
 
 def test_garbage_token_gets_the_v1_error_envelope(stack: LocalStackProcess) -> None:
@@ -69,6 +130,61 @@ def test_unknown_route_is_the_gateways_404(stack: LocalStackProcess) -> None:
         f"{stack.api_url}/api/v1/no-such-thing", headers=bearer(stack.admin_token), timeout=30
     )
     assert (response.status_code, response.json()) == (404, {"message": "Not Found"})
+
+
+def recorded(stack: LocalStackProcess, enough: Any) -> list[str]:
+    """The stack's output lines once ``enough(lines)`` holds (or 30 s have passed): a function, and
+    the gateway's access line, may still be written after the response went out."""
+    deadline = time.monotonic() + 30
+    while True:
+        lines = list(stack.output)
+        if enough(lines) or time.monotonic() > deadline:
+            return lines
+        time.sleep(0.1)
+
+
+def test_concurrent_requests_log_under_their_own_ids(stack: LocalStackProcess) -> None:
+    """Requests to two functions side by side: each function's lines carry its own name, its own
+    invocation's id and the request's own correlation id (the X-Request-Id); the gateway's line for
+    each request names the invocation that served it."""
+    run = uuid.uuid4().hex[:8]
+    paths = {"/api/v1/me": "AccountFunction", "/api/v1/tokens": "TokensFunction"}
+    requests = [(path, f"e2e-log-{run}-{function}-{i}") for i in range(6) for path, function in paths.items()]
+
+    def send(path: str, request_id: str) -> httpx.Response:
+        headers = {**bearer(stack.admin_token), "X-Request-Id": request_id}
+        return httpx.get(f"{stack.api_url}{path}", headers=headers, timeout=30)
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        responses = list(pool.map(lambda r: send(*r), requests))
+    assert all(r.status_code == 200 for r in responses)
+    ours = {request_id: paths[path] for path, request_id in requests}
+    apigw_ids = [r.headers["apigw-requestid"] for r in responses]
+
+    def ours_in(lines: list[str]) -> list[dict[str, Any]]:
+        parsed = [json.loads(line) for line in lines if line.startswith("{") and line.endswith("}\n")]
+        return [line for line in parsed if line.get("correlation_id") in ours]
+
+    def complete(lines: list[str]) -> bool:
+        logged = {line["correlation_id"] for line in ours_in(lines)}
+        accessed = sum(1 for line in lines for a in apigw_ids if f"requestId={a} " in line)
+        return logged == set(ours) and accessed == len(apigw_ids)
+
+    lines = recorded(stack, complete)
+    invocations: dict[str, str] = {}
+    for line in ours_in(lines):
+        function = ours[line["correlation_id"]]
+        assert line["function_name"].endswith(f"-{function}"), line
+        # One invocation per request, and no invocation's lines under two requests.
+        invocation = invocations.setdefault(line["correlation_id"], line["function_request_id"])
+        assert invocation == line["function_request_id"], line
+        assert "migration_id" not in line and "step" not in line
+    assert set(invocations) == set(ours)
+    assert len(set(invocations.values())) == len(ours)
+
+    for apigw, (_, request_id) in zip(apigw_ids, requests, strict=True):
+        (access,) = [line for line in lines if f"requestId={apigw} " in line]
+        assert f"integrationRequestId={invocations[request_id]}" in access
 
 
 def test_smtp_answers_and_refuses_unrouted_recipients(stack: LocalStackProcess) -> None:
@@ -108,7 +224,7 @@ def uncached(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStackPro
         yield running
 
 
-def test_revoked_token_is_refused_at_once_without_the_authorizer_cache(uncached: LocalStackProcess) -> None:
+def test_revoked_token_is_refused_at_once_without_the_token_cache(uncached: LocalStackProcess) -> None:
     created = create_token(uncached.api_url, uncached.admin_token, "short-lived")
     me = f"{uncached.api_url}/api/v1/me"
     assert httpx.get(me, headers=bearer(created["token"]), timeout=30).status_code == 200

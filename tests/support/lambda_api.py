@@ -1,5 +1,6 @@
-"""Drive API functions the way API Gateway does: run the authorizer, then the routed function's
-``handler`` with an HTTP API v2 event built from ``events/http_api_request.json``.
+"""Drive API functions the way API Gateway does: the routed function's ``handler`` with an HTTP API
+v2 event built from ``events/http_api_request.json`` (no authorizer: the function authenticates the
+``Authorization`` header itself, see ``mailroom.auth``).
 
 Used by integration tests (in-process, under moto); the e2e tests use the real local gateway.
 """
@@ -67,22 +68,11 @@ class Result:
         return payload.get("error", {}).get("code") if isinstance(payload, dict) else None
 
 
-def authorize(authorization: str | None, path: str, method: str) -> dict[str, Any]:
-    event = load_event("http_api_authorizer_request.json")
-    event["headers"]["authorization"] = authorization or ""
-    event["identitySource"] = [authorization or ""]
-    event["rawPath"] = event["requestContext"]["http"]["path"] = path
-    event["requestContext"]["http"]["method"] = method
-    result = function_module("authorizer").handler(event, LambdaContext(function_name="authorizer"))
-    assert result["isAuthorized"] is True
-    return result["context"]  # type: ignore[no-any-return]
-
-
 def http_event(
     method: str,
     path: str,
     *,
-    authorizer_context: dict[str, Any] | None,
+    token: str | None = None,
     headers: dict[str, str] | None = None,
     query: dict[str, Any] | None = None,
     body: bytes | None = None,
@@ -95,11 +85,9 @@ def http_event(
     if query:
         event["queryStringParameters"] = {k: str(v) for k, v in query.items()}
     event["headers"] = {k.lower(): v for k, v in {**event["headers"], **(headers or {})}.items()}
-    event["headers"].pop("authorization", None)
-    if authorizer_context is None:
-        event["requestContext"].pop("authorizer", None)
-    else:
-        event["requestContext"]["authorizer"] = {"lambda": authorizer_context}
+    event["headers"].pop("authorization", None)  # the sample's, a placeholder
+    if token is not None:
+        event["headers"]["authorization"] = f"Bearer {token}"
     if body is not None:
         event["body"] = base64.b64encode(body).decode()
         event["isBase64Encoded"] = True
@@ -118,14 +106,15 @@ def call(
     query: dict[str, Any] | None = None,
     public: bool = False,
 ) -> Result:
-    """One API request: authorizer (unless the route is public) then the function, like API Gateway."""
-    context = None if public else authorize(f"Bearer {token}" if token else None, path, method)
+    """One API request to the function, like API Gateway (``public``: send no token even if given)."""
     body = None
     all_headers = dict(headers or {})
     if json_body is not None:
         body = json.dumps(json_body).encode()
         all_headers.setdefault("content-type", "application/json")
-    event = http_event(method, path, authorizer_context=context, headers=all_headers, query=query, body=body)
+    event = http_event(
+        method, path, token=None if public else token, headers=all_headers, query=query, body=body
+    )
     response = function_module(function).handler(event, LambdaContext(function_name=function))
     raw = response.get("body") or ""
     payload = base64.b64decode(raw) if response.get("isBase64Encoded") else raw.encode()

@@ -5,6 +5,7 @@ Driven through the ASGI app with httpx (no sockets), with the fixture functions 
 
 import base64
 import json
+import logging
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -197,6 +198,28 @@ async def test_gateway_errors(stack, runtime):
     assert (failing.status_code, failing.json()) == (500, {"message": "Internal Server Error"})
 
 
+async def test_events_over_lambdas_payload_limit_are_413_without_an_invocation(stack, runtime):
+    """Lambda takes at most 6 MB per synchronous invocation, the whole event counted: a JSON body a
+    little over it, or a binary body under it that base64 makes larger, never reaches the function."""
+    client, _ = client_for(stack, runtime)
+    before = runtime.invocations["Echo"]
+    json_body = b'{"text": "' + b"x" * (6 * 1024 * 1024 + 512 * 1024) + b'"}'
+    async with client:
+        too_big_json = await client.post(
+            "/public", content=json_body, headers={"content-type": "application/json"}
+        )
+        too_big_binary = await client.post(
+            "/public", content=b"\x00" * (5 * 1024 * 1024), headers={"content-type": "application/pdf"}
+        )
+        fits = await client.post(
+            "/public", content=b"y" * (5 * 1024 * 1024), headers={"content-type": "text/plain"}
+        )
+    for refused in (too_big_json, too_big_binary):
+        assert (refused.status_code, refused.json()) == (413, {"message": "Request Entity Too Large"})
+    assert fits.status_code == 200
+    assert runtime.invocations["Echo"] == before + 1  # only the one that fits
+
+
 async def test_function_response_conversion(stack, runtime):
     client, _ = client_for(stack, runtime)
     async with client:
@@ -242,3 +265,22 @@ def test_authorizer_cache_with_injected_clock():
     disabled = AuthorizerCache(0, clock=clock)
     disabled.put(("a",), allowed)
     assert disabled.get(("a",)) is None
+
+
+async def test_a_500_is_logged_with_its_request_ids(stack, runtime, caplog):
+    """The id the client got (apigw-requestid) and the failed invocation's id are on the gateway's
+    line, and the invocation's id is on the runtime's report of the error: one leads to the other."""
+    caplog.set_level(logging.INFO, logger="local")
+    client, _ = client_for(stack, runtime)
+    async with client:
+        failing = await client.get("/items/fail", headers={"Authorization": "Bearer good"})
+    assert failing.status_code == 500
+    request_id = failing.headers["apigw-requestid"]
+    (access,) = [r.getMessage() for r in caplog.records if f"requestId={request_id}" in r.getMessage()]
+    assert access.startswith("GET /items/fail -> Echo 500")
+    invocation = access.split("integrationRequestId=", 1)[1].split()[0]
+    assert "integrationError=RuntimeError: echo was asked to fail" in access
+    (failure,) = [
+        r.getMessage() for r in caplog.records if r.name == "local.runtime" and r.levelno == logging.ERROR
+    ]
+    assert failure.startswith(f"Echo: invocation {invocation} failed")

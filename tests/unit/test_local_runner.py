@@ -99,3 +99,13 @@ def test_a_taken_port_is_named_before_anything_starts():
         _check_ports(LocalConfig(api_port=free_port(), smtp_port=free_port(), moto_port=free_port()))
         with pytest.raises(RuntimeError, match="MAILROOM_SMTP_PORT"):
             _check_ports(LocalConfig(api_port=free_port(), smtp_port=port, moto_port=free_port()))
+
+
+def test_the_auth_cache_setting_reaches_the_functions(tmp_path):
+    stack = Stack.load(FIXTURE)
+    assert "MAILROOM_AUTH_CACHE_TTL" not in function_environment(
+        stack, LocalConfig(state_dir=tmp_path), "http://127.0.0.1:4566", 4566, {}
+    )
+    config = LocalConfig(state_dir=tmp_path, auth_cache_ttl=0)
+    env = function_environment(stack, config, "http://127.0.0.1:4566", 4566, {})
+    assert env["MAILROOM_AUTH_CACHE_TTL"] == "0"  # what mailroom.auth's token cache reads

@@ -1,4 +1,4 @@
-"""The authorizer context → principal contract, and error envelopes on both surfaces."""
+"""A token's claims → principal contract, and error envelopes on both surfaces."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 from starlette.requests import Request
 
 from mailroom.api.errors import ApiError, render
-from mailroom.api.principal import from_authorizer_context
+from mailroom.api.principal import from_claims
 from mailroom.domain.tokens import TokenType
 from mailroom.errors import UpstreamFailed
 
@@ -31,7 +31,7 @@ def request_for(path: str) -> Request:
 
 
 def test_context_becomes_a_principal() -> None:
-    principal = from_authorizer_context(CONTEXT)
+    principal = from_claims(CONTEXT)
     assert principal.token_type is TokenType.OPS
     assert principal.scopes == {"account:read", "tokens:manage"}
     assert principal.mailbox_id is None and principal.rate_limit is None
@@ -50,7 +50,7 @@ def test_context_becomes_a_principal() -> None:
 )
 def test_unusable_contexts_are_unauthenticated(context: dict[str, object] | None) -> None:
     with pytest.raises(ApiError) as raised:
-        from_authorizer_context(context)
+        from_claims(context)
     assert raised.value.status == 401 and raised.value.code == "unauthenticated"
 
 

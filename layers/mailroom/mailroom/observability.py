@@ -75,6 +75,9 @@ def log_keys(**keys: Any) -> Iterator[None]:
 def start_invocation(**keys: Any) -> None:
     """Forget every key of an earlier invocation; start this one's with ``keys``."""
     log = logger()
+    # What clear_state=True also resets: keys appended with Powertools' plain (process-wide)
+    # append_keys, which nothing here uses, but a library might.
+    log.registered_formatter.clear_state()
     log.thread_safe_clear_keys()
     log.thread_safe_append_keys(**keys)
 

@@ -18,6 +18,9 @@ class Settings:
     dns_resolver: str | None
     dmarc_rua: str | None
     platform_domain: str
+    # Seconds an API function reuses a token's lookup (mailroom.auth). Deployed stacks set it from the
+    # template's TokenCacheTtl; unset, every request looks its token up.
+    auth_cache_seconds: int = 0
     # Mailboxes (defaults keep the existing constructor calls valid).
     mail_bucket: str | None = None
     ses_configuration_set: str | None = None
@@ -83,6 +86,7 @@ def get_settings() -> Settings:
         dns_resolver=os.environ.get("MAILROOM_DNS_RESOLVER") or None,
         dmarc_rua=os.environ.get("MAILROOM_DMARC_RUA") or None,
         platform_domain=os.environ.get("MAILROOM_PLATFORM_DOMAIN", "mailroom.localhost"),
+        auth_cache_seconds=_int("MAILROOM_AUTH_CACHE_TTL", 0),
         mail_bucket=os.environ.get("MAILROOM_MAIL_BUCKET") or None,
         ses_configuration_set=os.environ.get("MAILROOM_SES_CONFIGURATION_SET") or None,
         purge_queue_url=os.environ.get("MAILROOM_PURGE_QUEUE_URL") or None,

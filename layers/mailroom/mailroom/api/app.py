@@ -25,7 +25,7 @@ def create_app(*routers: APIRouter) -> FastAPI:
         redoc_url=None,
     )
     errors.install(app)
-    app.middleware("http")(Pipeline())
+    app.middleware("http")(Pipeline(*routers))
     for router in routers:
         # Every route must run the route half of the pipeline (auth requirement, idempotency, audit).
         unwrapped = [getattr(r, "path", r) for r in router.routes if not isinstance(r, MailroomRoute)]

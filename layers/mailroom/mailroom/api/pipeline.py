@@ -3,6 +3,11 @@
 Request-wide steps live in the middleware (they apply even when no route matches):
 request id → principal (401) → rate limit (429) → … → audit record → response headers.
 
+The principal comes from the request's ``Authorization`` header (``mailroom.auth``: a lookup, then
+an in-memory cache): API Gateway runs no authorizer, so a request without the header reaches the
+function and gets ``401 unauthenticated`` in the documented envelope like any other bad token. Paths
+of public routes skip it, whatever the method (a wrong one gets 405, not 401).
+
 Route-specific steps live in ``MailroomRoute``, FastAPI's extension point for wrapping a matched
 route: public routes skip the principal; mutating routes go through idempotency (422/409/replay);
 the route's name becomes the audit action.
@@ -19,11 +24,12 @@ from typing import Any
 
 from fastapi import APIRouter, Request, Response
 from fastapi.routing import APIRoute
+from starlette.routing import Match
 
-from mailroom import clock, ids
+from mailroom import auth, clock, ids
 from mailroom.api import errors
 from mailroom.api.errors import ApiError
-from mailroom.api.principal import authorizer_context, from_authorizer_context, unauthenticated
+from mailroom.api.principal import from_claims, unauthenticated
 from mailroom.domain.principal import Principal
 from mailroom.errors import MailroomError
 from mailroom.observability import logger, set_correlation_id
@@ -45,7 +51,7 @@ CallNext = Callable[[Request], Awaitable[Response]]
 RouteHandler = Callable[[Request], Coroutine[Any, Any, Response]]
 
 PUBLIC: dict[str, Any] = {PUBLIC_MARK: True}
-"""``openapi_extra`` for a route callable without a token (declare ``Auth: NONE`` in the template too)."""
+"""``openapi_extra`` for a route callable without a token."""
 
 
 def audit_target(request: Request, kind: str, target_id: str, **details: Any) -> None:
@@ -59,8 +65,8 @@ def audit_public(request: Request, org_id: str, *, actor_type: str, actor_id: st
     request.state.public_actor = (org_id, {"token_id": actor_id, "type": actor_type, "name": name})
 
 
-def _request_id(request: Request) -> str:
-    sent = request.headers.get("x-request-id")
+def request_id_for(sent: str | None) -> str:
+    """The request's id: the client's ``X-Request-Id`` when it is a plausible one, else a new one."""
     if sent and _REQUEST_ID_RE.match(sent):
         return sent
     return ids.new_id("req")
@@ -80,22 +86,39 @@ async def _body_of(response: Response) -> bytes:
     return b"".join(c if isinstance(c, bytes) else c.encode() for c in chunks)
 
 
+def _authenticate(request: Request, table: Table) -> Principal:
+    authorization = request.headers.get("authorization")
+    if not authorization:
+        raise unauthenticated("No API token: the request has no Authorization header.")
+    return from_claims(auth.authenticate(authorization, table))
+
+
 class Pipeline:
     """The middleware half of the pipeline (see the module docstring)."""
 
+    def __init__(self, *routers: APIRouter) -> None:
+        self._public = [
+            route
+            for router in routers
+            for route in router.routes
+            if isinstance(route, APIRoute) and (route.openapi_extra or {}).get(PUBLIC_MARK)
+        ]
+
+    def _is_public(self, request: Request) -> bool:
+        """Whether the path is a public route's, for any method (a wrong one is then 405, not 401)."""
+        return any(route.matches(request.scope)[0] is not Match.NONE for route in self._public)
+
     async def __call__(self, request: Request, call_next: CallNext) -> Response:
         started = time.perf_counter()
-        request_id = _request_id(request)
+        request_id = request_id_for(request.headers.get("x-request-id"))
         request.state.request_id = request_id
         set_correlation_id(request_id)
         extra_headers: dict[str, str] = {}
         principal: Principal | None = None
         table = Table()
         try:
-            context = authorizer_context(request.scope)
-            # No context at all means API Gateway ran no authorizer: a public route (checked by the route).
-            if context is not None:
-                principal = from_authorizer_context(context)
+            if not self._is_public(request):
+                principal = _authenticate(request, table)
                 request.state.principal = principal
                 extra_headers = _rate_limit(table, principal)
             response = await call_next(request)

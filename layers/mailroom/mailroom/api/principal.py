@@ -1,9 +1,9 @@
-"""Who is calling: the principal the authorizer put into the request context, and scope checks."""
+"""Who is calling: the principal of a token's claims (``mailroom.auth``), and scope checks."""
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, MutableMapping
+from collections.abc import Callable
 from typing import Any
 
 from fastapi import Request
@@ -29,14 +29,14 @@ def unauthenticated(message: str = "Invalid or expired API token") -> ApiError:
     )
 
 
-def from_authorizer_context(context: dict[str, Any] | None, *, now: float | None = None) -> Principal:
+def from_claims(context: dict[str, Any] | None, *, now: float | None = None) -> Principal:
     if not context:
         raise unauthenticated()
     denied = context.get("denied")
     if denied:
         raise unauthenticated(_DENIAL_MESSAGES.get(str(denied), "Invalid or expired API token"))
     expires = int(context.get("expires_at_epoch") or 0)
-    # The authorizer's answer is cached: an expiry that passed since must still be refused.
+    # Claims are cached: an expiry that passed since must still be refused.
     if expires and expires <= (now if now is not None else time.time()):
         raise unauthenticated(_DENIAL_MESSAGES["expired"])
     try:
@@ -54,13 +54,6 @@ def from_authorizer_context(context: dict[str, Any] | None, *, now: float | None
         )
     except (KeyError, ValueError) as exc:
         raise unauthenticated() from exc
-
-
-def authorizer_context(scope: MutableMapping[str, Any]) -> dict[str, Any] | None:
-    event = scope.get("aws.event") or {}
-    authorizer = (event.get("requestContext") or {}).get("authorizer") or {}
-    context = authorizer.get("lambda")
-    return context if isinstance(context, dict) else None
 
 
 def current(request: Request) -> Principal:

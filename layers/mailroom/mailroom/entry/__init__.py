@@ -3,7 +3,6 @@ in ``services``, wrapped in the shared stack of ``entry.runtime`` (per-invocatio
 Metrics). ``functions/<name>/app.py`` names one of them; nothing else does.
 
 - ``http``: API Gateway HTTP API events → FastAPI (Mangum); the OpenAPI document.
-- ``authorizer``: the HTTP API's Lambda authorizer.
 - ``ses_inbound``: SES receipt and S3 ``ObjectCreated`` events → inbound delivery.
 - ``delivery_events``: SES sending events (bounces, complaints, deliveries) from SNS.
 - ``streams``: the table's DynamoDB stream → webhook fan-out.

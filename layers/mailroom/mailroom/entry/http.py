@@ -28,11 +28,35 @@ def api_handler(*routers: APIRouter) -> Handler[Response]:
 
 @lambda_entry
 def openapi(event: dict[str, Any], context: Any) -> Response:
-    """``GET /api/openapi.json`` (no token): the document of every router, built once per process."""
+    """``GET /api/openapi.json`` (no token): the document of every router, built once per process.
+    Another method gets 405 ``method_not_allowed`` in the envelope, as on every other path."""
+    method = str(((event.get("requestContext") or {}).get("http") or {}).get("method", "GET")).upper()
+    if method not in ("GET", "HEAD"):
+        return _method_not_allowed(event, allow="GET, HEAD")
+
     from mailroom.api.openapi import document
 
     return {
         "statusCode": 200,
         "headers": {"content-type": "application/json", "cache-control": "public, max-age=300"},
         "body": json.dumps(document()),
+    }
+
+
+def _method_not_allowed(event: dict[str, Any], *, allow: str) -> Response:
+    from mailroom.api.pipeline import request_id_for
+
+    headers = {k.lower(): v for k, v in (event.get("headers") or {}).items()}
+    request_id = request_id_for(headers.get("x-request-id"))
+    error = {
+        "code": "method_not_allowed",
+        "message": "Method Not Allowed",
+        "hint": f"This path answers {allow}.",
+        "request_id": request_id,
+        "retryable": False,
+    }
+    return {
+        "statusCode": 405,
+        "headers": {"content-type": "application/json", "allow": allow, "x-request-id": request_id},
+        "body": json.dumps({"error": error}),
     }

@@ -1,10 +1,16 @@
 """The decorator stack every Lambda entry point shares, and the invocation's remaining time.
 
-``lambda_entry(handler)``: at the start of each invocation the log keys of any earlier one are
+``lambda_entry(handler)``: at the start of each invocation every log key of an earlier one is
 forgotten and this one's are set (function, request id, cold start: what Powertools'
-``inject_lambda_context(clear_state=True)`` sets, kept per invocation, see ``observability``);
-the handler runs inside Powertools Tracer's ``capture_lambda_handler`` (where tracing is on: see
-``observability.tracing``); the metrics it recorded are flushed at the end, whether it returned or raised.
+``inject_lambda_context(clear_state=True)`` does, with the keys kept per invocation, see
+``observability``); the handler runs inside Powertools Tracer's ``capture_lambda_handler`` (where
+tracing is on: see ``observability.tracing``); the metrics it recorded are flushed and its keys
+dropped at the end, whether it returned or raised. So no key outlives its invocation, and on the
+local stack, where every function shares one process and invocations run side by side, none reaches
+another's lines.
+
+A cold start is the first invocation of the handler, not of the process: on Lambda the two are the
+same (a process serves one function), on the local stack each function has its own.
 """
 
 from __future__ import annotations
@@ -19,7 +25,6 @@ R = TypeVar("R")
 Handler = Callable[[Any, Any], R]
 
 NO_DEADLINE_MS = 10**9
-_cold = True
 
 
 def remaining_ms(context: Any) -> int:
@@ -28,11 +33,9 @@ def remaining_ms(context: Any) -> int:
     return int(remaining()) if callable(remaining) else NO_DEADLINE_MS
 
 
-def _context_keys(context: Any) -> dict[str, Any]:
-    global _cold
-    cold, _cold = _cold, False
+def _context_keys(context: Any, *, cold_start: bool) -> dict[str, Any]:
     return {
-        "cold_start": cold,
+        "cold_start": cold_start,
         "function_name": getattr(context, "function_name", None),
         "function_memory_size": getattr(context, "memory_limit_in_mb", None),
         "function_arn": getattr(context, "invoked_function_arn", None),
@@ -47,12 +50,13 @@ def lambda_entry(handler: Handler[R]) -> Handler[R]:
     @functools.wraps(handler)
     def entry(event: Any, context: Any) -> R:
         nonlocal traced
+        cold = traced is None
         if traced is None:
             # Built on the first event, not at import: the tracer reads the environment.
             traced = (
                 observability.tracer().capture_lambda_handler(handler) if observability.tracing() else handler
             )
-        observability.start_invocation(**_context_keys(context))
+        observability.start_invocation(**_context_keys(context, cold_start=cold))
         try:
             return traced(event, context)
         finally:

@@ -3,7 +3,7 @@
 organization   PK ORG#<org>                 SK #ORG            GSI1 ORGS / ORG#<org>
 token          PK ORG#<org>                 SK TOKEN#<tok id>  GSI1 TOKEN#<sha256> / TOKEN
 api key (v0)   PK ORG#<org>                 SK APIKEY#<key id> GSI1 TOKEN#<sha256> / TOKEN
-                 the same hash lookup as tokens (one authorizer query for every kind); its own sort
+                 the same hash lookup as tokens (one authentication query for every kind); its sort
                  key prefix and counter (api_key_count) so v0 lists keys and v1 lists tokens apart.
 audit record   PK ORG#<org>#AUDIT           SK <ulid>          GSI1 ORG#<org>#AUDIT#ACTION#<action> / <ulid>
                                                                GSI2 ORG#<org>#AUDIT#ACTOR#<tok id> / <ulid>
@@ -49,7 +49,7 @@ invite         PK ORG#<org>                 SK INVITE#<inv id>
                                             GSI1 INVITE#<sha256 of code> / INVITE
                  while pending:             GSI2 INVITE_EXPIRY#<shard> / <expires at>#<inv id>
 message token  PK ORG#<org>                 SK MSGTOKEN#<mtk id>
-                                            GSI1 TOKEN#<sha256> / TOKEN   (the authorizer's lookup)
+                                            GSI1 TOKEN#<sha256> / TOKEN   (authentication's lookup)
                                             GSI2 ORG#<org>#MBX#<mbx>#MSGTOKENS / <mtk id>  (managed)
                                               or ORG#<org>#MBX#<mbx>#SESSIONS / <mtk id>   (sign-in)
 delete intent  PK ORG#<org>                 SK DELINTENT#<dli id>

@@ -1,5 +1,5 @@
-"""Message tokens: bound to one mailbox, stored in the organization's partition, found by the
-authorizer through the same GSI1 lookup as ops tokens (``TOKEN#<sha256>``).
+"""Message tokens: bound to one mailbox, stored in the organization's partition, found by
+authentication (``mailroom.auth``) through the same GSI1 lookup as ops tokens (``TOKEN#<sha256>``).
 
 Managed tokens (created through the API) are listed per mailbox on GSI2 and counted on the mailbox;
 sign-in tokens (short-lived, from ``POST /api/v1/auth/mailbox-token``) sit in their own GSI2

@@ -104,7 +104,7 @@ def delete(table: Table, org_id: str, token_id: str, *, token_type: TokenType = 
 
 
 def touch(table: Table, org_id: str, token_id: str, *, sk: str | None = None) -> None:
-    """Record use. Called by the authorizer on a cache miss, so ``used_at`` is exact to the cache TTL.
+    """Record use. Called on each lookup (``mailroom.auth``), so ``used_at`` is exact to its cache TTL.
 
     ``sk``: the item's sort key when it is not an ops token's (message tokens live under MSGTOKEN#,
     API keys under APIKEY#).
