@@ -14,11 +14,13 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from email import policy
+from email.headerregistry import AddressHeader
 from email.message import EmailMessage, Message
 from email.parser import BytesParser
-from email.utils import formataddr, getaddresses, parsedate_to_datetime
+from email.utils import getaddresses, parsedate_to_datetime
 from typing import Any
 
+from mailroom.mail.addresses import display
 from mailroom.mail.limits import DEFAULT_LIMITS, ParseLimits
 
 PREVIEW_CHARS = 200
@@ -99,11 +101,20 @@ def _header(message: Message, name: str) -> str | None:
 
 
 def _addresses(message: Message, name: str) -> list[str]:
+    """The header's mailboxes in display form (``Name <addr>``, the name quoted or encoded so that
+    reading the string again gives the same mailbox: see ``addresses.Address``)."""
     try:
-        values = [str(v) for v in message.get_all(name, [])]
-    except Exception:
+        values = message.get_all(name, [])
+        pairs = [
+            (a.display_name, a.addr_spec)
+            for value in values
+            for a in (value.addresses if isinstance(value, AddressHeader) else ())
+        ]
+        if any(not isinstance(value, AddressHeader) for value in values):  # not the registry's
+            pairs = getaddresses([str(v) for v in values])
+    except Exception:  # a header the policy cannot parse
         return []
-    return [one_line(formataddr((n, a)) if n else a) for n, a in getaddresses(values) if a and "@" in a]
+    return [display(one_line(n), one_line(a)) for n, a in pairs if "@" in a]
 
 
 def _bare_address(value: str | None) -> str | None:
