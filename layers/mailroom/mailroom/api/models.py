@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any, Generic, TypeVar
+from typing import Annotated, Any, Generic, TypeVar
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import AfterValidator, BaseModel, ConfigDict
+
+from mailroom.domain.addresses import check_display_name
 
 T = TypeVar("T")
+# A mailbox's display name (the From name of its mail): domain.addresses says what it may not hold.
+DisplayName = Annotated[str, AfterValidator(check_display_name)]
 
 
 class Strict(BaseModel):

@@ -27,6 +27,7 @@ from mailroom.mail.header_text import (
     describe,
     encoded_words,
     fold,
+    join_encoded_words,
     refused_in_header,
 )
 
@@ -35,15 +36,14 @@ _DOMAIN_RE = re.compile(r"^(?=.{1,253}$)([A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z
 # A phrase of RFC 5322 atoms, one space apart: written as it is (``Alice Example``).
 _ATOM_PHRASE_RE = re.compile(r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?: [A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*$")
 _PRINTABLE_ASCII_RE = re.compile(r"^[\x20-\x7e]*$")
-_SPACES_RE = re.compile(r"[ \t]+")
 MAX_QUOTED_CHARS = 60  # longer ASCII names are written as encoded words, which fold
 _REGISTRY = HeaderRegistry()
 
 
 def clean_name(name: str) -> str:
-    """A display name as Mailroom keeps it: tabs as spaces, no leading, trailing or repeated spaces
-    (address parsers collapse them anyway)."""
-    return _SPACES_RE.sub(" ", name).strip(" ")
+    """A display name as Mailroom keeps it: each run of whitespace (tabs, no-break spaces...) one
+    space, none leading or trailing, as address parsers and stored mail show names anyway."""
+    return " ".join(name.split())
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,9 +99,14 @@ def address_header(header_name: str, addresses: Iterable[Address]) -> str:
 
 
 def valid_addr_spec(address: str) -> str | None:
-    """``local@domain`` with a dot-atom local part and a DNS domain (lower-cased), or None."""
+    """``local@domain`` with a dot-atom local part and a DNS domain (lower-cased), or None. A local
+    part holding ``=?`` is refused too: RFC 5322 allows it, but readers (Python's among them)
+    decode an encoded word there, and ``=?utf-8?q?ceo=40bank.example?=@x.org`` reads as another
+    address."""
     local, at, domain = address.rpartition("@")
     if not at or not _LOCAL_RE.match(local) or ".." in local or local[0] == "." or local[-1] == ".":
+        return None
+    if "=?" in local:
         return None
     if not _DOMAIN_RE.match(domain):
         return None
@@ -117,7 +122,7 @@ def parse_mailbox(field_name: str, value: str | Address) -> Address:
     refused = ComposeError(field_name, f"{field_name}: '{value[:100]}' is not one email address")
     legacy = getaddresses([value])
     try:
-        header = _REGISTRY("To", value)
+        header = _REGISTRY("To", join_encoded_words(value))
         found = header.addresses if isinstance(header, AddressHeader) else ()
     except Exception as exc:  # a corner of the registry's parser: not an address we can vouch for
         raise refused from exc

@@ -206,6 +206,9 @@ def usable_content_id(value: str | None) -> str | None:
 def _attach(message: EmailMessage, position: int, attachment: OutgoingAttachment) -> None:
     where = f"attachments.{position}"
     check_header_text(f"{where}.filename", attachment.filename)
+    if not attachment.filename.strip():
+        # Without one, a text part would be read back as the message's body.
+        raise ComposeError(f"{where}.filename", f"{where}.filename: an attachment needs a filename")
     maintype, subtype = media_type(f"{where}.content_type", attachment.content_type, attachment.filename)
     content_id = usable_content_id(attachment.content_id)
     if attachment.content_id and content_id is None:

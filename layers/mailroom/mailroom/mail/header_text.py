@@ -32,6 +32,8 @@ _WORD_BYTES = 45
 REFUSED_RE = re.compile("[\x00-\x08\x0a-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff]")
 _REFUSED_IN_BODY_RE = re.compile("[\ud800-\udfff]")
 _PLAIN_RE = re.compile(r"^[\x20-\x7e]*$")
+_ENCODED_WORD = r"=\?[^?\s]+\?[bBqQ]\?[^?\s]*\?="
+_ENCODED_WORD_GAP_RE = re.compile(rf"({_ENCODED_WORD})\s+(?={_ENCODED_WORD})")
 # RFC 5322 msg-id, leniently: printable ASCII without spaces or angle brackets, in angle brackets.
 _MESSAGE_ID_RE = re.compile(r"^<[!-;=?-~]{1,900}>$")
 
@@ -102,24 +104,41 @@ def bracketed_message_id(value: str) -> str | None:
     return bracketed if _MESSAGE_ID_RE.match(bracketed) else None
 
 
+def join_encoded_words(value: str) -> str:
+    """``value`` without the whitespace between adjacent encoded words. RFC 2047 (6.2) says it is
+    no part of the text; Python's address parser keeps it, putting a space into every name written
+    as several encoded words. Applied before that parser reads an address header."""
+    return _ENCODED_WORD_GAP_RE.sub(r"\1", value)
+
+
 def needs_encoding(text: str) -> bool:
     """True unless ``text`` is printable ASCII a reader would show as it is (no ``=?``)."""
     return not _PLAIN_RE.match(text) or "=?" in text
 
 
+def _encoded_word(text: str) -> str:
+    return _WORD_PREFIX + base64.b64encode(text.encode("utf-8")).decode("ascii") + _WORD_SUFFIX
+
+
 def encoded_words(text: str) -> list[str]:
     """``text`` as RFC 2047 encoded words (UTF-8, base64), each at most 75 characters and holding
-    whole characters, so a reader decodes them back to exactly ``text``."""
+    whole characters, so a reader decodes them back to exactly ``text``. Words end after a space
+    where they can: some readers (Python's address parser among them) show the whitespace between
+    two encoded words, which RFC 2047 says to drop; at a space that costs at most a doubled space."""
     words: list[str] = []
-    chunk = b""
+    chunk = ""
+    size = 0
     for char in text:
-        data = char.encode("utf-8")
-        if len(chunk) + len(data) > _WORD_BYTES:
-            words.append(_WORD_PREFIX + base64.b64encode(chunk).decode("ascii") + _WORD_SUFFIX)
-            chunk = b""
-        chunk += data
+        width = len(char.encode("utf-8"))
+        while size + width > _WORD_BYTES:
+            cut = chunk.rfind(" ") + 1 or len(chunk)
+            words.append(_encoded_word(chunk[:cut]))
+            chunk = chunk[cut:]
+            size = len(chunk.encode("utf-8"))
+        chunk += char
+        size += width
     if chunk or not words:
-        words.append(_WORD_PREFIX + base64.b64encode(chunk).decode("ascii") + _WORD_SUFFIX)
+        words.append(_encoded_word(chunk))
     return words
 
 

@@ -10,7 +10,7 @@ from fastapi.responses import JSONResponse
 from pydantic import Field
 
 from mailroom import errors
-from mailroom.api.models import Strict, one
+from mailroom.api.models import DisplayName, Strict, one
 from mailroom.api.pipeline import api_router, audit_target
 from mailroom.api.principal import require
 from mailroom.api.routers.mailboxes import StorageAllocation, bulk_invalid
@@ -29,7 +29,7 @@ REDEEM_PATH = "/api/v1/auth/invites:redeem"
 class CreateInvite(Strict):
     local_part: str = Field(min_length=1, max_length=64, description="a-zA-Z0-9._%+-")
     domain: str = Field(min_length=1, max_length=300)
-    name: str | None = Field(default=None, max_length=255)
+    name: DisplayName | None = Field(default=None, max_length=255)
     quota: int | None = Field(default=None, ge=1, le=10_000_000, description="MB; defaults as for a mailbox")
     storage_allocation_mb: StorageAllocation = None
     expires_in_hours: int = Field(default=service.DEFAULT_EXPIRY_HOURS, ge=1, le=720)

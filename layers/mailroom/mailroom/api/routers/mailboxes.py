@@ -13,7 +13,7 @@ from pydantic import BaseModel, Field, StringConstraints
 
 from mailroom import clock, errors
 from mailroom.api import pagination
-from mailroom.api.models import One, Strict, one
+from mailroom.api.models import DisplayName, One, Strict, one
 from mailroom.api.pipeline import api_router, audit_target
 from mailroom.api.principal import require
 from mailroom.domain.principal import Principal
@@ -45,7 +45,7 @@ class CreateMailbox(Strict):
     local_part: str = Field(min_length=1, max_length=64, description="a-zA-Z0-9._%+-")
     domain: str = Field(min_length=1, max_length=300, description="A domain of this organization")
     password: Password = Field(description="10-256 characters, two character classes at least")
-    name: str | None = Field(default=None, max_length=255, description="Display name")
+    name: DisplayName | None = Field(default=None, max_length=255, description="Display name")
     quota: int | None = Field(
         default=None, ge=1, le=10_000_000, description="MB; defaults to the domain's defquota"
     )
@@ -67,7 +67,7 @@ class BulkCreate(Strict):
 class UpdateMailbox(Strict):
     """The mailcow update fields; ``storage_allocation_mb: null`` moves a mailbox to the shared pool."""
 
-    name: str | None = Field(default=None, max_length=255)
+    name: DisplayName | None = Field(default=None, max_length=255)
     quota: int | None = Field(default=None, ge=1, le=10_000_000)
     active: bool | None = None
     force_pw_update: bool | None = None

@@ -19,7 +19,7 @@ from fastapi import Depends, Path, Request, Response
 from pydantic import BaseModel, Field
 
 from mailroom import errors
-from mailroom.api.models import Strict
+from mailroom.api.models import DisplayName, Strict
 from mailroom.api.pipeline import api_router, audit_target
 from mailroom.api.principal import require
 from mailroom.api.v0_pages import PageOf, PageParams, page_body, page_params
@@ -40,12 +40,12 @@ class CreateInbox(Strict):
     domain: str | None = Field(
         default=None, max_length=300, description="A domain of the organization; default: the platform domain"
     )
-    display_name: str | None = Field(default=None, max_length=255)
+    display_name: DisplayName | None = Field(default=None, max_length=255)
     client_id: str | None = Field(default=None, max_length=128, description="For your own tracking")
 
 
 class UpdateInbox(Strict):
-    display_name: str | None = Field(default=None, max_length=255)
+    display_name: DisplayName | None = Field(default=None, max_length=255)
 
 
 class Inbox(BaseModel):
