@@ -29,12 +29,16 @@ from mailroom.mail.header_text import (
     fold,
     join_encoded_words,
     refused_in_header,
+    shown,
 )
 
 _LOCAL_RE = re.compile(r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]{1,64}$")
 _DOMAIN_RE = re.compile(r"^(?=.{1,253}$)([A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,63}$")
 # A phrase of RFC 5322 atoms, one space apart: written as it is (``Alice Example``).
 _ATOM_PHRASE_RE = re.compile(r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?: [A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*$")
+# The display form may keep non-ASCII text unquoted too (RFC 6532: UTF-8 is atext there).
+_DISPLAY_ATOM = r"[^\x00-\x20\x7f-\x9f\"(),.:;<>@\[\\\]]+"
+_DISPLAY_PHRASE_RE = re.compile(rf"^{_DISPLAY_ATOM}(?: {_DISPLAY_ATOM})*$")
 _PRINTABLE_ASCII_RE = re.compile(r"^[\x20-\x7e]*$")
 MAX_QUOTED_CHARS = 60  # longer ASCII names are written as encoded words, which fold
 _REGISTRY = HeaderRegistry()
@@ -61,7 +65,7 @@ class Address:
             return self.address
         if "=?" in self.name:
             phrase = " ".join(encoded_words(self.name))
-        elif _ATOM_PHRASE_RE.match(self.name):
+        elif _DISPLAY_PHRASE_RE.match(self.name):
             phrase = self.name
         else:
             phrase = _quoted(self.name)
@@ -119,7 +123,7 @@ def parse_mailbox(field_name: str, value: str | Address) -> Address:
     if isinstance(value, Address):
         return _checked(field_name, value.name, value.address, value.address)
     check_header_text(field_name, value)
-    refused = ComposeError(field_name, f"{field_name}: '{value[:100]}' is not one email address")
+    refused = ComposeError(field_name, f"{field_name}: '{shown(value)}' is not one email address")
     legacy = getaddresses([value])
     try:
         header = _REGISTRY("To", join_encoded_words(value))
@@ -134,7 +138,7 @@ def parse_mailbox(field_name: str, value: str | Address) -> Address:
 def _checked(field_name: str, name: str, address: str, legacy_address: str) -> Address:
     spec = valid_addr_spec(address)
     if spec is None or address != legacy_address:
-        raise ComposeError(field_name, f"{field_name}: '{address[:100]}' is not a valid email address")
+        raise ComposeError(field_name, f"{field_name}: '{shown(address)}' is not a valid email address")
     char = refused_in_header(name)
     if char is not None:
         raise ComposeError(

@@ -32,6 +32,7 @@ from mailroom.mail.header_text import (
     check_body_text,
     check_header_text,
     fold,
+    shown,
     unstructured,
 )
 
@@ -155,7 +156,7 @@ def check_custom_headers(headers: dict[str, str]) -> None:
         raise ComposeError("headers", f"at most {MAX_CUSTOM_HEADERS} custom headers")
     for name, value in headers.items():
         if not _HEADER_NAME_RE.match(name):
-            raise ComposeError("headers", f"'{name[:80]!r}' is not a valid header name")
+            raise ComposeError("headers", f"'{shown(name, 80)}' is not a valid header name")
         if name.lower() in RESERVED_HEADERS:
             raise ComposeError(
                 "headers", f"{name} is set by Mailroom and cannot be overridden", code="reserved_header"
@@ -170,7 +171,7 @@ def media_type(field_name: str, value: str, filename: str) -> tuple[str, str]:
     given = value.partition(";")[0].strip()
     chosen = given or mimetypes.guess_type(filename)[0] or "application/octet-stream"
     if not _MEDIA_TYPE_RE.match(chosen):
-        raise ComposeError(field_name, f"'{value[:80]}' is not a MIME type (type/subtype)")
+        raise ComposeError(field_name, f"'{shown(value, 80)}' is not a MIME type (type/subtype)")
     maintype, _, subtype = chosen.lower().partition("/")
     return maintype, subtype
 
@@ -183,7 +184,7 @@ def _message_ids(field_name: str, values: Sequence[str]) -> list[str]:
         if found is None:
             raise ComposeError(
                 field_name,
-                f"{field_name}: '{value[:100]}' is not a Message-ID (<id@domain>, printable ASCII)",
+                f"{field_name}: '{shown(value)}' is not a Message-ID (<id@domain>, printable ASCII)",
             )
         ids.append(found)
     return ids
@@ -212,9 +213,10 @@ def _attach(message: EmailMessage, position: int, attachment: OutgoingAttachment
     maintype, subtype = media_type(f"{where}.content_type", attachment.content_type, attachment.filename)
     content_id = usable_content_id(attachment.content_id)
     if attachment.content_id and content_id is None:
+        check_header_text(f"{where}.content_id", attachment.content_id)
         raise ComposeError(
             f"{where}.content_id",
-            f"{where}.content_id: '{attachment.content_id[:80]}' is not a Content-ID (printable ASCII, "
+            f"{where}.content_id: '{shown(attachment.content_id, 80)}' is not a Content-ID (printable ASCII, "
             "no spaces)",
         )
     message.add_attachment(

@@ -62,6 +62,12 @@ def refused_in_header(value: str) -> str | None:
     return found.group() if found else None
 
 
+def shown(value: str, limit: int = 100) -> str:
+    """``value`` as an error message may quote it: cut to ``limit`` characters, and what it may not
+    hold written as ``\\uXXXX`` (a response cannot even be encoded with an unpaired surrogate)."""
+    return REFUSED_RE.sub(lambda found: f"\\u{ord(found.group()):04x}", value[:limit])
+
+
 def check_header_text(field_name: str, value: str) -> None:
     char = refused_in_header(value)
     if char is not None:

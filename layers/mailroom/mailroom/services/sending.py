@@ -35,7 +35,7 @@ from mailroom.mail import compose as mime
 from mailroom.mail import threading
 from mailroom.mail.addresses import Address, stored_name
 from mailroom.mail.compose import Composed, ComposeError, Draft, OutgoingAttachment, with_message_id
-from mailroom.mail.header_text import describe, refused_in_header
+from mailroom.mail.header_text import describe, refused_in_header, shown
 from mailroom.mail.parse import ParsedMessage, Unparseable, parse
 from mailroom.observability import logger, traced
 from mailroom.store import addresses, domain_metrics, mail_objects, ses_outbound, suppressions
@@ -262,7 +262,7 @@ def resolve_attachments(
         if stored is None:
             raise invalid(
                 where,
-                f"message {given.message_id} of this mailbox has no attachment {given.index}",
+                f"message {shown(given.message_id)} of this mailbox has no attachment {given.index}",
                 code="unknown_attachment",
             )
         result.append(
