@@ -23,6 +23,7 @@ from typing import Any
 
 import pytest
 
+from mailroom.mail.addresses import Address
 from mailroom.services import mailboxes as mailbox_service
 from mailroom.services.organizations import NewOrganization
 from mailroom.store import mail as store
@@ -59,8 +60,20 @@ def quoted(name: str, address: str) -> str:
 
 
 def mailboxes_of(mime: EmailMessage, header: str) -> list[tuple[str, str]]:
+    """(name, address) of each mailbox, as the email package reads them."""
     value = mime[header]
     return [(a.display_name, a.addr_spec) for a in value.addresses] if value is not None else []
+
+
+def same(found: list[tuple[str, str]], wanted: list[tuple[str, str]]) -> bool:
+    """The same mailboxes, the names compared without their whitespace: the email package's address
+    parser keeps the space between two encoded words, which RFC 2047 says to drop (Mailroom's own
+    parser does), so a long encoded name reads with extra spaces there."""
+
+    def key(pairs: list[tuple[str, str]]) -> list[tuple[str, str]]:
+        return [("".join(name.split()), address) for name, address in pairs]
+
+    return key(found) == key(wanted)
 
 
 def last_mime() -> tuple[Any, EmailMessage]:
@@ -119,10 +132,10 @@ def test_v1_send_names_in_from_and_recipients_stay_names(world: World) -> None:
             201,
         )
         ses, mime = last_mime()
-        assert mailboxes_of(mime, "From") == [(name, "agent-1@example.com")], mime["From"]
-        assert mailboxes_of(mime, "To") == [(name, "bob@example.net"), (name, "carol@example.net")]
-        assert mailboxes_of(mime, "Cc") == [(name, "dave@example.org")]
-        assert mailboxes_of(mime, "Reply-To") == [(name, "reply@example.org")]
+        assert same(mailboxes_of(mime, "From"), [(name, "agent-1@example.com")]), mime["From"]
+        assert same(mailboxes_of(mime, "To"), [(name, "bob@example.net"), (name, "carol@example.net")])
+        assert same(mailboxes_of(mime, "Cc"), [(name, "dave@example.org")])
+        assert same(mailboxes_of(mime, "Reply-To"), [(name, "reply@example.org")])
         assert mime["Subject"] == name
         assert ses_recipients(ses) == {"bob@example.net", "carol@example.net", "dave@example.org"}
         assert ses.source == "agent-1@example.com"
@@ -130,7 +143,7 @@ def test_v1_send_names_in_from_and_recipients_stay_names(world: World) -> None:
 
         # The Sent copy, and what reply-all of it offers: exactly the intended recipients.
         copy = store.get_message(world.table, world.alice.org_id, world.alice.id, sent["message_id"])
-        assert copy is not None
+        assert copy is not None and copy["from"] == str(Address(name, "agent-1@example.com"))
         assert [a for _, a in getaddresses(copy["to"])] == ["bob@example.net", "carol@example.net"]
         prefill = get("send", token, f"/api/v1/messages/{sent['message_id']}/reply-all")
         data = prefill.json()["data"]
@@ -331,6 +344,8 @@ def v1_cases(bad: str) -> list[tuple[dict[str, Any], str]]:
     ]
     if bad == SURROGATE:
         cases += [({"text": f"a{bad}b"}, "text"), ({"html": f"<p>{bad}</p>"}, "html")]
+        # pydantic refuses it for a field with constraints (no 500 either way).
+        cases += [({"attachments": [{"message_id": f"msg_{bad}", "index": 0}]}, "attachments.0.message_id")]
     return cases
 
 
@@ -402,6 +417,13 @@ def v0_cases(bad: str) -> list[tuple[str, dict[str, Any], str]]:
     ]
     if bad == SURROGATE:
         cases += [("send", {"to": "bob@example.net", "html": bad}, "html")]
+        cases += [
+            (
+                "send",
+                {"to": "bob@example.net", "attachments": [{"url": f"https://{bad}.example/a"}]},
+                "attachments.0.url",
+            )
+        ]
         cases += [(mode, {"text": bad}, "text") for mode in ("reply", "reply-all")]
         cases += [("forward", {"to": "fwd@example.org", "html": bad}, "html")]
     return cases
