@@ -4,13 +4,17 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Generic, TypeVar
 
-from pydantic import AfterValidator, BaseModel, ConfigDict
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from mailroom.domain.addresses import check_display_name
 
 T = TypeVar("T")
 # A mailbox's display name (the From name of its mail): domain.addresses says what it may not hold.
-DisplayName = Annotated[str, AfterValidator(check_display_name)]
+DisplayName = Annotated[
+    str,
+    AfterValidator(check_display_name),
+    Field(description="The From name of the mailbox's mail: no control characters, line breaks, < > or @"),
+]
 
 
 class Strict(BaseModel):
