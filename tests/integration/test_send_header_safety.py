@@ -173,6 +173,15 @@ def test_v1_reply_reply_all_and_forward_of_mail_with_forging_names(world: World)
         assert {a for header in ("To", "Cc") for _, a in mailboxes_of(mime, header)} == recipients
         assert mailboxes_of(mime, "To")[0] == ("Carol <ceo@bank.example>, x", "carol@example.net")
         no_bank_address(ses)
+    # A Message-ID given without its brackets is written with them: the reply threads and answers.
+    other = receive_hostile(world, message_id="<hostile-5@example.net>")
+    bare = ok(
+        send(token, {"to": "carol@example.net", "in_reply_to": "hostile-5@example.net", "text": "x"}), 201
+    )
+    _, mime = last_mime()
+    assert mime["In-Reply-To"] == "<hostile-5@example.net>" and bare["thread_id"] == other["thread_id"]
+    answered = store.get_message(world.table, world.alice.org_id, world.alice.id, other["id"])
+    assert answered is not None and answered["flags"]["answered"] is True
     forward = ok(get("send", token, f"/api/v1/messages/{original['id']}/forward"))
     ok(send(token, {**forward, "to": quoted("Fwd <ceo@bank.example>", "fwd@example.org")}), 201)
     ses, mime = last_mime()

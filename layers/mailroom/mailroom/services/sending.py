@@ -35,7 +35,7 @@ from mailroom.mail import compose as mime
 from mailroom.mail import threading
 from mailroom.mail.addresses import Address, stored_name
 from mailroom.mail.compose import Composed, ComposeError, Draft, OutgoingAttachment, with_message_id
-from mailroom.mail.header_text import describe, refused_in_header, shown
+from mailroom.mail.header_text import bracketed_message_id, describe, refused_in_header, shown
 from mailroom.mail.parse import ParsedMessage, Unparseable, parse
 from mailroom.observability import logger, traced
 from mailroom.store import addresses, domain_metrics, mail_objects, ses_outbound, suppressions
@@ -454,7 +454,9 @@ def send(table: Table, mailbox: Item, request: SendRequest, *, now: datetime | N
         )
     _count_outbound(table, org_id, sender.domain_id, len(composed.recipients), moment)
     if request.in_reply_to:
-        mark_answered(table, org_id, mailbox_id, request.in_reply_to)
+        # As composed: a Message-ID given without its angle brackets is written with them.
+        replied_to = bracketed_message_id(request.in_reply_to.strip()) or request.in_reply_to
+        mark_answered(table, org_id, mailbox_id, replied_to)
     return Sent(message=outcome.message, ses_message_id=ses_message_id, stored=outcome.stored)
 
 
