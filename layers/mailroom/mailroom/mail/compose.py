@@ -52,7 +52,6 @@ __all__ = [
     "check_custom_headers",
     "compose",
     "media_type",
-    "parse_address",
     "parse_mailbox",
     "usable_content_id",
     "with_message_id",
@@ -140,12 +139,6 @@ def as_list(value: str | Sequence[str] | None) -> list[str]:
     if value is None:
         return []
     return [value] if isinstance(value, str) else list(value)
-
-
-def parse_address(field_name: str, value: str | Address) -> tuple[str, str]:
-    """(display name, address) of one mailbox, strictly read (``addresses.parse_mailbox``)."""
-    parsed = parse_mailbox(field_name, value)
-    return parsed.name, parsed.address
 
 
 def check_custom_headers(headers: dict[str, str]) -> None:
