@@ -258,7 +258,7 @@ def test_a_bcc_only_send_and_a_send_without_recipients(world: World) -> None:
         ({"headers": {"From": "ceo@example.com"}}, "headers", "reserved_header"),
         ({"headers": {"message-id": "<mine@x>"}}, "headers", "reserved_header"),
         ({"headers": {"X-SES-Configuration-Set": "other"}}, "headers", "reserved_header"),
-        ({"in_reply_to": "<a@b>\r\nBcc: victim@example.org"}, "references", "validation_error"),
+        ({"in_reply_to": "<a@b>\r\nBcc: victim@example.org"}, "in_reply_to", "validation_error"),
         (
             {"to": [f"r{i}@example.org" for i in range(26)], "cc": [f"c{i}@example.org" for i in range(25)]},
             "to",
@@ -278,7 +278,7 @@ def test_a_bcc_only_send_and_a_send_without_recipients(world: World) -> None:
         ),
         (
             {"attachments": [{"filename": "a\r\n.txt", "content": base64.b64encode(b"x").decode()}]},
-            "attachments.filename",
+            "attachments.0.filename",
             "validation_error",
         ),
         (

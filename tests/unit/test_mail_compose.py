@@ -80,7 +80,7 @@ def test_a_composed_message_round_trips_through_the_parser() -> None:
         ),
         (
             {"attachments": [OutgoingAttachment("a\r\nb.txt", "text/plain", b"x")]},
-            "attachments.filename",
+            "attachments.0.filename",
             "validation_error",
         ),
     ],

@@ -4,9 +4,17 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Generic, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+
+from mailroom.domain.addresses import check_display_name
 
 T = TypeVar("T")
+# A mailbox's display name (the From name of its mail): domain.addresses says what it may not hold.
+DisplayName = Annotated[
+    str,
+    AfterValidator(check_display_name),
+    Field(description="The From name of the mailbox's mail: no control characters, line breaks, < > or @"),
+]
 
 Timestamp = Annotated[
     str, Field(json_schema_extra={"format": "date-time"}, examples=["2025-01-15T10:30:00.000Z"])

@@ -7,11 +7,20 @@ lower case: mail systems treat local parts case-insensitively in practice, and u
 
 External addresses (forwarding and alias targets outside the organization) accept any RFC 5322
 dot-atom local part, since they are someone else's addresses.
+
+Display names (a mailbox's ``name``, an invite's, a v0 inbox's ``display_name``) become the ``From``
+name of everything the mailbox sends. Refused: what no header can carry (control characters, the
+line and paragraph separators U+2028 and U+2029, unpaired surrogates), the bidirectional embedding,
+override and isolate controls (U+202A-U+202E, U+2066-U+2069: they make a name read in another
+order than it is written), and ``<``, ``>`` and ``@``: a name that looks like an address is how a
+reader is shown a sender it is not. Everything else is a name (commas, quotes, semicolons,
+backslashes, any script), and the composer encodes it so it stays one (``mail.addresses``).
 """
 
 from __future__ import annotations
 
 import re
+import unicodedata
 
 from mailroom.domain.domain_names import InvalidDomainName, normalize_domain
 
@@ -20,8 +29,31 @@ _HOSTED_LOCAL_RE = re.compile(r"^[a-zA-Z0-9._%+-]{1,64}$")
 _EXTERNAL_LOCAL_RE = re.compile(r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]{1,64}$")
 
 
+_REFUSED_IN_NAME_RE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff\u202a-\u202e\u2066-\u2069<>@]")
+
+
 class InvalidAddress(ValueError):
     """Not an address Mailroom accepts here; the message says why."""
+
+
+class InvalidDisplayName(ValueError):
+    """Not a display name Mailroom stores; the message names the character."""
+
+
+def check_display_name(name: str | None) -> str | None:
+    """``name`` when Mailroom may store it as a display name (see the module docstring)."""
+    found = _REFUSED_IN_NAME_RE.search(name or "")
+    if found is None:
+        return name
+    char = found.group()
+    code = ord(char)
+    label = (
+        "an unpaired surrogate" if 0xD800 <= code <= 0xDFFF else unicodedata.name(char, "a control character")
+    )
+    raise InvalidDisplayName(
+        f"a display name cannot contain U+{code:04X} ({label}): no control characters, line breaks, "
+        "bidirectional overrides, or < > @ (a name must not look like an address)"
+    )
 
 
 def _check_dots(local: str) -> None:

@@ -1,9 +1,16 @@
-"""Build outbound MIME with the standard library, refusing anything that could inject headers.
+"""Build outbound MIME with the standard library for the bodies and Mailroom's own header writer.
 
 Rules (each failure is a ``ComposeError`` with the field, a stable code and a message that states
-the limit): no CR, LF or NUL in any address, the subject, or a custom header's name or value; no
-overriding of reserved headers; at most ``MAX_RECIPIENTS`` recipients (to + cc + bcc); at most
-``MAX_MESSAGE_BYTES`` once encoded. Bcc recipients are envelope recipients only, never a header.
+the limit): every address is exactly one mailbox (``mail.addresses.parse_mailbox``); no header
+value (addresses and their names, the subject, a custom header, a Message-ID, an attachment's
+filename, type or content id) carries a line break, a control character or an unpaired surrogate
+(``mail.header_text``), and no body an unpaired surrogate; no overriding of reserved headers; at
+most ``MAX_RECIPIENTS`` recipients (to + cc + bcc); at most ``MAX_MESSAGE_BYTES`` once encoded.
+Bcc recipients are envelope recipients only, never a header.
+
+The address headers, the subject, the threading headers and custom headers are encoded and folded
+here (``header_text.Written``): built from ``Address`` values, a display name can never be read
+back as another mailbox, whatever it contains. The ``email`` package builds the MIME structure.
 """
 
 from __future__ import annotations
@@ -12,14 +19,49 @@ import mimetypes
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from email import policy
 from email.message import EmailMessage
-from email.utils import formataddr, formatdate, getaddresses, make_msgid
+from email.utils import format_datetime, make_msgid
+
+from mailroom.mail.addresses import Address, address_header, address_only, parse_mailbox
+from mailroom.mail.header_text import (
+    ComposeError,
+    Written,
+    bracketed_message_id,
+    check_body_text,
+    check_header_text,
+    fold,
+    shown,
+    unstructured,
+)
+
+__all__ = [
+    "MAX_CUSTOM_HEADERS",
+    "MAX_MESSAGE_BYTES",
+    "MAX_RECIPIENTS",
+    "MAX_SUBJECT_CHARS",
+    "RESERVED_HEADERS",
+    "Address",
+    "ComposeError",
+    "Composed",
+    "Draft",
+    "OutgoingAttachment",
+    "address_only",
+    "as_list",
+    "check_custom_headers",
+    "compose",
+    "media_type",
+    "parse_mailbox",
+    "usable_content_id",
+    "with_message_id",
+]
 
 MAX_RECIPIENTS = 50
 MAX_MESSAGE_BYTES = 10 * 1024 * 1024  # what fits through API Gateway's 10 MB request limit, encoded
 MAX_SUBJECT_CHARS = 998
 MAX_CUSTOM_HEADERS = 50
+MAX_REFERENCES = 20
 RESERVED_HEADERS = frozenset(
     name.lower()
     for name in (
@@ -49,18 +91,10 @@ RESERVED_HEADERS = frozenset(
         "X-SES-CONFIGURATION-SET",
     )
 )
-_FORBIDDEN_CHARS = ("\r", "\n", "\x00")
 _HEADER_NAME_RE = re.compile(r"^[!-9;-~]{1,76}$")  # RFC 5322 ftext, bounded
-_LOCAL_RE = re.compile(r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]{1,64}$")
-_DOMAIN_RE = re.compile(r"^(?=.{1,253}$)([A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,63}$")
-
-
-class ComposeError(ValueError):
-    def __init__(self, field_name: str, message: str, code: str = "validation_error") -> None:
-        super().__init__(message)
-        self.field = field_name
-        self.code = code
-        self.message = message
+# type/subtype, each an RFC 2045 token
+_MEDIA_TYPE_RE = re.compile(r"^[A-Za-z0-9!#$%&'*+.^_`|~-]{1,127}/[A-Za-z0-9!#$%&'*+.^_`|~-]{1,127}$")
+_CONTENT_ID_RE = re.compile(r"^[!-;=?-~]{1,250}$")  # printable ASCII, no space or angle bracket
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,11 +108,11 @@ class OutgoingAttachment:
 
 @dataclass(slots=True)
 class Draft:
-    sender: str  # "Name <addr>" or "addr": the mailbox or one of its identities
-    to: list[str]
-    cc: list[str] = field(default_factory=list)
-    bcc: list[str] = field(default_factory=list)
-    reply_to: list[str] = field(default_factory=list)
+    sender: str | Address  # the mailbox or one of its identities
+    to: Sequence[str | Address]
+    cc: Sequence[str | Address] = field(default_factory=list)
+    bcc: Sequence[str | Address] = field(default_factory=list)
+    reply_to: Sequence[str | Address] = field(default_factory=list)
     subject: str = ""
     text: str | None = None
     html: str | None = None
@@ -94,11 +128,11 @@ class Composed:
     message_id: str
     envelope_from: str
     recipients: list[str]  # to + cc + bcc, bare addresses, lower-cased domain
-
-
-def _no_injection(field_name: str, value: str) -> None:
-    if any(c in value for c in _FORBIDDEN_CHARS):
-        raise ComposeError(field_name, f"{field_name} must not contain CR, LF or NUL characters")
+    sender: Address
+    to: list[Address]
+    cc: list[Address]
+    bcc: list[Address]
+    reply_to: list[Address]
 
 
 def as_list(value: str | Sequence[str] | None) -> list[str]:
@@ -107,45 +141,94 @@ def as_list(value: str | Sequence[str] | None) -> list[str]:
     return [value] if isinstance(value, str) else list(value)
 
 
-def parse_address(field_name: str, value: str) -> tuple[str, str]:
-    """(display name, address) of one recipient, strictly validated."""
-    _no_injection(field_name, value)
-    pairs = getaddresses([value])
-    if len(pairs) != 1 or not pairs[0][1]:
-        raise ComposeError(field_name, f"{field_name}: '{value[:100]}' is not one email address")
-    name, address = pairs[0]
-    local, at, domain = address.rpartition("@")
-    if not at or not _LOCAL_RE.match(local) or ".." in local or not _DOMAIN_RE.match(domain):
-        raise ComposeError(field_name, f"{field_name}: '{address[:100]}' is not a valid email address")
-    return name, f"{local}@{domain.lower()}"
-
-
-def _formatted(field_name: str, values: list[str]) -> list[str]:
-    return [formataddr(parse_address(field_name, v)) for v in values]
-
-
 def check_custom_headers(headers: dict[str, str]) -> None:
-    """Custom headers a send may carry: valid names, no reserved ones, no injection. Checked while
-    composing, and on its own by callers that want to refuse a request before costly work."""
+    """Custom headers a send may carry: valid names, no reserved ones, values a header can carry.
+    Checked while composing, and on its own by callers that want to refuse a request before costly
+    work."""
     if len(headers) > MAX_CUSTOM_HEADERS:
         raise ComposeError("headers", f"at most {MAX_CUSTOM_HEADERS} custom headers")
     for name, value in headers.items():
         if not _HEADER_NAME_RE.match(name):
-            raise ComposeError("headers", f"'{name[:80]}' is not a valid header name")
+            raise ComposeError("headers", f"'{shown(name, 80)}' is not a valid header name")
         if name.lower() in RESERVED_HEADERS:
             raise ComposeError(
                 "headers", f"{name} is set by Mailroom and cannot be overridden", code="reserved_header"
             )
-        _no_injection(f"headers.{name}", value)
+        check_header_text(f"headers.{name}", value)
+
+
+def media_type(field_name: str, value: str, filename: str) -> tuple[str, str]:
+    """(maintype, subtype) of an attachment: the given ``type/subtype`` (parameters dropped), else
+    one guessed from the filename, else ``application/octet-stream``."""
+    check_header_text(field_name, value)
+    given = value.partition(";")[0].strip()
+    chosen = given or mimetypes.guess_type(filename)[0] or "application/octet-stream"
+    if not _MEDIA_TYPE_RE.match(chosen):
+        raise ComposeError(field_name, f"'{shown(value, 80)}' is not a MIME type (type/subtype)")
+    maintype, _, subtype = chosen.lower().partition("/")
+    return maintype, subtype
+
+
+def _message_ids(field_name: str, values: Sequence[str]) -> list[str]:
+    ids = []
+    for value in values:
+        check_header_text(field_name, value)
+        found = bracketed_message_id(value.strip())
+        if found is None:
+            raise ComposeError(
+                field_name,
+                f"{field_name}: '{shown(value)}' is not a Message-ID (<id@domain>, printable ASCII)",
+            )
+        ids.append(found)
+    return ids
+
+
+def _addresses(field_name: str, values: Sequence[str | Address]) -> list[Address]:
+    return [parse_mailbox(field_name, value) for value in values]
+
+
+def _set(message: EmailMessage, name: str, folded: str) -> None:
+    message[name] = Written(name, folded)
+
+
+def usable_content_id(value: str | None) -> str | None:
+    """``value`` without its angle brackets when it can be a Content-ID, else None."""
+    bare = (value or "").strip().strip("<>")
+    return bare if _CONTENT_ID_RE.match(bare) else None
+
+
+def _attach(message: EmailMessage, position: int, attachment: OutgoingAttachment) -> None:
+    where = f"attachments.{position}"
+    check_header_text(f"{where}.filename", attachment.filename)
+    if not attachment.filename.strip():
+        # Without one, a text part would be read back as the message's body.
+        raise ComposeError(f"{where}.filename", f"{where}.filename: an attachment needs a filename")
+    maintype, subtype = media_type(f"{where}.content_type", attachment.content_type, attachment.filename)
+    content_id = usable_content_id(attachment.content_id)
+    if attachment.content_id and content_id is None:
+        check_header_text(f"{where}.content_id", attachment.content_id)
+        raise ComposeError(
+            f"{where}.content_id",
+            f"{where}.content_id: '{shown(attachment.content_id, 80)}' is not a Content-ID (printable ASCII, "
+            "no spaces)",
+        )
+    message.add_attachment(
+        attachment.content,
+        maintype=maintype,
+        subtype=subtype,
+        filename=attachment.filename,
+        disposition="inline" if attachment.inline else "attachment",
+        cid=f"<{content_id}>" if content_id else None,
+    )
 
 
 def compose(draft: Draft, *, now: float | None = None) -> Composed:
-    sender_name, sender = parse_address("from", draft.sender)
-    to = _formatted("to", draft.to)
-    cc = _formatted("cc", draft.cc)
-    bcc = _formatted("bcc", draft.bcc)
-    reply_to = _formatted("reply_to", draft.reply_to)
-    recipients = [parse_address("to", a)[1] for a in to + cc + bcc]
+    sender = parse_mailbox("from", draft.sender)
+    to = _addresses("to", draft.to)
+    cc = _addresses("cc", draft.cc)
+    bcc = _addresses("bcc", draft.bcc)
+    reply_to = _addresses("reply_to", draft.reply_to)
+    recipients = [a.address for a in to + cc + bcc]
     if not recipients:
         raise ComposeError("to", "at least one recipient is required")
     if len(recipients) > MAX_RECIPIENTS:
@@ -154,32 +237,36 @@ def compose(draft: Draft, *, now: float | None = None) -> Composed:
             f"at most {MAX_RECIPIENTS} recipients (to + cc + bcc), got {len(recipients)}",
             code="too_many_recipients",
         )
-    _no_injection("subject", draft.subject)
+    check_header_text("subject", draft.subject)
     if len(draft.subject) > MAX_SUBJECT_CHARS:
         raise ComposeError("subject", f"subject is longer than {MAX_SUBJECT_CHARS} characters")
     check_custom_headers(draft.headers)
-    for reference in [draft.in_reply_to or "", *draft.references]:
-        _no_injection("references", reference)
+    in_reply_to = _message_ids("in_reply_to", [draft.in_reply_to] if draft.in_reply_to else [])
+    references = _message_ids("references", draft.references)[-MAX_REFERENCES:]
+    for name, body in (("text", draft.text), ("html", draft.html)):
+        if body is not None:
+            check_body_text(name, body)
 
     message = EmailMessage(policy=policy.SMTP)
-    message["From"] = formataddr((sender_name, sender))
+    _set(message, "From", address_header("From", [sender]))
     if to:
-        message["To"] = ", ".join(to)
+        _set(message, "To", address_header("To", to))
     if cc:
-        message["Cc"] = ", ".join(cc)
+        _set(message, "Cc", address_header("Cc", cc))
     if reply_to:
-        message["Reply-To"] = ", ".join(reply_to)
-    message["Subject"] = draft.subject
-    message["Date"] = formatdate(now, usegmt=True)
-    message_id = make_msgid(domain=sender.rpartition("@")[2])
-    message["Message-ID"] = message_id
-    if draft.in_reply_to:
-        message["In-Reply-To"] = draft.in_reply_to
-    if draft.references:
-        message["References"] = " ".join(draft.references[-20:])
-    message["MIME-Version"] = "1.0"
+        _set(message, "Reply-To", address_header("Reply-To", reply_to))
+    _set(message, "Subject", unstructured("Subject", draft.subject))
+    moment = datetime.now(UTC) if now is None else datetime.fromtimestamp(now, UTC)
+    _set(message, "Date", format_datetime(moment))
+    rfc_message_id = make_msgid(domain=sender.address.rpartition("@")[2])
+    _set(message, "Message-ID", rfc_message_id)
+    if in_reply_to:
+        _set(message, "In-Reply-To", in_reply_to[0])
+    if references:
+        _set(message, "References", fold("References", references))
+    _set(message, "MIME-Version", "1.0")
     for name, value in draft.headers.items():
-        message[name] = value
+        _set(message, name, unstructured(name, value, encode=False))
 
     text = draft.text if draft.text is not None else ("" if draft.html is None else None)
     if text is not None:
@@ -188,24 +275,8 @@ def compose(draft: Draft, *, now: float | None = None) -> Composed:
             message.add_alternative(draft.html, subtype="html")
     else:
         message.set_content(draft.html or "", subtype="html")
-    for attachment in draft.attachments:
-        _no_injection("attachments.filename", attachment.filename)
-        content_type = (
-            attachment.content_type
-            or mimetypes.guess_type(attachment.filename)[0]
-            or "application/octet-stream"
-        )
-        maintype, _, subtype = content_type.partition("/")
-        if not subtype or any(c in content_type for c in _FORBIDDEN_CHARS):
-            raise ComposeError("attachments.content_type", f"'{content_type[:80]}' is not a MIME type")
-        message.add_attachment(
-            attachment.content,
-            maintype=maintype,
-            subtype=subtype,
-            filename=attachment.filename,
-            disposition="inline" if attachment.inline else "attachment",
-            cid=f"<{attachment.content_id}>" if attachment.content_id else None,
-        )
+    for position, attachment in enumerate(draft.attachments):
+        _attach(message, position, attachment)
     raw = message.as_bytes()
     if len(raw) > MAX_MESSAGE_BYTES:
         raise ComposeError(
@@ -213,13 +284,17 @@ def compose(draft: Draft, *, now: float | None = None) -> Composed:
             f"the encoded message is {len(raw)} bytes; the limit is {MAX_MESSAGE_BYTES} bytes",
             code="message_too_large",
         )
-    return Composed(raw=raw, message_id=message_id, envelope_from=sender, recipients=recipients)
-
-
-def address_only(value: str) -> str:
-    """The bare, lower-cased address of ``"Name <addr>"``: Mailroom addresses are case-insensitive."""
-    name_addr = getaddresses([value])
-    return (name_addr[0][1] if name_addr and name_addr[0][1] else value).strip().lower()
+    return Composed(
+        raw=raw,
+        message_id=rfc_message_id,
+        envelope_from=sender.address,
+        recipients=recipients,
+        sender=sender,
+        to=to,
+        cc=cc,
+        bcc=bcc,
+        reply_to=reply_to,
+    )
 
 
 def with_message_id(raw: bytes, message_id: str) -> bytes:

@@ -6,7 +6,10 @@ the original sender, so replies still reach them. The original ``Message-ID`` is
 ``References`` (SES gives the forward its own id) so the target's client threads it with the
 conversation. Headers that would be false or refused after the rewrite go: the sender's DKIM and
 ARC signatures (they cover the old From), SES's own receipt headers, ``Return-Path``, ``Sender``,
-``Bcc``. The body is left byte for byte, so attachments arrive exactly as received.
+``Bcc``. The body is left byte for byte, so attachments arrive exactly as received. The new
+``From`` and ``Reply-To`` are written from ``Address`` values (``mail.addresses``): whatever the
+original sender's name holds, it stays a name; a Reply-To address no header of ours can carry (not
+one mailbox, non-ASCII) is left out.
 
 Loops: each forward adds ``Delivered-To: <forwarding address>`` (what Postfix and others do); a
 message that already carries that line for an address, or too many of them, is not forwarded again.
@@ -15,8 +18,10 @@ message that already carries that line for an address, or too many of them, is n
 from __future__ import annotations
 
 import re
-from email.utils import formataddr, getaddresses
+from email.utils import getaddresses
 
+from mailroom.mail.addresses import Address, address_header, clean_name, parse_mailbox
+from mailroom.mail.header_text import ComposeError, bracketed_message_id, fold
 from mailroom.mail.parse import one_line
 
 MAX_FORWARD_HOPS = 10
@@ -67,6 +72,14 @@ def is_looping(raw: bytes, forwarder: str) -> bool:
     return forwarder.lower() in seen or len(seen) >= MAX_FORWARD_HOPS
 
 
+def _mailbox(value: str) -> Address | None:
+    """``value`` as a mailbox a header of ours can carry, or None (received mail may hold others)."""
+    try:
+        return parse_mailbox("reply_to", value)
+    except ComposeError:
+        return None
+
+
 def forwarded(
     raw: bytes,
     *,
@@ -80,23 +93,29 @@ def forwarded(
     fields, separator, body = _split(raw)
     eol = b"\r\n" if b"\r\n" in (fields[0] if fields else b"\r\n") else b"\n"
     kept = [f for f in fields if b":" in f and not _DROPPED.match(_name_of(f))]
-    pairs = getaddresses([original_from]) if original_from else []
-    name, address = pairs[0] if pairs else ("", "")
-    label = one_line(name or address or "Unknown sender")[:MAX_DISPLAY_NAME_CHARS]
+    sender = _mailbox(original_from) if original_from else None
+    if sender is not None:
+        label = sender.name or sender.address
+    else:
+        pairs = getaddresses([original_from]) if original_from else []
+        label = (pairs[0][0] or pairs[0][1]) if pairs else ""
+    label = one_line(label or "Unknown sender")[:MAX_DISPLAY_NAME_CHARS]
     new = [
-        f"Delivered-To: {forwarder}",
-        f"From: {formataddr((f'{label} via Mailroom', forwarder), charset='utf-8')}",
+        ("Delivered-To", forwarder),
+        ("From", address_header("From", [Address(clean_name(f"{label} via Mailroom"), forwarder)])),
     ]
-    reply_to = original_reply_to or ([formataddr((name, address), charset="utf-8")] if address else [])
+    given = original_reply_to or ([original_from] if original_from else [])
+    reply_to = [a for a in (_mailbox(v) for v in given[:10]) if a is not None]
     if reply_to:
-        new.append(
-            "Reply-To: " + ", ".join(formataddr(p, charset="utf-8") for p in getaddresses(reply_to)[:10])
-        )
-    chain = list(dict.fromkeys([*references, *([original_message_id] if original_message_id else [])]))
+        new.append(("Reply-To", address_header("Reply-To", reply_to)))
+    ids = [*references, *([original_message_id] if original_message_id else [])]
+    chain = list(dict.fromkeys(i for i in (bracketed_message_id(r) for r in ids) if i))
     if chain:
-        # One id per line: a long chain must not make a line over SMTP's 998 characters.
-        new.append("References: " + f"{eol.decode()} ".join(chain[-20:]))
-    head = b"".join(line.encode("utf-8") + eol for line in new)
+        # Folded between ids: a long chain must not make a line over SMTP's 998 characters.
+        new.append(("References", fold("References", chain[-20:])))
+    head = b"".join(
+        f"{name}: {value}".replace("\n", eol.decode()).encode("ascii") + eol for name, value in new
+    )
     if not separator:
         separator = eol
     return head + b"".join(kept) + separator + body

@@ -14,11 +14,14 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from email import policy
+from email.headerregistry import AddressHeader
 from email.message import EmailMessage, Message
 from email.parser import BytesParser
-from email.utils import formataddr, getaddresses, parsedate_to_datetime
+from email.utils import getaddresses, parsedate_to_datetime
 from typing import Any
 
+from mailroom.mail.addresses import display
+from mailroom.mail.header_text import join_encoded_words
 from mailroom.mail.limits import DEFAULT_LIMITS, ParseLimits
 
 PREVIEW_CHARS = 200
@@ -26,6 +29,7 @@ _MESSAGE_ID_RE = re.compile(r"<[^<>\s]+>")
 _CONTROL_RE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _WS_RE = re.compile(r"\s+")
 _SURROGATE_RE = re.compile("[\ud800-\udfff]")
+_LINE_END_RE = re.compile(r"\r|\n")
 _TAG_RE = re.compile(r"<(script|style)\b.*?</\1\s*>|<[^>]+>", re.IGNORECASE | re.DOTALL)
 
 
@@ -92,18 +96,36 @@ def one_line(value: str) -> str:
 def _header(message: Message, name: str) -> str | None:
     try:
         value = message.get(name)
-    except Exception:  # a malformed header the policy cannot parse: fall back to its raw form
-        raw = message.get_all(name, failobj=[]) if hasattr(message, "get_all") else []
-        value = raw[0] if raw else None
+    except Exception:  # a malformed header the policy cannot parse: its raw form, as received
+        value = next((v for n, v in message.raw_items() if n.lower() == name.lower()), None)
     return one_line(str(value)) if value is not None else None
 
 
 def _addresses(message: Message, name: str) -> list[str]:
+    """The header's mailboxes in display form (``Name <addr>``, the name quoted or encoded so that
+    reading the string again gives the same mailbox: see ``addresses.Address``).
+
+    Read as ``policy.default`` reads a header, but with the whitespace between adjacent RFC 2047
+    encoded words taken out first: RFC 2047 (6.2) says it is not part of the text, and Python's
+    address parser would otherwise put a space into every name written as several encoded words.
+    """
+    pairs = [
+        pair
+        for header_name, raw in message.raw_items()
+        if header_name.lower() == name.lower()
+        for pair in _mailboxes(name, join_encoded_words(_LINE_END_RE.sub("", str(raw))))
+    ]
+    return [display(one_line(n), one_line(a)) for n, a in pairs if "@" in a]
+
+
+def _mailboxes(name: str, value: str) -> list[tuple[str, str]]:
     try:
-        values = [str(v) for v in message.get_all(name, [])]
-    except Exception:
-        return []
-    return [one_line(formataddr((n, a)) if n else a) for n, a in getaddresses(values) if a and "@" in a]
+        header = policy.default.header_factory(name, value)
+    except Exception:  # e.g. a name that decodes to CR or LF, which the registry refuses: names undecoded
+        return getaddresses([value])
+    return (
+        [(a.display_name, a.addr_spec) for a in header.addresses] if isinstance(header, AddressHeader) else []
+    )
 
 
 def _bare_address(value: str | None) -> str | None:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from mailroom.mail.compose import address_only
+from mailroom.mail.addresses import address_only
+from mailroom.mail.header_text import bracketed_message_id
 
 MAX_REFERENCES = 20
 
@@ -17,11 +18,15 @@ def forward_subject(subject: str) -> str:
     return subject if subject.lower().lstrip().startswith(("fwd:", "fw:")) else f"Fwd: {subject}".strip()
 
 
+def usable_message_id(value: str | None) -> str | None:
+    """A received Message-ID a reply can carry in its headers, or None (received mail may hold
+    ids no header of ours can: spaces, non-ASCII)."""
+    return bracketed_message_id(value) if value and value.startswith("<") else None
+
+
 def references_for_reply(message_id: str | None, references: Iterable[str]) -> list[str]:
-    chain = [r for r in references if r]
-    if message_id:
-        chain.append(message_id)
-    return list(dict.fromkeys(chain))[-MAX_REFERENCES:]
+    chain = [usable_message_id(r) for r in [*references, message_id]]
+    return list(dict.fromkeys(r for r in chain if r))[-MAX_REFERENCES:]
 
 
 def quote(text: str | None, *, sender: str | None, date: str | None) -> str:

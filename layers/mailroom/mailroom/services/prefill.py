@@ -13,11 +13,10 @@ that message's recipients again, as mail clients do.
 from __future__ import annotations
 
 import html as html_lib
-from email.utils import formataddr
 from typing import Any
 
 from mailroom.mail import quoting
-from mailroom.mail.compose import address_only
+from mailroom.mail.addresses import Address, address_only, stored_name
 from mailroom.services.mail_views import attachment_view, load_body
 from mailroom.services.message_detail import load_message
 from mailroom.services.sending import AttachmentInput, SendRequest
@@ -25,7 +24,7 @@ from mailroom.store.table import Item, Table
 
 
 def _from(mailbox: Item) -> str:
-    return formataddr((str(mailbox.get("name") or ""), str(mailbox["address"])))
+    return str(Address(stored_name(str(mailbox.get("name") or "")), str(mailbox["address"])))
 
 
 def _quoted_html(original_html: str | None, attribution: str) -> str | None:
@@ -99,7 +98,7 @@ def reply(table: Table, mailbox: Item, message_id: str, *, reply_all: bool) -> d
         "subject": quoting.reply_subject(str(message.get("subject") or "")),
         "text": quoting.quote(body.get("text"), sender=sender, date=date),
         "html": _quoted_html(body.get("html"), attribution),
-        "in_reply_to": rfc_message_id,
+        "in_reply_to": quoting.usable_message_id(rfc_message_id),
         "references": quoting.references_for_reply(rfc_message_id, message.get("references") or []),
     }
     return {

@@ -27,14 +27,15 @@ import base64
 import binascii
 from dataclasses import dataclass, field
 from datetime import datetime
-from email.utils import formataddr
 from typing import Any
 
 from mailroom import clock, ids
 from mailroom.errors import Forbidden, Invalid, MailroomError, Unavailable, UpstreamFailed
 from mailroom.mail import compose as mime
 from mailroom.mail import threading
+from mailroom.mail.addresses import Address, stored_name
 from mailroom.mail.compose import Composed, ComposeError, Draft, OutgoingAttachment, with_message_id
+from mailroom.mail.header_text import bracketed_message_id, describe, refused_in_header, shown
 from mailroom.mail.parse import ParsedMessage, Unparseable, parse
 from mailroom.observability import logger, traced
 from mailroom.store import addresses, domain_metrics, mail_objects, ses_outbound, suppressions
@@ -87,9 +88,12 @@ class SendRequest:
 
 @dataclass(frozen=True, slots=True)
 class Sender:
-    formatted: str  # "Name <address>"
-    address: str
+    identity: Address  # the From: display name and the address
     domain_id: str | None
+
+    @property
+    def address(self) -> str:
+        return self.identity.address
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,7 +170,8 @@ def send_blocked(mailbox: Item) -> MailroomError | None:
 
 
 def _display_name(mailbox: Item) -> str:
-    return str(mailbox.get("name") or "")
+    # Names are checked when stored; one stored before that may hold what no header can carry.
+    return stored_name(str(mailbox.get("name") or ""))
 
 
 def resolve_sender(table: Table, mailbox: Item, requested: str | None) -> Sender:
@@ -178,15 +183,15 @@ def resolve_sender(table: Table, mailbox: Item, requested: str | None) -> Sender
     """
     own = str(mailbox["address"]).lower()
     if requested is None or not requested.strip():
-        return Sender(formataddr((_display_name(mailbox), own)), own, mailbox.get("domain_id"))
+        return Sender(Address(_display_name(mailbox), own), mailbox.get("domain_id"))
     try:
-        name, address = mime.parse_address("from", requested)
+        given = mime.parse_mailbox("from", requested)
     except ComposeError as exc:
         raise compose_error(exc) from exc
-    address = address.lower()
-    display = name or _display_name(mailbox)
+    address = given.address.lower()
+    display = given.name or _display_name(mailbox)
     if address == own:
-        return Sender(formataddr((display, own)), own, mailbox.get("domain_id"))
+        return Sender(Address(display, own), mailbox.get("domain_id"))
     entry = addresses.resolve(table, mailbox["org_id"], address)
     alias = (
         alias_store.get(table, mailbox["org_id"], entry["id"])
@@ -204,7 +209,7 @@ def resolve_sender(table: Table, mailbox: Item, requested: str | None) -> Sender
             "or an active alias that delivers to it",
             code="invalid_from",
         )
-    return Sender(formataddr((display, address)), address, alias.get("domain_id"))
+    return Sender(Address(display, address), alias.get("domain_id"))
 
 
 # ----------------------------------------------------------------------------- attachments
@@ -260,7 +265,7 @@ def resolve_attachments(
         if stored is None:
             raise invalid(
                 where,
-                f"message {given.message_id} of this mailbox has no attachment {given.index}",
+                f"message {shown(given.message_id)} of this mailbox has no attachment {given.index}",
                 code="unknown_attachment",
             )
         result.append(
@@ -268,7 +273,12 @@ def resolve_attachments(
                 filename=given.filename or stored.get("filename") or f"attachment-{given.index}",
                 content_type=given.content_type or str(stored["content_type"]),
                 content=mail_objects.get_bytes(stored["key"]),
-                content_id=given.content_id if given.content_id is not None else stored.get("content_id"),
+                # A received message's Content-ID may be one no header can carry again: then it goes.
+                content_id=(
+                    given.content_id
+                    if given.content_id is not None
+                    else mime.usable_content_id(stored.get("content_id"))
+                ),
                 inline=given.inline if given.inline is not None else stored.get("disposition") == "inline",
             )
         )
@@ -279,14 +289,13 @@ def clean_labels(labels: list[str]) -> list[str]:
     if len(labels) > MAX_LABELS:
         raise invalid("labels", f"at most {MAX_LABELS} labels")
     for position, label in enumerate(labels):
-        if (
-            not label.strip()
-            or len(label) > MAX_LABEL_CHARS
-            or any(ord(c) < 32 or c == "\x7f" for c in label)
-        ):
+        refused = refused_in_header(label) or ("\t" if "\t" in label else None)
+        if not label.strip() or len(label) > MAX_LABEL_CHARS or refused:
+            found = f" ({describe(refused)} is one)" if refused else ""
             raise invalid(
                 f"labels.{position}",
-                f"a label is 1 to {MAX_LABEL_CHARS} characters without control characters",
+                f"a label is 1 to {MAX_LABEL_CHARS} characters without control characters, line breaks "
+                f"or unpaired surrogates{found}",
             )
     return list(dict.fromkeys(labels))
 
@@ -294,12 +303,12 @@ def clean_labels(labels: list[str]) -> list[str]:
 # ----------------------------------------------------------------------------- checks
 
 
-def check_suppressed(table: Table, org_id: str, draft: Draft) -> None:
+def check_suppressed(table: Table, org_id: str, composed: Composed) -> None:
     """422 ``recipient_suppressed`` naming every suppressed recipient and its field."""
     fields: dict[str, str] = {}
-    for field_name, values in (("to", draft.to), ("cc", draft.cc), ("bcc", draft.bcc)):
+    for field_name, values in (("to", composed.to), ("cc", composed.cc), ("bcc", composed.bcc)):
         for value in values:
-            fields.setdefault(mime.parse_address(field_name, value)[1].lower(), field_name)
+            fields.setdefault(value.address.lower(), field_name)
     found = suppressions.find(table, org_id, fields)
     if not found:
         return
@@ -353,7 +362,7 @@ def _sent_parsed(parsed: ParsedMessage, rfc_message_id: str, request: SendReques
 
 def draft_of(request: SendRequest, sender: Sender, attachments: list[OutgoingAttachment]) -> Draft:
     return Draft(
-        sender=sender.formatted,
+        sender=sender.identity,
         to=list(request.to),
         cc=list(request.cc),
         bcc=list(request.bcc),
@@ -395,7 +404,7 @@ def send(table: Table, mailbox: Item, request: SendRequest, *, now: datetime | N
         composed: Composed = mime.compose(draft, now=moment.timestamp())
     except ComposeError as exc:
         raise compose_error(exc) from exc
-    check_suppressed(table, org_id, draft)
+    check_suppressed(table, org_id, composed)
     check_quota(mailbox, len(composed.raw))
     try:
         parsed = parse(composed.raw)
@@ -422,7 +431,7 @@ def send(table: Table, mailbox: Item, request: SendRequest, *, now: datetime | N
         seen=True,
         labels=labels,
         extra={
-            "bcc": [formataddr(mime.parse_address("bcc", b)) for b in request.bcc],
+            "bcc": [str(address) for address in composed.bcc],
             "ses_message_id": ses_message_id,
             "sender_domain_id": sender.domain_id,
             "delivery": initial_delivery(composed.recipients, now_iso),
@@ -449,8 +458,10 @@ def send(table: Table, mailbox: Item, request: SendRequest, *, now: datetime | N
         )
     _count_outbound(table, org_id, sender.domain_id, len(composed.recipients), moment)
     if request.in_reply_to:
+        # As composed: a Message-ID given without its angle brackets is written with them.
+        replied_to = bracketed_message_id(request.in_reply_to.strip()) or request.in_reply_to
         try:
-            mark_answered(table, org_id, mailbox_id, request.in_reply_to)
+            mark_answered(table, org_id, mailbox_id, replied_to)
         except StoreError:
             # Sent and stored: a missing flag must not turn the send into an error (and a retry).
             logger().exception("answered flag not set", extra={"message_id": message_id})

@@ -29,6 +29,7 @@ from typing import Any
 
 from mailroom import clock, errors
 from mailroom.mail import compose as mime
+from mailroom.mail.header_text import shown
 from mailroom.mail.parse import header_dict
 from mailroom.services import message_changes, message_detail, message_removal, prefill, sending, threads
 from mailroom.services.mail_views import load_body, message_summary, thread_view
@@ -304,7 +305,9 @@ async def resolve_attachments(given: Sequence[NewAttachment]) -> list[sending.At
         )
         for (position, item), result in zip(by_url, results, strict=True):
             if isinstance(result, url_fetch.FetchRefused):
-                raise _refuse(f"attachments.{position}.url", f"{str(item.url)[:200]}: {result}")
+                raise _refuse(
+                    f"attachments.{position}.url", f"{shown(str(item.url), 200)}: {shown(str(result), 300)}"
+                )
             if isinstance(result, BaseException):
                 raise result
             fetched[position] = result

@@ -9,7 +9,7 @@ from fastapi import Depends, Path, Request
 from pydantic import BaseModel, Field
 
 from mailroom.api.bulk import BULK_422, bulk_invalid
-from mailroom.api.models import One, Strict, Timestamp, errors, one
+from mailroom.api.models import DisplayName, One, Strict, Timestamp, errors, one
 from mailroom.api.pipeline import api_router, audit_target
 from mailroom.api.principal import require
 from mailroom.api.routers.mailboxes import (
@@ -39,7 +39,7 @@ class CreateInvite(Strict):
         description=LOCAL_PART_RULES,
     )
     domain: str = Field(min_length=1, max_length=300, description="A domain of this organization")
-    name: str | None = Field(default=None, max_length=255, description="Display name of the mailbox")
+    name: DisplayName | None = Field(default=None, max_length=255, description="Display name of the mailbox")
     quota: int | None = Field(default=None, ge=1, le=10_000_000, description="MB; defaults as for a mailbox")
     storage_allocation_mb: StorageAllocation = None
     expires_in_hours: int = Field(

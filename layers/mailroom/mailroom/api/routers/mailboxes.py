@@ -14,7 +14,7 @@ from pydantic import BaseModel, Field, StringConstraints, ValidationInfo, field_
 
 from mailroom.api import pagination
 from mailroom.api.bulk import BULK_422, bulk_invalid
-from mailroom.api.models import Links, Meta, Note, One, Strict, Timestamp, errors, one
+from mailroom.api.models import DisplayName, Links, Meta, Note, One, Strict, Timestamp, errors, one
 from mailroom.api.pipeline import api_router, audit_target
 from mailroom.api.principal import require
 from mailroom.domain.principal import Principal
@@ -67,7 +67,7 @@ class CreateMailbox(Strict):
     )
     domain: str = Field(min_length=1, max_length=300, description="A domain of this organization")
     password: NewPassword
-    name: str | None = Field(default=None, max_length=255, description="Display name")
+    name: DisplayName | None = Field(default=None, max_length=255, description="Display name")
     quota: int | None = Field(
         default=None,
         ge=1,
@@ -97,7 +97,7 @@ class UpdateMailbox(Strict):
     """The mailcow update fields: only those sent change. ``storage_allocation_mb: null`` moves a
     mailbox to the shared pool; ``name: null`` clears the name; the other fields cannot be null."""
 
-    name: str | None = Field(default=None, max_length=255)
+    name: DisplayName | None = Field(default=None, max_length=255)
     quota: int | None = Field(
         default=None, ge=1, le=10_000_000, description="MB; at most the domain's maxquota and the allocation"
     )

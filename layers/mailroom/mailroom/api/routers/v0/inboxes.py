@@ -12,7 +12,7 @@ from typing import Annotated, Any
 from fastapi import Depends, Path, Request, Response
 from pydantic import BaseModel, Field
 
-from mailroom.api.models import Strict, errors
+from mailroom.api.models import DisplayName, Strict, errors
 from mailroom.api.pipeline import api_router, audit_target
 from mailroom.api.principal import require
 from mailroom.api.v0_models import Timestamp, idempotent
@@ -45,12 +45,12 @@ class V0CreateInbox(Strict):
         "name: the platform domain.",
         examples=["yourdomain.com"],
     )
-    display_name: str | None = Field(default=None, max_length=255, description="Shown in From")
+    display_name: DisplayName | None = Field(default=None, max_length=255, description="Shown in From")
     client_id: str | None = Field(default=None, max_length=128, description="For your own tracking")
 
 
 class V0UpdateInbox(Strict):
-    display_name: str | None = Field(default=None, max_length=255, description="null clears it")
+    display_name: DisplayName | None = Field(default=None, max_length=255, description="null clears it")
 
 
 class V0Inbox(BaseModel):
