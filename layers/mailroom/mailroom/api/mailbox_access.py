@@ -23,8 +23,7 @@ from mailroom.api.errors import ApiError
 from mailroom.api.principal import current, require, unauthenticated
 from mailroom.domain.principal import Principal
 from mailroom.domain.tokens import TokenType
-from mailroom.services import v0_inboxes
-from mailroom.store import mailboxes
+from mailroom.services import message_tokens, v0_inboxes
 from mailroom.store.table import Item, Table
 
 
@@ -39,7 +38,7 @@ def require_mailbox(*scopes: str) -> Callable[[Request], BoundMailbox]:
 
     def dependency(request: Request) -> BoundMailbox:
         principal = check(request)
-        mailbox = mailboxes.get(Table(), principal.org_id, principal.mailbox_id or "")
+        mailbox = message_tokens.bound_mailbox(Table(), principal.org_id, principal.mailbox_id or "")
         if mailbox is None:
             raise unauthenticated("The mailbox this token belongs to no longer exists.")
         return BoundMailbox(principal=principal, mailbox=mailbox)

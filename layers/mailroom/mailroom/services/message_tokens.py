@@ -153,3 +153,9 @@ def revoke(table: Table, org_id: str, token_id: str) -> Item:
         except ConditionFailed as gone:
             raise errors.not_found("Message token") from gone
     return item
+
+
+def bound_mailbox(table: Table, org_id: str, mailbox_id: str) -> Item | None:
+    """The live mailbox a message token is bound to (None once it is gone: the token, which may
+    outlive it for a moment before revocation completes, must then be refused)."""
+    return mailbox_store.get(table, org_id, mailbox_id) if mailbox_id else None
