@@ -10,6 +10,7 @@ does, so neither the code nor the tests carry local special cases:
   shard iterators;
 * ``transactions``: a cancelled TransactWriteItems rolls back the items it names instead of a copy
   of every table it touches;
+* ``item_writes``: PutItem, UpdateItem and DeleteItem are atomic (moto applies them unlocked);
 * ``query_index``: a Query reads its partition or GSI entry instead of sorting the whole table;
 * ``sqs_retention``: receiving from SQS no longer counts the whole queue per message;
 * ``server_modules``: moto's server stops listing its own package on every request.
@@ -21,6 +22,7 @@ fixtures and the benchmarks call it).
 from __future__ import annotations
 
 from local.moto_patches import (
+    item_writes,
     query_index,
     server_modules,
     ses_sends,
@@ -35,6 +37,7 @@ def install() -> None:
     sesv2_dkim.install()
     streams.install()
     transactions.install()
+    item_writes.install()
     query_index.install()
     sqs_retention.install()
     server_modules.install()

@@ -17,7 +17,8 @@ from typing import Any
 
 from local.moto_patches import query_index, streams
 
-_LOCK = threading.RLock()
+# Held by every DynamoDB write (see item_writes): one at a time, as an item-level write is atomic on AWS.
+WRITE_LOCK = threading.RLock()
 
 
 class _TablesNotCopied:
@@ -93,7 +94,7 @@ def install() -> None:
     def item_rollback_transact_write_items(self: Any, transact_items: list[dict[str, Any]]) -> None:
         # The stream lock is held throughout so that the records a rollback removes are this
         # transaction's (another request's write waits to append its record).
-        with _LOCK, streams.LOCK:
+        with WRITE_LOCK, streams.LOCK:
             saved = _saved_items(self, transact_items)
             stream_ends = {id(s.table): (s.table, streams.stream_end(s.table)) for s in saved}
             try:

@@ -24,7 +24,7 @@ _keys = itertools.count()
 @pytest.fixture(autouse=True)
 def _functions_loaded() -> None:
     # Imported once, before any thread races to import them.
-    for name in ("authorizer", "domains", "mailboxes", "aliases"):
+    for name in ("domains", "mailboxes", "aliases"):
         function_module(name)
 
 

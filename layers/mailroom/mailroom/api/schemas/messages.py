@@ -9,20 +9,35 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints, model_validator
 from pydantic.config import JsonDict
 
 from mailroom.api.bulk import RowError
 from mailroom.api.models import Strict
 from mailroom.api.schemas.common import Timestamp
 from mailroom.mail.folders import MAX_PATH_CHARS
+from mailroom.mail.header_text import describe, refused_in_header
 from mailroom.services.message_bulk import MAX_BULK, Action
 from mailroom.services.message_changes import MAX_LABEL_CHARS, MAX_LABELS
 
 # --- requests ------------------------------------------------------------------------------------
 
+
+def _no_breaks(value: object) -> object:
+    # Before stripping: a trailing line break is refused like any other, not silently dropped.
+    if isinstance(value, str):
+        refused = refused_in_header(value) or ("\t" if "\t" in value else None)
+        if refused:
+            raise ValueError(
+                "a label holds no control characters, line breaks or unpaired surrogates "
+                f"({describe(refused)} is one)"
+            )
+    return value
+
+
 Label = Annotated[
     str,
+    BeforeValidator(_no_breaks),
     StringConstraints(
         strip_whitespace=True,
         min_length=1,

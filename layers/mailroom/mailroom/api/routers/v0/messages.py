@@ -11,11 +11,12 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from fastapi import Depends, Path, Request
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field
 
 from mailroom.api.mailbox_access import BoundMailbox, require_inbox
 from mailroom.api.models import errors
 from mailroom.api.pipeline import api_router, audit_target
+from mailroom.api.schemas.messages import Label
 from mailroom.api.v0_models import Timestamp, idempotent
 from mailroom.api.v0_pages import PageOf, PageParams, page_body, page_params
 from mailroom.mail.compose import MAX_CUSTOM_HEADERS, MAX_RECIPIENTS, MAX_SUBJECT_CHARS
@@ -37,15 +38,6 @@ MAX_ATTACHMENTS = 100
 
 Address = Annotated[str, Field(examples=["recipient@example.com", "Name <name@example.com>"])]
 Addresses = Address | Annotated[list[Address], Field(max_length=MAX_ADDRESSES)]
-Label = Annotated[
-    str,
-    StringConstraints(
-        strip_whitespace=True,
-        min_length=1,
-        max_length=service.MAX_LABEL_CHARS,
-        pattern=r"^[^\x00-\x1f\x7f]+$",
-    ),
-]
 Labels = Annotated[
     list[Label], Field(max_length=service.MAX_LABELS, description="Labels, without control characters")
 ]
