@@ -125,11 +125,19 @@ def test_garbage_token_gets_the_v1_error_envelope(stack: LocalStackProcess) -> N
     assert error["request_id"] == response.headers["x-request-id"]
 
 
-def test_unknown_route_is_the_gateways_404(stack: LocalStackProcess) -> None:
+def test_an_unknown_route_is_404_in_the_envelope_of_its_surface(stack: LocalStackProcess) -> None:
+    """The API's $default route answers what no route matches, as the README promises: not API
+    Gateway's bare {"message": "Not Found"}."""
     response = httpx.get(
         f"{stack.api_url}/api/v1/no-such-thing", headers=bearer(stack.admin_token), timeout=30
     )
-    assert (response.status_code, response.json()) == (404, {"message": "Not Found"})
+    error = response.json()["error"]
+    assert (response.status_code, error["code"], error["retryable"]) == (404, "not_found", False)
+    assert error["request_id"] == response.headers["x-request-id"]
+    v0 = httpx.post(f"{stack.api_url}/api/v0/no-such-thing", json={}, timeout=30)
+    assert (v0.status_code, v0.json()) == (404, {"name": "NotFoundError", "message": "No such endpoint"})
+    outside = httpx.get(f"{stack.api_url}/elsewhere", timeout=30)
+    assert (outside.status_code, outside.json()["error"]["code"]) == (404, "not_found")
 
 
 def recorded(stack: LocalStackProcess, enough: Any) -> list[str]:

@@ -83,7 +83,7 @@ def headers_of(error: MailroomError) -> dict[str, str]:
     return headers
 
 
-_V0_NAMES = {
+V0_NAMES = {
     400: "BadRequestError",
     401: "UnauthorizedError",
     403: "ForbiddenError",
@@ -112,7 +112,7 @@ def render(request: Request, error: MailroomError) -> JSONResponse:
     status = status_of(error)
     body: dict[str, Any]
     if is_v0(request):
-        body = {"name": _V0_NAMES.get(status, "Error"), "message": error.message}
+        body = {"name": V0_NAMES.get(status, "Error"), "message": error.message}
         if error.fields:
             body["errors"] = error.fields
     else:

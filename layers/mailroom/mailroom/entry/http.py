@@ -29,10 +29,21 @@ def api_handler(*routers: APIRouter) -> Handler[Response]:
 @lambda_entry
 def openapi(event: dict[str, Any], context: Any) -> Response:
     """``GET /api/openapi.json`` (no token): the document of every router, built once per process.
-    Another method gets 405 ``method_not_allowed`` in the envelope, as on every other path."""
+    Another method gets 405 ``method_not_allowed`` in the envelope, as on every other path. The
+    API's ``$default`` route comes here too: a path no route matches is 404 ``not_found`` in the
+    envelope of its surface, not API Gateway's bare ``{"message": "Not Found"}``."""
+    if event.get("routeKey") == "$default":
+        return _error(event, 404, "not_found", "No such endpoint", hint="See GET /api/openapi.json.")
     method = str(((event.get("requestContext") or {}).get("http") or {}).get("method", "GET")).upper()
     if method not in ("GET", "HEAD"):
-        return _method_not_allowed(event, allow="GET, HEAD")
+        return _error(
+            event,
+            405,
+            "method_not_allowed",
+            "Method Not Allowed",
+            hint="This path answers GET, HEAD.",
+            headers={"allow": "GET, HEAD"},
+        )
 
     from mailroom.api.openapi import document
 
@@ -43,20 +54,38 @@ def openapi(event: dict[str, Any], context: Any) -> Response:
     }
 
 
-def _method_not_allowed(event: dict[str, Any], *, allow: str) -> Response:
+def _error(
+    event: dict[str, Any],
+    status: int,
+    code: str,
+    message: str,
+    *,
+    hint: str,
+    headers: dict[str, str] | None = None,
+) -> Response:
+    """An error rendered as the API renders it (v1 envelope, or v0's ``{name, message}``), for the
+    answers this function gives without an app."""
+    from mailroom.api.errors import V0_NAMES
     from mailroom.api.pipeline import request_id_for
 
-    headers = {k.lower(): v for k, v in (event.get("headers") or {}).items()}
-    request_id = request_id_for(headers.get("x-request-id"))
-    error = {
-        "code": "method_not_allowed",
-        "message": "Method Not Allowed",
-        "hint": f"This path answers {allow}.",
-        "request_id": request_id,
-        "retryable": False,
-    }
+    sent = {k.lower(): v for k, v in (event.get("headers") or {}).items()}
+    request_id = request_id_for(sent.get("x-request-id"))
+    path = str(event.get("rawPath") or "")
+    body: dict[str, Any]
+    if path.startswith("/api/v0/"):
+        body = {"name": V0_NAMES.get(status, "Error"), "message": message}
+    else:
+        body = {
+            "error": {
+                "code": code,
+                "message": message,
+                "hint": hint,
+                "request_id": request_id,
+                "retryable": False,
+            }
+        }
     return {
-        "statusCode": 405,
-        "headers": {"content-type": "application/json", "allow": allow, "x-request-id": request_id},
-        "body": json.dumps({"error": error}),
+        "statusCode": status,
+        "headers": {"content-type": "application/json", "x-request-id": request_id, **(headers or {})},
+        "body": json.dumps(body),
     }
