@@ -16,10 +16,17 @@ DisplayName = Annotated[
     Field(description="The From name of the mailbox's mail: no control characters, line breaks, < > or @"),
 ]
 
+# Moments stay the strings the services write (``2025-01-15T10:30:00.000Z``: UTC, milliseconds,
+# ``mailroom.clock``): parsing them into datetimes would re-serialize them in another shape.
 Timestamp = Annotated[
-    str, Field(json_schema_extra={"format": "date-time"}, examples=["2025-01-15T10:30:00.000Z"])
+    str,
+    Field(
+        json_schema_extra={"format": "date-time"},
+        examples=["2025-01-15T10:30:00.000Z"],
+        description="UTC, with milliseconds",
+    ),
 ]
-"""A moment as every response shows it: ISO 8601 in UTC with milliseconds (``mailroom.clock``)."""
+Day = Annotated[str, Field(json_schema_extra={"format": "date"})]
 
 
 class Strict(BaseModel):

@@ -4,8 +4,9 @@ Routes declare their success models and their own error statuses (``api.models.e
 every operation of a kind can answer is added here, once, with the envelope of its surface (v1
 ``{"error": {...}}``, v0 ``{name, message}``): 401/403/429 where a token is needed, 404 where the
 path names something, 422 where there are parameters or a body, 409 for a reused Idempotency-Key,
-413 from API Gateway over its payload limit, 500 and 503 everywhere. Response headers are
-declared as the pipeline sets them. FastAPI's own ``{"detail": ...}`` 422 never appears.
+413 from API Gateway over its payload limit, 500 and 503 everywhere. The Idempotency-Key header
+and the response headers are declared as the pipeline reads and sets them. FastAPI's own
+``{"detail": ...}`` 422 never appears.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Any
 
-from mailroom.api.pipeline import KEY_REQUIRED, MUTATING, PUBLIC_MARK
+from mailroom.api.pipeline import IDEMPOTENCY_KEY_RE, KEY_REQUIRED, MUTATING, PUBLIC_MARK
 
 REF = "#/components/schemas/"
 
@@ -90,6 +91,30 @@ def _document_errors(path: str, method: str, operation: dict[str, Any], secured:
             response["headers"] = {name: _header(name) for name in headers}
 
 
+def _document_idempotency_key(path: str, method: str, operation: dict[str, Any], secured: bool) -> None:
+    """The ``Idempotency-Key`` header the pipeline reads: required on v1 POST/PUT, optional on the
+    other mutating operations (and on v0, whose reference has none: a key that is sent is honoured)."""
+    upper = method.upper()
+    if upper not in MUTATING or not secured:
+        return
+    required = upper in KEY_REQUIRED and not path.startswith("/api/v0/")
+    described = (
+        "Unique per operation; a retry reuses it. The same key with the same request replays the first "
+        "answer (`Idempotent-Replayed: true`) without doing it again; with another request it is 409 "
+        "idempotency_key_reused. Kept 24 hours per token."
+    )
+    parameters: list[dict[str, Any]] = operation.setdefault("parameters", [])
+    parameters.append(
+        {
+            "name": "Idempotency-Key",
+            "in": "header",
+            "required": required,
+            "description": described if required else f"Optional. {described}",
+            "schema": {"type": "string", "pattern": IDEMPOTENCY_KEY_RE.pattern, "maxLength": 255},
+        }
+    )
+
+
 def _document_success_headers(operation: dict[str, Any], secured: bool) -> None:
     names = ["X-Request-Id"]
     if secured:
@@ -128,6 +153,7 @@ def document() -> dict[str, Any]:
         for method, operation in path_item.items():
             secured = not operation.pop(PUBLIC_MARK, False)
             operation["security"] = [{"bearer": []}] if secured else []
+            _document_idempotency_key(path, method, operation, secured)
             _document_errors(path, method, operation, secured)
             _document_success_headers(operation, secured)
     return spec

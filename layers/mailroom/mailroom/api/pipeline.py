@@ -44,7 +44,7 @@ MUTATING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 KEY_REQUIRED = frozenset({"POST", "PUT"})
 PUBLIC_MARK = "x-mailroom-public"
 _REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
-_IDEMPOTENCY_KEY_RE = re.compile(r"^[\x21-\x7e]{1,255}$")
+IDEMPOTENCY_KEY_RE = re.compile(r"^[\x21-\x7e]{1,255}$")
 _REPLAYED_HEADERS = ("content-type", "location")
 
 CallNext = Callable[[Request], Awaitable[Response]]
@@ -197,7 +197,7 @@ async def _idempotent(request: Request, handle: RouteHandler, principal: Princip
                 "retries reuse it.",
             )
         return await handle(request)
-    if not _IDEMPOTENCY_KEY_RE.match(key):
+    if not IDEMPOTENCY_KEY_RE.match(key):
         raise ApiError(
             422,
             "invalid_idempotency_key",

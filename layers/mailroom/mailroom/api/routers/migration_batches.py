@@ -17,12 +17,11 @@ from fastapi import Depends, Path, Request, Response
 from pydantic import BaseModel, Field, StringConstraints
 
 from mailroom.api import pagination
-from mailroom.api.models import ListOf, One, Strict, one
+from mailroom.api.models import Day, ListOf, One, Strict, Timestamp, one
 from mailroom.api.pipeline import api_router, audit_target
 from mailroom.api.principal import require
 from mailroom.api.routers.migrations import (
     RATE_LIMITED,
-    Day,
     ErrorCode,
     ErrorReason,
     FolderStrategy,
@@ -30,7 +29,6 @@ from mailroom.api.routers.migrations import (
     Password,
     Provider,
     Security,
-    Timestamp,
     Writer,
     documented,
 )

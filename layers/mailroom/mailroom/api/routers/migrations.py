@@ -16,7 +16,7 @@ from pydantic import BaseModel, Field, StringConstraints
 
 from mailroom.api import pagination
 from mailroom.api.errors import ApiError
-from mailroom.api.models import ListOf, One, Strict, errors, one
+from mailroom.api.models import Day, ListOf, One, Strict, Timestamp, errors, one
 from mailroom.api.openapi import COMMON_ERRORS
 from mailroom.api.pipeline import api_router, audit_target
 from mailroom.api.principal import require
@@ -36,8 +36,6 @@ Provider = Literal["gmail", "outlook", "yahoo", "icloud", "generic_imap"]
 Security = Literal["ssl", "tls", "none"]
 FolderStrategy = Literal["all", "standard", "inbox_only"]
 FolderName = Annotated[str, StringConstraints(min_length=1, max_length=1000)]
-Timestamp = Annotated[str, Field(json_schema_extra={"format": "date-time"})]
-Day = Annotated[str, Field(json_schema_extra={"format": "date"})]
 JobStatus = Literal["pending", "validating", "planning", "processing", "completed", "failed", "cancelled"]
 ErrorCode = Literal[
     "connection_failed", "target_unavailable", "source_password_missing", "internal_error", "timeout"

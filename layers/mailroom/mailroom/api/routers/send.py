@@ -10,9 +10,8 @@ from fastapi import Depends, Path, Request, Response
 from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, field_validator
 
 from mailroom.api.mailbox_access import BoundMailbox, require_mailbox
-from mailroom.api.models import One, errors, one
+from mailroom.api.models import One, Timestamp, errors, one
 from mailroom.api.pipeline import api_router, audit_target
-from mailroom.api.schemas.common import Timestamp
 from mailroom.api.schemas.messages import AttachmentView, Delivery, MessageSummary
 from mailroom.services import prefill, sending
 from mailroom.services.mail_views import sent_view

@@ -13,8 +13,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstr
 from pydantic.config import JsonDict
 
 from mailroom.api.bulk import RowError
-from mailroom.api.models import Strict
-from mailroom.api.schemas.common import Timestamp
+from mailroom.api.models import Strict, Timestamp
 from mailroom.mail.folders import MAX_PATH_CHARS
 from mailroom.mail.header_text import describe, refused_in_header
 from mailroom.services.message_bulk import MAX_BULK, Action

@@ -6,8 +6,7 @@ from typing import Annotated, Literal
 
 from pydantic import AwareDatetime, BaseModel, Field, WithJsonSchema, field_validator
 
-from mailroom.api.models import Strict
-from mailroom.api.schemas.common import Timestamp
+from mailroom.api.models import Strict, Timestamp
 from mailroom.domain.webhooks import EVENT_TYPES, known_event_types, mailbox_filter
 
 MAX_MAILBOX_FILTER = 100

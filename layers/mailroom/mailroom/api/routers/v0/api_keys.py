@@ -14,10 +14,9 @@ from typing import Annotated, Any
 from fastapi import Depends, Path, Request, Response
 from pydantic import BaseModel, Field
 
-from mailroom.api.models import Strict, errors
+from mailroom.api.models import Strict, Timestamp, errors
 from mailroom.api.pipeline import api_router, audit_target
 from mailroom.api.principal import require
-from mailroom.api.v0_models import Timestamp, idempotent
 from mailroom.api.v0_pages import PageOf, PageParams, page_body, page_params
 from mailroom.domain.principal import Principal
 from mailroom.services import v0_api_keys as service
@@ -62,7 +61,6 @@ class V0NewApiKey(V0ApiKey):
         e403="insufficient_scope, wrong_token_type, or scope_escalation: a key holds every scope, so "
         "only a caller holding every scope (an API key, or an ops token with all of them) may create one"
     ),
-    openapi_extra=idempotent(),
 )
 async def create_api_key(body: V0CreateApiKey, request: Request, principal: Manager) -> dict[str, Any]:
     """A new organization-wide API key. The full `key` is in this response only: store it
@@ -89,7 +87,6 @@ async def list_api_keys(principal: Manager, params: Pages) -> dict[str, Any]:
     response_class=Response,
     summary="Revoke and delete an API key",
     responses=errors(e404="not_found: no such API key in this organization"),
-    openapi_extra=idempotent(),
 )
 async def delete_api_key(key_id: KeyId, request: Request, principal: Manager) -> Response:
     """Revoke the key for good: it is refused within the authorizer's cache time (30 s). A key may

@@ -12,10 +12,9 @@ from typing import Annotated, Any, Literal
 from fastapi import Depends, Path, Request, Response
 from pydantic import BaseModel, Field, field_validator
 
-from mailroom.api.models import Strict, errors
+from mailroom.api.models import Strict, Timestamp, errors
 from mailroom.api.pipeline import api_router, audit_target
 from mailroom.api.principal import require
-from mailroom.api.v0_models import Timestamp, idempotent
 from mailroom.api.v0_pages import PageOf, PageParams, page_body, page_params
 from mailroom.domain.domain_names import normalize_domain
 from mailroom.domain.principal import Principal
@@ -100,7 +99,6 @@ CheckableDomain = Annotated[Item, Depends(_checkable)]
         e422="validation_error: not a valid domain name; domain_limit_reached: the organization has "
         "its maximum of domains",
     ),
-    openapi_extra=idempotent(),
 )
 async def create_domain(
     body: V0CreateDomain,
@@ -148,7 +146,6 @@ async def get_domain(domain: ReadableDomain) -> dict[str, Any]:
         e404=NOT_FOUND,
         e409="domain_not_empty: it still has inboxes (mailboxes), aliases or pending invites",
     ),
-    openapi_extra=idempotent(),
 )
 async def delete_domain(domain: DeletableDomain, request: Request) -> Response:
     """Remove the domain and its sending identity. Delete its inboxes first. Returns 204 No Content."""
@@ -163,7 +160,6 @@ async def delete_domain(domain: DeletableDomain, request: Request) -> Response:
     response_model=V0Domain,
     summary="Verify a domain's DNS records now",
     responses=errors(e404=NOT_FOUND),
-    openapi_extra=idempotent(),
 )
 async def verify_domain(domain: CheckableDomain, request: Request) -> dict[str, Any]:
     """Look every required record up now and store each one's status. The domain becomes VERIFIED

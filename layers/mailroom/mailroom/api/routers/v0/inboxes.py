@@ -12,10 +12,9 @@ from typing import Annotated, Any
 from fastapi import Depends, Path, Request, Response
 from pydantic import BaseModel, Field
 
-from mailroom.api.models import DisplayName, Strict, errors
+from mailroom.api.models import DisplayName, Strict, Timestamp, errors
 from mailroom.api.pipeline import api_router, audit_target
 from mailroom.api.principal import require
-from mailroom.api.v0_models import Timestamp, idempotent
 from mailroom.api.v0_pages import PageOf, PageParams, page_body, page_params
 from mailroom.domain.principal import Principal
 from mailroom.services import v0_inboxes as service
@@ -100,7 +99,6 @@ DeletableInbox = Annotated[Item, Depends(_deletable)]
         e503="platform_domain_unavailable: the platform domain is hosted by an organization (name a "
         "domain of yours instead); service_unavailable: retry",
     ),
-    openapi_extra=idempotent(),
 )
 async def create_inbox(
     body: V0CreateInbox,
@@ -156,7 +154,6 @@ async def get_inbox(inbox: ReadableInbox) -> dict[str, Any]:
     response_model=V0Inbox,
     summary="Update an inbox's display name",
     responses=errors(e404=NOT_FOUND),
-    openapi_extra=idempotent(),
 )
 async def update_inbox(inbox: WritableInbox, body: V0UpdateInbox, request: Request) -> dict[str, Any]:
     """Change `display_name` (null clears it); nothing else of an inbox is writable. An empty
@@ -173,7 +170,6 @@ async def update_inbox(inbox: WritableInbox, body: V0UpdateInbox, request: Reque
     response_class=Response,
     summary="Delete an inbox",
     responses=errors(e404=NOT_FOUND, e409="concurrent_update: the inbox changed meanwhile; retry"),
-    openapi_extra=idempotent(),
 )
 async def delete_inbox(inbox: DeletableInbox, request: Request) -> Response:
     """Delete the inbox and all its mail. Its address is free at once; the mail is purged in the

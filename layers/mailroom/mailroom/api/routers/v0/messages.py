@@ -14,10 +14,9 @@ from fastapi import Depends, Path, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from mailroom.api.mailbox_access import BoundMailbox, require_inbox
-from mailroom.api.models import errors
+from mailroom.api.models import Timestamp, errors
 from mailroom.api.pipeline import api_router, audit_target
 from mailroom.api.schemas.messages import Label
-from mailroom.api.v0_models import Timestamp, idempotent
 from mailroom.api.v0_pages import PageOf, PageParams, page_body, page_params
 from mailroom.mail.compose import MAX_CUSTOM_HEADERS, MAX_RECIPIENTS, MAX_SUBJECT_CHARS
 from mailroom.services import sending
@@ -214,7 +213,6 @@ MESSAGE_NOT_FOUND = "not_found: no such inbox, or no such message in it"
     response_model=V0Sent,
     summary="Send a message",
     responses=errors(**SENDS),
-    openapi_extra=idempotent(),
 )
 async def send_message(body: V0SendBody, request: Request, bound: Sender) -> dict[str, Any]:
     """Send a new email from the inbox: text and/or HTML, Cc, Bcc, Reply-To, custom headers, and
@@ -271,7 +269,6 @@ async def get_message(message: ReadableMessage) -> dict[str, Any]:
     response_model=V0Message,
     summary="Update a message's labels",
     responses=errors(e404=MESSAGE_NOT_FOUND, e422="validation_error, too_many_labels"),
-    openapi_extra=idempotent(),
 )
 async def update_message(message: WritableMessage, body: V0LabelsBody, request: Request) -> dict[str, Any]:
     """Replace the message's labels (an empty list clears them). Returns the message in full."""
@@ -307,7 +304,6 @@ async def _answer(
     response_model=V0Sent,
     summary="Reply to a message",
     responses=errors(**ANSWERS),
-    openapi_extra=idempotent(),
 )
 async def reply(message_id: MessageId, body: V0ReplyBody, request: Request, bound: Sender) -> dict[str, Any]:
     """Reply to the sender only (or to the Reply-To address if the message has one), in the same
@@ -322,7 +318,6 @@ async def reply(message_id: MessageId, body: V0ReplyBody, request: Request, boun
     response_model=V0Sent,
     summary="Reply to all recipients of a message",
     responses=errors(**ANSWERS),
-    openapi_extra=idempotent(),
 )
 async def reply_all(
     message_id: MessageId, body: V0ReplyBody, request: Request, bound: Sender
@@ -338,7 +333,6 @@ async def reply_all(
     response_model=V0Sent,
     summary="Forward a message",
     responses=errors(**ANSWERS),
-    openapi_extra=idempotent(),
 )
 async def forward(
     message_id: MessageId, body: V0ForwardBody, request: Request, bound: Sender

@@ -8,10 +8,9 @@ from typing import Annotated, Any
 from fastapi import Depends
 from pydantic import BaseModel, Field
 
-from mailroom.api.models import errors
+from mailroom.api.models import Timestamp, errors
 from mailroom.api.pipeline import api_router
 from mailroom.api.principal import require
-from mailroom.api.v0_models import Timestamp
 from mailroom.domain.principal import Principal
 from mailroom.services import v0_organizations as service
 from mailroom.store.table import Table

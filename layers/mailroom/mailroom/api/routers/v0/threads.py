@@ -11,9 +11,8 @@ from fastapi import Depends, Path, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from mailroom.api.mailbox_access import BoundMailbox, require_inbox
-from mailroom.api.models import errors
+from mailroom.api.models import Timestamp, errors
 from mailroom.api.pipeline import api_router, audit_target
-from mailroom.api.v0_models import Timestamp, idempotent
 from mailroom.api.v0_pages import PageOf, PageParams, page_body, page_params
 from mailroom.services import v0_mail as service
 from mailroom.store.table import Item, Table
@@ -118,7 +117,6 @@ async def get_thread(thread: ReadableThread) -> dict[str, Any]:
     response_class=Response,
     summary="Delete a thread",
     responses=errors(e404=NOT_FOUND),
-    openapi_extra=idempotent(),
 )
 async def delete_thread(thread: WritableThread, request: Request) -> Response:
     """Delete the conversation and every message in it, for good. Returns 204 No Content."""

@@ -11,10 +11,9 @@ from typing import Annotated, Any
 from fastapi import Depends, Path, Request, Response
 from pydantic import BaseModel, Field, WithJsonSchema, field_validator
 
-from mailroom.api.models import Strict, errors
+from mailroom.api.models import Strict, Timestamp, errors
 from mailroom.api.pipeline import api_router, audit_target
 from mailroom.api.principal import require
-from mailroom.api.v0_models import Timestamp, idempotent
 from mailroom.api.v0_pages import PageOf, PageParams, page_body, page_params
 from mailroom.domain.principal import Principal
 from mailroom.domain.webhooks import V0_EVENT_TYPES, known_event_types, mailbox_filter
@@ -120,7 +119,6 @@ BAD_WEBHOOK = (
     response_model=V0NewWebhook,
     summary="Create a webhook",
     responses=errors(e422=f"{BAD_WEBHOOK}, webhook_limit_reached"),
-    openapi_extra=idempotent(),
 )
 async def create_webhook(body: V0CreateWebhook, request: Request, principal: Writer) -> dict[str, Any]:
     """Subscribe a URL to events. Returns the webhook with its signing `secret`, shown only here."""
@@ -163,7 +161,6 @@ async def get_webhook(webhook: ReadableWebhook) -> dict[str, Any]:
     response_model=V0Webhook,
     summary="Update a webhook",
     responses=errors(e404=NOT_FOUND, e422=f"{BAD_WEBHOOK}; a field given as null"),
-    openapi_extra=idempotent(),
 )
 async def update_webhook(webhook: WritableWebhook, body: V0UpdateWebhook, request: Request) -> dict[str, Any]:
     """Change the URL, the event types, the inbox filter or whether it is enabled; the fields not
@@ -180,7 +177,6 @@ async def update_webhook(webhook: WritableWebhook, body: V0UpdateWebhook, reques
     response_class=Response,
     summary="Delete a webhook",
     responses=errors(e404=NOT_FOUND),
-    openapi_extra=idempotent(),
 )
 async def delete_webhook(webhook_id: WebhookId, request: Request, principal: Writer) -> Response:
     """Stop and remove the webhook. Returns 204 No Content."""
