@@ -113,3 +113,14 @@ def conflict(message: str, *, code: str = "conflict", hint: str | None = None) -
 def validation(message: str, *, field: str | None = None, code: str = "validation_error") -> Invalid:
     fields = [{"field": field, "message": message}] if field else None
     return Invalid(code, message, fields=fields)
+
+
+def concurrent_update() -> Conflict:
+    """Another request changed the same thing at that moment (a write's condition no longer held):
+    nothing was done, and the same request again will see the new state."""
+    return Conflict(
+        "concurrent_update",
+        "Another request changed the same resource at the same time.",
+        hint="Retry the request.",
+        retryable=True,
+    )

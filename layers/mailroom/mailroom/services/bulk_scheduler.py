@@ -66,7 +66,7 @@ def organization(table: Table, org_id: str) -> Item:
 
 
 def org_limits(org: Item) -> dict[str, int]:
-    from mailroom.services.mailboxes import org_limits as merged
+    from mailroom.services.mailbox_limits import org_limits as merged
 
     return merged(org)
 

@@ -32,7 +32,6 @@ from mailroom import clock, errors, ids
 from mailroom.domain.principal import Principal
 from mailroom.errors import Gone, MailroomError, TooManyRequests
 from mailroom.observability import logger, traced
-from mailroom.services import mailbox_limits
 from mailroom.settings import get_settings
 from mailroom.store import delete_intents, domains, keys, mail_purge, message_tokens, platform_domain, txn
 from mailroom.store import mailboxes as mailbox_store
@@ -223,7 +222,7 @@ def confirm(table: Table, principal: Principal, intent_id: str) -> Confirmed:
             enqueued=enqueued,
             revoked_tokens=revoked,
         )
-    raise mailbox_limits.concurrent_update()
+    raise errors.concurrent_update()
 
 
 def _purge_job(mailbox: Item, *, intent_id: str | None, now_iso: str) -> Item:
@@ -284,7 +283,7 @@ def delete_now(table: Table, org_id: str, mailbox_id: str, *, what: str = "Mailb
         _revoke_tokens(table, org_id, mailbox_id)
         _enqueue(job)
         return job
-    raise mailbox_limits.concurrent_update()
+    raise errors.concurrent_update()
 
 
 def _revoke_tokens(table: Table, org_id: str, mailbox_id: str) -> int:

@@ -12,7 +12,7 @@ from mailroom.dns_lookup import lookup
 from mailroom.domain import dns_records
 from mailroom.domain.dkim import generate_dkim_key
 from mailroom.domain.domain_names import InvalidDomainName, normalize_domain, unicode_form
-from mailroom.errors import Conflict, LimitReached, MailroomError
+from mailroom.errors import LimitReached, MailroomError
 from mailroom.observability import logger, traced
 from mailroom.settings import get_settings
 from mailroom.store import addresses, domain_metrics, domains, events, organizations, ses_identities
@@ -145,7 +145,7 @@ def add_domain(table: Table, org_id: str, request: NewDomain) -> Item:
         now = organizations.get(table, org_id) or {}
         if int(now.get("domain_count", 0)) >= org_domain_limit(now):
             raise domain_limit_reached(org_domain_limit(now)) from refused
-        raise concurrent_update() from refused
+        raise errors.concurrent_update() from refused
 
 
 def _taken(name: str, *, same_org: bool) -> MailroomError:
@@ -155,15 +155,6 @@ def _taken(name: str, *, same_org: bool) -> MailroomError:
         f"{name} is hosted by another organization",
         code="domain_taken",
         hint="Remove it there first, or contact the operator.",
-    )
-
-
-def concurrent_update() -> MailroomError:
-    return Conflict(
-        "concurrent_update",
-        "Another request changed the same resource at the same time.",
-        hint="Retry the request.",
-        retryable=True,
     )
 
 
@@ -263,7 +254,7 @@ def update_domain(table: Table, domain: Item, *, limits: dict[str, int], fields:
         )
     except domains.DomainBelowUsage as refused:
         current = load_domain(table, domain["org_id"], domain["id"])
-        raise (_below_usage(current, merged) or concurrent_update()) from refused
+        raise (_below_usage(current, merged) or errors.concurrent_update()) from refused
 
 
 def _below_usage(domain: Item, limits: dict[str, int]) -> MailroomError | None:

@@ -104,13 +104,7 @@ def _prepare(
     expires = now + timedelta(hours=request.expires_in_hours)
     prepared.record = {
         "id": ids.new_id("inv"),
-        "org_id": org_id,
-        "domain_id": prepared.domain["id"],
-        "domain": prepared.domain["domain"],
-        "local_part": prepared.local_part,
-        "address": prepared.address,
-        "name": request.name,
-        "quota": prepared.quota,
+        **prepared.identity(org_id, request.name),
         "storage_allocation_mb": prepared.allocation,
         "code_hash": hash_code(code),
         "status": "pending",
@@ -450,4 +444,4 @@ def redeem(table: Table, invite: Item, password: str) -> Redeemed:
         if not fits:
             logger().info("invite redeemed as shared: pool over-committed", extra={"invite_id": invite["id"]})
         return Redeemed(mailbox=mailbox, invite={**invite, "status": "redeemed"}, downgraded=not fits)
-    raise mailbox_limits.concurrent_update()
+    raise errors.concurrent_update()

@@ -20,7 +20,7 @@ Quota (mailcow-style-management-api.txt): per mailbox in MB, defaulting to the d
 from __future__ import annotations
 
 from mailroom import errors
-from mailroom.errors import Conflict, LimitReached, MailroomError
+from mailroom.errors import LimitReached, MailroomError
 from mailroom.services.domains import DEFAULT_LIMITS as DOMAIN_DEFAULT_LIMITS
 from mailroom.store import domains, organizations, txn
 from mailroom.store.table import Item, Table
@@ -114,15 +114,6 @@ def domain_limit_error(
     return None
 
 
-def concurrent_update() -> MailroomError:
-    return Conflict(
-        "concurrent_update",
-        "Another request changed the same resource at the same time.",
-        hint="Retry the request.",
-        retryable=True,
-    )
-
-
 def address_taken(address: str) -> MailroomError:
     return errors.conflict(
         f"{address} is already a mailbox, alias or pending invite of this organization",
@@ -169,4 +160,4 @@ def explain_rejection(
         )
         if error:
             return error
-    return concurrent_update()
+    return errors.concurrent_update()

@@ -17,18 +17,15 @@ from mailroom.errors import MailroomError
 from mailroom.services.forwarding import forwarding_view
 from mailroom.services.mailbox_limits import (
     address_taken,
-    concurrent_update,
     domain_limit_error,
     domain_limits,
     explain_rejection,
+    load_org,
     org_limit_error,
+    org_limits,
     pool_error,
     pool_view,
 )
-
-# Re-exported: other surfaces (v0) read the organization and its merged limits through this module.
-from mailroom.services.mailbox_limits import load_org as load_org  # noqa: PLC0414
-from mailroom.services.mailbox_limits import org_limits as org_limits  # noqa: PLC0414
 from mailroom.store import addresses, domains, message_tokens, platform_domain, txn
 from mailroom.store import mailboxes as store
 from mailroom.store.errors import ConditionFailed
@@ -101,6 +98,18 @@ class Prepared:
     record: Item = field(default_factory=dict)
     # Hashed only when the whole batch is valid and about to be written (hashing is the slow part).
     password: str | None = None
+
+    def identity(self, org_id: str, name: str | None) -> Item:
+        """What a mailbox and the invite for it both record: where it lives and who it is."""
+        return {
+            "org_id": org_id,
+            "domain_id": self.domain["id"],
+            "domain": self.domain["domain"],
+            "local_part": self.local_part,
+            "address": self.address,
+            "name": name,
+            "quota": self.quota,
+        }
 
 
 def resolve_domain(table: Table, org_id: str, name: str, cache: dict[str, Item | None] | None = None) -> Item:
@@ -202,13 +211,7 @@ def prepare_mailbox(
     now = clock.now_iso()
     prepared.record = {
         "id": ids.new_id("mbx"),
-        "org_id": org_id,
-        "domain_id": prepared.domain["id"],
-        "domain": prepared.domain["domain"],
-        "local_part": prepared.local_part,
-        "address": prepared.address,
-        "name": request.name,
-        "quota": prepared.quota,
+        **prepared.identity(org_id, request.name),
         "used_bytes": 0,
         "active": request.active,
         "paused": False,
@@ -422,7 +425,7 @@ def update_mailbox(
     new_quota = old_quota if quota is None else quota
     domain = domains.get(table, org_id, mailbox["domain_id"])
     if domain is None:
-        raise concurrent_update()
+        raise errors.concurrent_update()
     limits = domain_limits(domain)
     if new_quota != old_quota and new_quota > limits["maxquota"]:
         raise errors.validation(
@@ -472,7 +475,7 @@ def update_mailbox(
         if f"mailbox:{mailbox_id}" in rejected.roles:
             if store.get(table, org_id, mailbox_id) is None:
                 raise errors.not_found("Mailbox") from rejected
-            raise concurrent_update() from rejected
+            raise errors.concurrent_update() from rejected
         raise explain_rejection(
             table,
             rejected,

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from mailroom.services import mailboxes
+from mailroom.services import mailbox_limits
 from mailroom.store.table import Item, Table
 
 
 def organization_view(org: Item) -> dict[str, Any]:
-    limits = mailboxes.org_limits(org)
+    limits = mailbox_limits.org_limits(org)
     return {
         "org_id": org["id"],
         "name": org["name"],
@@ -30,4 +30,4 @@ def organization_view(org: Item) -> dict[str, Any]:
 
 def get_organization(table: Table, org_id: str) -> dict[str, Any]:
     """The organization as v0 shows it; 404 if it no longer exists."""
-    return organization_view(mailboxes.load_org(table, org_id))
+    return organization_view(mailbox_limits.load_org(table, org_id))

@@ -222,6 +222,18 @@ class Table:
                 backoff = min(TRANSACT_BACKOFF_CAP, TRANSACT_BACKOFF_BASE * 2**attempt)
                 time.sleep(random.uniform(0, backoff))  # noqa: S311 - jitter, not a secret
 
+    def _query_from(self, kwargs: dict[str, Any], start_key: dict[str, Any] | None) -> Any:
+        """One Query page from ``start_key`` (a cursor's key): a key DynamoDB refuses is a cursor
+        made for another listing."""
+        if start_key:
+            kwargs["ExclusiveStartKey"] = serialize(start_key)
+        try:
+            return self.client.query(**kwargs)
+        except InvalidRequest as exc:
+            if start_key:
+                raise InvalidCursor("cursor is not valid for this listing") from exc
+            raise
+
     def query_page(
         self,
         *,
@@ -279,14 +291,7 @@ class Table:
         }
         if index:
             kwargs["IndexName"] = index
-        if start_key:
-            kwargs["ExclusiveStartKey"] = serialize(start_key)
-        try:
-            response = self.client.query(**kwargs)
-        except InvalidRequest as exc:
-            if start_key:
-                raise InvalidCursor("cursor is not valid for this listing") from exc
-            raise
+        response = self._query_from(kwargs, start_key)
         items = [deserialize(w) for w in response.get("Items", [])]
         more = len(items) > per_page
         items = items[:per_page]
@@ -344,14 +349,7 @@ class Table:
         resume: dict[str, Any] | None = None
         key_names = {"PK", "SK", pk_name, sk_name}
         for _ in range(MAX_FILTERED_READS):
-            if start_key:
-                kwargs["ExclusiveStartKey"] = serialize(start_key)
-            try:
-                response = self.client.query(**kwargs)
-            except InvalidRequest as exc:
-                if start_key:
-                    raise InvalidCursor("cursor is not valid for this listing") from exc
-                raise
+            response = self._query_from(kwargs, start_key)
             wires = response.get("Items", [])
             last = response.get("LastEvaluatedKey")
             filled = False

@@ -24,7 +24,7 @@ class BatchLimits:
 
     @classmethod
     def from_org_limits(cls, limits: Mapping[str, int], *, global_capacity: int) -> BatchLimits:
-        """From the organization's limits merged over DEFAULT_LIMITS (services.mailboxes.org_limits)."""
+        """From the organization's limits merged over DEFAULT_LIMITS (services.mailbox_limits.org_limits)."""
         return cls(int(limits[BATCH_ROWS_LIMIT]), int(limits[CONCURRENCY_LIMIT]), global_capacity)
 
     @property
