@@ -44,5 +44,9 @@ def test_each_v0_resource_reaches_its_function(
     assert match.route.authorizer is None  # the function authenticates the token (mailroom.auth)
 
 
-def test_an_unknown_inbox_subpath_is_no_route(routes: RouteTable) -> None:
-    assert routes.match("GET", f"/api/v0/inboxes/{INBOX}/other") is None  # API Gateway's own 404
+def test_an_unknown_inbox_subpath_falls_to_the_default_route(routes: RouteTable) -> None:
+    # No inbox route takes it; the $default route answers 404 in the v0 envelope (not API Gateway's own).
+    match = routes.match("GET", f"/api/v0/inboxes/{INBOX}/other")
+    assert match is not None
+    assert match.route.path == "$default"
+    assert match.route.function == "OpenApiFunction"
