@@ -74,7 +74,9 @@ def test_function_environment(tmp_path):
 
 
 def test_apply_environment_drops_what_could_reach_real_aws(monkeypatch):
-    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)  # restored after the test
+    # setenv (not delenv, which records nothing for an unset variable) so the endpoint set below
+    # is undone after the test: a later test on this worker must not inherit an unreachable endpoint.
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://before.invalid")
     monkeypatch.setenv("AWS_PROFILE", "prod")
     monkeypatch.setenv("AWS_SESSION_TOKEN", "secret")
     monkeypatch.setenv("AWS_ENDPOINT_URL_S3", "https://s3.amazonaws.com")

@@ -25,6 +25,7 @@ def ddb(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
         "AWS_DEFAULT_REGION": "us-east-1",
     }.items():
         monkeypatch.setenv(name, value)
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)  # moto intercepts only default endpoints
     install()
     with mock_aws():
         client = boto3.client("dynamodb", region_name="us-east-1")
