@@ -178,17 +178,41 @@ def smtp_send(world: World, sender: str, recipient: str, subject: str, text: str
 # --- listing ---------------------------------------------------------------------------------------
 
 
-def test_stdio_lists_every_tool_the_token_may_call_and_no_destructive_one(world: World) -> None:
-    async def scenario() -> set[str]:
+def test_stdio_lists_what_the_token_may_call_and_errors_carry_code_message_and_hint(world: World) -> None:
+    async def scenario() -> dict[str, Any]:
         async with over_stdio(world, world.stack.admin_token) as session:
-            return {tool.name for tool in (await session.list_tools()).tools}
+            domain_id = world.domain["id"]
+            return {
+                "listed": {tool.name for tool in (await session.list_tools()).tools},
+                "missing": await refused(
+                    session, "get_domain", {"domain_id": "dom_01J00000000000000000000000"}
+                ),
+                "invalid": await refused(session, "get_domain", {}),
+                "gated": await refused(
+                    session, "delete_domain", {"domain_id": domain_id, "confirm": domain_id}
+                ),
+                "prompt": await session.get_prompt("reply_to_latest_thread", {"inbox_id": "inb_x"}),
+                "templates": await session.list_resource_templates(),
+            }
 
-    listed = run(scenario())
-    expected = expected_tools(world, admin_identity(world), destructive=False)
-    assert listed == expected
+    seen = run(scenario())
+    listed = seen["listed"]
+    assert listed == expected_tools(world, admin_identity(world), destructive=False)
     assert {"create_inbox", "send_inbox_message", "list_domains"} <= listed
     assert not {"delete_domain", "delete_inbox", "start_migration", "create_ops_token"} & listed
     assert "send_message" not in listed  # a message token's tool; this is an ops token
+    missing, invalid = seen["missing"], seen["invalid"]
+    assert missing["status"] == 404 and missing["code"] == "not_found" and missing["hint"]
+    assert invalid["code"] == "invalid_arguments" and "domain_id" in invalid["message"]
+    # Destructive: not listed without the flag, and refused if called anyway.
+    assert seen["gated"]["code"] == "destructive_disabled"
+    assert world.admin.get(f"/api/v1/domains/{world.domain['id']}").status_code == 200
+    assert "get_thread_for_reply" in seen["prompt"].messages[0].content.text
+    assert {t.uri_template for t in seen["templates"].resource_templates} >= {
+        "mailroom://inboxes/{inbox_id}",
+        "mailroom://threads/{thread_id}",
+        "mailroom://messages/{message_id}/raw",
+    }
 
 
 def test_http_lists_the_same_tools_with_schemas(world: World) -> None:
@@ -309,49 +333,37 @@ def test_agent_receives_mail_through_wait_for_message_and_replies_in_the_thread(
     run(scenario())
 
 
-def test_api_errors_come_back_as_tool_errors_with_code_message_and_hint(world: World) -> None:
-    async def scenario() -> tuple[dict[str, Any], dict[str, Any], types.GetPromptResult]:
-        async with over_stdio(world, world.stack.admin_token) as session:
-            missing = await refused(session, "get_domain", {"domain_id": "dom_01J00000000000000000000000"})
-            invalid = await refused(session, "get_domain", {})
-            prompt = await session.get_prompt("reply_to_latest_thread", {"inbox_id": "inb_x"})
-            return missing, invalid, prompt
-
-    missing, invalid, prompt = run(scenario())
-    assert missing["status"] == 404 and missing["code"] == "not_found" and missing["hint"]
-    assert invalid["code"] == "invalid_arguments" and "domain_id" in invalid["message"]
-    assert "get_thread_for_reply" in prompt.messages[0].content.text  # type: ignore[union-attr]
-
-
 # --- the gates -------------------------------------------------------------------------------------
 
 
-def test_destructive_tools_need_the_flag_and_the_right_confirm(world: World) -> None:
-    alias_address = f"sales-{uuid.uuid4().hex[:6]}@{world.domain['domain']}"
+def test_destructive_tools_are_listed_with_the_flag_and_need_the_right_confirm(world: World) -> None:
+    address = f"sales-{uuid.uuid4().hex[:6]}@{world.domain['domain']}"
     alias = created(
-        post(world.admin, "/api/v1/aliases", {"address": alias_address, "goto": [world.hosted["address"]]})
+        post(world.admin, "/api/v1/aliases", {"address": address, "goto": [world.hosted["address"]]})
     )
 
-    async def scenario() -> tuple[set[str], dict[str, Any], dict[str, Any], dict[str, Any], set[str]]:
-        async with over_stdio(world, world.stack.admin_token) as session:
-            # Not listed without the flag, and refused if called anyway.
-            without = await refused(
-                session, "delete_alias", {"alias_id": alias["id"], "confirm": alias["id"]}
-            )
+    async def scenario() -> dict[str, Any]:
         async with over_stdio(
             world, world.stack.admin_token, MAILROOM_MCP_ALLOW_DESTRUCTIVE="true"
         ) as session:
-            listed = {tool.name for tool in (await session.list_tools()).tools}
-            wrong = await refused(session, "delete_alias", {"alias_id": alias["id"], "confirm": "als_other"})
-            absent = await refused(session, "delete_alias", {"alias_id": alias["id"]})
+            seen = {
+                "listed": {tool.name for tool in (await session.list_tools()).tools},
+                "wrong": await refused(
+                    session, "delete_alias", {"alias_id": alias["id"], "confirm": "als_other"}
+                ),
+                "absent": await refused(session, "delete_alias", {"alias_id": alias["id"]}),
+            }
+            kept = world.admin.get(f"/api/v1/aliases/{alias['id']}").status_code
             await call(session, "delete_alias", {"alias_id": alias["id"], "confirm": alias["id"]})
-        return listed, without, wrong, absent, expected_tools(world, admin_identity(world), destructive=True)
+            return {**seen, "kept": kept}
 
-    listed, without, wrong, absent, expected = run(scenario())
-    assert without["code"] == "destructive_disabled"
-    assert wrong["code"] == "confirmation_mismatch" and "alias_id" in wrong["message"]
-    assert absent["code"] in ("confirmation_mismatch", "invalid_arguments")
-    assert listed == expected and {"delete_alias", "delete_domain", "start_migration"} <= listed
+    seen = run(scenario())
+    assert seen["wrong"]["code"] == "confirmation_mismatch" and "alias_id" in seen["wrong"]["message"]
+    assert seen["absent"]["code"] == "confirmation_mismatch"
+    assert seen["kept"] == 200
+    listed = seen["listed"]
+    assert listed == expected_tools(world, admin_identity(world), destructive=True)
+    assert {"delete_alias", "delete_domain", "start_migration", "create_ops_token"} <= listed
     assert world.admin.get(f"/api/v1/aliases/{alias['id']}").status_code == 404
 
 
@@ -390,27 +402,44 @@ def test_a_retried_send_message_sends_once(world: World) -> None:
     subject = f"Once only {uuid.uuid4().hex[:8]}"
     arguments = {"body": {"to": [recipient["address"]], "subject": subject, "text": "Exactly one of me."}}
 
-    async def scenario() -> tuple[
-        set[str], dict[str, Any], dict[str, Any], dict[str, Any], list[dict[str, Any]]
-    ]:
+    async def scenario() -> dict[str, Any]:
         async with over_stdio(world, token) as session:
             listed = {tool.name for tool in (await session.list_tools()).tools}
             first = await call(session, "send_message", arguments)
             again = await call(session, "send_message", arguments)
+            # The Sent copy is stored by the send itself: a second send would be a second copy here.
+            sent = await call(session, "list_messages", {"folder": "Sent", "subject": subject})
+            # A message token's own resources: the raw message and its thread.
+            sent_id, thread_id = first["data"]["message_id"], first["data"]["thread_id"]
+            raw = (await session.read_resource(f"mailroom://messages/{sent_id}/raw")).contents[0]
+            thread = (await session.read_resource(f"mailroom://threads/{thread_id}")).contents[0]
         async with over_http(world, world.stack.admin_token) as session:
             arrived = await call(
                 session,
                 "wait_for_message",
                 {"inbox_id": recipient["id"], "subject_contains": subject, "since": "2020-01-01T00:00:00Z"},
             )
-            await asyncio.sleep(2)  # a second copy, had one been sent, would have arrived by now as well
             page = await call(session, "list_inbox_messages", {"inboxId": recipient["id"], "page_size": 100})
-        return listed, first, again, arrived, [m for m in page["data"] if m["subject"] == subject]
+        received = [m for m in page["data"] if m["subject"] == subject]
+        return {
+            "listed": listed,
+            "first": first,
+            "again": again,
+            "sent": sent,
+            "raw": raw,
+            "thread": thread,
+            "arrived": arrived,
+            "received": received,
+        }
 
-    listed, first, again, arrived, copies = run(scenario())
+    seen = run(scenario())
     identity = Identity("message", frozenset({"messages:read", "messages:send"}))
-    assert listed == expected_tools(world, identity, destructive=False)
-    assert "send_message" in listed and "create_inbox" not in listed
-    assert first["data"]["message_id"] == again["data"]["message_id"]
-    assert arrived["timed_out"] is False
-    assert len(copies) == 1
+    assert seen["listed"] == expected_tools(world, identity, destructive=False)
+    assert "send_message" in seen["listed"] and "create_inbox" not in seen["listed"]
+    message_id = seen["first"]["data"]["message_id"]
+    assert seen["again"]["data"]["message_id"] == message_id
+    assert [m["id"] for m in seen["sent"]["data"]] == [message_id]
+    assert seen["arrived"]["timed_out"] is False
+    assert len(seen["received"]) == 1
+    assert seen["raw"].mime_type == "message/rfc822" and f"Subject: {subject}" in seen["raw"].text
+    assert subject in seen["thread"].text
