@@ -324,6 +324,21 @@ def test_agent_receives_mail_through_wait_for_message_and_replies_in_the_thread(
             )
             assert [m["direction"] for m in whole["messages"]] == ["inbound", "outbound"]
 
+            # Mail already there does not end a wait: by default only what the first poll did not
+            # list counts, and with after_message_id only what came after it.
+            for baseline in ({}, {"after_message_id": received["message_id"]}):
+                again = await call(
+                    session,
+                    "wait_for_message",
+                    {
+                        "inbox_id": inbox["inbox_id"],
+                        "subject_contains": subject,
+                        "timeout_seconds": 1,
+                        **baseline,
+                    },
+                )
+                assert again["timed_out"] is True, (baseline, again)
+
             # Resources: the inbox (with this thread) and the thread through its inbox.
             resource = await session.read_resource(f"mailroom://inboxes/{inbox['inbox_id']}")
             assert subject in resource.contents[0].text  # type: ignore[union-attr]

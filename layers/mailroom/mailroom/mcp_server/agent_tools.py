@@ -12,7 +12,7 @@ import asyncio
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 from urllib.parse import quote
 
@@ -55,7 +55,8 @@ def agent_tools(max_wait: float) -> list[AgentTool]:
                 f"passes (at most {max_wait:g} s on this server). Use it after asking someone to write, "
                 "after sending a message that expects an answer, or to wait for a verification email. "
                 "Matches only inbound mail that arrived at or after `since` (default: when the call "
-                "starts) or, with `after_message_id`, after that message. Returns {message, timed_out, "
+                "starts: anything not listed then) or, with `after_message_id`, after that message. "
+                "Returns {message, timed_out, "
                 "waited_seconds, polls}: the full message (text, headers, thread_id) or null. How: a "
                 "bounded long-poll with backoff over the inbox's message listing (first check at once, "
                 "then 0.5, 1, 2, 4, 5 s apart), never a busy loop.\n\nSafety: read-only; changes nothing."
@@ -156,23 +157,26 @@ async def wait_for_message(
     timeout = min(float(arguments.get("timeout_seconds") or min(30.0, max_wait)), max_wait)
     after_id = arguments.get("after_message_id")
     try:
-        since = _when(arguments["since"]) if arguments.get("since") else datetime.now(UTC)
+        since = _when(arguments["since"]) if arguments.get("since") else None
     except ValueError as exc:
         raise Refused("invalid_arguments", f"since is not an ISO 8601 time with a zone: {exc}", "") from exc
     if after_id:
         after = await api.get_json(f"/api/v0/inboxes/{inbox}/messages/{quote(str(after_id), safe='')}")
         since = _when(after["timestamp"])
+    # Without a time to start from, "new" means not among the messages the first poll lists:
+    # comparing ids, not this host's clock with the API's, keeps a skewed clock harmless.
+    already: set[str] | None = None
     delay, polls = FIRST_DELAY_SECONDS, 0
     while True:
         polls += 1
-        page = await api.get_json(f"/api/v0/inboxes/{inbox}/messages", {"page_size": PAGE_SIZE})
-        # Newest first: the oldest match after the baseline is the one that "arrived" first.
-        for item in reversed(page["data"]):
-            if (
-                item["message_id"] == after_id
-                or _when(item["timestamp"]) < since
-                or not _matches(item, arguments)
-            ):
+        items = (await api.get_json(f"/api/v0/inboxes/{inbox}/messages", {"page_size": PAGE_SIZE}))["data"]
+        if since is None and already is None:
+            already = {item["message_id"] for item in items}
+        # Newest first: the oldest match after the baseline is the one that arrived first.
+        for item in reversed(items):
+            seen_before = item["message_id"] in (already or ()) or item["message_id"] == after_id
+            too_old = since is not None and _when(item["timestamp"]) < since
+            if seen_before or too_old or not _matches(item, arguments):
                 continue
             message_id = quote(item["message_id"], safe="")
             message = await api.get_json(f"/api/v0/inboxes/{inbox}/messages/{message_id}")

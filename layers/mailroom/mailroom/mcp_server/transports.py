@@ -24,6 +24,7 @@ from mailroom.mcp_server.gates import Flags
 from mailroom.mcp_server.server import MailroomMcp
 
 API_URL_ENV = "MAILROOM_MCP_API_URL"
+WAIT_MARGIN_SECONDS = 3.0  # for the last poll, fetching the message and answering
 
 
 async def serve_stdio(url: str, token: str, flags: Flags) -> None:
@@ -56,6 +57,16 @@ def api_base_url(scope: Scope, environ: Mapping[str, str]) -> str:
         raise LookupError(f"no API URL: set {API_URL_ENV}")
     proto = _headers(scope).get("x-forwarded-proto", "https")
     return f"{'http' if proto == 'http' else 'https'}://{domain}"
+
+
+def wait_budget(scope: Scope) -> float:
+    """How long ``wait_for_message`` may block in this request: 25 s at most, and less when the
+    function has less time left (a cold start spent some of it), so the answer always gets back."""
+    remaining = getattr(scope.get("aws.context"), "get_remaining_time_in_millis", None)
+    if not callable(remaining):
+        return HTTP_MAX_WAIT_SECONDS
+    left = float(remaining()) / 1000 - WAIT_MARGIN_SECONDS
+    return max(1.0, min(HTTP_MAX_WAIT_SECONDS, left))
 
 
 async def _answer(
@@ -92,7 +103,7 @@ class StreamableHttpApp:
             )
             return
         async with ApiClient(api_base_url(scope, self.environ), token.strip()) as api:
-            mailroom = MailroomMcp(api, self.flags, max_wait=HTTP_MAX_WAIT_SECONDS)
+            mailroom = MailroomMcp(api, self.flags, max_wait=wait_budget(scope))
             try:
                 await mailroom.catalog()
             except ApiFailure as failure:
