@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import os
 import smtplib
+import subprocess
 import sys
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -458,3 +459,23 @@ def test_a_retried_send_message_sends_once(world: World) -> None:
     assert len(seen["received"]) == 1
     assert seen["raw"].mime_type == "message/rfc822" and f"Subject: {subject}" in seen["raw"].text
     assert subject in seen["thread"].text
+
+
+def test_stdio_refuses_to_start_without_a_usable_url_and_token(world: World) -> None:
+    def start(**env: str) -> subprocess.CompletedProcess[str]:
+        params = server_params(world, "unused")
+        environment = {**os.environ, **(params.env or {}), **env}
+        return subprocess.run(
+            [params.command, *params.args],
+            env=environment,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+
+    bad_token = start(MAILROOM_TOKEN="mr_live_not-a-token")
+    assert bad_token.returncode == 2 and "unauthenticated" in bad_token.stderr, bad_token.stderr
+    assert bad_token.stdout == ""  # stdout is the protocol's: nothing else is ever written there
+    no_token = start(MAILROOM_TOKEN="")
+    assert no_token.returncode == 2 and "MAILROOM_TOKEN" in no_token.stderr
