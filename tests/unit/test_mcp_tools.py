@@ -16,9 +16,11 @@ from mailroom.domain.scopes import MESSAGE_SCOPES, OPS_SCOPES
 from mailroom.mcp_server.client import Identity
 from mailroom.mcp_server.curation import CURATED, Gate
 from mailroom.mcp_server.gates import Flags, Refused, check, idempotency_key
+from mailroom.mcp_server.server import tools_of
 from mailroom.mcp_server.tools import CurationMissing, OperationTool, build, operations
 
-TOOLS = {tool.name: tool for tool in build(document())}
+# Not strict, so that a missing row fails the test below with the full list, not the collection.
+TOOLS = {tool.name: tool for tool in build(document(), strict=False)}
 NAME = re.compile(r"^[a-z][a-z0-9_]{2,63}$")
 
 
@@ -29,10 +31,26 @@ def test_every_operation_has_a_curated_row_and_every_row_an_operation() -> None:
     assert len(TOOLS) == len(present)  # names are unique
 
 
-def test_an_uncurated_operation_fails_the_build() -> None:
-    spec: dict[str, Any] = {"paths": {"/api/v1/new-thing": {"get": {"summary": "New", "responses": {}}}}}
-    with pytest.raises(CurationMissing, match="GET /api/v1/new-thing"):
+def test_an_uncurated_operation_fails_the_build_and_the_server_leaves_it_out() -> None:
+    spec: dict[str, Any] = {
+        "paths": {
+            "/api/v1/new-thing": {"get": {"summary": "New", "responses": {}}},
+            "/api/v1/other-thing": {"delete": {"summary": "Other", "responses": {}}},
+            "/api/v1/me": document()["paths"]["/api/v1/me"],
+        }
+    }
+    with pytest.raises(
+        CurationMissing, match=r"2 operation.*GET /api/v1/new-thing.*DELETE /api/v1/other-thing"
+    ):
         build(spec)
+    assert [tool.name for tool in build(spec, strict=False)] == ["get_token_info"]
+    assert [tool.name for tool in tools_of(spec)] == ["get_token_info"]
+
+
+def test_the_server_builds_the_tools_once_per_document() -> None:
+    cached = document()
+    assert tools_of(cached) is tools_of(cached)
+    assert tools_of(cached) is not tools_of(dict(cached))  # a newly fetched document is built anew
 
 
 @pytest.mark.parametrize("tool", TOOLS.values(), ids=list(TOOLS))

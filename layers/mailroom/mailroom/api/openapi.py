@@ -11,7 +11,7 @@ and the response headers are declared as the pipeline reads and sets them. FastA
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from functools import lru_cache
 from typing import Any
 
@@ -156,8 +156,9 @@ def _route_access(dependant: Any) -> dict[str, list[str]] | None:
     return {kind: sorted({scope for check in checks for scope in check[kind]}) for kind in sorted(kinds)}
 
 
-def _document_access(spec: dict[str, Any], routes: list[Any], is_route: Callable[[Any], bool]) -> None:
-    for route in filter(is_route, routes):
+def _document_access(spec: dict[str, Any], routes: list[Any]) -> None:
+    """``x-mailroom-scopes`` on every operation whose route checks a token (public ones check none)."""
+    for route in routes:
         access = _route_access(route.dependant)
         for method in route.methods:
             operation = spec.get("paths", {}).get(route.path_format, {}).get(method.lower())
@@ -191,8 +192,9 @@ def document() -> dict[str, Any]:
         generated = TypeAdapter(model).json_schema(ref_template=REF + "{model}")
         schemas.update(generated.pop("$defs", {}))
         schemas[model.__name__] = generated
-    routes = [route for router in all_routers() for route in router.routes]
-    _document_access(spec, routes, lambda route: isinstance(route, APIRoute))
+    _document_access(
+        spec, [route for router in all_routers() for route in router.routes if isinstance(route, APIRoute)]
+    )
     for path, path_item in spec.get("paths", {}).items():
         for method, operation in path_item.items():
             secured = not operation.pop(PUBLIC_MARK, False)

@@ -2,7 +2,7 @@
 model (what it does, when to use it), and its gate class.
 
 One row per operation, keyed by ``"METHOD /path"`` exactly as in the OpenAPI document. A new
-endpoint needs one row here (``tests/unit/test_mcp_curation.py`` fails for an operation without
+endpoint needs one row here (``tests/unit/test_mcp_tools.py`` fails for an operation without
 one). Gate classes:
 
 * ``R`` read: changes nothing; always offered.

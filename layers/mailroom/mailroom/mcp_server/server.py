@@ -38,6 +38,22 @@ INSTRUCTIONS = (
 )
 
 
+_BUILT: dict[int, tuple[dict[str, Any], list[OperationTool]]] = {}
+
+
+def tools_of(document: dict[str, Any]) -> list[OperationTool]:
+    """The tools of a document, built once per document (over HTTP every request builds a server,
+    and the document is the same cached one for its max-age). An operation this version does not
+    curate is left out rather than offered ungated (``tools.build``)."""
+    hit = _BUILT.get(id(document))
+    if hit is not None and hit[0] is document:
+        return hit[1]
+    tools = build(document, strict=False)
+    _BUILT.clear()
+    _BUILT[id(document)] = (document, tools)
+    return tools
+
+
 @dataclass(frozen=True, slots=True)
 class Catalog:
     """What this token may call (``callable``) and what the gates let the server offer (``listed``)."""
@@ -61,7 +77,7 @@ class MailroomMcp:
         if self._catalog is None:
             document = await self.api.document()
             identity = await self.api.identity()
-            allowed = {tool.name: tool for tool in build(document) if identity.may_call(tool.access)}
+            allowed = {tool.name: tool for tool in tools_of(document) if identity.may_call(tool.access)}
             accesses = {(tool.method, tool.path): tool.access for tool in allowed.values()}
             self._catalog = Catalog(
                 identity=identity,

@@ -169,15 +169,25 @@ def describe_target(target: str) -> str:
     return f"the `{name}` {'argument' if kind == 'path' else 'field of the body'}"
 
 
-def build(document: Mapping[str, Any]) -> list[OperationTool]:
-    """A tool per operation of ``document``; raises ``CurationMissing`` for an uncurated one."""
+def build(document: Mapping[str, Any], *, strict: bool = True) -> list[OperationTool]:
+    """A tool per curated operation of ``document``. ``strict`` (tests, the default) raises
+    ``CurationMissing`` naming every uncurated operation at once; the running server passes
+    ``strict=False`` and leaves them out, so a ``mailroom mcp`` older than the API it talks to still
+    serves every operation it knows instead of refusing to start."""
     components = (document.get("components") or {}).get("schemas") or {}
     tools: list[OperationTool] = []
+    missing: list[str] = []
     for method, path, operation in operations(document):
         curated = CURATED.get((method, path))
         if curated is None:
-            raise CurationMissing(f"{method} {path} has no row in mailroom/mcp_server/curation.py")
-        tools.append(_tool(method, path, operation, curated, components))
+            missing.append(f"{method} {path} ({operation.get('summary') or 'no summary'})")
+        else:
+            tools.append(_tool(method, path, operation, curated, components))
+    if missing and strict:
+        raise CurationMissing(
+            f"{len(missing)} operation(s) have no row in mailroom/mcp_server/curation.py "
+            '(one row each: ("METHOD /path", "tool_name", R|W|D, "When to use it.")): ' + "; ".join(missing)
+        )
     return tools
 
 
