@@ -217,12 +217,26 @@ def test_stdio_lists_what_the_token_may_call_and_errors_carry_code_message_and_h
 
 
 def test_http_lists_the_same_tools_with_schemas(world: World) -> None:
-    async def scenario() -> list[types.Tool]:
-        async with over_http(world, world.stack.admin_token) as session:
-            return list((await session.list_tools()).tools)
+    key = post(world.admin, "/api/v0/api-keys", {"name": "mcp e2e"})
+    assert key.status_code == 200, key.text
+    api_key = key.json()["key"]
 
-    tools = run(scenario())
+    async def scenario() -> tuple[list[types.Tool], set[str]]:
+        async with over_http(world, world.stack.admin_token) as session:
+            tools = list((await session.list_tools()).tools)
+        async with over_http(world, api_key) as session:  # an inai_ key: organization-wide
+            by_key = {tool.name for tool in (await session.list_tools()).tools}
+        return tools, by_key
+
+    tools, by_key = run(scenario())
     assert {tool.name for tool in tools} == expected_tools(world, admin_identity(world), destructive=False)
+    me = httpx.get(
+        f"{world.stack.api_url}/api/v1/me", headers={"Authorization": f"Bearer {api_key}"}, timeout=60
+    ).json()
+    key_identity = Identity(me["data"]["type"], frozenset(me["data"]["scopes"]))
+    assert key_identity.kind == "api_key"
+    assert by_key == expected_tools(world, key_identity, destructive=False)
+    assert {"create_inbox", "list_domains", "create_domain"} <= by_key
     by_name = {tool.name: tool for tool in tools}
     create = by_name["create_inbox"]
     assert create.input_schema["required"] == ["body"]
