@@ -13,6 +13,7 @@ from jsonschema import Draft202012Validator
 from mailroom.api.openapi import document
 from mailroom.api.pipeline import IDEMPOTENCY_KEY_RE
 from mailroom.domain.scopes import MESSAGE_SCOPES, OPS_SCOPES
+from mailroom.mcp_server.agent_tools import agent_tools
 from mailroom.mcp_server.client import Identity
 from mailroom.mcp_server.curation import CURATED, Gate
 from mailroom.mcp_server.gates import Flags, Refused, check, idempotency_key
@@ -213,3 +214,14 @@ def test_a_token_may_call_what_its_type_and_scopes_allow() -> None:
     assert key.may_call({"ops": ["domains:delete"]})  # an API key goes wherever an ops token goes
     assert not message.may_call({"ops": []}) and message.may_call({"message": ["messages:read"]})
     assert all(identity.may_call(None) for identity in (ops, key, message))  # public operations
+
+
+@pytest.mark.parametrize("max_wait", [25.0, 60.0])
+def test_agent_tools_declare_valid_schemas_within_the_wait_bound(max_wait: float) -> None:
+    for tool in agent_tools(max_wait):
+        Draft202012Validator.check_schema(tool.input_schema)
+        Draft202012Validator.check_schema(tool.output_schema)
+        assert tool.output_schema["type"] == "object" and NAME.match(tool.name)
+        assert tool.needs in {(t.method, t.path) for t in TOOLS.values()}  # offered by a real operation
+    wait = agent_tools(max_wait)[0].input_schema["properties"]["timeout_seconds"]
+    assert wait["maximum"] == max_wait <= 60

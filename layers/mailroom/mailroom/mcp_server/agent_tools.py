@@ -42,7 +42,49 @@ class AgentTool:
     title: str
     description: str
     input_schema: dict[str, Any]
+    output_schema: dict[str, Any]
     needs: tuple[str, str]  # the operation whose access decides whether the tool is offered
+
+
+_WAITED_SCHEMA = {
+    "type": "object",
+    "properties": {
+        "message": {
+            "type": ["object", "null"],
+            "description": "The message as get_inbox_message returns it; null when the wait timed out.",
+        },
+        "timed_out": {"type": "boolean"},
+        "waited_seconds": {"type": "number"},
+        "polls": {"type": "integer", "description": "How many times the inbox was listed."},
+    },
+    "required": ["message", "timed_out", "waited_seconds", "polls"],
+}
+_LINE = {"type": ["string", "null"]}
+_THREAD_SCHEMA = {
+    "type": "object",
+    "properties": {
+        "thread_id": {"type": "string"},
+        "subject": _LINE,
+        "messages": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "properties": {
+                    "message_id": {"type": "string"},
+                    "direction": _LINE,
+                    "from": _LINE,
+                    "to": {"type": "array", "items": {"type": "string"}},
+                    "timestamp": _LINE,
+                    "text": {"type": "string"},
+                },
+                "required": ["message_id", "direction", "from", "to", "timestamp", "text"],
+            },
+        },
+        "reply_to_message_id": {"type": ["string", "null"], "description": "null for an empty thread"},
+        "quoted": {"type": "string", "description": "The message to reply to, quoted with '> '."},
+    },
+    "required": ["thread_id", "subject", "messages", "reply_to_message_id", "quoted"],
+}
 
 
 def agent_tools(max_wait: float) -> list[AgentTool]:
@@ -95,6 +137,7 @@ def agent_tools(max_wait: float) -> list[AgentTool]:
                 },
                 "additionalProperties": False,
             },
+            output_schema=_WAITED_SCHEMA,
             needs=LIST_MESSAGES,
         ),
         AgentTool(
@@ -116,6 +159,7 @@ def agent_tools(max_wait: float) -> list[AgentTool]:
                 "required": ["thread_id"],
                 "additionalProperties": False,
             },
+            output_schema=_THREAD_SCHEMA,
             needs=GET_THREAD,
         ),
     ]

@@ -100,6 +100,7 @@ class MailroomMcp:
                 title=tool.title,
                 description=tool.description,
                 input_schema=tool.input_schema,
+                output_schema=tool.output_schema,
                 annotations=types.ToolAnnotations(
                     title=tool.title, read_only_hint=True, open_world_hint=False
                 ),
