@@ -4,6 +4,7 @@
     mailroom admin list-orgs [--json] [TARGET]
     mailroom admin create-api-key --org ORG_ID [--name NAME] [--json] [TARGET]
     mailroom admin platform-domain [--domain NAME] [--json] [TARGET]
+    mailroom mcp [--url URL] [--read-only] [--allow-destructive]
 
 TARGET says which deployment's table to act on:
 
@@ -27,6 +28,10 @@ every ops scope). ``platform-domain`` registers the platform domain of ``/api/v0
 (once; run again, it only shows) and prints the DNS records to publish for it; the domain is
 ``--domain``, else the stack's ``PlatformDomain`` output (``--stack-name``), else
 ``MAILROOM_PLATFORM_DOMAIN`` (the local stack's ``local.env`` has it).
+
+``mcp`` serves the MCP server over stdio for desktop and coding agents (docs/mcp.md): the API at
+``--url`` or ``MAILROOM_URL``, with the token in ``MAILROOM_TOKEN`` (an ops token, message token or
+``inai_`` key; never an argument, which other users could read in the process list).
 
 Output goes through ``sys.stdout.write``: this is the one place an admin token is shown in
 plaintext, and the package has no ``print`` (stdout is for the result, stderr for everything else).
@@ -195,7 +200,48 @@ def build_parser() -> argparse.ArgumentParser:
     )
     platform.add_argument("--json", action="store_true", help="print one JSON object instead of text")
     platform.set_defaults(run=_platform_domain)
+
+    mcp = commands.add_parser(
+        "mcp",
+        help="serve the MCP server over stdio (for AI agents)",
+        description="Serve Mailroom's MCP server over stdin/stdout: every API operation the token "
+        "may call as a tool. The token comes from MAILROOM_TOKEN.",
+        epilog="Environment: MAILROOM_URL, MAILROOM_TOKEN, MAILROOM_MCP_READ_ONLY, "
+        "MAILROOM_MCP_ALLOW_DESTRUCTIVE. See docs/mcp.md.",
+    )
+    mcp.add_argument("--url", help="the API's base URL (default: MAILROOM_URL)")
+    mcp.add_argument("--read-only", action="store_true", help="offer and run read tools only")
+    mcp.add_argument(
+        "--allow-destructive", action="store_true", help="offer destructive tools (each still needs confirm)"
+    )
+    mcp.set_defaults(run=_mcp)
     return parser
+
+
+def _mcp(args: argparse.Namespace, out: TextIO) -> None:
+    import anyio
+
+    from mailroom.mcp_server.client import ApiFailure
+    from mailroom.mcp_server.gates import Flags
+    from mailroom.mcp_server.transports import serve_stdio
+
+    del out  # stdout carries the protocol
+    url = (args.url or os.environ.get("MAILROOM_URL", "")).strip()
+    token = os.environ.get("MAILROOM_TOKEN", "").strip()
+    if not url:
+        raise CliError("no API URL: pass --url or set MAILROOM_URL")
+    if not token:
+        raise CliError("no token: set MAILROOM_TOKEN (an ops token, message token or inai_ API key)")
+    configured = Flags.from_env()
+    flags = Flags(
+        read_only=configured.read_only or args.read_only,
+        allow_destructive=configured.allow_destructive or args.allow_destructive,
+    )
+    try:
+        anyio.run(serve_stdio, url, token, flags)
+    except ApiFailure as failure:
+        hint = f" ({failure.hint})" if failure.hint else ""
+        raise CliError(f"{url}: {failure.code}: {failure.message}{hint}") from None
 
 
 # --- environment ---------------------------------------------------------------------------------

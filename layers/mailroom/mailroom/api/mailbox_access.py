@@ -20,7 +20,7 @@ from fastapi import Path, Request
 
 from mailroom import errors
 from mailroom.api.errors import ApiError
-from mailroom.api.principal import current, require, unauthenticated
+from mailroom.api.principal import ACCESS_ATTRIBUTE, current, require, unauthenticated
 from mailroom.domain.principal import Principal
 from mailroom.domain.tokens import TokenType
 from mailroom.services import message_tokens, v0_inboxes
@@ -78,4 +78,5 @@ def require_inbox(action: str) -> Callable[[Request, str], BoundMailbox]:
             principal=principal, mailbox=v0_inboxes.load_inbox(Table(), principal.org_id, inbox_id)
         )
 
+    setattr(dependency, ACCESS_ATTRIBUTE, {kind.value: [scope] for kind, scope in scopes.items()})
     return dependency

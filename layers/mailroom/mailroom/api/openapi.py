@@ -11,12 +11,15 @@ and the response headers are declared as the pipeline reads and sets them. FastA
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from functools import lru_cache
 from typing import Any
 
 from mailroom.api.pipeline import IDEMPOTENCY_KEY_RE, KEY_REQUIRED, MUTATING, PUBLIC_MARK
+from mailroom.api.principal import ACCESS_ATTRIBUTE
 
 REF = "#/components/schemas/"
+SCOPES_EXTENSION = "x-mailroom-scopes"
 
 COMMON_ERRORS: dict[int, str] = {
     401: "unauthenticated: no token, or a malformed, unknown, revoked or expired one.",
@@ -124,9 +127,49 @@ def _document_success_headers(operation: dict[str, Any], secured: bool) -> None:
             response.setdefault("headers", {}).update({name: _header(name) for name in names})
 
 
+def _token_checks(call: Any, depth: int = 0) -> Iterator[dict[str, list[str]]]:
+    """The token checks a dependency makes: its own, or those of the checks it closes over (routers
+    wrap ``require(scope)`` in loaders such as ``mailbox_with(scope)`` that call it themselves)."""
+    access = getattr(call, ACCESS_ATTRIBUTE, None)
+    if access is not None:
+        yield access
+        return
+    if depth < 3:
+        for cell in getattr(call, "__closure__", None) or ():
+            contents = cell.cell_contents
+            if callable(contents):
+                yield from _token_checks(contents, depth + 1)
+
+
+def _route_access(dependant: Any) -> dict[str, list[str]] | None:
+    """Who may call a route: the token types every check accepts, with the union of their scopes."""
+    checks: list[dict[str, list[str]]] = []
+    pending = [dependant]
+    while pending:
+        current = pending.pop()
+        if current.call is not None:
+            checks.extend(_token_checks(current.call))
+        pending.extend(current.dependencies)
+    if not checks:
+        return None
+    kinds = set(checks[0]).intersection(*checks[1:])
+    return {kind: sorted({scope for check in checks for scope in check[kind]}) for kind in sorted(kinds)}
+
+
+def _document_access(spec: dict[str, Any], routes: list[Any]) -> None:
+    """``x-mailroom-scopes`` on every operation whose route checks a token (public ones check none)."""
+    for route in routes:
+        access = _route_access(route.dependant)
+        for method in route.methods:
+            operation = spec.get("paths", {}).get(route.path_format, {}).get(method.lower())
+            if operation is not None and access is not None:
+                operation[SCOPES_EXTENSION] = access
+
+
 @lru_cache(maxsize=1)
 def document() -> dict[str, Any]:
     from fastapi.openapi.utils import get_openapi
+    from fastapi.routing import APIRoute
     from pydantic import TypeAdapter
 
     from mailroom.api.app import DESCRIPTION, create_app
@@ -149,6 +192,9 @@ def document() -> dict[str, Any]:
         generated = TypeAdapter(model).json_schema(ref_template=REF + "{model}")
         schemas.update(generated.pop("$defs", {}))
         schemas[model.__name__] = generated
+    _document_access(
+        spec, [route for router in all_routers() for route in router.routes if isinstance(route, APIRoute)]
+    )
     for path, path_item in spec.get("paths", {}).items():
         for method, operation in path_item.items():
             secured = not operation.pop(PUBLIC_MARK, False)

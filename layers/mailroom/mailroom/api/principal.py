@@ -13,6 +13,10 @@ from mailroom.domain.principal import Principal
 from mailroom.domain.scopes import OPS_SCOPES
 from mailroom.domain.tokens import TokenType
 
+ACCESS_ATTRIBUTE = "mailroom_access"
+"""Set on every dependency that checks a token: ``{token type: scopes it needs}``. The OpenAPI
+document publishes it as ``x-mailroom-scopes`` so clients (the MCP server) know who may call what."""
+
 _DENIAL_MESSAGES = {
     "malformed": "The bearer token is malformed.",
     "unknown": "Invalid or revoked API token.",
@@ -91,4 +95,5 @@ def require(*scopes: str, token_type: TokenType = TokenType.OPS) -> Callable[[Re
             )
         return principal
 
+    setattr(dependency, ACCESS_ATTRIBUTE, {token_type.value: sorted(scopes)})
     return dependency

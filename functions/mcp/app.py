@@ -1,0 +1,5 @@
+"""/mcp: the MCP server over streamable HTTP."""
+
+from mailroom.entry.mcp_http import handler
+
+__all__ = ["handler"]
