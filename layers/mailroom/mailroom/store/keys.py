@@ -114,6 +114,15 @@ purge removes it with the mail), found by the digest of its raw bytes when skip_
 
 digest marker  PK ORG#<org>#MBX#<mbx>       SK DIGEST#<sha256 of raw>  {message_id, source_id}
 migration writes PK ORG#<org>#RATE#migrations-write:<tok id>  SK <minute epoch>  (10/min bucket)
+
+Email verification (services/verification.py, docs/verification.md). Credits are one item per
+organization and calendar month (UTC): the conditional ADD that consumes a credit is the write that
+records the verification (its per-status tally). SMTP probes are rate-limited per organization and,
+across organizations, per target domain (a platform item holding only the domain and a counter):
+
+verify credits PK ORG#<org>                 SK VERIFYCREDITS#<yyyy-mm>  {allowance, used, per status, ttl}
+probe window   PK ORG#<org>#RATE#verify-probe  SK <minute epoch>
+domain probes  PK VERIFYPROBE#<ascii domain>   SK <minute epoch>  {hits, ttl}
 """
 
 from __future__ import annotations
@@ -417,3 +426,11 @@ def migration_done_sk(folder_hash: str, uidvalidity: int, bucket: int) -> str:
 
 def digest_marker_sk(digest: str) -> str:
     return f"DIGEST#{digest}"
+
+
+def verify_credits_sk(month: str) -> str:
+    return f"VERIFYCREDITS#{month}"
+
+
+def probe_domain_pk(ascii_domain: str) -> str:
+    return f"VERIFYPROBE#{ascii_domain}"

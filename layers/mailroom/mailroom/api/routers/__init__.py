@@ -22,6 +22,7 @@ def all_routers() -> list[APIRouter]:
         send,
         suppressions,
         tokens,
+        verify,
         webhooks,
     )
     from mailroom.api.routers.v0 import api_keys as v0_api_keys
@@ -59,4 +60,5 @@ def all_routers() -> list[APIRouter]:
         v0_webhooks.router,
         v0_messages.router,
         v0_threads.router,
+        verify.router,
     ]
