@@ -96,7 +96,11 @@ def check_syntax(address: str) -> Syntax:
     """RFC 5321/5322 syntax and normalization (internationalized addresses included), no DNS."""
     try:
         checked = email_validator.validate_email(
-            address, check_deliverability=False, allow_smtputf8=True, allow_display_name=False
+            address,
+            check_deliverability=False,
+            allow_smtputf8=True,
+            allow_display_name=False,
+            strict=True,  # a local part over 64 octets (RFC 5321 4.5.3.1.1) is refused by servers
         )
     except email_validator.EmailNotValidError as exc:
         return Syntax(address, None, None, None, None, str(exc))
