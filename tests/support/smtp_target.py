@@ -101,3 +101,79 @@ def smtp_target(workdir: Path, policy: TargetPolicy) -> Iterator[SmtpTarget]:
         yield SmtpTarget(port=port, policy=policy, ca_file=Path(ca_file))
     finally:
         controller.stop()
+
+
+# --- an SMTP relay: STARTTLS with a test CA, AUTH required ------------------------------------------
+
+
+@dataclass
+class Received:
+    mail_from: str
+    rcpt_tos: list[str]
+    content: bytes  # the DATA as the relay received it (dot-unstuffed), byte for byte
+
+
+@dataclass
+class RelayServer:
+    port: int
+    ca_file: Path
+    username: str
+    password: str
+    received: list[Received] = field(default_factory=list)
+    refused_domain: str = "refused.example.net"  # recipients there get Postfix's 550
+
+
+class _RelayHandler:
+    def __init__(self, relay: RelayServer) -> None:
+        self.relay = relay
+
+    async def handle_RCPT(
+        self, server: Any, session: Any, envelope: Any, address: str, rcpt_options: list[str]
+    ) -> str:
+        if address.lower().endswith("@" + self.relay.refused_domain):
+            return POSTFIX_UNKNOWN_USER.format(address=address)
+        envelope.rcpt_tos.append(address)
+        return "250 2.1.5 Ok"
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        self.relay.received.append(Received(envelope.mail_from, list(envelope.rcpt_tos), envelope.content))
+        return "250 2.0.0 Ok: queued as 4Bq2kX1Zz9z9"
+
+
+@contextmanager
+def smtp_relay(workdir: Path, *, username: str, password: str) -> Iterator[RelayServer]:
+    """aiosmtpd on 127.0.0.1 (certificate for localhost), STARTTLS offered, AUTH only after TLS and
+    required before MAIL (aiosmtpd answers a wrong password ``535 5.7.8 Authentication credentials
+    invalid``)."""
+    from aiosmtpd.controller import Controller
+    from aiosmtpd.smtp import AuthResult, LoginPassword
+
+    ca_file, cert_file, key_file = write_pki(workdir / "pki")
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert_file, key_file)
+    relay = RelayServer(port=free_tcp_port(), ca_file=Path(ca_file), username=username, password=password)
+
+    def authenticator(server: Any, session: Any, envelope: Any, mechanism: str, data: Any) -> AuthResult:
+        ok = isinstance(data, LoginPassword) and (data.login, data.password) == (
+            username.encode(),
+            password.encode(),
+        )
+        return AuthResult(success=ok, handled=False)  # handled=False: aiosmtpd answers 535 itself
+
+    controller = Controller(
+        _RelayHandler(relay),
+        hostname="127.0.0.1",
+        port=relay.port,
+        server_hostname="localhost",
+        tls_context=context,
+        require_starttls=True,
+        authenticator=authenticator,
+        auth_required=True,
+        auth_require_tls=True,
+        decode_data=False,
+    )
+    controller.start()
+    try:
+        yield relay
+    finally:
+        controller.stop()

@@ -65,6 +65,12 @@ class Settings:
     verify_probe_org_per_minute: int = 30
     verify_probe_domain_per_minute: int = 20  # across every organization
     verify_allow_private: bool = False  # probes may reach loopback/private mail hosts (local, tests)
+    # Outbound SMTP relays (docs/smtp-relays.md).
+    smtp_test_queue_url: str | None = None
+    smtp_relay_allow_private: bool = False  # relays on loopback/private addresses (local stack, tests)
+    smtp_relay_ca_file: str | None = None  # an extra CA bundle trusted for relay TLS
+    smtp_relay_timeout_seconds: int = 20  # per SMTP step
+    smtp_relay_limit: int = 10  # relays per organization
 
     @property
     def is_local(self) -> bool:
@@ -138,6 +144,12 @@ def get_settings() -> Settings:
         verify_probe_domain_per_minute=_int("MAILROOM_VERIFY_PROBE_DOMAIN_PER_MINUTE", 20, minimum=1),
         # Off in every deployed stack: it lets probes reach loopback and private addresses.
         verify_allow_private=os.environ.get("MAILROOM_VERIFY_ALLOW_PRIVATE", "") in ("1", "true"),
+        smtp_test_queue_url=os.environ.get("MAILROOM_SMTP_TEST_QUEUE_URL") or None,
+        # Off in every deployed stack: it lets relays be loopback and private addresses.
+        smtp_relay_allow_private=os.environ.get("MAILROOM_SMTP_RELAY_ALLOW_PRIVATE", "") in ("1", "true"),
+        smtp_relay_ca_file=os.environ.get("MAILROOM_SMTP_RELAY_CA_FILE") or None,
+        smtp_relay_timeout_seconds=_int("MAILROOM_SMTP_RELAY_TIMEOUT_SECONDS", 20, minimum=1),
+        smtp_relay_limit=_int("MAILROOM_SMTP_RELAY_LIMIT", 10, minimum=1),
     )
 
 

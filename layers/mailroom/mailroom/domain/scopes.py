@@ -37,6 +37,8 @@ OPS_SCOPES: frozenset[str] = frozenset(
         "webhooks:write",
         "verify:read",
         "verify:write",
+        "smtp:read",
+        "smtp:write",
     }
 )
 

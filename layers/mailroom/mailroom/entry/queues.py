@@ -126,3 +126,26 @@ def mailbox_purge(event: dict[str, Any], context: Any) -> dict[str, Any]:
     return dict(
         process_partial_response(event=event, record_handler=handle, processor=processor, context=context)
     )
+
+
+@lambda_entry
+def smtp_relay_test(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """Run ``POST /api/v1/smtp:test`` jobs, one per record (services/smtp_relays.py)."""
+    from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+
+    from mailroom.services import smtp_relays
+    from mailroom.store.table import Table
+
+    table = Table()
+
+    def handle(record: SQSRecord) -> None:
+        job = json.loads(record.body)
+        if not isinstance(job, dict) or not all(isinstance(job.get(k), str) for k in ("org_id", "job_id")):
+            raise ValueError(f"not an SMTP test job: {record.body[:200]!r}")
+        done = smtp_relays.run_test(table, job["org_id"], job["job_id"])
+        logger().info("smtp relay test", extra={"job_id": job["job_id"], "status": done.get("status")})
+
+    processor = BatchProcessor(event_type=EventType.SQS)
+    return dict(
+        process_partial_response(event=event, record_handler=handle, processor=processor, context=context)
+    )

@@ -123,6 +123,15 @@ across organizations, per target domain (a platform item holding only the domain
 verify credits PK ORG#<org>                 SK VERIFYCREDITS#<yyyy-mm>  {allowance, used, per status, ttl}
 probe window   PK ORG#<org>#RATE#verify-probe  SK <minute epoch>
 domain probes  PK VERIFYPROBE#<ascii domain>   SK <minute epoch>  {hits, ttl}
+
+Outbound SMTP relays (services/smtp_relays.py, docs/smtp-relays.md). A sender domain belongs to at
+most one relay: its claim is written in the relay's transaction (``attribute_not_exists`` or the
+same relay), and the send path finds a domain's relay with one GetItem. The organization item counts
+relays (smtp_relay_count, bounded in the same transaction):
+
+smtp relay     PK ORG#<org>                 SK SMTPRELAY#<rly id>   (password KMS-sealed)
+relay domain   PK ORG#<org>                 SK SMTPRELAYDOMAIN#<ascii domain>  {relay_id}
+relay test     PK ORG#<org>                 SK SMTPTEST#<job id>  {relay_id, status, steps, ttl}
 """
 
 from __future__ import annotations
@@ -434,3 +443,15 @@ def verify_credits_sk(month: str) -> str:
 
 def probe_domain_pk(ascii_domain: str) -> str:
     return f"VERIFYPROBE#{ascii_domain}"
+
+
+def smtp_relay_sk(relay_id: str) -> str:
+    return f"SMTPRELAY#{relay_id}"
+
+
+def smtp_relay_domain_sk(ascii_domain: str) -> str:
+    return f"SMTPRELAYDOMAIN#{ascii_domain}"
+
+
+def smtp_test_sk(job_id: str) -> str:
+    return f"SMTPTEST#{job_id}"

@@ -20,6 +20,7 @@ def all_routers() -> list[APIRouter]:
         migration_batches,
         migrations,
         send,
+        smtp,
         suppressions,
         tokens,
         verify,
@@ -61,4 +62,5 @@ def all_routers() -> list[APIRouter]:
         v0_messages.router,
         v0_threads.router,
         verify.router,
+        smtp.router,
     ]
