@@ -213,6 +213,23 @@ def _everything_else(
     values["migration_id"].insert(0, migration["id"])  # a batch's job is a migration too
     waits.append(lambda: _migrated(site, tenant, migration["id"]))
 
+    # An SMTP relay (on a domain of its own, so the tenant's other mail still goes through SES) and
+    # a finished test of it (nothing listens on port 9 of loopback: it fails at connect).
+    relay_domain = create(http, "/api/v1/domains", ops, {"domain": f"relay-{tag}.{site.zone}"})["domain"]
+    relay = {"host": "localhost", "port": 9, "security": "starttls", "sender_domains": [relay_domain]}
+    relay_id = ok(call(http, "PUT", "/api/v1/smtp", ops, relay))["id"]
+    values["relay_id"] = [relay_id]
+    test_job = create(http, "/api/v1/smtp:test", ops, {"relay_id": relay_id}, status=202)["id"]
+    values["test_job_id"] = [test_job]
+    waits.append(
+        lambda: _settled(
+            "the SMTP relay test",
+            lambda: (
+                get(http, f"/api/v1/smtp:test-status/{test_job}", ops)["status"] in ("succeeded", "failed")
+            ),
+        )
+    )
+
 
 def _settled(what: str, done: Callable[[], bool]) -> None:
     until(what, lambda: True if done() else None)

@@ -22,7 +22,7 @@ WRITE = "smtp:write"
 
 Security = Literal["ssl", "starttls", "none"]
 RelayId = Annotated[str, Path(max_length=64, description="The relay's id (rly_...)")]
-JobId = Annotated[str, Path(max_length=64, description="The test job's id (smt_...)")]
+TestJobId = Annotated[str, Path(max_length=64, description="The test job's id (smt_...)")]
 RELAY_404 = errors(e404="not_found: no such SMTP relay in this organization")
 
 
@@ -196,14 +196,14 @@ async def start_test(
 
 
 @router.get(
-    "/smtp:test-status/{job_id}",
+    "/smtp:test-status/{test_job_id}",
     name="smtp.test_status",
     response_model=One[TestJob],
     summary="An SMTP relay test's outcome",
     responses=errors(e404="not_found: no such test in this organization (tests are kept 7 days)"),
 )
 async def test_status(
-    job_id: JobId, principal: Annotated[Principal, Depends(require(READ))]
+    test_job_id: TestJobId, principal: Annotated[Principal, Depends(require(READ))]
 ) -> dict[str, Any]:
     """Each step's outcome and the server's replies; `queued` or `running` until the test ends."""
-    return one(service.test_view(service.load_test(Table(), principal.org_id, job_id)))
+    return one(service.test_view(service.load_test(Table(), principal.org_id, test_job_id)))
