@@ -230,6 +230,18 @@ def _everything_else(
         )
     )
 
+    # A bulk verification job, finished (its worker is the stack's SQS poller): an address of the
+    # tenant's domain (the stack's resolver answers) and one that is not an address at all.
+    verify_body = {"emails": [f"someone@{tenant.domain}", "not-an-address"], "name": "sweep"}
+    verify_job = create(http, "/api/v1/verify/bulk", ops, verify_body, status=202)["id"]
+    values["verify_job_id"] = [verify_job]
+    waits.append(
+        lambda: _settled(
+            "the bulk verification job",
+            lambda: get(http, f"/api/v1/verify/bulk/{verify_job}", ops)["status"] == "completed",
+        )
+    )
+
 
 def _settled(what: str, done: Callable[[], bool]) -> None:
     until(what, lambda: True if done() else None)

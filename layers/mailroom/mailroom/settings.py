@@ -65,6 +65,8 @@ class Settings:
     verify_probe_org_per_minute: int = 30
     verify_probe_domain_per_minute: int = 20  # across every organization
     verify_allow_private: bool = False  # probes may reach loopback/private mail hosts (local, tests)
+    verify_queue_url: str | None = None  # bulk verification chunks
+    verify_bulk_concurrency: int = 50  # addresses of one chunk verified at once
     # Outbound SMTP relays (docs/smtp-relays.md).
     smtp_test_queue_url: str | None = None
     smtp_relay_allow_private: bool = False  # relays on loopback/private addresses (local stack, tests)
@@ -144,6 +146,8 @@ def get_settings() -> Settings:
         verify_probe_domain_per_minute=_int("MAILROOM_VERIFY_PROBE_DOMAIN_PER_MINUTE", 20, minimum=1),
         # Off in every deployed stack: it lets probes reach loopback and private addresses.
         verify_allow_private=os.environ.get("MAILROOM_VERIFY_ALLOW_PRIVATE", "") in ("1", "true"),
+        verify_queue_url=os.environ.get("MAILROOM_VERIFY_QUEUE_URL") or None,
+        verify_bulk_concurrency=_int("MAILROOM_VERIFY_BULK_CONCURRENCY", 50, minimum=1),
         smtp_test_queue_url=os.environ.get("MAILROOM_SMTP_TEST_QUEUE_URL") or None,
         # Off in every deployed stack: it lets relays be loopback and private addresses.
         smtp_relay_allow_private=os.environ.get("MAILROOM_SMTP_RELAY_ALLOW_PRIVATE", "") in ("1", "true"),

@@ -160,6 +160,7 @@ def _distance(a: str, b: str) -> int:
     return previous[len(b)]
 
 
+@lru_cache(maxsize=4096)  # a bulk job asks about the same few domains thousands of times
 def suggest_domain(ascii_domain: str) -> str | None:
     """The common provider domain this one is probably a typo of (``gmial.com`` → ``gmail.com``).
 

@@ -149,3 +149,33 @@ def smtp_relay_test(event: dict[str, Any], context: Any) -> dict[str, Any]:
     return dict(
         process_partial_response(event=event, record_handler=handle, processor=processor, context=context)
     )
+
+
+@lambda_entry
+def verify_bulk(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """Verify bulk jobs' chunks, one per record (services/verify_bulk.py)."""
+    from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+
+    from mailroom.services import verify_bulk as service
+    from mailroom.store.table import Table
+
+    table = Table()
+
+    def handle(record: SQSRecord) -> None:
+        work = json.loads(record.body)
+        if (
+            not isinstance(work, dict)
+            or not all(isinstance(work.get(k), str) for k in ("org_id", "job_id"))
+            or not isinstance(work.get("chunk"), int)
+            or not isinstance(work.get("emails"), list)
+        ):
+            raise ValueError(f"not a verification chunk: {record.body[:200]!r}")
+        outcome = service.process_chunk(table, work["org_id"], work["job_id"], work["chunk"], work["emails"])
+        logger().info(
+            "verification chunk", extra={"job_id": work["job_id"], "chunk": work["chunk"], "outcome": outcome}
+        )
+
+    processor = BatchProcessor(event_type=EventType.SQS)
+    return dict(
+        process_partial_response(event=event, record_handler=handle, processor=processor, context=context)
+    )

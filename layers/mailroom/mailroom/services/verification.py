@@ -187,7 +187,8 @@ class Verifier:
             return Probe(
                 Smtp.UNKNOWN,
                 reason="smtp_rate_limited",
-                detail=f"{domain}'s mail servers were probed too often this minute; try again later",
+                detail=f"the probe budget of this minute for {domain} (or, in a bulk job, for the "
+                "organization) is spent; try again later",
             )
         local, _, _ = address.rpartition("@")
         return await probe(self.dns, f"{local}@{domain}", domain, hosts, self.probing)
@@ -203,9 +204,26 @@ def domain_gate(table: Table, settings: Settings) -> Callable[[str], bool]:
     return may_probe
 
 
-def verifier(table: Table) -> Verifier:
+def bulk_gate(table: Table, org_id: str, settings: Settings) -> Callable[[str], bool]:
+    """A bulk job's probes count against the organization's window too (one request can name
+    100,000 addresses: without it a job would be the scanner the per-request limit prevents); over
+    either window the probe is skipped (``unknown``, ``smtp_rate_limited``) rather than the job refused."""
+    by_domain = domain_gate(table, settings)
+
+    def may_probe(domain: str) -> bool:
+        window = ratelimits.hit(
+            table, org_id, "verify-probe", limit=settings.verify_probe_org_per_minute, now=time.time()
+        )
+        return not window.exceeded and by_domain(domain)
+
+    return may_probe
+
+
+def verifier(table: Table, *, bulk_org: str | None = None) -> Verifier:
+    """The verifier of one request, or of a bulk job's chunk (``bulk_org``: its organization)."""
     settings = get_settings()
-    return Verifier(shared(settings.dns_resolver), probe_settings(settings), domain_gate(table, settings))
+    gate = domain_gate(table, settings) if bulk_org is None else bulk_gate(table, bulk_org, settings)
+    return Verifier(shared(settings.dns_resolver), probe_settings(settings), gate)
 
 
 def verdict_view(result: Verdict) -> dict[str, Any]:

@@ -123,6 +123,8 @@ across organizations, per target domain (a platform item holding only the domain
 verify credits PK ORG#<org>                 SK VERIFYCREDITS#<yyyy-mm>  {allowance, used, per status, ttl}
 probe window   PK ORG#<org>#RATE#verify-probe  SK <minute epoch>
 domain probes  PK VERIFYPROBE#<ascii domain>   SK <minute epoch>  {hits, ttl}
+verify job     PK ORG#<org>                 SK VERIFYJOB#<vjb id>  {status, counts, done_chunks, ...}
+                 its files in the mail bucket under verify/<org>/<vjb id>/ (rows, chunk results, CSV)
 
 Outbound SMTP relays (services/smtp_relays.py, docs/smtp-relays.md). A sender domain belongs to at
 most one relay: its claim is written in the relay's transaction (``attribute_not_exists`` or the
@@ -455,3 +457,7 @@ def smtp_relay_domain_sk(ascii_domain: str) -> str:
 
 def smtp_test_sk(job_id: str) -> str:
     return f"SMTPTEST#{job_id}"
+
+
+def verify_job_sk(job_id: str) -> str:
+    return f"VERIFYJOB#{job_id}"

@@ -21,14 +21,34 @@ def consume(
     ``allowance`` is written on every consumption so the item says what the month allowed (a plan
     change mid-month applies from the next verification on).
     """
-    count = sum(tally.values())
-    update = (
+    return consume_update(org_id, month, allowance=allowance, tally=tally, expires_at=expires_at).apply(table)
+
+
+def consume_update(
+    org_id: str,
+    month: str,
+    *,
+    allowance: int,
+    tally: dict[str, int],
+    expires_at: int,
+    count: int | None = None,
+) -> Update:
+    """The conditional update of ``consume`` (for a transaction: a bulk job's credits are taken in
+    the write that creates it, ``count`` of them, its tally added as chunks finish)."""
+    taken = sum(tally.values()) if count is None else count
+    return (
         Update(keys.org_pk(org_id), keys.verify_credits_sk(month), upsert=True)
         .set(allowance=allowance, month=month, ttl=expires_at)
-        .add(used=count, **{f"status_{status}": n for status, n in tally.items()})
-        .at_most("used", allowance - count)
+        .add(used=taken, **{f"status_{status}": n for status, n in tally.items()})
+        .at_most("used", allowance - taken)
     )
-    return update.apply(table)
+
+
+def tally(table: Table, org_id: str, month: str, counts: dict[str, int]) -> None:
+    """Add a bulk chunk's outcomes to the month's per-status record (its credits were taken)."""
+    Update(keys.org_pk(org_id), keys.verify_credits_sk(month), upsert=True).add(
+        **{f"status_{status}": n for status, n in counts.items()}
+    ).apply(table)
 
 
 def refund(table: Table, org_id: str, month: str, count: int) -> Item:
