@@ -264,3 +264,19 @@ def test_a_redelivered_chunk_counts_once(bulk: Bulk) -> None:
     done = bulk.job(job["id"])
     assert (done["status"], done["verified"], done["counts"]["deliverable"]) == ("completed", 10, 10)
     assert bulk.credits()["verified"]["deliverable"] == 10
+
+
+def test_a_failing_record_is_reported_alone(bulk: Bulk) -> None:
+    """Partial batch failures: a record the worker cannot handle is retried alone (then the DLQ);
+    the batch's other records are done."""
+    job = bulk.start({"emails": [f"u{n}@d06.example.com" for n in range(5)]})
+    sqs = boto3.client("sqs", region_name="us-east-1")
+    sqs.send_message(QueueUrl=bulk.queue_url, MessageBody='{"job_id": 7}')
+    messages: list[dict[str, Any]] = []
+    while len(messages) < 2:
+        messages += sqs.receive_message(QueueUrl=bulk.queue_url, MaxNumberOfMessages=10)["Messages"]
+    event = sqs_event(messages, queue_arn=bulk.queue_arn)
+    result = function_module("verify_bulk").handler(event, LambdaContext(function_name="verify_bulk"))
+    (bad,) = [m["MessageId"] for m in messages if m["Body"] == '{"job_id": 7}']
+    assert result == {"batchItemFailures": [{"itemIdentifier": bad}]}
+    assert bulk.job(job["id"])["status"] == "completed"

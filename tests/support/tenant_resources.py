@@ -217,7 +217,7 @@ def _everything_else(
     # a finished test of it (nothing listens on port 9 of loopback: it fails at connect).
     relay_domain = create(http, "/api/v1/domains", ops, {"domain": f"relay-{tag}.{site.zone}"})["domain"]
     relay = {"host": "localhost", "port": 9, "security": "starttls", "sender_domains": [relay_domain]}
-    relay_id = ok(call(http, "PUT", "/api/v1/smtp", ops, relay))["id"]
+    relay_id = ok(call(http, "PUT", "/api/v1/smtp", ops, relay))["data"]["id"]
     values["relay_id"] = [relay_id]
     test_job = create(http, "/api/v1/smtp:test", ops, {"relay_id": relay_id}, status=202)["id"]
     values["test_job_id"] = [test_job]
