@@ -17,8 +17,9 @@ from mailroom.services.organizations import NewOrganization
 from mailroom.settings import get_settings
 from tests.support.dns_counter import CountingDns, counting_dns
 from tests.support.dns_server import AuthoritativeDns, ZoneRecord
-from tests.support.lambda_api import LambdaContext, function_module
-from tests.support.mailboxes import create_mail_infrastructure, delete, get, ok, post
+from tests.support.lambda_api import LambdaContext, call, function_module
+from tests.support.mailboxes import create_mail_infrastructure, delete, get, key, ok, post
+from tests.support.smtp_target import TargetPolicy, smtp_target
 from tests.support.webhooks import sqs_event
 
 DOMAINS = [f"d{n:02d}.example.com" for n in range(50)]
@@ -280,3 +281,52 @@ def test_a_failing_record_is_reported_alone(bulk: Bulk) -> None:
     (bad,) = [m["MessageId"] for m in messages if m["Body"] == '{"job_id": 7}']
     assert result == {"batchItemFailures": [{"itemIdentifier": bad}]}
     assert bulk.job(job["id"])["status"] == "completed"
+
+
+def test_jobs_belong_to_their_organization_and_need_their_scopes(
+    bulk: Bulk, other_org: NewOrganization
+) -> None:
+    job = bulk.start({"emails": ["a@d08.example.com"]})
+    path = f"/api/v1/verify/bulk/{job['id']}"
+    stranger = other_org.admin_token
+    for method, suffix in (("GET", ""), ("GET", "/download"), ("POST", "/cancel"), ("DELETE", "")):
+        result = call(
+            "verify", method, path + suffix, token=stranger, headers=key() if method == "POST" else None
+        )
+        assert (result.status, result.error_code) == (404, "not_found"), (method, suffix)
+    assert get("verify", stranger, "/api/v1/verify/bulk").json()["data"] == []
+
+    created = post("tokens", bulk.org.admin_token, "/api/v1/tokens", {"name": "r", "scopes": ["verify:read"]})
+    reader = ok(created, 201)["token"]
+    assert ok(get("verify", reader, path))["id"] == job["id"]
+    assert [j["id"] for j in get("verify", reader, "/api/v1/verify/bulk").json()["data"]] == [job["id"]]
+    for refused in (
+        post("verify", reader, "/api/v1/verify/bulk", {"emails": ["b@d08.example.com"]}),
+        post("verify", reader, "/api/v1/verify/bulk/uploads"),
+        post("verify", reader, path + "/cancel"),
+        delete("verify", reader, path),
+    ):
+        assert (refused.status, refused.error_code) == (403, "insufficient_scope")
+    assert bulk.job(job["id"])["status"] == "running"
+
+
+def test_probes_of_a_job_count_against_the_organizations_window(
+    bulk: Bulk, tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    addresses = [f"u{n}@d07.example.com" for n in range(5)]
+    with smtp_target(tmp_path_factory.mktemp("smtp"), TargetPolicy(mailboxes=set(addresses))) as target:
+        for name, value in {
+            "MAILROOM_VERIFY_SMTP_PROBE": "1",
+            "MAILROOM_VERIFY_PROBE_PORT": str(target.port),
+            "MAILROOM_VERIFY_ALLOW_PRIVATE": "1",
+            "MAILROOM_VERIFY_PROBE_ORG_PER_MINUTE": "3",
+        }.items():
+            monkeypatch.setenv(name, value)
+        get_settings.cache_clear()
+        job = bulk.start({"emails": addresses, "smtp": True})
+        bulk.work()
+        assert len(target.policy.sessions) == 3  # one at a time, and no more than the window allows
+    assert bulk.job(job["id"])["counts"] == {"deliverable": 3, "undeliverable": 0, "risky": 0, "unknown": 2}
+    results = bulk.results(job["id"])
+    assert sorted(r["smtp"] for r in results) == ["accepted"] * 3 + ["unknown"] * 2
+    assert sorted(r["reasons"] for r in results if r["status"] == "unknown") == ["smtp_rate_limited"] * 2

@@ -1,17 +1,18 @@
 """Bulk verification jobs (``/api/v1/verify/bulk``; docs/verification.md).
 
-A job, from ``create_job``: the rows (CSV or a JSON list, up to 100,000) are read and their distinct
-addresses found (duplicates are verified once and reported per row); with fewer credits left than
-distinct addresses it is refused (402) before anything is written. One transaction creates the job
-and takes its credits. The rows go to S3; the distinct addresses, grouped by domain, go out as
-chunks of 500 on an SQS queue (``VerifyBulkQueue``): the fan-out, bounded by the event source's
-maximum concurrency.
+A job, from ``create_job``: the rows (a JSON list, a CSV or an uploaded CSV; up to 100,000) are
+read and their distinct addresses found (duplicates are verified once and reported per row); with
+fewer credits left than distinct addresses it is refused (402) before anything is written. One
+transaction creates the job and takes its credits. The rows go to S3; the distinct addresses,
+grouped by domain, go out as chunks of 500 on an SQS queue (``VerifyBulkQueue``): the fan-out,
+bounded by the event source's maximum concurrency.
 
 A chunk (``process_chunk``, the worker): verified with bounded concurrency through the process's
 DNS cache (a domain's addresses are in as few chunks as possible, so each domain is asked about
 once per worker at most), its results written to S3, then counted on the job in one conditional
-update that names the chunk (a redelivered chunk is not counted twice; a chunk of a cancelled job
-is not counted). The worker that counts the last chunk writes the results CSV and completes the job.
+update that names the chunk, in one transaction with the month's per-status tally (a redelivered
+chunk is not counted twice; a chunk of a cancelled job is not counted). The worker that counts the
+last chunk writes the results CSV and completes the job.
 
 Cancel: the job stops counting chunks; the credits of the addresses not verified yet are given back.
 """
@@ -19,6 +20,7 @@ Cancel: the job stops counting chunks; the credits of the addresses not verified
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from datetime import UTC, datetime
 from typing import Any
@@ -118,11 +120,14 @@ def discard_upload(org_id: str, upload_id: str) -> None:
     store.delete_files_named([store.upload_key(org_id, upload_id)])
 
 
-def create_job(table: Table, org_id: str, rows: list[str], *, smtp: bool, name: str | None) -> Item:
+def create_job(
+    table: Table, org_id: str, rows: list[str], *, smtp: bool, name: str | None, source: str = "emails"
+) -> Item:
+    """Start a job over ``rows`` (read from the request's ``source`` field, named in a 422)."""
     try:
         rules.check_rows(rows)
     except rules.BadInput as exc:
-        raise errors.validation(str(exc), field="emails", code="invalid_input") from exc
+        raise errors.validation(str(exc), field=source, code="invalid_input") from exc
     distinct = rules.unique(rows)
     credits = verification.credits_of(table, org_id)
     verification.require_credits(credits, len(distinct))
@@ -265,26 +270,26 @@ def process_chunk(table: Table, org_id: str, job_id: str, chunk: int, emails: li
         counts = dict.fromkeys(STATUSES, 0)
         for result in results.values():
             counts[result["status"]] += 1
-        try:
-            job = _count(table, org_id, job_id, chunk, len(results), counts)
-        except ConditionFailed:
-            job = store.get(table, org_id, job_id) or job
-            if job["status"] != RUNNING:
-                return "cancelled meanwhile"
-        else:
-            credit_store.tally(table, org_id, job["month"], {s: n for s, n in counts.items() if n})
+        tally = credit_store.tally_update(org_id, job["month"], {s: n for s, n in counts.items() if n})
+        # The month's per-status tally moves in the same transaction, so a redelivered chunk is
+        # neither counted nor tallied twice. Rejected: counted by an earlier delivery, or cancelled.
+        with contextlib.suppress(txn.Rejected):
+            txn.run(table, [_count(org_id, job_id, chunk, len(results), counts).op("job"), tally.op("tally")])
+        job = store.get(table, org_id, job_id)
+        if job is None or job["status"] != RUNNING:
+            return "cancelled meanwhile"
     if len(job.get("done_chunks") or ()) >= int(job["chunks"]) and job["status"] == RUNNING:
         _complete(table, job)
         return "completed the job"
     return "counted"
 
 
-def _count(table: Table, org_id: str, job_id: str, chunk: int, verified: int, counts: dict[str, int]) -> Item:
+def _count(org_id: str, job_id: str, chunk: int, verified: int, counts: dict[str, int]) -> txn.Update:
     """Count a chunk once: its number joins ``done_chunks`` in the same conditional update."""
     update = store.update(org_id, job_id).equals("status", RUNNING)
     update.when(f"NOT contains({update.name('done_chunks')}, {update.value(str(chunk))})")
     update.add_to_set(done_chunks={str(chunk)})
-    return update.add(verified=verified, **{f"count_{s}": n for s, n in counts.items()}).apply(table)
+    return update.add(verified=verified, **{f"count_{s}": n for s, n in counts.items()})
 
 
 def _complete(table: Table, job: Item) -> None:

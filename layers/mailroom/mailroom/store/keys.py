@@ -124,7 +124,8 @@ verify credits PK ORG#<org>                 SK VERIFYCREDITS#<yyyy-mm>  {allowan
 probe window   PK ORG#<org>#RATE#verify-probe  SK <minute epoch>
 domain probes  PK VERIFYPROBE#<ascii domain>   SK <minute epoch>  {hits, ttl}
 verify job     PK ORG#<org>                 SK VERIFYJOB#<vjb id>  {status, counts, done_chunks, ...}
-                 its files in the mail bucket under verify/<org>/<vjb id>/ (rows, chunk results, CSV)
+                 its files in the mail bucket under verify/<org>/<vjb id>/ (rows, chunk results, CSV);
+                 a client's pre-signed upload at verify-uploads/<org>/<vup id>.csv (expires after a day)
 
 Outbound SMTP relays (services/smtp_relays.py, docs/smtp-relays.md). A sender domain belongs to at
 most one relay: its claim is written in the relay's transaction (``attribute_not_exists`` or the

@@ -44,11 +44,12 @@ def consume_update(
     )
 
 
-def tally(table: Table, org_id: str, month: str, counts: dict[str, int]) -> None:
-    """Add a bulk chunk's outcomes to the month's per-status record (its credits were taken)."""
-    Update(keys.org_pk(org_id), keys.verify_credits_sk(month), upsert=True).add(
+def tally_update(org_id: str, month: str, counts: dict[str, int]) -> Update:
+    """Add a bulk chunk's outcomes to the month's per-status record (its credits were taken when
+    the job was created); for the transaction that counts the chunk on its job."""
+    return Update(keys.org_pk(org_id), keys.verify_credits_sk(month), upsert=True).add(
         **{f"status_{status}": n for status, n in counts.items()}
-    ).apply(table)
+    )
 
 
 def refund(table: Table, org_id: str, month: str, count: int) -> Item:

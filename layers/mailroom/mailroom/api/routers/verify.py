@@ -207,13 +207,13 @@ async def create_bulk_job(
     row. Follow it with `GET /api/v1/verify/bulk/{jobId}`, then download the results CSV."""
     org_id = principal.org_id
     if body.emails is not None:
-        rows = [e.strip() for e in body.emails]
+        source, rows = "emails", [e.strip() for e in body.emails]
     elif body.csv is not None:
-        rows = verify_bulk.rows_of_csv(body.csv)
+        source, rows = "csv", verify_bulk.rows_of_csv(body.csv)
     else:
         assert body.upload_id is not None
-        rows = verify_bulk.rows_of_upload(org_id, body.upload_id)
-    job = verify_bulk.create_job(Table(), org_id, rows, smtp=body.smtp, name=body.name)
+        source, rows = "upload_id", verify_bulk.rows_of_upload(org_id, body.upload_id)
+    job = verify_bulk.create_job(Table(), org_id, rows, smtp=body.smtp, name=body.name, source=source)
     if body.upload_id is not None:
         verify_bulk.discard_upload(org_id, body.upload_id)
     audit_target(request, "verify_job", job["id"], rows=job["rows"])
