@@ -75,6 +75,9 @@ def function_environment(
             "MAILROOM_WEBHOOK_ALLOW_PRIVATE": "1",
             # Migrations import from IMAP servers on loopback (a local Dovecot) here.
             "MAILROOM_IMAP_ALLOW_PRIVATE": "1",
+            # SMTP relays and verification probes reach servers on loopback here.
+            "MAILROOM_SMTP_RELAY_ALLOW_PRIVATE": "1",
+            "MAILROOM_VERIFY_ALLOW_PRIVATE": "1",
             "MAILROOM_LOCAL_OUTBOX": str(config.outbox),
         }
     )

@@ -93,6 +93,10 @@ VOLATILE: dict[str, dict[str, str]] = {
         "download_url": "a pre-signed S3 URL, signed anew on every read",
         "expires_at": "that URL's expiry, an hour after the read",
     },
+    "GET /api/v1/verify/bulk/{verify_job_id}/download": {
+        "url": "a pre-signed S3 URL, signed anew on every read",
+        "expires_at": "that URL's expiry, an hour after the read",
+    },
 }
 # What the app answers for a path no operation has: a sweep that gets it reached nothing.
 NO_SUCH_ENDPOINT = "No such endpoint"

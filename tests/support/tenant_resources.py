@@ -213,6 +213,35 @@ def _everything_else(
     values["migration_id"].insert(0, migration["id"])  # a batch's job is a migration too
     waits.append(lambda: _migrated(site, tenant, migration["id"]))
 
+    # An SMTP relay (on a domain of its own, so the tenant's other mail still goes through SES) and
+    # a finished test of it (nothing listens on port 9 of loopback: it fails at connect).
+    relay_domain = create(http, "/api/v1/domains", ops, {"domain": f"relay-{tag}.{site.zone}"})["domain"]
+    relay = {"host": "localhost", "port": 9, "security": "starttls", "sender_domains": [relay_domain]}
+    relay_id = ok(call(http, "PUT", "/api/v1/smtp", ops, relay))["data"]["id"]
+    values["relay_id"] = [relay_id]
+    test_job = create(http, "/api/v1/smtp:test", ops, {"relay_id": relay_id}, status=202)["id"]
+    values["test_job_id"] = [test_job]
+    waits.append(
+        lambda: _settled(
+            "the SMTP relay test",
+            lambda: (
+                get(http, f"/api/v1/smtp:test-status/{test_job}", ops)["status"] in ("succeeded", "failed")
+            ),
+        )
+    )
+
+    # A bulk verification job, finished (its worker is the stack's SQS poller): an address of the
+    # tenant's domain (the stack's resolver answers) and one that is not an address at all.
+    verify_body = {"emails": [f"someone@{tenant.domain}", "not-an-address"], "name": "sweep"}
+    verify_job = create(http, "/api/v1/verify/bulk", ops, verify_body, status=202)["id"]
+    values["verify_job_id"] = [verify_job]
+    waits.append(
+        lambda: _settled(
+            "the bulk verification job",
+            lambda: get(http, f"/api/v1/verify/bulk/{verify_job}", ops)["status"] == "completed",
+        )
+    )
+
 
 def _settled(what: str, done: Callable[[], bool]) -> None:
     until(what, lambda: True if done() else None)

@@ -17,16 +17,21 @@ class LookupResult:
     errors: dict[str, str] = field(default_factory=dict)  # "TYPE name" → what went wrong (timeouts, SERVFAIL)
 
 
+def nameserver(server: str) -> tuple[str, int]:
+    """``MAILROOM_DNS_RESOLVER``'s ``host[:port]`` (an IPv6 address without a port) as (host, port)."""
+    host, _, port = server.rpartition(":") if server.count(":") == 1 else (server, "", "")
+    return host or server, int(port) if port else 53
+
+
 def _resolver(server: str | None) -> object:
     import dns.resolver
 
     if not server:
         resolver = dns.resolver.Resolver()
     else:
-        host, _, port = server.rpartition(":") if server.count(":") == 1 else (server, "", "")
         resolver = dns.resolver.Resolver(configure=False)
-        resolver.nameservers = [host or server]
-        resolver.port = int(port) if port else 53
+        resolver.nameservers = [nameserver(server)[0]]
+        resolver.port = nameserver(server)[1]
     resolver.lifetime = LOOKUP_TIMEOUT_SECONDS
     resolver.timeout = LOOKUP_TIMEOUT_SECONDS
     # Verification must see the authoritative truth now, not a cached answer from before the fix.

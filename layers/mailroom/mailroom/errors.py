@@ -88,6 +88,13 @@ class TooManyRequests(MailroomError):
     default_retryable = True
 
 
+class PaymentRequired(MailroomError):
+    """A metered allowance is used up (verification credits): waiting a few seconds does not help;
+    the allowance renewing (next month) or growing does."""
+
+    default_code = "payment_required"
+
+
 class Unavailable(MailroomError):
     """A dependency or capacity is unavailable for now; retrying later is the right move."""
 

@@ -54,6 +54,25 @@ class Settings:
     migration_fetch_chunk: int = 50  # UIDs per UID FETCH command (a chunk is held in memory)
     migration_store_threads: int = 8  # messages of one batch stored at once
     migration_secret_retention_days: int = 7  # a failed/cancelled job's source password, for :retry
+    # Email verification (docs/verification.md). The SMTP probe is off unless enabled: AWS blocks
+    # outbound port 25 from Lambda by default, and a probe that cannot connect answers "unknown".
+    verify_monthly_credits: int = 1000  # per organization and UTC month, unless its item says otherwise
+    verify_probe_enabled: bool = False
+    verify_probe_port: int = 25
+    verify_probe_sender: str | None = None  # MAIL FROM; default verify@<platform domain>
+    verify_probe_helo: str | None = None  # EHLO name; default the platform domain
+    verify_probe_timeout_seconds: int = 10  # per SMTP step
+    verify_probe_org_per_minute: int = 30
+    verify_probe_domain_per_minute: int = 20  # across every organization
+    verify_allow_private: bool = False  # probes may reach loopback/private mail hosts (local, tests)
+    verify_queue_url: str | None = None  # bulk verification chunks
+    verify_bulk_concurrency: int = 50  # addresses of one chunk verified at once
+    # Outbound SMTP relays (docs/smtp-relays.md).
+    smtp_test_queue_url: str | None = None
+    smtp_relay_allow_private: bool = False  # relays on loopback/private addresses (local stack, tests)
+    smtp_relay_ca_file: str | None = None  # an extra CA bundle trusted for relay TLS
+    smtp_relay_timeout_seconds: int = 20  # per SMTP step
+    smtp_relay_limit: int = 10  # relays per organization
 
     @property
     def is_local(self) -> bool:
@@ -117,6 +136,24 @@ def get_settings() -> Settings:
         migration_fetch_chunk=_int("MAILROOM_MIGRATION_FETCH_CHUNK", 50, minimum=1),
         migration_store_threads=_int("MAILROOM_MIGRATION_STORE_THREADS", 8, minimum=1),
         migration_secret_retention_days=_int("MAILROOM_MIGRATION_SECRET_RETENTION_DAYS", 7, minimum=1),
+        verify_monthly_credits=_int("MAILROOM_VERIFY_MONTHLY_CREDITS", 1000),
+        verify_probe_enabled=os.environ.get("MAILROOM_VERIFY_SMTP_PROBE", "") in ("1", "true"),
+        verify_probe_port=_int("MAILROOM_VERIFY_PROBE_PORT", 25, minimum=1),
+        verify_probe_sender=os.environ.get("MAILROOM_VERIFY_PROBE_SENDER") or None,
+        verify_probe_helo=os.environ.get("MAILROOM_VERIFY_PROBE_HELO") or None,
+        verify_probe_timeout_seconds=_int("MAILROOM_VERIFY_PROBE_TIMEOUT_SECONDS", 10, minimum=1),
+        verify_probe_org_per_minute=_int("MAILROOM_VERIFY_PROBE_ORG_PER_MINUTE", 30, minimum=1),
+        verify_probe_domain_per_minute=_int("MAILROOM_VERIFY_PROBE_DOMAIN_PER_MINUTE", 20, minimum=1),
+        # Off in every deployed stack: it lets probes reach loopback and private addresses.
+        verify_allow_private=os.environ.get("MAILROOM_VERIFY_ALLOW_PRIVATE", "") in ("1", "true"),
+        verify_queue_url=os.environ.get("MAILROOM_VERIFY_QUEUE_URL") or None,
+        verify_bulk_concurrency=_int("MAILROOM_VERIFY_BULK_CONCURRENCY", 50, minimum=1),
+        smtp_test_queue_url=os.environ.get("MAILROOM_SMTP_TEST_QUEUE_URL") or None,
+        # Off in every deployed stack: it lets relays be loopback and private addresses.
+        smtp_relay_allow_private=os.environ.get("MAILROOM_SMTP_RELAY_ALLOW_PRIVATE", "") in ("1", "true"),
+        smtp_relay_ca_file=os.environ.get("MAILROOM_SMTP_RELAY_CA_FILE") or None,
+        smtp_relay_timeout_seconds=_int("MAILROOM_SMTP_RELAY_TIMEOUT_SECONDS", 20, minimum=1),
+        smtp_relay_limit=_int("MAILROOM_SMTP_RELAY_LIMIT", 10, minimum=1),
     )
 
 

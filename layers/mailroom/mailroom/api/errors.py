@@ -22,6 +22,7 @@ from mailroom.errors import (
     LimitReached,
     MailroomError,
     NotFound,
+    PaymentRequired,
     TooManyRequests,
     Unauthenticated,
     Unavailable,
@@ -61,6 +62,7 @@ STATUS_OF_KIND: dict[type[MailroomError], int] = {
     Conflict: 409,
     Gone: 410,
     TooManyRequests: 429,
+    PaymentRequired: 402,
     UpstreamFailed: 502,
     Unavailable: 503,
 }
@@ -86,6 +88,7 @@ def headers_of(error: MailroomError) -> dict[str, str]:
 V0_NAMES = {
     400: "BadRequestError",
     401: "UnauthorizedError",
+    402: "PaymentRequiredError",
     403: "ForbiddenError",
     404: "NotFoundError",
     405: "MethodNotAllowedError",

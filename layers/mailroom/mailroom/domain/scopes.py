@@ -35,6 +35,10 @@ OPS_SCOPES: frozenset[str] = frozenset(
         "migrations:write",
         "webhooks:read",
         "webhooks:write",
+        "verify:read",
+        "verify:write",
+        "smtp:read",
+        "smtp:write",
     }
 )
 

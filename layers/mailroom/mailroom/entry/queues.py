@@ -126,3 +126,56 @@ def mailbox_purge(event: dict[str, Any], context: Any) -> dict[str, Any]:
     return dict(
         process_partial_response(event=event, record_handler=handle, processor=processor, context=context)
     )
+
+
+@lambda_entry
+def smtp_relay_test(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """Run ``POST /api/v1/smtp:test`` jobs, one per record (services/smtp_relays.py)."""
+    from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+
+    from mailroom.services import smtp_relays
+    from mailroom.store.table import Table
+
+    table = Table()
+
+    def handle(record: SQSRecord) -> None:
+        job = json.loads(record.body)
+        if not isinstance(job, dict) or not all(isinstance(job.get(k), str) for k in ("org_id", "job_id")):
+            raise ValueError(f"not an SMTP test job: {record.body[:200]!r}")
+        done = smtp_relays.run_test(table, job["org_id"], job["job_id"])
+        logger().info("smtp relay test", extra={"job_id": job["job_id"], "status": done.get("status")})
+
+    processor = BatchProcessor(event_type=EventType.SQS)
+    return dict(
+        process_partial_response(event=event, record_handler=handle, processor=processor, context=context)
+    )
+
+
+@lambda_entry
+def verify_bulk(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """Verify bulk jobs' chunks, one per record (services/verify_bulk.py)."""
+    from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+
+    from mailroom.services import verify_bulk as service
+    from mailroom.store.table import Table
+
+    table = Table()
+
+    def handle(record: SQSRecord) -> None:
+        work = json.loads(record.body)
+        if (
+            not isinstance(work, dict)
+            or not all(isinstance(work.get(k), str) for k in ("org_id", "job_id"))
+            or not isinstance(work.get("chunk"), int)
+            or not isinstance(work.get("emails"), list)
+        ):
+            raise ValueError(f"not a verification chunk: {record.body[:200]!r}")
+        outcome = service.process_chunk(table, work["org_id"], work["job_id"], work["chunk"], work["emails"])
+        logger().info(
+            "verification chunk", extra={"job_id": work["job_id"], "chunk": work["chunk"], "outcome": outcome}
+        )
+
+    processor = BatchProcessor(event_type=EventType.SQS)
+    return dict(
+        process_partial_response(event=event, record_handler=handle, processor=processor, context=context)
+    )

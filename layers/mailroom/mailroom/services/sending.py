@@ -15,6 +15,8 @@ A send, in order (each step can refuse it before anything leaves):
 6. the Sent copy fits the mailbox's quota (422 ``mailbox_over_quota``);
 7. SES v2 sends the raw message with the stack's configuration set and the tags
    ``org_id``/``mailbox_id``/``message_id`` (delivery events carry them back to the Sent copy);
+   or, when the sender's domain has an SMTP relay, the relay does (``services/smtp_relays.py``:
+   the bytes as composed, Mailroom's Message-ID kept);
 8. the Sent copy is stored through ``mail_delivery.deliver`` (folder ``sent``, seen, the
    ``message.sent`` event in the same transaction) with the Message-ID SES gave the message, so a
    reply to it threads here; then the domain's ``outbound_total`` counter and the replied-to
@@ -38,6 +40,7 @@ from mailroom.mail.compose import Composed, ComposeError, Draft, OutgoingAttachm
 from mailroom.mail.header_text import bracketed_message_id, describe, refused_in_header, shown
 from mailroom.mail.parse import ParsedMessage, Unparseable, parse
 from mailroom.observability import logger, traced
+from mailroom.services import smtp_relays
 from mailroom.store import addresses, domain_metrics, mail_objects, ses_outbound, suppressions
 from mailroom.store import aliases as alias_store
 from mailroom.store import mail as mail_store
@@ -412,13 +415,29 @@ def send(table: Table, mailbox: Item, request: SendRequest, *, now: datetime | N
         raise invalid("body", f"the message cannot be stored as its Sent copy: {exc.detail}") from exc
 
     message_id = f"msg_{ids.ulid(int(moment.timestamp() * 1000))}"
-    ses_message_id = _send_through_ses(composed, org_id=org_id, mailbox_id=mailbox_id, message_id=message_id)
-    rfc_message_id = ses_outbound.amazon_message_id(ses_message_id)
-    raw = with_message_id(composed.raw, rfc_message_id)
+    now_iso = clock.isoformat(moment)
+    delivery = initial_delivery(composed.recipients, now_iso)
+    # The sender domain's own SMTP relay, if it has one (services/smtp_relays.py): the bytes go out
+    # as composed, so the Message-ID stays Mailroom's; otherwise SES, which assigns its own.
+    relayed = smtp_relays.relayed_send(
+        table,
+        org_id,
+        raw=composed.raw,
+        envelope_from=composed.envelope_from,
+        recipients=list(dict.fromkeys(composed.recipients)),
+    )
+    if relayed is not None:
+        ses_message_id, rfc_message_id, raw = relayed.source_id, composed.message_id, composed.raw
+        delivery = relayed.delivery(delivery, now_iso)
+    else:
+        ses_message_id = _send_through_ses(
+            composed, org_id=org_id, mailbox_id=mailbox_id, message_id=message_id
+        )
+        rfc_message_id = ses_outbound.amazon_message_id(ses_message_id)
+        raw = with_message_id(composed.raw, rfc_message_id)
 
     from mailroom.services.mail_delivery import Incoming, deliver
 
-    now_iso = clock.isoformat(moment)
     incoming = Incoming(
         org_id=org_id,
         mailbox=mailbox,
@@ -434,7 +453,7 @@ def send(table: Table, mailbox: Item, request: SendRequest, *, now: datetime | N
             "bcc": [str(address) for address in composed.bcc],
             "ses_message_id": ses_message_id,
             "sender_domain_id": sender.domain_id,
-            "delivery": initial_delivery(composed.recipients, now_iso),
+            "delivery": delivery,
         },
         event_type="message.sent",
         rfc_message_id=rfc_message_id,

@@ -114,6 +114,27 @@ purge removes it with the mail), found by the digest of its raw bytes when skip_
 
 digest marker  PK ORG#<org>#MBX#<mbx>       SK DIGEST#<sha256 of raw>  {message_id, source_id}
 migration writes PK ORG#<org>#RATE#migrations-write:<tok id>  SK <minute epoch>  (10/min bucket)
+
+Email verification (services/verification.py, docs/verification.md). Credits are one item per
+organization and calendar month (UTC): the conditional ADD that consumes a credit is the write that
+records the verification (its per-status tally). SMTP probes are rate-limited per organization and,
+across organizations, per target domain (a platform item holding only the domain and a counter):
+
+verify credits PK ORG#<org>                 SK VERIFYCREDITS#<yyyy-mm>  {allowance, used, per status, ttl}
+probe window   PK ORG#<org>#RATE#verify-probe  SK <minute epoch>
+domain probes  PK VERIFYPROBE#<ascii domain>   SK <minute epoch>  {hits, ttl}
+verify job     PK ORG#<org>                 SK VERIFYJOB#<vjb id>  {status, counts, done_chunks, ...}
+                 its files in the mail bucket under verify/<org>/<vjb id>/ (rows, chunk results, CSV);
+                 a client's pre-signed upload at verify-uploads/<org>/<vup id>.csv (expires after a day)
+
+Outbound SMTP relays (services/smtp_relays.py, docs/smtp-relays.md). A sender domain belongs to at
+most one relay: its claim is written in the relay's transaction (``attribute_not_exists`` or the
+same relay), and the send path finds a domain's relay with one GetItem. The organization item counts
+relays (smtp_relay_count, bounded in the same transaction):
+
+smtp relay     PK ORG#<org>                 SK SMTPRELAY#<rly id>   (password KMS-sealed)
+relay domain   PK ORG#<org>                 SK SMTPRELAYDOMAIN#<ascii domain>  {relay_id}
+relay test     PK ORG#<org>                 SK SMTPTEST#<job id>  {relay_id, status, steps, ttl}
 """
 
 from __future__ import annotations
@@ -417,3 +438,27 @@ def migration_done_sk(folder_hash: str, uidvalidity: int, bucket: int) -> str:
 
 def digest_marker_sk(digest: str) -> str:
     return f"DIGEST#{digest}"
+
+
+def verify_credits_sk(month: str) -> str:
+    return f"VERIFYCREDITS#{month}"
+
+
+def probe_domain_pk(ascii_domain: str) -> str:
+    return f"VERIFYPROBE#{ascii_domain}"
+
+
+def smtp_relay_sk(relay_id: str) -> str:
+    return f"SMTPRELAY#{relay_id}"
+
+
+def smtp_relay_domain_sk(ascii_domain: str) -> str:
+    return f"SMTPRELAYDOMAIN#{ascii_domain}"
+
+
+def smtp_test_sk(job_id: str) -> str:
+    return f"SMTPTEST#{job_id}"
+
+
+def verify_job_sk(job_id: str) -> str:
+    return f"VERIFYJOB#{job_id}"

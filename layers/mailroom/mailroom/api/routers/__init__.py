@@ -20,8 +20,10 @@ def all_routers() -> list[APIRouter]:
         migration_batches,
         migrations,
         send,
+        smtp,
         suppressions,
         tokens,
+        verify,
         webhooks,
     )
     from mailroom.api.routers.v0 import api_keys as v0_api_keys
@@ -59,4 +61,6 @@ def all_routers() -> list[APIRouter]:
         v0_webhooks.router,
         v0_messages.router,
         v0_threads.router,
+        verify.router,
+        smtp.router,
     ]
