@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from mailroom import clock
+
 DEFAULT_INTERVAL_DAYS = 7
 MAX_INTERVAL_DAYS = 365
 MAX_SUBJECT_CHARS = 998
@@ -64,7 +66,7 @@ class AutoReply:
         }
 
     def active_at(self, moment: datetime) -> bool:
-        stamp = moment.isoformat().replace("+00:00", "Z")
+        stamp = clock.isoformat(moment)
         if not self.enabled:
             return False
         if self.start is not None and stamp < self.start:

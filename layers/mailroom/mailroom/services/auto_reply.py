@@ -32,6 +32,43 @@ def load(table: Table, mailbox: Item) -> Item | None:
     return store.get_auto_reply(table, mailbox["org_id"], mailbox["id"])
 
 
+def _moment(value: str | None, field: str) -> str | None:
+    if value is None:
+        return None
+    try:
+        return clock.isoformat(clock.parse_iso(value))
+    except ValueError as exc:
+        raise errors.validation(f"{field} is not an ISO 8601 timestamp", field=field) from exc
+
+
+def settings_of(
+    *,
+    enabled: bool,
+    subject: str | None,
+    text: str | None,
+    html: str | None,
+    start: str | None,
+    end: str | None,
+    interval_days: int,
+) -> AutoReply:
+    """The settings as the API gives them, checked and normalized (timestamps in Mailroom's shape)."""
+    if subject is not None and any(ord(c) < 32 or c == "\x7f" for c in subject):
+        raise errors.validation(
+            "the subject cannot contain control characters or line breaks", field="subject"
+        )
+    return validated(
+        AutoReply(
+            enabled=enabled,
+            subject=subject or None,
+            text=text or None,
+            html=html or None,
+            start=_moment(start, "start"),
+            end=_moment(end, "end"),
+            interval_days=interval_days,
+        )
+    )
+
+
 def validated(settings: AutoReply) -> AutoReply:
     if settings.enabled and not (settings.text or settings.html):
         raise errors.validation(
