@@ -11,7 +11,7 @@ qualifies.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -64,6 +64,16 @@ class AutoReply:
             "end": self.end,
             "interval_days": self.interval_days,
         }
+
+    def canonical(self) -> AutoReply:
+        """As stored: the bodies without trailing line breaks (a MIME part ends with one anyway, so
+        Sieve could not tell them apart), empty ones as None."""
+        return replace(
+            self,
+            subject=self.subject or None,
+            text=(self.text or "").rstrip("\r\n") or None,
+            html=(self.html or "").rstrip("\r\n") or None,
+        )
 
     def active_at(self, moment: datetime) -> bool:
         stamp = clock.isoformat(moment)

@@ -21,7 +21,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 import re2
 
@@ -36,8 +36,10 @@ MAX_SIZE_BYTES = 2**40
 MAX_BODY_CHARS = 256 * 1024  # body conditions read the first 256 KB of text: a bounded cost per rule
 REGEX_MAX_MEM = 1 << 20  # RE2's compiled-program budget per pattern: a huge automaton is refused
 
-TEXT_FIELDS = ("from", "to", "cc", "recipient", "subject", "body", "header")
-ADDRESS_FIELDS = ("from", "to", "cc", "recipient")
+TEXT_FIELDS = ("from", "to", "cc", "recipient", "envelope_from", "envelope_to", "subject", "body", "header")
+ADDRESS_FIELDS = ("from", "to", "cc", "recipient", "envelope_from", "envelope_to")
+# Names Sieve uses for the flag fields (domain/sieve.py); not testable as ordinary headers.
+RESERVED_HEADERS = frozenset({"x-mailroom-spam", "x-mailroom-attachment"})
 FLAG_FIELDS = ("has_attachment", "spam", "list")
 FIELDS = (*TEXT_FIELDS, "size", *FLAG_FIELDS)
 TEXT_OPS = (
@@ -65,10 +67,6 @@ ACTIONS = (
     "reject",
 )
 NEGATED = {"not_contains": "contains", "not_is": "is", "not_matches": "matches", "not_regex": "regex"}
-
-Field = Literal[
-    "from", "to", "cc", "recipient", "subject", "body", "header", "size", "has_attachment", "spam", "list"
-]
 
 
 class RuleError(ValueError):
@@ -199,43 +197,50 @@ def compile_pattern(pattern: str) -> Any:
     return re2.compile(pattern, _options())
 
 
-def _glob_literal(pattern: str) -> str | None:
-    """The literal text of a glob without wildcards, or None."""
-    out: list[str] = []
+_STAR, _ONE = object(), object()
+
+
+def _glob_tokens(pattern: str) -> list[object]:
+    """A glob as tokens: each literal character (a str) or a wildcard (``_STAR``, ``_ONE``)."""
+    tokens: list[object] = []
     chars = iter(pattern)
     for char in chars:
         if char == "\\":
-            out.append(next(chars, "\\"))
-        elif char in "*?":
-            return None
+            tokens.append(next(chars, "\\"))
+        elif char == "*":
+            tokens.append(_STAR)
+        elif char == "?":
+            tokens.append(_ONE)
         else:
-            out.append(char)
-    return "".join(out)
+            tokens.append(char)
+    return tokens
+
+
+def _literal(tokens: list[object]) -> str | None:
+    return (
+        "".join(t for t in tokens if isinstance(t, str)) if all(isinstance(t, str) for t in tokens) else None
+    )
 
 
 def canonical_condition(condition: Condition) -> Condition:
     """``matches "*x*"`` is ``contains "x"`` and so on (see the module docstring)."""
     if condition.op not in ("matches", "not_matches") or not isinstance(condition.value, str):
         return condition
-    pattern, negated = condition.value, condition.op == "not_matches"
-    candidates: list[tuple[str, str]] = []
-    if (
-        len(pattern) >= 2
-        and pattern.startswith("*")
-        and pattern.endswith("*")
-        and not pattern.endswith("\\*")
-    ):
-        candidates.append(("not_contains" if negated else "contains", pattern[1:-1]))
-    if not negated:
-        if pattern.endswith("*") and not pattern.endswith("\\*"):
-            candidates.append(("starts_with", pattern[:-1]))
-        if pattern.startswith("*"):
-            candidates.append(("ends_with", pattern[1:]))
-    literal_glob = _glob_literal(pattern)
-    if literal_glob is not None:
-        return Condition(condition.field, "not_is" if negated else "is", literal_glob, condition.header)
-    for op, inner in candidates:
-        literal = _glob_literal(inner)
+    negated = condition.op == "not_matches"
+    tokens = _glob_tokens(condition.value)
+    exact = _literal(tokens)
+    if exact is not None:
+        return Condition(condition.field, "not_is" if negated else "is", exact, condition.header)
+    starred_front = bool(tokens) and tokens[0] is _STAR
+    starred_back = len(tokens) >= 2 and tokens[-1] is _STAR
+    shapes: list[tuple[str, str | None]] = []
+    if starred_front and starred_back and len(tokens) >= 3:
+        shapes.append(("not_contains" if negated else "contains", _literal(tokens[1:-1])))
+    if not negated and starred_back:
+        shapes.append(("starts_with", _literal(tokens[:-1])))
+    if not negated and starred_front:
+        shapes.append(("ends_with", _literal(tokens[1:])))
+    for op, literal in shapes:
         if literal:
             return Condition(condition.field, op, literal, condition.header)
     return condition
@@ -254,6 +259,12 @@ def validate_condition(condition: Condition, where: str) -> Condition:
             raise RuleError(
                 "invalid_condition",
                 "field 'header' needs a header name (printable ASCII, no ':')",
+                f"{where}.header",
+            )
+        if name.lower() in RESERVED_HEADERS:
+            raise RuleError(
+                "invalid_condition",
+                f"{name} is reserved: use field spam or has_attachment",
                 f"{where}.header",
             )
     elif condition.header is not None:
@@ -305,8 +316,17 @@ def validate_action(action: Action, where: str) -> Action:
                 raise RuleError("invalid_action", f"{action.type} needs '{name}'", f"{where}.{name}")
         elif value is not None:
             raise RuleError("invalid_action", f"{action.type} takes no '{name}'", f"{where}.{name}")
-    if action.label is not None and (len(action.label) > MAX_LABEL_CHARS or not action.label.strip()):
-        raise RuleError("invalid_action", f"a label is 1 to {MAX_LABEL_CHARS} characters", f"{where}.label")
+    if action.label is not None and (
+        not 0 < len(action.label) <= MAX_LABEL_CHARS
+        or action.label.startswith("\\")
+        or any(c.isspace() or ord(c) < 32 for c in action.label)
+    ):
+        # A label is also an IMAP keyword (Sieve's imap4flags): no spaces, not a \System flag.
+        raise RuleError(
+            "invalid_action",
+            f"a label is 1 to {MAX_LABEL_CHARS} characters, without spaces, not starting with \\",
+            f"{where}.label",
+        )
     return action
 
 
@@ -320,8 +340,8 @@ def validate_rule(rule: Rule, where: str = "") -> Rule:
         raise RuleError(
             "too_many_conditions", f"at most {MAX_CONDITIONS} conditions per rule", f"{prefix}conditions"
         )
-    if not rule.actions:
-        raise RuleError("invalid_action", "a rule needs at least one action", f"{prefix}actions")
+    if not rule.actions and not rule.stop:
+        raise RuleError("invalid_action", "a rule needs at least one action, or stop", f"{prefix}actions")
     if len(rule.actions) > MAX_ACTIONS:
         raise RuleError("too_many_actions", f"at most {MAX_ACTIONS} actions per rule", f"{prefix}actions")
     conditions = tuple(
@@ -335,7 +355,9 @@ def validate_rule(rule: Rule, where: str = "") -> Rule:
             "reject drops the message: it cannot be combined with other actions",
             f"{prefix}actions",
         )
-    return Rule(rule.id, rule.name.strip(), rule.enabled, rule.match, conditions, actions, rule.stop)
+    # Without conditions "all" and "any" are the same test: one form, so every reading agrees.
+    match = rule.match if conditions else "all"
+    return Rule(rule.id, rule.name.strip(), rule.enabled, match, conditions, actions, rule.stop)
 
 
 def validate_rule_set(rules: Sequence[Rule]) -> list[Rule]:
@@ -355,6 +377,8 @@ class MessageView:
     from_: tuple[str, ...] = ()
     to: tuple[str, ...] = ()
     cc: tuple[str, ...] = ()
+    envelope_from: tuple[str, ...] = ()  # the return path (empty for a bounce)
+    envelope_to: tuple[str, ...] = ()  # the envelope recipient this copy was delivered for
     subject: str = ""
     body: str = ""
     headers: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
@@ -377,6 +401,10 @@ def _values(view: MessageView, condition: Condition) -> Sequence[str]:
         return view.cc
     if name == "recipient":
         return (*view.to, *view.cc)
+    if name == "envelope_from":
+        return view.envelope_from
+    if name == "envelope_to":
+        return view.envelope_to
     if name == "subject":
         return (view.subject,)
     if name == "body":

@@ -24,7 +24,9 @@ def body_text(parsed: ParsedMessage) -> str:
     return ""
 
 
-def view_of(parsed: ParsedMessage, *, spam: bool) -> MessageView:
+def view_of(
+    parsed: ParsedMessage, *, spam: bool, envelope_from: str | None = None, envelope_to: str | None = None
+) -> MessageView:
     headers: dict[str, tuple[str, ...]] = {}
     for name, value in parsed.headers:
         key = name.lower()
@@ -33,6 +35,8 @@ def view_of(parsed: ParsedMessage, *, spam: bool) -> MessageView:
         from_=tuple(a for a in [parsed.from_address] if a),
         to=tuple(address_only(a) for a in parsed.to),
         cc=tuple(address_only(a) for a in parsed.cc),
+        envelope_from=tuple(a for a in [(envelope_from or "").strip("<>").lower()] if a),
+        envelope_to=tuple(a for a in [(envelope_to or "").lower()] if a),
         subject=parsed.subject,
         body=body_text(parsed),
         headers=headers,

@@ -70,6 +70,7 @@ def settings_of(
 
 
 def validated(settings: AutoReply) -> AutoReply:
+    settings = settings.canonical()
     if settings.enabled and not (settings.text or settings.html):
         raise errors.validation(
             "an enabled auto-reply needs text or html", field="text", code="auto_reply_empty"

@@ -17,7 +17,7 @@ a work folder).
 from __future__ import annotations
 
 from collections import OrderedDict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -120,7 +120,7 @@ def run(
     """Decide for every copy the expansion planned (and for the copies a rule's internal forward
     adds), then send each decision's forwards through the expansion."""
     plan = expansion.plan
-    view = view_of(message, spam=spam)
+    view = view_of(message, spam=spam, envelope_from=envelope_from)
     at = clock.utcnow()
     decisions: dict[str, Decision] = {}
     seen: set[str] = set()
@@ -133,7 +133,7 @@ def run(
             copy = plan.copies[mailbox_id]
             decision = decide(
                 expansion.screen(copy.mailbox),
-                view,
+                replace(view, envelope_to=(copy.via,)),
                 mailbox=copy.mailbox,
                 via=copy.via,
                 envelope_from=envelope_from,

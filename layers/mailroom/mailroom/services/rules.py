@@ -167,7 +167,7 @@ def prepared(table: Table, mailbox: Item, rules: Sequence[Rule]) -> tuple[list[R
     return valid, keys
 
 
-def _fields(rules: Sequence[Rule], folder_keys: dict[str, str]) -> Item:
+def stored_fields(rules: Sequence[Rule], folder_keys: dict[str, str]) -> Item:
     fields = {
         "rules": [rule.as_dict() for rule in rules],
         "folder_keys": folder_keys,
@@ -185,7 +185,7 @@ def _fields(rules: Sequence[Rule], folder_keys: dict[str, str]) -> Item:
 
 def save_rules(table: Table, mailbox: Item, rules: Sequence[Rule], *, version: int) -> RuleSet:
     valid, folder_keys = prepared(table, mailbox, rules)
-    fields = _fields(valid, folder_keys)
+    fields = stored_fields(valid, folder_keys)
     try:
         store.save(table, mailbox["org_id"], mailbox["id"], rule_set=(fields, version))
     except store.MailboxGone as gone:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
 from fastapi import Depends, Path, Request, Response
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from mailroom import errors as kinds
 from mailroom.api import pagination
@@ -22,11 +22,13 @@ from mailroom.api.pipeline import api_router, audit_target
 from mailroom.api.principal import current, require
 from mailroom.domain import auto_reply as auto_reply_rules
 from mailroom.domain import rules as model
+from mailroom.domain import sieve
 from mailroom.domain.principal import Principal
 from mailroom.domain.tokens import TokenType
 from mailroom.services import auto_reply as auto_reply_service
 from mailroom.services import mailboxes as mailbox_service
 from mailroom.services import rules as service
+from mailroom.services import sieve as sieve_service
 from mailroom.store.table import Item, Table
 
 router = api_router("/api/v1/mailboxes", tags=["rules"])
@@ -35,7 +37,19 @@ RULES_READ, RULES_WRITE = "mailboxes:rules:read", "mailboxes:rules:write"
 AUTO_REPLY_READ, AUTO_REPLY_WRITE = "mailboxes:auto-reply:read", "mailboxes:auto-reply:write"
 
 FieldName = Literal[
-    "from", "to", "cc", "recipient", "subject", "body", "header", "size", "has_attachment", "spam", "list"
+    "from",
+    "to",
+    "cc",
+    "recipient",
+    "envelope_from",
+    "envelope_to",
+    "subject",
+    "body",
+    "header",
+    "size",
+    "has_attachment",
+    "spam",
+    "list",
 ]
 Operator = Literal[
     "contains",
@@ -55,7 +69,8 @@ ActionType = Literal["move", "add_label", "remove_label", "mark_read", "flag", "
 
 
 class Condition(Strict):
-    """One test. Text fields (from, to, cc, recipient: the addresses; subject; body; header) take the
+    """One test. Text fields (from, to, cc, recipient (to or cc), envelope_from (the return path),
+    envelope_to (the envelope recipient): the bare addresses; subject; body; header) take the
     text operators, case-insensitively; `size` takes greater_than / less_than with bytes;
     has_attachment, spam and list (a List-Id header) take `is` with true or false."""
 
@@ -96,7 +111,9 @@ class RuleInput(Strict):
         description=f"At most {model.MAX_CONDITIONS} (422 too_many_conditions); none: every message",
     )
     actions: list[Action] = Field(
-        min_length=1, json_schema_extra={"maxItems": model.MAX_ACTIONS}, description="Run in order"
+        default_factory=list,
+        json_schema_extra={"maxItems": model.MAX_ACTIONS},
+        description="Run in order; at least one, unless the rule only stops (422 invalid_action)",
     )
     stop: bool = Field(default=False, description="No later rule runs once this one matched")
 
@@ -157,6 +174,21 @@ class Reorder(Strict):
     rule_ids: list[Annotated[str, Field(max_length=64)]] = Field(
         json_schema_extra={"maxItems": model.MAX_RULES},
         description="Every rule id of the mailbox, each once, in the new order (else 422 invalid_order)",
+    )
+
+
+class SieveScript(BaseModel):
+    script: str = Field(description="The Sieve script (RFC 5228 and the extensions docs/rules.md lists)")
+    size: int = Field(description="Bytes, UTF-8")
+
+
+class SieveInput(BaseModel):
+    # Not Strict: a script's leading and trailing whitespace are its own.
+    model_config = ConfigDict(extra="forbid")
+
+    script: str = Field(
+        max_length=sieve.MAX_SCRIPT_BYTES * 2,
+        description=f"At most {sieve.MAX_SCRIPT_BYTES} bytes of UTF-8 (422 sieve_too_large)",
     )
 
 
@@ -428,3 +460,44 @@ async def set_auto_reply(body: AutoReplyInput, request: Request, mailbox: AutoRe
     )
     saved = auto_reply_service.set_auto_reply(Table(), mailbox.item, settings)
     return one(auto_reply_service.view(saved))
+
+
+# --- Sieve --------------------------------------------------------------------------------------------
+
+
+def _script(text: str) -> dict[str, Any]:
+    return {"script": text, "size": len(text.encode())}
+
+
+@router.get(
+    "/{mailbox_id}/sieve",
+    name="mailbox.sieve.get",
+    response_model=One[SieveScript],
+    summary="The rules and auto-reply as a Sieve script",
+    responses=NOT_FOUND,
+)
+async def get_sieve(mailbox: RulesReader) -> dict[str, Any]:
+    """The mailbox's rules (in order, each under a `# rule:[name]` comment) and its auto-reply
+    (a `vacation`), written as one Sieve script that `PUT` reads back to the same rules."""
+    return one(_script(sieve_service.script_of(Table(), mailbox.item)))
+
+
+@router.put(
+    "/{mailbox_id}/sieve",
+    name="mailbox.sieve.set",
+    response_model=One[SieveScript],
+    summary="Replace the rules and auto-reply with a Sieve script",
+    responses={
+        **NOT_FOUND,
+        **CONCURRENT,
+        **errors(
+            e422="sieve_syntax (the line and column in the message and in `fields`), sieve_unsupported "
+            "(naming the extension, test or action), sieve_too_large, and every rule error: " + RULE_ERRORS
+        ),
+    },
+)
+async def put_sieve(body: SieveInput, request: Request, mailbox: RulesWriter) -> dict[str, Any]:
+    """Parse the script, translate it to rules and an auto-reply, and replace both at once. A script
+    with any error changes nothing. The response is the script as Mailroom now renders it."""
+    _audit(request, mailbox, sieve_bytes=len(body.script.encode()))
+    return one(_script(sieve_service.replace_script(Table(), mailbox.item, body.script)))
