@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterator
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -422,3 +423,81 @@ def test_rules_cost_no_extra_request_per_message(
     without = calls("plain@example.com", "<p@example.net>")
     assert with_rules == without, (with_rules, without)
     assert mailboxes.get(table, str(org.organization["id"]), inbox["id"]) is not None
+
+
+# --- Sieve --------------------------------------------------------------------------------------------
+
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "sieve"
+
+
+def sieve_path(mailbox: dict[str, Any]) -> str:
+    return f"/api/v1/mailboxes/{mailbox['id']}/sieve"
+
+
+def test_a_roundcube_script_replaces_the_rules_and_reads_back(
+    org: NewOrganization, table: Table, bucket: str, inbox: dict[str, Any]
+) -> None:
+    old = add_rule(org, inbox, {"name": "old", "actions": [{"type": "flag"}]})
+    script = (FIXTURES / "roundcube_managesieve.sieve").read_text()
+    missing = put("mailboxes", org.admin_token, sieve_path(inbox), {"script": script})
+    assert missing.status == 422 and missing.json()["error"]["code"] == "unknown_folder"
+    assert [r["id"] for r in get("mailboxes", org.admin_token, rules_path(inbox)).json()["data"]] == [
+        old["id"]
+    ]
+
+    for folder in ("Newsletters", "Invoices", "Large"):
+        create_folder(org, inbox, folder)
+    rendered = ok(put("mailboxes", org.admin_token, sieve_path(inbox), {"script": script}))["script"]
+    rules = get("mailboxes", org.admin_token, rules_path(inbox)).json()["data"]
+    assert [r["name"] for r in rules] == [
+        "Newsletters",
+        "Boss",
+        "Invoices",
+        "Large mail",
+        "Old rule",
+        "Prize spam",
+    ]
+    assert ok(get("mailboxes", org.admin_token, sieve_path(inbox)))["script"] == rendered
+    # What GET renders, PUT reads back to the same rules (new ids: a script carries none).
+    ok(put("mailboxes", org.admin_token, sieve_path(inbox), {"script": rendered}))
+    again = get("mailboxes", org.admin_token, rules_path(inbox)).json()["data"]
+    assert [{**r, "id": ""} for r in again] == [{**r, "id": ""} for r in rules]
+
+    receive(bucket, sim.message("Invoice 7", body="the amount due is 3 EUR", message_id="<i7@example.net>"))
+    (filed,) = stored(table, org, inbox)
+    assert filed["folder_key"] != "inbox" and filed["labels"] == ["$label4"]
+
+
+def test_a_broken_script_changes_nothing_and_the_rules_keep_working(
+    org: NewOrganization, table: Table, bucket: str, inbox: dict[str, Any]
+) -> None:
+    add_rule(org, inbox, {"name": "label", "actions": [{"type": "add_label", "label": "seen-by-rule"}]})
+    before = ok(get("mailboxes", org.admin_token, sieve_path(inbox)))["script"]
+    broken = put("mailboxes", org.admin_token, sieve_path(inbox), {"script": "if true {\n  discard\n}\n"})
+    error = broken.json()["error"]
+    assert broken.status == 422 and error["code"] == "sieve_syntax"
+    assert "line 3" in error["message"] and error["fields"][0]["field"] == "script:3:1"
+    unsupported = put("mailboxes", org.admin_token, sieve_path(inbox), {"script": 'require ["include"];'})
+    assert (
+        unsupported.json()["error"]["code"] == "sieve_unsupported"
+        and "include" in unsupported.json()["error"]["message"]
+    )
+    assert ok(get("mailboxes", org.admin_token, sieve_path(inbox)))["script"] == before
+    receive(bucket, sim.message("still filtered"))
+    assert stored(table, org, inbox)[0]["labels"] == ["seen-by-rule"]
+
+
+def test_a_vacation_script_sets_the_auto_reply(org: NewOrganization, inbox: dict[str, Any]) -> None:
+    script = (FIXTURES / "vacation.sieve").read_text()
+    ok(put("mailboxes", org.admin_token, sieve_path(inbox), {"script": script}))
+    reply = ok(get("mailboxes", org.admin_token, f"/api/v1/mailboxes/{inbox['id']}/auto-reply"))
+    assert (
+        reply["enabled"] and reply["interval_days"] == 5 and reply["subject"] == "Out of office until 14 July"
+    )
+    assert (reply["start"], reply["end"]) == ("2026-07-01T00:00:00.000Z", "2026-07-14T23:59:59.999Z")
+    # A script without a vacation turns the auto-reply off.
+    ok(put("mailboxes", org.admin_token, sieve_path(inbox), {"script": "keep;"}))
+    assert (
+        ok(get("mailboxes", org.admin_token, f"/api/v1/mailboxes/{inbox['id']}/auto-reply"))["enabled"]
+        is False
+    )
