@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 import pytest
 
 from mailroom.domain import auto_reply
+from mailroom.domain.rule_view import view_of
 from mailroom.domain.rules import (
     Action,
     Condition,
@@ -22,7 +23,6 @@ from mailroom.domain.rules import (
     validate_rule_set,
 )
 from mailroom.mail.parse import parse
-from mailroom.mail.rule_view import view_of
 
 VIEW = MessageView(
     from_=("orders@shop.example",),

@@ -24,10 +24,10 @@ from typing import Any
 from mailroom import clock
 from mailroom.domain import auto_reply
 from mailroom.domain.auto_reply import AutoReply
+from mailroom.domain.rule_view import view_of
 from mailroom.domain.rules import CompiledRule, Disposition, MessageView, compile_rules, evaluate
 from mailroom.mail import folders
 from mailroom.mail.parse import ParsedMessage
-from mailroom.mail.rule_view import view_of
 from mailroom.services.inbound_routing import Copy, Expansion
 from mailroom.services.mail_delivery import Incoming, Outcome, deliver, source_message_id
 from mailroom.services.rules import RuleSet, rule_set_of
