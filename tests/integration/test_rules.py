@@ -501,3 +501,29 @@ def test_a_vacation_script_sets_the_auto_reply(org: NewOrganization, inbox: dict
         ok(get("mailboxes", org.admin_token, f"/api/v1/mailboxes/{inbox['id']}/auto-reply"))["enabled"]
         is False
     )
+
+
+def test_a_scripts_vacation_needs_the_auto_reply_scopes(org: NewOrganization, inbox: dict[str, Any]) -> None:
+    """A script's vacation is the auto-reply: a message token, or an ops token with the rules scopes
+    only, neither sees it nor changes it, and its rules-only script leaves it on."""
+    reply_path = f"/api/v1/mailboxes/{inbox['id']}/auto-reply"
+    ok(put("mailboxes", org.admin_token, reply_path, {"enabled": True, "text": "Away until Monday"}))
+    assert "vacation" in ok(get("mailboxes", org.admin_token, sieve_path(inbox)))["script"]
+    created = post(
+        "tokens",
+        org.admin_token,
+        "/api/v1/tokens",
+        {"name": "rules only", "scopes": ["mailboxes:rules:read", "mailboxes:rules:write"]},
+    )
+    rules_only = str(ok(created, 201)["token"])
+    vacation = (FIXTURES / "vacation.sieve").read_text()
+    for token in (message_token(org, inbox["id"]), rules_only):
+        assert "vacation" not in ok(get("mailboxes", token, sieve_path(inbox)))["script"]
+        refused = put("mailboxes", token, sieve_path(inbox), {"script": vacation})
+        assert refused.status == 403 and refused.json()["error"]["code"] == "insufficient_scope"
+        script = 'require ["imap4flags"];\r\n# rule:[mine]\r\nif true {\r\n  addflag "\\\\Flagged";\r\n}\r\n'
+        rendered = ok(put("mailboxes", token, sieve_path(inbox), {"script": script}))["script"]
+        assert "vacation" not in rendered and "rule:[mine]" in rendered
+        reply = ok(get("mailboxes", org.admin_token, reply_path))
+        assert reply["enabled"] is True and reply["text"] == "Away until Monday"
+    assert "vacation" in ok(get("mailboxes", org.admin_token, sieve_path(inbox)))["script"]

@@ -19,7 +19,7 @@ from mailroom import errors as kinds
 from mailroom.api import pagination
 from mailroom.api.models import ListOf, One, Strict, Timestamp, errors, one
 from mailroom.api.pipeline import api_router, audit_target
-from mailroom.api.principal import current, require
+from mailroom.api.principal import acts_as, current, require
 from mailroom.domain import auto_reply as auto_reply_rules
 from mailroom.domain import rules as model
 from mailroom.domain import sieve
@@ -469,6 +469,11 @@ def _script(text: str) -> dict[str, Any]:
     return {"script": text, "size": len(text.encode())}
 
 
+def _may(principal: Principal, scope: str) -> bool:
+    """The auto-reply (a script's vacation) is an ops setting with scopes of its own."""
+    return acts_as(principal.token_type, TokenType.OPS) and principal.has(scope)
+
+
 @router.get(
     "/{mailbox_id}/sieve",
     name="mailbox.sieve.get",
@@ -478,8 +483,10 @@ def _script(text: str) -> dict[str, Any]:
 )
 async def get_sieve(mailbox: RulesReader) -> dict[str, Any]:
     """The mailbox's rules (in order, each under a `# rule:[name]` comment) and its auto-reply
-    (a `vacation`), written as one Sieve script that `PUT` reads back to the same rules."""
-    return one(_script(sieve_service.script_of(Table(), mailbox.item)))
+    (a `vacation`, only for an ops token that also holds mailboxes:auto-reply:read), written as one
+    Sieve script that `PUT` reads back to the same rules."""
+    with_reply = _may(mailbox.principal, AUTO_REPLY_READ)
+    return one(_script(sieve_service.script_of(Table(), mailbox.item, with_auto_reply=with_reply)))
 
 
 @router.put(
@@ -491,13 +498,25 @@ async def get_sieve(mailbox: RulesReader) -> dict[str, Any]:
         **NOT_FOUND,
         **CONCURRENT,
         **errors(
+            e403="insufficient_scope: the script has a vacation and the caller may not write the "
+            "auto-reply (mailboxes:auto-reply:write, ops token)",
             e422="sieve_syntax (the line and column in the message and in `fields`), sieve_unsupported "
-            "(naming the extension, test or action), sieve_too_large, and every rule error: " + RULE_ERRORS
+            "(naming the extension, test or action), sieve_too_large, and every rule error: " + RULE_ERRORS,
         ),
     },
 )
 async def put_sieve(body: SieveInput, request: Request, mailbox: RulesWriter) -> dict[str, Any]:
     """Parse the script, translate it to rules and an auto-reply, and replace both at once. A script
-    with any error changes nothing. The response is the script as Mailroom now renders it."""
+    with any error changes nothing. The auto-reply is replaced (turned off when the script has no
+    `vacation`) only for an ops token that also holds mailboxes:auto-reply:write; for any other
+    caller it is left as it is, and a script with a `vacation` is 403 insufficient_scope. The
+    response is the script as Mailroom now renders it."""
     _audit(request, mailbox, sieve_bytes=len(body.script.encode()))
-    return one(_script(sieve_service.replace_script(Table(), mailbox.item, body.script)))
+    text = sieve_service.replace_script(
+        Table(),
+        mailbox.item,
+        body.script,
+        write_auto_reply=_may(mailbox.principal, AUTO_REPLY_WRITE),
+        read_auto_reply=_may(mailbox.principal, AUTO_REPLY_READ),
+    )
+    return one(_script(text))
