@@ -297,6 +297,8 @@ def test_rules_file_label_flag_and_record_what_ran(
     assert entries[1]["outcome"] == "moved" and entries[1]["folder"] == "Receipts"
     assert entries[1]["rules_matched"] == [filed["id"]] and entries[1]["message_id"] == receipt["id"]
     assert entries[1]["evaluation_us"] >= 0
+    reader = message_token(org, inbox["id"], ["messages:read"])
+    assert ok(get("messages", reader, f"/api/v1/messages/{receipt['id']}"))["rules_applied"] == [filed["id"]]
 
 
 def test_reject_drops_without_bounce_and_discard_keeps_in_trash(
