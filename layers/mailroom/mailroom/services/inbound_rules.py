@@ -39,7 +39,7 @@ from mailroom.store.table import Item, Table
 from mailroom.store.txn import Op, Rejected, check
 
 COMPILED_CACHE_SIZE = 256  # rule sets kept compiled in a warm function (keyed by version)
-_compiled: OrderedDict[tuple[str, str, int, str], list[CompiledRule]] = OrderedDict()
+_compiled: OrderedDict[tuple[str, str, int, str], tuple[RuleSet, list[CompiledRule]]] = OrderedDict()
 
 
 @dataclass(slots=True)
@@ -58,13 +58,17 @@ class Decision:
         return self.disposition.reject
 
 
-def compiled_rules(org_id: str, mailbox_id: str, rule_set: RuleSet) -> list[CompiledRule]:
-    """The mailbox's rules compiled (RE2 programs built once per rule-set version and function
-    instance: compiling 100 patterns per message would cost more than evaluating them)."""
-    cache_key = (org_id, mailbox_id, rule_set.version, str(rule_set.updated_at))
+def compiled_rules(org_id: str, mailbox_id: str, stored: Item | None) -> tuple[RuleSet, list[CompiledRule]]:
+    """The mailbox's rules as stored, decoded and compiled once per rule-set version and function
+    instance (decoding 100 rules and compiling their RE2 programs per message would cost more than
+    evaluating them)."""
+    if not stored:
+        return rule_set_of(None), []
+    cache_key = (org_id, mailbox_id, int(stored.get("version", 0)), str(stored.get("updated_at")))
     found = _compiled.get(cache_key)
     if found is None:
-        found = compile_rules(rule_set.rules)
+        rule_set = rule_set_of(rule_store.decoded(stored))
+        found = (rule_set, compile_rules(rule_set.rules))
         _compiled[cache_key] = found
         while len(_compiled) > COMPILED_CACHE_SIZE:
             _compiled.popitem(last=False)
@@ -84,11 +88,11 @@ def decide(
     at: datetime,
 ) -> Decision | None:
     """None for a mailbox with no rules and no auto-reply (delivered as always, with no log entry)."""
-    rule_set = rule_set_of(screening.rule_set)
+    rule_set, compiled = compiled_rules(str(mailbox["org_id"]), str(mailbox["id"]), screening.rule_set)
     settings = auto_reply.from_item(screening.auto_reply)
     if not rule_set.rules and not settings.enabled:
         return None
-    disposition = evaluate(compiled_rules(str(mailbox["org_id"]), str(mailbox["id"]), rule_set), view)
+    disposition = evaluate(compiled, view)
     decision = Decision(disposition)
     if disposition.discard:
         decision.folder_key, decision.folder_path = "trash", "Trash"

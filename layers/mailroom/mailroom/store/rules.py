@@ -2,14 +2,15 @@
 partition (``ORG#<org>#MBX#<mbx>``; see keys.py), so the mailbox purge removes them with its mail.
 
 The rule set is one item (``SK RULES``: the ordered rules and a version) and the auto-reply another
-(``SK AUTOREPLY``). The rules are kept as one JSON string attribute (``rules_json``), not a list of
-maps: every inbound message reads them, and botocore parses a typed node per value (100 rules as
-maps cost the function about 15 ms per message to parse; as a string, next to nothing, and the item
-is smaller, so cheaper to read). Callers see ``rules`` as a list either way. Inbound reads both
-items in the same BatchGetItem as the mailbox's blocked-sender keys (``screen``): a mailbox with
-rules costs no extra request per message. Every change is a
-transaction conditioned on the version read (so a reorder or an edit never loses a concurrent one)
-and on the mailbox still existing (so nothing outlives a deleted mailbox's purge).
+(``SK AUTOREPLY``). Inbound reads both in the same BatchGetItem as the mailbox's blocked-sender
+keys (``screen``): a mailbox with rules costs no extra request per message. The rules are kept as
+one JSON string attribute (``rules_json``), not a list of maps: every inbound message reads them,
+and botocore parses a typed node per value (100 rules as maps cost the function about 15 ms per
+message to parse; as a string, next to nothing, and the item is smaller, so cheaper to read).
+``get_rule_set`` gives ``rules`` as a list; ``screen`` leaves the item as stored, for inbound to
+decode only a version it has not compiled yet (``decoded``). Every change is a transaction
+conditioned on the version read (so a reorder or an edit never loses a concurrent one) and on the
+mailbox still existing (so nothing outlives a deleted mailbox's purge).
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ class Screening:
     """What inbound needs to know about one mailbox before it stores a message there."""
 
     blocked: bool
-    rule_set: Item | None
+    rule_set: Item | None  # as stored: ``rules_json`` not decoded (see ``decoded``)
     auto_reply: Item | None
 
 
@@ -67,7 +68,7 @@ def screen(table: Table, org_id: str, mailbox_id: str, senders: list[str | None]
     }
     return Screening(
         blocked=any(sk in found for sk in block_keys),
-        rule_set=_decoded(found.get(keys.RULESET_SK)),
+        rule_set=found.get(keys.RULESET_SK),
         auto_reply=found.get(keys.AUTO_REPLY_SK),
     )
 
@@ -78,7 +79,9 @@ def _encoded(fields: Item) -> Item:
     return encoded
 
 
-def _decoded(item: Item | None) -> Item | None:
+def decoded(item: Item | None) -> Item | None:
+    """A stored rule set with its ``rules`` as a list. Inbound calls it only when the version it
+    finds is not compiled already: a warm function decodes a mailbox's rules once per version."""
     if item is None:
         return None
     decoded = {name: value for name, value in item.items() if name != "rules_json"}
@@ -87,7 +90,7 @@ def _decoded(item: Item | None) -> Item | None:
 
 
 def get_rule_set(table: Table, org_id: str, mailbox_id: str) -> Item | None:
-    return _decoded(table.get(keys.mailbox_pk(org_id, mailbox_id), keys.RULESET_SK))
+    return decoded(table.get(keys.mailbox_pk(org_id, mailbox_id), keys.RULESET_SK))
 
 
 def get_auto_reply(table: Table, org_id: str, mailbox_id: str) -> Item | None:
