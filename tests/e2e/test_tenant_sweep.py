@@ -76,6 +76,7 @@ BODIES: dict[str, Any] = {
     "POST /api/v0/inboxes/{inboxId}/messages/{messageId}/reply": {"text": "swept"},
     "POST /api/v0/inboxes/{inboxId}/messages/{messageId}/reply-all": {"text": "swept"},
     "POST /api/v0/inboxes/{inboxId}/messages/{messageId}/forward": {"to": "sweep@example.net"},
+    "PUT /api/v1/mailboxes/{mailbox_id}/rules/{rule_id}": {"name": "Swept", "actions": [{"type": "flag"}]},
 }
 
 # Operations that legitimately answer something else than 404 for another tenant's id, and why.

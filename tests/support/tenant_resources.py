@@ -209,6 +209,9 @@ def _everything_else(
         lambda: _settled("the bounce's suppression", lambda: call(http, "GET", suppression, ops).is_success)
     )
 
+    rule = {"name": "sweep", "actions": [{"type": "add_label", "label": "swept"}]}
+    values["rule_id"] = [create(http, f"/api/v1/mailboxes/{main['id']}/rules", ops, rule)["id"]]
+
     migration = start_migration(site, tenant, migrated)
     values["migration_id"].insert(0, migration["id"])  # a batch's job is a migration too
     waits.append(lambda: _migrated(site, tenant, migration["id"]))

@@ -13,7 +13,7 @@ import pytest
 from local import ses
 from mailroom.mail import forwarding
 from mailroom.mail.receipt import Verdicts, trace_of
-from mailroom.services import inbound
+from mailroom.services import inbound_message, inbound_routing
 from mailroom.store.table import Item
 
 WHEN = datetime(2026, 3, 1, 12, 0, 5, tzinfo=UTC)
@@ -177,12 +177,12 @@ def test_forwarding_loops_are_detected() -> None:
 
 
 def test_recipients_are_normalized() -> None:
-    assert inbound.normalize_recipient(" <Ann.B@Example.COM> ") == "ann.b@example.com"
-    assert inbound.normalize_recipient("user@Bücher.de") == "user@xn--bcher-kva.de"
-    assert inbound.normalize_recipient("no-at-sign") is None
+    assert inbound_routing.normalize_recipient(" <Ann.B@Example.COM> ") == "ann.b@example.com"
+    assert inbound_routing.normalize_recipient("user@Bücher.de") == "user@xn--bcher-kva.de"
+    assert inbound_routing.normalize_recipient("no-at-sign") is None
 
 
-class FakeDirectory(inbound.Directory):
+class FakeDirectory(inbound_routing.Directory):
     """Items in memory: one organization ``org`` hosting ``example.com`` (domain ``dom``)."""
 
     def __init__(self, owners: dict[str, Item], items: dict[str, Item], catch_all: str | None = None) -> None:
@@ -219,11 +219,11 @@ def alias(ident: str, goto: list[str]) -> Item:
 
 def expand(
     directory: FakeDirectory, recipients: list[str], *, no_forward: str | None = None
-) -> inbound.OrgPlan:
-    plans, _ = inbound.route(directory, tuple(recipients))
+) -> inbound_routing.OrgPlan:
+    plans, _ = inbound_routing.route(directory, tuple(recipients))
     plan = plans["org"]
-    context = inbound.Context(senders=[], raw=MESSAGE, no_forward_reason=no_forward)
-    expansion = inbound.Expansion(directory, plan, context)
+    context = inbound_routing.Context(senders=[], raw=MESSAGE, no_forward_reason=no_forward)
+    expansion = inbound_routing.Expansion(directory, plan, context)
     expansion.blocked = lambda mailbox: bool(mailbox.get("blocks"))  # type: ignore[method-assign]
     return expansion.run()
 
@@ -250,7 +250,9 @@ def test_alias_loops_end_and_each_mailbox_gets_one_copy() -> None:
 
 
 def test_expansion_depth_is_bounded() -> None:
-    chain = [alias(f"a{i}", [f"a{i + 1}@example.com"]) for i in range(inbound.MAX_EXPANSION_DEPTH + 2)]
+    chain = [
+        alias(f"a{i}", [f"a{i + 1}@example.com"]) for i in range(inbound_routing.MAX_EXPANSION_DEPTH + 2)
+    ]
     directory = directory_of(*chain, mailbox(f"a{len(chain)}"))
     plan = expand(directory, ["a0@example.com"])
     assert plan.copies == {} and plan.drops == [("dom", "expansion_too_deep")]
@@ -305,7 +307,7 @@ def test_catch_all_and_pending_invites() -> None:
     plan = expand(directory, ["who@example.com", "invited@example.com", "x@unhosted.org"])
     assert sorted(plan.copies) == ["ca"] and plan.copies["ca"].via == "who@example.com"
     assert plan.drops == [("dom", "pending_invite")]
-    _, unrouted = inbound.route(directory, ("x@unhosted.org", "bad"))
+    _, unrouted = inbound_routing.route(directory, ("x@unhosted.org", "bad"))
     assert unrouted == {"unknown_domain": 1, "invalid_recipient": 1}
 
 
@@ -315,10 +317,10 @@ def test_stored_text_is_valid_unicode_and_bounded() -> None:
         + b"x" * 5000
         + b"\r\nX-Raw: \xff\r\n\r\nbody\r\n"
     )
-    parsed = inbound.parse_safely(raw, len(raw))
-    assert not isinstance(parsed, inbound.Unparseable)
+    parsed = inbound_message.parse_safely(raw, len(raw))
+    assert not isinstance(parsed, inbound_message.Unparseable)
     texts = [parsed.subject, parsed.from_ or "", *[v for pair in parsed.headers for v in pair]]
     assert all(not any(0xD800 <= ord(c) <= 0xDFFF for c in t) for t in texts)
-    assert len(parsed.subject) == inbound.MAX_HEADER_TEXT
+    assert len(parsed.subject) == inbound_message.MAX_HEADER_TEXT
     assert dict(parsed.headers)["From"].startswith("Jörg \ufffd")  # valid UTF-8 kept, the rest replaced
-    assert inbound.clean_text("ok") == "ok" and inbound.clean_text("\ud800") == "\ufffd"
+    assert inbound_message.clean_text("ok") == "ok" and inbound_message.clean_text("\ud800") == "\ufffd"

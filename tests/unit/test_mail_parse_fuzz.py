@@ -14,7 +14,7 @@ from mailroom.mail import forwarding, quoting
 from mailroom.mail.addresses import parse_mailbox
 from mailroom.mail.compose import ComposeError
 from mailroom.mail.parse import ParsedMessage, Unparseable, parse
-from mailroom.services import inbound
+from mailroom.services import inbound_message
 from tests.support.fuzzing import corpus, fuzz, received_mail
 
 SEEDS = corpus()
@@ -35,7 +35,7 @@ def replyable(value: str) -> None:
 @fuzz(examples=400)
 @given(raw=received_mail(SEEDS))
 def test_any_message_is_parsed_or_refused_with_a_reason(raw: bytes) -> None:
-    safely = inbound.parse_safely(raw, len(raw))
+    safely = inbound_message.parse_safely(raw, len(raw))
     try:
         parsed = parse(raw)
     except Unparseable as problem:

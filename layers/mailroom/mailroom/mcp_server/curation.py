@@ -276,6 +276,27 @@ _ROWS: tuple[tuple[str, str, Gate, str] | tuple[str, str, Gate, str, str], ...] 
      "Check that an SMTP relay accepts a connection and login."),
     ("GET /api/v1/smtp:test-status/{test_job_id}", "get_smtp_relay_test", R,
      "Read the outcome of an SMTP relay test."),
+    # --- rules (issue 13) ---
+    ("GET /api/v1/mailboxes/{mailbox_id}/rules", "list_mailbox_rules", R,
+     "List a mailbox's filter rules in the order they run."),
+    ("POST /api/v1/mailboxes/{mailbox_id}/rules", "create_mailbox_rule", W,
+     "Add a rule that files, labels, forwards or answers new mail."),
+    ("PATCH /api/v1/mailboxes/{mailbox_id}/rules/reorder", "reorder_mailbox_rules", W,
+     "Change the order a mailbox's rules run in."),
+    ("GET /api/v1/mailboxes/{mailbox_id}/rules/{rule_id}", "get_mailbox_rule", R, "Read one rule."),
+    ("PUT /api/v1/mailboxes/{mailbox_id}/rules/{rule_id}", "replace_mailbox_rule", W,
+     "Replace a rule's conditions and actions."),
+    ("DELETE /api/v1/mailboxes/{mailbox_id}/rules/{rule_id}", "delete_mailbox_rule", D, "Delete a rule."),
+    ("GET /api/v1/mailboxes/{mailbox_id}/logs", "list_mailbox_rule_logs", R,
+     "Debug rules: which rule did what to which message."),
+    ("GET /api/v1/mailboxes/{mailbox_id}/auto-reply", "get_auto_reply", R,
+     "See a mailbox's auto-reply (vacation) settings."),
+    ("PUT /api/v1/mailboxes/{mailbox_id}/auto-reply", "set_auto_reply", W,
+     "Turn a mailbox's auto-reply (vacation message) on, off, or change it."),
+    ("GET /api/v1/mailboxes/{mailbox_id}/sieve", "get_sieve_script", R,
+     "Get a mailbox's rules and auto-reply as one Sieve script."),
+    ("PUT /api/v1/mailboxes/{mailbox_id}/sieve", "replace_sieve_script", D,
+     "Replace ALL of a mailbox's rules and auto-reply with a Sieve script."),
 )
 # fmt: on
 

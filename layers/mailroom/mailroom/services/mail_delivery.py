@@ -22,6 +22,7 @@ from mailroom.store import mail as store
 from mailroom.store.errors import ItemTooLarge
 from mailroom.store.mail import Stored, ThreadChange
 from mailroom.store.table import Item, Table
+from mailroom.store.txn import Op
 
 INLINE_BODY_BYTES = 16 * 1024  # text + html + headers up to this stay in the DynamoDB item
 MAX_INLINE_HEADERS = 60
@@ -53,6 +54,9 @@ class Incoming:
     message_id: str | None = None
     # False: no subject fallback (a forward sent through the v0 API starts a thread of its own).
     subject_threading: bool = True
+    # More operations for the storing transaction (the rules' log entry, a check that the folder a
+    # rule files into still exists): written with the message or not at all.
+    also: list[Op] = field(default_factory=list)
 
 
 class MetadataTooLarge(ValueError):
@@ -68,6 +72,12 @@ class Outcome:
 def _deterministic_ulid(at: datetime, seed: str) -> str:
     randomness = int(hashlib.sha256(seed.encode()).hexdigest()[:20], 16)
     return ids.ulid(int(at.timestamp() * 1000), randomness=randomness)
+
+
+def source_message_id(received_at: datetime, source_id: str, mailbox_id: str) -> str:
+    """The id ``deliver`` gives the copy of source ``source_id`` in ``mailbox_id`` (``msg_<ulid>``),
+    for a caller that must name it before storing (the rules' processing log)."""
+    return f"msg_{_deterministic_ulid(received_at, f'{source_id}:{mailbox_id}')}"
 
 
 def _thread_for(table: Table, incoming: Incoming, rfc_message_id: str | None) -> tuple[str, Item | None]:
@@ -200,7 +210,9 @@ def deliver(table: Table, incoming: Incoming) -> Outcome:
     quota_mb = mailbox.get("quota")
     quota_bytes = int(quota_mb) * 1024 * 1024 if quota_mb else None
     try:
-        stored = store.store_message(table, message, thread=change, quota_bytes=quota_bytes, event=event)
+        stored = store.store_message(
+            table, message, thread=change, quota_bytes=quota_bytes, event=event, also=incoming.also
+        )
     except ItemTooLarge as exc:
         # Refused for what the message is (metadata over DynamoDB's 400 KB item limit), not for a
         # transient reason: nothing was written, so the bytes go and the caller quarantines it.

@@ -88,6 +88,8 @@ def message_full(message: Item, folder_path: str | None = None) -> dict[str, Any
         "html_sanitized": sanitize_html(html) if html else None,
         "headers": header_dict([(str(h[0]), str(h[1])) for h in body.get("headers") or []]),
         "truncated": message.get("truncated") or [],
+        # Only on mail the mailbox's rules ran on (services/inbound_rules.py).
+        **({"rules_applied": list(message["rules_applied"])} if "rules_applied" in message else {}),
     }
 
 

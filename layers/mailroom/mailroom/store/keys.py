@@ -316,6 +316,11 @@ def signin_pk(address_hash: str) -> str:
 # folder path SK FPATH#<sha256 of path>  {key, path}: a custom folder's path is unique per mailbox
 #                              (hashed: a 255-character path can exceed the sort key's 1024 bytes)
 # blocked   SK BLOCK#<address or @domain>   (store/blocked_senders.py)
+# rule set SK RULES           {rules: ordered list, version} (store/rules.py): read with the blocked-
+#                              sender keys in the one BatchGetItem inbound already makes per mailbox
+# auto-reply SK AUTOREPLY      {enabled, subject, text, html, start, end, interval_days, version}
+# replied   SK AUTOREPLIED#<sha256 of sender>  {ttl}: one auto-reply per sender per interval
+# rule log  SK RULELOG#<ulid>  one entry per message the rules ran on (ttl: 30 days)
 # Custom folders and blocked senders are counted on the mailbox item (custom_folder_count,
 # blocked_sender_count) so their limits hold in the transaction that adds one.
 # quarantined SK QUAR#<ulid>   kept raw in S3 under quarantine/, in no folder
@@ -343,6 +348,21 @@ def folder_path_sk(path: str) -> str:
     import hashlib
 
     return f"FPATH#{hashlib.sha256(path.encode()).hexdigest()}"
+
+
+RULESET_SK = "RULES"
+AUTO_REPLY_SK = "AUTOREPLY"
+RULE_LOG_PREFIX = "RULELOG#"
+
+
+def auto_replied_sk(sender: str) -> str:
+    import hashlib
+
+    return f"AUTOREPLIED#{hashlib.sha256(sender.lower().encode()).hexdigest()}"
+
+
+def rule_log_sk(ulid: str) -> str:
+    return f"{RULE_LOG_PREFIX}{ulid}"
 
 
 def quarantine_sk(ulid: str) -> str:

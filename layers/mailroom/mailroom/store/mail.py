@@ -162,22 +162,35 @@ def _mailbox_counters(
 
 
 def store_message(
-    table: Table, message: Item, *, thread: ThreadChange, quota_bytes: int | None, event: Item | None
+    table: Table,
+    message: Item,
+    *,
+    thread: ThreadChange,
+    quota_bytes: int | None,
+    event: Item | None,
+    also: Sequence[Op] = (),
 ) -> Stored:
     """Store one message in its mailbox (see the module docstring); never raises for the expected
-    outcomes (duplicate, over quota, mailbox gone)."""
+    outcomes (duplicate, over quota, mailbox gone). ``also``: the caller's own operations, written in
+    the same transaction (a failed condition of theirs raises Rejected with their role)."""
     try:
-        return _store(table, message, thread, quota_bytes=quota_bytes, event=event)
+        return _store(table, message, thread, quota_bytes=quota_bytes, event=event, also=also)
     except Rejected as rejected:
         if rejected.roles != ["thread"]:
             raise
     # The thread was dropped (or, never in practice, created) since the caller read it.
     changed = replace(thread, created=not thread.created)
-    return _store(table, message, changed, quota_bytes=quota_bytes, event=event)
+    return _store(table, message, changed, quota_bytes=quota_bytes, event=event, also=also)
 
 
 def _store(
-    table: Table, message: Item, thread: ThreadChange, *, quota_bytes: int | None, event: Item | None
+    table: Table,
+    message: Item,
+    thread: ThreadChange,
+    *,
+    quota_bytes: int | None,
+    event: Item | None,
+    also: Sequence[Op] = (),
 ) -> Stored:
     org_id, mailbox_id, size = message["org_id"], message["mailbox_id"], int(message["size"])
     unread = not message.get("flags", {}).get("seen", False)
@@ -198,6 +211,7 @@ def _store(
     ]
     if event is not None:
         operations.append(put_new("event", event))
+    operations += also
     try:
         run(table, operations)
     except Rejected as rejected:

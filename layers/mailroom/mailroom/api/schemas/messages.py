@@ -274,6 +274,11 @@ class MessageFull(MessageSummary, MessageBodies):
     omitted: list[_BODY_FIELD] = Field(
         description="Bodies left out to keep the response under 4 MB (GET .../raw has everything)"
     )
+    rules_applied: list[str] | None = Field(
+        default=None,
+        description="Received mail that the mailbox's rules ran on: the ids of the rules that matched, "
+        "in the order they ran (see GET /api/v1/mailboxes/{id}/logs)",
+    )
 
 
 class ThreadMessageView(MessageSummary):
