@@ -9,7 +9,9 @@ audit record   PK ORG#<org>#AUDIT           SK <ulid>          GSI1 ORG#<org>#AU
                                                                GSI2 ORG#<org>#AUDIT#ACTOR#<tok id> / <ulid>
 rate window    PK ORG#<org>#RATE#<tok id>   SK <minute epoch>
 idempotency    PK ORG#<org>#IDEMPOTENCY     SK http#<sha256 of token id + key>
-event          PK ORG#<org>#EVENTS          SK <ulid>
+event          PK ORG#<org>#EVENTS          SK <ulid>          GSI1 ORG#<org>#EVENTS#TYPE#<type> / <ulid>
+                 of a mailbox also:                            GSI2 ORG#<org>#EVENTS#MBX#<mbx id> / <ulid>
+                 the event log's filters (GET /api/v1/events): one Query each, newest first.
 domain         PK ORG#<org>                 SK DOMAIN#<dom id> GSI2 RECHECK#<shard> / <next check at>#<dom id>
 dns check      PK ORG#<org>                 SK DNSCHECK#<chk id>
 webhook        PK ORG#<org>                 SK WEBHOOK#<wh id>   (secrets KMS-encrypted)
@@ -163,6 +165,14 @@ def idempotency_pk(org_id: str) -> str:
 
 def events_pk(org_id: str) -> str:
     return f"ORG#{org_id}#EVENTS"
+
+
+def events_by_type_pk(org_id: str, event_type: str) -> str:
+    return f"ORG#{org_id}#EVENTS#TYPE#{event_type}"
+
+
+def events_by_mailbox_pk(org_id: str, mailbox_id: str) -> str:
+    return f"ORG#{org_id}#EVENTS#MBX#{mailbox_id}"
 
 
 def webhook_sk(webhook_id: str) -> str:
