@@ -15,10 +15,11 @@ API's stage, at the same paths:
   the connection as one frame, ``GET`` describes it, ``DELETE`` closes it; an unknown connection
   answers 410 ``GoneException``, as API Gateway does. Requests are not signature-checked.
 
-Served by uvicorn with the ``websockets`` library's protocol (the same library clients use), from a
-background thread, like the HTTP API's gateway. Routes, integrations and stages are read from
-``template.yaml`` (``AWS::ApiGatewayV2::*``). Not emulated: API Gateway's two-hour connection limit
-and ten-minute idle timeout, frame size limits, and authorizers (Mailroom's functions authenticate).
+Served by uvicorn with the ``websockets`` library's Sans-I/O protocol (the library clients use
+too), from a background thread, like the HTTP API's gateway. Routes, integrations and stages are
+read from ``template.yaml`` (``AWS::ApiGatewayV2::*``). Not emulated: API Gateway's two-hour
+connection limit and ten-minute idle timeout, frame size limits, and authorizers (Mailroom's
+functions authenticate).
 """
 
 from __future__ import annotations
@@ -378,7 +379,7 @@ class WebSocketServer:
             app,
             host=host,
             port=port,
-            ws="websockets",
+            ws="websockets-sansio",
             lifespan="off",
             log_config=None,
             access_log=False,
