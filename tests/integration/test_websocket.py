@@ -153,6 +153,7 @@ def test_subscribe_and_unsubscribe_frames(
     assert gone == {"type": "unsubscribed", "subscription_ids": [everything["subscription_id"]]}
     assert frame(connection_id, {"type": "unsubscribe", "subscription_id": "sub_nope"})["code"] == "not_found"
     assert frame(connection_id, {"type": "unsubscribe"})["subscription_ids"] == [alpha["subscription_id"]]
+    assert frame(connection_id, {"type": "ping"}) == {"type": "pong"}
 
     add_domain(other_org, "example.org")
     foreign = ok(create_mailbox(other_org, "theirs", "example.org"), 201)["id"]

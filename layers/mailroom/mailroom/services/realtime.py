@@ -4,8 +4,8 @@
 ``webhooks:read`` (its organization's events), a message token ``messages:read`` (its mailbox's
 mail events only). The token comes in the ``token`` query parameter or as a
 ``Sec-WebSocket-Protocol`` entry next to ``mailroom`` (docs/events.md). Frames after it are JSON:
-``subscribe``, ``unsubscribe``; each gets one answer frame (``subscribed``, ``unsubscribed`` or
-``error`` with a code, as the HTTP API's error codes).
+``subscribe``, ``unsubscribe`` and ``ping``; each gets one answer frame (``subscribed``,
+``unsubscribed``, ``pong``, or ``error`` with a code, as the HTTP API's error codes).
 """
 
 from __future__ import annotations
@@ -124,8 +124,10 @@ def answer(table: Table, connection_id: str, body: str | None) -> dict[str, Any]
     except ValueError:
         return _error("validation_error", "a frame is a JSON object")
     kind = frame.get("type") if isinstance(frame, dict) else None
+    if kind == "ping":  # keeps an idle connection open (API Gateway closes it after 10 minutes)
+        return {"type": "pong"}
     if kind not in ("subscribe", "unsubscribe"):
-        return _error("validation_error", 'type must be "subscribe" or "unsubscribe"')
+        return _error("validation_error", 'type must be "subscribe", "unsubscribe" or "ping"')
     try:
         parsed: Subscribe | Unsubscribe = (
             Subscribe.model_validate(frame) if kind == "subscribe" else Unsubscribe.model_validate(frame)
