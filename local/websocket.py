@@ -36,7 +36,7 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, unquote
 
 from local.runtime import FunctionError
 
@@ -304,7 +304,10 @@ class WebSocketGateway:
     # ------------------------------------------------------------------------- management API
 
     async def _management(self, scope: Scope, receive: Receive, send: Send) -> None:
-        path = str(scope.get("path", ""))
+        # The raw path: a connection id is base64 and may hold "/" (sent as %2F), which the
+        # decoded path would split into two segments.
+        raw = scope.get("raw_path") or str(scope.get("path", "")).encode()
+        path = raw.decode("latin-1").partition("?")[0]  # some servers leave the query on it
         found = _CONNECTIONS_PATH.fullmatch(path.removeprefix(f"/{self.api.stage}"))
         body = b""
         while True:
@@ -315,7 +318,7 @@ class WebSocketGateway:
         if found is None:
             await _respond(send, 404, {"message": "Not Found"})
             return
-        connection = self.connections.get(found["id"])
+        connection = self.connections.get(unquote(found["id"]))
         if connection is None:
             await _respond(send, 410, {"message": None}, error_type="GoneException")
             return
