@@ -19,7 +19,7 @@ from websockets.sync.client import connect
 
 from local.websocket import WebSocketApiSpec, WebSocketGateway, WebSocketRoute, WebSocketServer
 from mailroom.services.organizations import NewOrganization
-from mailroom.services.tokens import issue_ops_token
+from mailroom.services.tokens import issue_api_key, issue_ops_token
 from mailroom.settings import get_settings
 from mailroom.store import keys, ws_connections
 from mailroom.store.table import Table
@@ -92,6 +92,19 @@ def test_connect_takes_the_token_from_the_subprotocol_or_the_query(org: NewOrgan
         item = ws_connections.find(table, connection_id)
         assert item is not None and item["org_id"] == org.organization["id"]
         assert item["token_type"] == "ops" and item.get("mailbox_id") is None and item["ttl"] > 0
+
+
+def test_an_api_key_connects_and_subscribes_to_its_organization(
+    org: NewOrganization, table: Table, mailbox_ids
+):
+    key = issue_api_key(table, org_id=org.organization["id"], name="agent", created_by=None).plaintext
+    assert key.startswith("inai_")
+    connection_id = connected(key)
+    item = ws_connections.find(table, connection_id)
+    assert item is not None and item["org_id"] == org.organization["id"] and item["token_type"] == "api_key"
+    subscribed = frame(connection_id, {"type": "subscribe", "inbox_ids": [mailbox_ids["beta"]]})
+    assert subscribed["type"] == "subscribed" and subscribed["inbox_ids"] == [mailbox_ids["beta"]]
+    assert "domain.verified" in subscribed["event_types"]  # organization-wide, unlike a message token's
 
 
 def test_connect_refuses_bad_tokens_and_missing_scopes(org: NewOrganization, table: Table, mailbox_ids):

@@ -61,10 +61,17 @@ async def test_management_api_finds_connection_ids_with_slashes_and_pluses(stack
 
     connection_id = "Ab/Cd+Ef1234Gh=="
     app.connections[connection_id] = _Connection(
-        id=connection_id, send=send, connected_at=0.0, source_ip="127.0.0.1", user_agent="t", last_active_at=0.0
+        id=connection_id,
+        send=send,
+        connected_at=0.0,
+        source_ip="127.0.0.1",
+        user_agent="t",
+        last_active_at=0.0,
     )
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://ws") as client:
-        pushed = await client.post(f"/events/@connections/{quote(connection_id, safe='')}", content=b'{"n":1}')
+        pushed = await client.post(
+            f"/events/@connections/{quote(connection_id, safe='')}", content=b'{"n":1}'
+        )
         assert pushed.status_code == 200
         assert sent == [{"type": "websocket.send", "text": '{"n":1}'}]
         assert (await client.get("/events/@connections/Ab/Cd+Ef1234Gh==")).status_code == 404
