@@ -2,10 +2,11 @@
 
 It reads ``template.yaml`` and plays AWS's part for the same handlers: moto (in-process, loopback)
 for DynamoDB (with Streams), S3, SQS, SES, KMS, Step Functions, Scheduler; an HTTP API gateway (with
-Lambda authorizers, when a template declares them); an SMTP listener acting as SES receipt rules;
-SQS and DynamoDB stream event source mappings (``local.pollers``, ``local.streams``: filters,
-batches, partial failures, bisecting, on-failure queues) and schedules. State, KMS key material
-included, survives restarts in a state folder. Never deployed; dev and end-to-end tests only.
+Lambda authorizers, when a template declares them); the WebSocket API and its management API; an
+SMTP listener acting as SES receipt rules; SQS and DynamoDB stream event source mappings
+(``local.pollers``, ``local.streams``: filters, batches, partial failures, bisecting, on-failure
+queues) and schedules. State, KMS key material included, survives restarts in a state folder.
+Never deployed; dev and end-to-end tests only.
 
 Configuration (environment variables; all optional):
 
@@ -15,6 +16,9 @@ Configuration (environment variables; all optional):
     Port of the SMTP listener (SES inbound) on 127.0.0.1. Default ``2525``.
 ``MAILROOM_MOTO_PORT``
     Port of the emulated AWS endpoint (moto server) on 127.0.0.1. Default ``4566``.
+``MAILROOM_WS_PORT``
+    Port of the WebSocket API on 127.0.0.1 (``ws://127.0.0.1:8001/events``) and of its management
+    API (``http://127.0.0.1:8001/events/@connections/{id}``; ``local/websocket.py``). Default ``8001``.
 ``MAILROOM_STATE_DIR``
     Folder for persisted state, the admin token, ``local.env`` and the outbox.
     Default ``.mailroom/`` in the repository root (git-ignored).

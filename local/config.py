@@ -25,6 +25,7 @@ class LocalConfig:
     api_port: int = 8000
     smtp_port: int = 2525
     moto_port: int = 4566
+    ws_port: int = 8001  # the WebSocket API and its management API (local/websocket.py)
     state_dir: Path = REPO_ROOT / ".mailroom"
     template: Path = REPO_ROOT / "template.yaml"
     auth_cache_ttl: int | None = None  # None: the template's value
@@ -44,6 +45,11 @@ class LocalConfig:
         return f"http://127.0.0.1:{self.api_port}"
 
     @property
+    def ws_url(self) -> str:
+        """The WebSocket API's base (clients add ``/<stage>``, as on API Gateway)."""
+        return f"ws://127.0.0.1:{self.ws_port}"
+
+    @property
     def outbox(self) -> Path:
         return self.state_dir / "outbox"
 
@@ -57,6 +63,7 @@ class LocalConfig:
             api_port=_port(env, "MAILROOM_API_PORT", 8000),
             smtp_port=_port(env, "MAILROOM_SMTP_PORT", 2525),
             moto_port=_port(env, "MAILROOM_MOTO_PORT", 4566),
+            ws_port=_port(env, "MAILROOM_WS_PORT", 8001),
             state_dir=Path(env.get("MAILROOM_STATE_DIR") or REPO_ROOT / ".mailroom").resolve(),
             template=Path(env.get("MAILROOM_TEMPLATE") or REPO_ROOT / "template.yaml").resolve(),
             auth_cache_ttl=None if ttl in (None, "") else _int("MAILROOM_AUTH_CACHE_TTL", ttl, 0),

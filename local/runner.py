@@ -31,6 +31,7 @@ from local.smtp import InboundProcessor, SmtpServer, moto_identities, moto_rules
 from local.stack import ScheduleSpec, Stack, shared_environment
 from local.streams import StreamPoller
 from local.template import ACCOUNT_ID, Naming
+from local.websocket import WebSocketGateway, WebSocketServer, websocket_apis
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +82,9 @@ def function_environment(
             "MAILROOM_LOCAL_OUTBOX": str(config.outbox),
         }
     )
+    # The management API of the local WebSocket API (local/websocket.py), at its stage's URL.
+    for api in websocket_apis(stack.template)[:1]:
+        env["MAILROOM_WEBSOCKET_ENDPOINT"] = f"http://127.0.0.1:{config.ws_port}/{api.stage}"
     return env
 
 
@@ -102,6 +106,7 @@ def _check_ports(config: LocalConfig) -> None:
         ("MAILROOM_MOTO_PORT", config.moto_port),
         ("MAILROOM_API_PORT", config.api_port),
         ("MAILROOM_SMTP_PORT", config.smtp_port),
+        ("MAILROOM_WS_PORT", config.ws_port),
     ):
         with socket.socket() as probe:
             # As the servers do: connections left in TIME_WAIT by a previous run must not count as "in use".
@@ -205,6 +210,12 @@ class LocalStack:
         server = HttpServer(gateway, port=config.api_port)
         server.start()
         self._stops.append(("API gateway", server.stop))
+        for api in websocket_apis(stack.template)[:1]:  # Mailroom has one
+            sockets = WebSocketServer(
+                WebSocketGateway(api, runtime, domain=f"127.0.0.1:{config.ws_port}"), port=config.ws_port
+            )
+            sockets.start()
+            self._stops.append(("WebSocket API", sockets.stop))
 
         inbound = InboundProcessor(
             moto_rules(clients("ses")),
@@ -252,6 +263,8 @@ class LocalStack:
 
         log.info("API          %s  (OpenAPI: %s/api/openapi.json)", config.api_url, config.api_url)
         log.info("SMTP (SES)   127.0.0.1:%d", config.smtp_port)
+        for api in websocket_apis(stack.template)[:1]:
+            log.info("WebSocket    %s/%s", config.ws_url, api.stage)
         log.info("AWS (moto)   %s  (account %s, %s)", moto.url, ACCOUNT_ID, config.region)
         log.info("state        %s  (CLI settings: %s)", config.state_dir, config.state_dir / "local.env")
         log.info(

@@ -57,6 +57,8 @@ class LocalStackProcess:
         # The final snapshot on exit grows with the state: a stack holding hundreds of messages needs longer.
         self.stop_timeout = stop_timeout
         self.api_port, self.smtp_port, self.moto_port = free_port(), free_port(), free_port()
+        self.ws_port = free_port()
+        self.ws_url = f"ws://127.0.0.1:{self.ws_port}/events"  # the WebSocket API's stage
         self.api_url = f"http://127.0.0.1:{self.api_port}"
         self.moto_url = f"http://127.0.0.1:{self.moto_port}"
         self.env = {
@@ -65,6 +67,7 @@ class LocalStackProcess:
             "MAILROOM_API_PORT": str(self.api_port),
             "MAILROOM_SMTP_PORT": str(self.smtp_port),
             "MAILROOM_MOTO_PORT": str(self.moto_port),
+            "MAILROOM_WS_PORT": str(self.ws_port),
             "MAILROOM_STATE_DIR": str(state_dir),
             **(extra_env or {}),
         }

@@ -134,6 +134,7 @@ def populate(site: Site, tenant: Tenant, *, victim: bool) -> Callable[[], None]:
     values["webhook_id"] = [webhook["id"]]
     tested = create(http, f"/api/v1/webhooks/{webhook['id']}:test", ops, status=202)
     values["delivery_id"] = [tested["delivery_id"]]
+    values["event_id"] = [tested["event_id"]]  # the event log's (GET /api/v1/events/{event_id})
     delivery = f"/api/v1/webhooks/{webhook['id']}/deliveries/{tested['delivery_id']}"
     waits.append(
         lambda: _settled(

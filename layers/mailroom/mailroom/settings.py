@@ -36,6 +36,12 @@ class Settings:
     webhook_dlq_url: str | None = None
     webhook_allow_private: bool = False
     webhook_retry_schedule: tuple[int, ...] = (5, 300, 1800, 7200, 18000, 36000, 50400, 72000, 86400)
+    # AWS accounts whose event buses webhooks may deliver to (EventBridge destinations); empty: none.
+    eventbridge_accounts: frozenset[str] = frozenset()
+    # The WebSocket API's management endpoint (https://<api>.execute-api.<region>.amazonaws.com/<stage>):
+    # the event fan-out pushes events to connections through it; unset, nothing is pushed.
+    websocket_endpoint: str | None = None
+    websocket_max_connections: int = 500  # per organization
     # Inbound mail: where the SES receipt rule's S3 action writes (template.yaml's ObjectKeyPrefix).
     inbound_prefix: str = "inbound/"
     # IMAP migrations: the source server's address must be public unless allowed (local stack,
@@ -121,6 +127,9 @@ def get_settings() -> Settings:
         # non-public addresses.
         webhook_allow_private=os.environ.get("MAILROOM_WEBHOOK_ALLOW_PRIVATE", "") in ("1", "true"),
         webhook_retry_schedule=_schedule("MAILROOM_WEBHOOK_RETRY_SCHEDULE"),
+        eventbridge_accounts=_accounts("MAILROOM_EVENTBRIDGE_ACCOUNTS"),
+        websocket_endpoint=os.environ.get("MAILROOM_WEBSOCKET_ENDPOINT") or None,
+        websocket_max_connections=_int("MAILROOM_WEBSOCKET_MAX_CONNECTIONS", 500, minimum=1),
         inbound_prefix=os.environ.get("MAILROOM_INBOUND_PREFIX") or "inbound/",
         # Off in every deployed stack: it lets migrations reach loopback and private addresses.
         imap_allow_private=os.environ.get("MAILROOM_IMAP_ALLOW_PRIVATE", "") in ("1", "true"),
@@ -164,3 +173,12 @@ def _schedule(name: str) -> tuple[int, ...]:
         return parse_schedule(os.environ.get(name))
     except ValueError as exc:
         raise RuntimeError(f"{name}: {exc}") from exc
+
+
+def _accounts(name: str) -> frozenset[str]:
+    """``"111122223333,444455556666"`` → the set of account ids; each must be 12 digits."""
+    accounts = frozenset(a.strip() for a in (os.environ.get(name) or "").split(",") if a.strip())
+    bad = sorted(a for a in accounts if not (len(a) == 12 and a.isdigit()))
+    if bad:
+        raise RuntimeError(f"{name}: AWS account ids are 12 digits, got {', '.join(bad)}")
+    return accounts

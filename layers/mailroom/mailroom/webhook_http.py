@@ -175,6 +175,11 @@ class PostResult:
     def succeeded(self) -> bool:
         return self.status_code is not None and 200 <= self.status_code < 300
 
+    @property
+    def gone(self) -> bool:
+        """410: the endpoint says it is gone for good (its webhook is disabled)."""
+        return self.status_code == 410
+
 
 async def post(
     client: httpx.AsyncClient,

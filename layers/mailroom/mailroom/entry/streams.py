@@ -72,6 +72,7 @@ def event_fanout(event: dict[str, Any], context: Any) -> dict[str, Any]:
     created = sum(r.created for r in results if r is not None)
     if created:
         metrics().add_metric(name="WebhookDeliveriesCreated", unit="Count", value=created)
+    _push_to_websockets(table, [item for item, error in zip(items, errors, strict=True) if error is None])
     outcome: dict[str, tuple[Item, FanoutResult | None, BaseException | None]] = {
         seq: (item, result, error)
         for seq, item, result, error in zip(sequences, items, results, errors, strict=True)
@@ -102,3 +103,34 @@ def event_fanout(event: dict[str, Any], context: Any) -> dict[str, Any]:
     return dict(
         process_partial_response(event=event, record_handler=handle, processor=processor, context=context)
     )
+
+
+def _push_to_websockets(table: Any, items: list[Item]) -> None:
+    """The same events to the WebSocket connections that subscribe to them (services.realtime_fanout).
+    Best effort: a failure here is logged, never a reason for the stream to redo the batch (which
+    would send the webhooks' messages again)."""
+    from mailroom.settings import get_settings
+
+    if not items or not get_settings().websocket_endpoint:
+        return
+    from mailroom.services.realtime_fanout import push
+    from mailroom.store import ws_connections
+
+    known: dict[str, list[Item]] = {}
+
+    def connections_of(org_id: str) -> list[Item]:
+        if org_id not in known:
+            known[org_id] = ws_connections.of_organization(table, org_id)
+        return known[org_id]
+
+    try:
+        result = push(table, items, connections_of=connections_of)
+    except Exception:
+        logger().exception("events not pushed to WebSocket connections")
+        return
+    if result.frames:
+        metrics().add_metric(name="WebSocketFramesPushed", unit="Count", value=result.frames)
+    if result.gone or result.failed:
+        logger().info(
+            "websocket push", extra={"frames": result.frames, "gone": result.gone, "failed": result.failed}
+        )

@@ -297,6 +297,10 @@ _ROWS: tuple[tuple[str, str, Gate, str] | tuple[str, str, Gate, str, str], ...] 
      "Get a mailbox's rules and auto-reply as one Sieve script."),
     ("PUT /api/v1/mailboxes/{mailbox_id}/sieve", "replace_sieve_script", D,
      "Replace ALL of a mailbox's rules and auto-reply with a Sieve script."),
+    # --- events (issue 19) ---
+    ("GET /api/v1/events", "list_events", R,
+     "See what happened lately (mail received, delivered, bounced, ...), newest first."),
+    ("GET /api/v1/events/{event_id}", "get_event", R, "Read one event with its data."),
 )
 # fmt: on
 

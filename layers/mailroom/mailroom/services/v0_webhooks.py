@@ -25,7 +25,8 @@ FILTER_FIELD = "inbox_ids"
 def webhook_view(item: Item) -> dict[str, Any]:
     return {
         "webhook_id": item["id"],
-        "url": item["url"],
+        # An EventBridge destination (a v1 feature) shows its bus ARN where v0 has only a URL.
+        "url": item.get("url") or item["event_bus_arn"],
         "event_types": list(item.get("event_types") or []),
         "inbox_ids": list(item.get("mailbox_ids") or []),
         "enabled": bool(item.get("enabled")),

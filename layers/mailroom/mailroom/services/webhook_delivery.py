@@ -7,7 +7,9 @@ concurrently. What a message's delivery needs next:
 * gone, finished, or superseded by a newer chain (``generation``): nothing; the message is dropped;
 * its webhook disabled (test deliveries excepted): the delivery is marked failed (replayable);
 * not due yet (``next_attempt_at`` ahead): the message waits again;
-* due: one attempt. 2xx succeeds. 410 fails the delivery and disables the webhook at once. Anything
+* due: one attempt (a signed POST, or for an EventBridge destination a ``PutEvents`` on its bus:
+  ``services.event_bus_delivery``). 2xx succeeds. 410 (a bus that does not exist) fails the
+  delivery and disables the webhook at once. Anything
   else (3xx, 4xx, 5xx, timeout, connection error) is retried on the schedule, ``Retry-After``
   honoured; after the last attempt the delivery fails and the message goes to the dead-letter queue.
   A webhook whose failures have run for five days without a success is disabled.
@@ -31,7 +33,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from mailroom import clock
 from mailroom.domain import webhooks as rules
@@ -64,6 +66,26 @@ async def _blocking(function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     default one (CPU count + 4 threads) would make a batch's writes wait for each other."""
     call = functools.partial(function, *args, **kwargs)
     return await asyncio.get_running_loop().run_in_executor(_io_pool(), call)
+
+
+class AttemptResult(Protocol):
+    """What one attempt did, whatever the destination (``webhook_http.PostResult``,
+    ``event_bus_delivery.PutResult``)."""
+
+    @property
+    def succeeded(self) -> bool: ...
+    @property
+    def gone(self) -> bool: ...  # the destination no longer exists: disable the webhook
+    @property
+    def status_code(self) -> int | None: ...
+    @property
+    def duration_ms(self) -> int: ...
+    @property
+    def error(self) -> str | None: ...
+    @property
+    def retry_after(self) -> float | None: ...
+    @property
+    def response_excerpt(self) -> str | None: ...
 
 
 class Outcome(enum.Enum):
@@ -133,6 +155,8 @@ class BatchDelivery:
         for (pk, sk), item in found.items():
             if item.get("type") == "webhook":
                 self.webhooks[(pk, sk)] = item
+                if item.get("event_bus_arn"):
+                    continue  # nothing to sign: EventBridge authenticates the stack's role
                 try:
                     self.keys[(pk, sk)] = signing_keys(item, now_iso=now_iso)
                 except Exception:
@@ -164,7 +188,7 @@ class BatchDelivery:
         if wait > EARLY_TOLERANCE_SECONDS:
             return await self._wait(job, wait, due)
         signing = self.keys.get(webhook_key)
-        if not signing:
+        if not signing and not webhook.get("event_bus_arn"):  # a bus is not signed for: IAM is
             raise RuntimeError(f"no signing key for webhook {m.webhook_id}")
         body = m.payload
         if body is None:
@@ -178,16 +202,30 @@ class BatchDelivery:
             raise LookupError(f"event {delivery['event_id']} expired before it was delivered")
         return rules.encode_payload(rules.payload(event)).decode()
 
-    async def _attempt(
-        self, job: Job, webhook: Item, delivery: Item, body: bytes, signing: list[bytes]
-    ) -> Outcome:
+    async def _send(
+        self, webhook: Item, delivery: Item, body: bytes, signing: list[bytes] | None, timestamp: int
+    ) -> AttemptResult:
+        if webhook.get("event_bus_arn"):
+            from mailroom.services import event_bus_delivery
+
+            return await _blocking(
+                event_bus_delivery.put,
+                delivery,
+                webhook["event_bus_arn"],
+                body.decode(),
+                allowed_accounts=self.settings.eventbridge_accounts,
+            )
         from mailroom import webhook_http
 
-        started = clock.utcnow()
-        timestamp = int(started.timestamp())
-        headers = rules.headers(signing, delivery["event_id"], timestamp, body)
+        headers = rules.headers(signing or [], delivery["event_id"], timestamp, body)
         client = self.client or webhook_http.shared_client(allow_private=self.settings.webhook_allow_private)
-        result = await webhook_http.post(client, webhook["url"], body, headers)
+        return await webhook_http.post(client, webhook["url"], body, headers)
+
+    async def _attempt(
+        self, job: Job, webhook: Item, delivery: Item, body: bytes, signing: list[bytes] | None
+    ) -> Outcome:
+        started = clock.utcnow()
+        result = await self._send(webhook, delivery, body, signing, int(started.timestamp()))
 
         now = clock.utcnow()
         now_iso, now_epoch = clock.isoformat(now), int(now.timestamp())
@@ -203,7 +241,7 @@ class BatchDelivery:
         state, reason, next_at, wait = deliveries.PENDING, None, None, None
         if result.succeeded:
             state = deliveries.SUCCEEDED
-        elif result.status_code == 410:
+        elif result.gone:
             state, reason = deliveries.FAILED, "endpoint_gone"
         else:
             made = int(delivery.get("chain_attempts", 0)) + 1
@@ -214,7 +252,7 @@ class BatchDelivery:
                 state, reason = deliveries.FAILED, "retries_exhausted"
             else:
                 next_at = clock.isoformat(datetime.fromtimestamp(time.time() + wait, UTC))
-        disabled = await self._health(webhook, result.succeeded, result.status_code, now_iso, now_epoch)
+        disabled = await self._health(webhook, result.succeeded, result.gone, now_iso, now_epoch)
         if disabled and state == deliveries.PENDING:
             state, reason, next_at, wait = deliveries.FAILED, "webhook_disabled", None, None
         recorded = await _blocking(
@@ -255,16 +293,14 @@ class BatchDelivery:
             return await self._wait(job, wait, time.time() + wait)
         return Outcome.DONE
 
-    async def _health(
-        self, webhook: Item, succeeded: bool, status: int | None, now_iso: str, now_epoch: int
-    ) -> bool:
+    async def _health(self, webhook: Item, succeeded: bool, gone: bool, now_iso: str, now_epoch: int) -> bool:
         """Keep the webhook's failure clock; True if this attempt disabled it."""
         org_id, webhook_id = webhook["org_id"], webhook["id"]
         if succeeded:
             if webhook.pop("first_failure_at", None) is not None:
                 await _blocking(webhooks.mark_recovered, self.table, org_id, webhook_id)
             return False
-        if status == 410:
+        if gone:
             return await self._disable(webhook, "endpoint_gone", now_iso)
         first = webhook.get("first_failure_at")
         if first is None:

@@ -17,7 +17,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from mailroom import clock, errors, ids
-from mailroom.domain import ssrf
+from mailroom.domain import event_buses, ssrf
 from mailroom.domain import webhooks as rules
 from mailroom.errors import LimitReached
 from mailroom.services.webhook_delivery import secret_context
@@ -78,6 +78,24 @@ async def valid_url(url: str) -> str:
         raise errors.validation(str(exc), field="url", code=exc.code) from exc
 
 
+def valid_event_bus(arn: str) -> str:
+    """An EventBridge destination's bus ARN for an API request: 422 on ``event_bus_arn`` unless it
+    is an event bus ARN (``invalid_event_bus_arn``) in an account the stack delivers to
+    (``event_bus_not_allowed``)."""
+    try:
+        event_buses.check_allowed(event_buses.parse_arn(arn), get_settings().eventbridge_accounts)
+    except event_buses.InvalidEventBusArn as exc:
+        raise errors.validation(str(exc), field="event_bus_arn", code="invalid_event_bus_arn") from exc
+    except event_buses.EventBusNotAllowed as exc:
+        raise errors.validation(str(exc), field="event_bus_arn", code="event_bus_not_allowed") from exc
+    return arn
+
+
+def destination(item: Item) -> str:
+    """Where a webhook sends: its https URL, or its event bus's ARN."""
+    return str(item.get("event_bus_arn") or item["url"])
+
+
 def load(table: Table, org_id: str, webhook_id: str) -> Item:
     webhook = webhooks.get(table, org_id, webhook_id)
     if webhook is None:
@@ -89,7 +107,9 @@ def webhook_view(item: Item) -> dict[str, Any]:
     previous = [s for s in item.get("secrets") or [] if s.get("expires_at")]
     return {
         "id": item["id"],
-        "url": item["url"],
+        "destination": "eventbridge" if item.get("event_bus_arn") else "https",
+        "url": item.get("url"),
+        "event_bus_arn": item.get("event_bus_arn"),
         "event_types": list(item.get("event_types") or []),
         "mailbox_ids": list(item.get("mailbox_ids") or []),
         "enabled": bool(item.get("enabled")),
@@ -135,12 +155,13 @@ def check_mailboxes(
 
 @dataclass(frozen=True, slots=True)
 class NewWebhook:
-    url: str
+    url: str | None  # an https endpoint, or
     event_types: list[str]
     mailbox_ids: list[str]
     enabled: bool = True
     description: str | None = None
     client_id: str | None = None
+    event_bus_arn: str | None = None  # an EventBridge destination (exactly one of the two)
 
 
 def create_webhook(table: Table, org_id: str, request: NewWebhook) -> tuple[Item, str]:
@@ -153,7 +174,7 @@ def create_webhook(table: Table, org_id: str, request: NewWebhook) -> tuple[Item
     item: Item = {
         "id": webhook_id,
         "org_id": org_id,
-        "url": request.url,
+        **({"event_bus_arn": request.event_bus_arn} if request.event_bus_arn else {"url": request.url}),
         "event_types": list(request.event_types),
         "mailbox_ids": list(request.mailbox_ids),
         "enabled": request.enabled,
@@ -185,11 +206,14 @@ def add_webhook(table: Table, org_id: str, request: NewWebhook) -> tuple[Item, s
         ) from exc
 
 
-def update_webhook(table: Table, webhook: Item, changes: dict[str, Any]) -> Item:
-    """Apply a PATCH. Enabling clears why it was disabled and restarts the failure clock."""
+def update_webhook(
+    table: Table, webhook: Item, changes: dict[str, Any], *, remove: Sequence[str] = ()
+) -> Item:
+    """Apply a PATCH (``remove``: attributes it drops). Enabling clears why it was disabled and
+    restarts the failure clock."""
     now_iso = clock.now_iso()
     fields: dict[str, Any] = {**changes, "updated_at": now_iso}
-    remove: list[str] = []
+    remove = list(remove)
     if "enabled" in changes and bool(changes["enabled"]) != bool(webhook.get("enabled")):
         if changes["enabled"]:
             remove += ["disabled_reason", "disabled_at", "first_failure_at"]
@@ -212,11 +236,19 @@ async def patch_webhook(
         if value is None and name not in nullable:
             raise errors.validation(f"{name} cannot be null", field=name)
     fields = {("mailbox_ids" if name == filter_field else name): value for name, value in changes.items()}
+    if "url" in fields and "event_bus_arn" in fields:
+        raise errors.validation("send url or event_bus_arn, not both", field="event_bus_arn")
+    # Setting one destination replaces the other: a webhook sends to exactly one.
+    remove: list[str] = []
     if "url" in fields:
         fields["url"] = await valid_url(fields["url"])
+        remove.append("event_bus_arn")
+    if "event_bus_arn" in fields:
+        fields["event_bus_arn"] = valid_event_bus(fields["event_bus_arn"])
+        remove.append("url")
     if fields.get("mailbox_ids"):
         check_mailboxes(table, webhook["org_id"], fields["mailbox_ids"], field=filter_field)
-    return update_webhook(table, webhook, fields)
+    return update_webhook(table, webhook, fields, remove=remove)
 
 
 def rotate_secret(table: Table, webhook: Item, *, now: datetime | None = None) -> tuple[Item, str]:
@@ -271,7 +303,12 @@ def rotate(table: Table, webhook: Item) -> dict[str, Any]:
 async def create(table: Table, org_id: str, request: NewWebhook) -> tuple[Item, dict[str, Any]]:
     """A v1 create: the URL and the mailbox filter checked (422 on the field), the webhook added
     (422 ``webhook_limit_reached``); the item and its view with the ``secret`` (shown once)."""
-    checked = dataclasses.replace(request, url=await valid_url(request.url))
+    if request.event_bus_arn is not None:
+        checked = dataclasses.replace(request, url=None, event_bus_arn=valid_event_bus(request.event_bus_arn))
+    elif request.url is not None:
+        checked = dataclasses.replace(request, url=await valid_url(request.url))
+    else:
+        raise errors.validation("a webhook needs a url or an event_bus_arn", field="url")
     check_mailboxes(table, org_id, checked.mailbox_ids)
     item, secret = add_webhook(table, org_id, checked)
     return item, {**webhook_view(item), "secret": secret}

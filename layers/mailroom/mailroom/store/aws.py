@@ -84,22 +84,30 @@ class _Pages:
         return getattr(self._pages, name)
 
 
-def client(service: str) -> Any:
-    cached = _translated.get(service)
+def _name(service: str, region: str | None, endpoint_url: str | None) -> str:
+    return "@".join([service, region or "", endpoint_url or ""]) if region or endpoint_url else service
+
+
+def client(service: str, *, region: str | None = None, endpoint_url: str | None = None) -> Any:
+    """``region``: another region than the stack's (a customer's event bus lives where they chose);
+    ``endpoint_url``: a service whose endpoint is per resource (a WebSocket API's management API)."""
+    name = _name(service, region, endpoint_url)
+    cached = _translated.get(name)
     if cached is not None:
         return cached
-    raw = raw_client(service)
+    raw = raw_client(service, region=region, endpoint_url=endpoint_url)
     with _lock:
-        return _translated.setdefault(service, _Translated(service, raw))
+        return _translated.setdefault(name, _Translated(service, raw))
 
 
-def raw_client(service: str) -> Any:
+def raw_client(service: str, *, region: str | None = None, endpoint_url: str | None = None) -> Any:
     """The boto3 client itself (errors are botocore's): only for libraries that handle them."""
-    cached = _clients.get(service)
+    name = _name(service, region, endpoint_url)
+    cached = _clients.get(name)
     if cached is not None:
         return cached
     with _lock:
-        if service not in _clients:
+        if name not in _clients:
             import boto3
             from botocore.config import Config
 
@@ -113,14 +121,19 @@ def raw_client(service: str) -> Any:
             )
             session: Any = boto3.session.Session()  # Any: the stubs only type literal service names
             try:
-                _clients[service] = session.client(service, region_name=get_settings().region, config=config)
+                _clients[name] = session.client(
+                    service,
+                    region_name=region or get_settings().region,
+                    config=config,
+                    **({"endpoint_url": endpoint_url} if endpoint_url else {}),
+                )
             except Exception as exc:  # no region, an unknown profile: the operator's setup
                 from botocore.exceptions import BotoCoreError
 
                 if isinstance(exc, BotoCoreError):
                     raise translate(exc, service=service, operation="create_client") from exc
                 raise
-        return _clients[service]
+        return _clients[name]
 
 
 def profile_region() -> str | None:

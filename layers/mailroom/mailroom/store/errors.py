@@ -137,6 +137,7 @@ _BY_CODE: dict[str, type[StoreError]] = {
     "ExecutionDoesNotExist": ObjectMissing,
     "StateMachineDoesNotExist": ObjectMissing,
     "QueueDoesNotExist": ObjectMissing,
+    "GoneException": ObjectMissing,  # API Gateway management API: the WebSocket connection is gone
     "AWS.SimpleQueueService.NonExistentQueue": ObjectMissing,
     "AlreadyExistsException": AlreadyExists,
     "ExecutionAlreadyExists": AlreadyExists,

@@ -9,7 +9,11 @@ audit record   PK ORG#<org>#AUDIT           SK <ulid>          GSI1 ORG#<org>#AU
                                                                GSI2 ORG#<org>#AUDIT#ACTOR#<tok id> / <ulid>
 rate window    PK ORG#<org>#RATE#<tok id>   SK <minute epoch>
 idempotency    PK ORG#<org>#IDEMPOTENCY     SK http#<sha256 of token id + key>
-event          PK ORG#<org>#EVENTS          SK <ulid>
+ws connection  PK ORG#<org>#WS              SK <connection id> {principal, subscriptions} (ttl)
+                 the fan-out reads an organization's connections with one Query of this partition.
+event          PK ORG#<org>#EVENTS          SK <ulid>          GSI1 ORG#<org>#EVENTS#TYPE#<type> / <ulid>
+                 of a mailbox also:                            GSI2 ORG#<org>#EVENTS#MBX#<mbx id> / <ulid>
+                 the event log's filters (GET /api/v1/events): one Query each, newest first.
 domain         PK ORG#<org>                 SK DOMAIN#<dom id> GSI2 RECHECK#<shard> / <next check at>#<dom id>
 dns check      PK ORG#<org>                 SK DNSCHECK#<chk id>
 webhook        PK ORG#<org>                 SK WEBHOOK#<wh id>   (secrets KMS-encrypted)
@@ -24,6 +28,9 @@ Platform routing claims (the one kind of item not under a tenant key: they map a
 name to its tenant, carry only ids, and are written in the same transaction as the tenant item):
 
 domain claim   PK DOMAIN#<name>             SK #CLAIM          {org_id, domain_id}
+ws route       PK WSCONN#<connection id>    SK #CONN           {org_id} (ttl): which organization a
+                 WebSocket connection belongs to, for the frames after $connect (API Gateway names
+                 only the connection); written in the same transaction as the connection item.
 
 The platform domain (``MAILROOM_PLATFORM_DOMAIN``, where v0 inboxes get an address when no domain
 is named) is shared by every organization: its claim says so (``shared``, no tenant), and each
@@ -184,6 +191,22 @@ def idempotency_pk(org_id: str) -> str:
 
 def events_pk(org_id: str) -> str:
     return f"ORG#{org_id}#EVENTS"
+
+
+def ws_connections_pk(org_id: str) -> str:
+    return f"ORG#{org_id}#WS"
+
+
+def ws_route_pk(connection_id: str) -> str:
+    return f"WSCONN#{connection_id}"
+
+
+def events_by_type_pk(org_id: str, event_type: str) -> str:
+    return f"ORG#{org_id}#EVENTS#TYPE#{event_type}"
+
+
+def events_by_mailbox_pk(org_id: str, mailbox_id: str) -> str:
+    return f"ORG#{org_id}#EVENTS#MBX#{mailbox_id}"
 
 
 def webhook_sk(webhook_id: str) -> str:

@@ -27,6 +27,7 @@ def all_routers() -> list[APIRouter]:
         verify,
         webhooks,
     )
+    from mailroom.api.routers import events as event_log
     from mailroom.api.routers.v0 import api_keys as v0_api_keys
     from mailroom.api.routers.v0 import domains as v0_domains
     from mailroom.api.routers.v0 import inboxes as v0_inboxes
@@ -65,4 +66,5 @@ def all_routers() -> list[APIRouter]:
         v0_threads.router,
         verify.router,
         smtp.router,
+        event_log.router,
     ]

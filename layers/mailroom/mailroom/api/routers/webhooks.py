@@ -87,6 +87,7 @@ async def create_webhook(body: WebhookCreate, request: Request, principal: Write
         principal.org_id,
         webhooks.NewWebhook(
             url=body.url,
+            event_bus_arn=body.event_bus_arn,
             event_types=body.event_types,
             mailbox_ids=body.mailbox_ids,
             enabled=body.enabled,
@@ -94,7 +95,7 @@ async def create_webhook(body: WebhookCreate, request: Request, principal: Write
             client_id=body.client_id,
         ),
     )
-    audit_target(request, "webhook", item["id"], url=item["url"])
+    audit_target(request, "webhook", item["id"], url=webhooks.destination(item))
     return one(view)
 
 

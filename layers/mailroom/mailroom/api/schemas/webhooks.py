@@ -4,12 +4,18 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import AwareDatetime, BaseModel, Field, WithJsonSchema, field_validator
+from pydantic import AwareDatetime, BaseModel, Field, WithJsonSchema, field_validator, model_validator
 
 from mailroom.api.models import Strict, Timestamp
 from mailroom.domain.webhooks import EVENT_TYPES, known_event_types, mailbox_filter
 
 MAX_MAILBOX_FILTER = 100
+_EVENT_BUS = (
+    "An EventBridge destination instead of a URL: the ARN of an event bus "
+    "(arn:aws:events:<region>:<account>:event-bus/<name>) in an account the stack's operator allows "
+    "(422 invalid_event_bus_arn, event_bus_not_allowed); each event is put on it with source "
+    "mailroom, detail-type the event type and detail the webhook payload (docs/events.md)"
+)
 _URL = "https URL whose host resolves to public addresses only (422 invalid_webhook_url, "
 "webhook_url_unresolvable, webhook_url_not_allowed)"
 _EVENT_TYPES = "Known event types (unknown ones: 422): " + ", ".join(EVENT_TYPES)
@@ -30,7 +36,10 @@ def _mailbox_ids(value: list[str]) -> list[str]:
 
 
 class WebhookCreate(Strict):
-    url: str = Field(min_length=1, max_length=2048, description=_URL)
+    """Exactly one destination: `url` or `event_bus_arn`."""
+
+    url: str | None = Field(default=None, min_length=1, max_length=2048, description=_URL)
+    event_bus_arn: str | None = Field(default=None, min_length=1, max_length=1600, description=_EVENT_BUS)
     event_types: list[EventTypeName] = Field(
         min_length=1, max_length=len(EVENT_TYPES), description=_EVENT_TYPES
     )
@@ -44,11 +53,22 @@ class WebhookCreate(Strict):
     _types = field_validator("event_types")(_event_types)
     _mailboxes = field_validator("mailbox_ids")(_mailbox_ids)
 
+    @model_validator(mode="after")
+    def one_destination(self) -> WebhookCreate:
+        if (self.url is None) == (self.event_bus_arn is None):
+            raise ValueError("give exactly one destination: url or event_bus_arn")
+        return self
+
 
 class WebhookUpdate(Strict):
     """Only the fields sent change; `description: null` clears it (no other field may be null)."""
 
-    url: str | None = Field(default=None, min_length=1, max_length=2048, description=_URL)
+    url: str | None = Field(
+        default=None, min_length=1, max_length=2048, description=_URL + "; replaces an event_bus_arn"
+    )
+    event_bus_arn: str | None = Field(
+        default=None, min_length=1, max_length=1600, description=_EVENT_BUS + "; replaces a url"
+    )
     event_types: list[EventTypeName] | None = Field(
         default=None, min_length=1, max_length=len(EVENT_TYPES), description=_EVENT_TYPES
     )
@@ -82,7 +102,11 @@ class Replay(Strict):
 
 class WebhookView(BaseModel):
     id: str = Field(description="wh_...")
-    url: str
+    destination: Literal["https", "eventbridge"] = Field(
+        description="https: POSTed to url, signed; eventbridge: put on event_bus_arn"
+    )
+    url: str | None = Field(description="The https endpoint; null for an EventBridge destination")
+    event_bus_arn: str | None = Field(description="The event bus; null for an https endpoint")
     event_types: list[str]
     mailbox_ids: list[str] = Field(description="Empty: every mailbox")
     enabled: bool
