@@ -54,6 +54,11 @@ class Settings:
     migration_fetch_chunk: int = 50  # UIDs per UID FETCH command (a chunk is held in memory)
     migration_store_threads: int = 8  # messages of one batch stored at once
     migration_secret_retention_days: int = 7  # a failed/cancelled job's source password, for :retry
+    # DNS providers (docs/dns-providers.md): Cloudflare's API base (None: Cloudflare's own); whether
+    # tenants may use the Route 53 zones of the stack's own account (off: only roles they give).
+    cloudflare_api_url: str | None = None
+    route53_own_account: bool = False
+    dns_preview_ttl_seconds: int = 900
 
     @property
     def is_local(self) -> bool:
@@ -117,6 +122,9 @@ def get_settings() -> Settings:
         migration_fetch_chunk=_int("MAILROOM_MIGRATION_FETCH_CHUNK", 50, minimum=1),
         migration_store_threads=_int("MAILROOM_MIGRATION_STORE_THREADS", 8, minimum=1),
         migration_secret_retention_days=_int("MAILROOM_MIGRATION_SECRET_RETENTION_DAYS", 7, minimum=1),
+        cloudflare_api_url=os.environ.get("MAILROOM_CLOUDFLARE_API_URL") or None,
+        route53_own_account=os.environ.get("MAILROOM_ROUTE53_OWN_ACCOUNT", "") in ("1", "true"),
+        dns_preview_ttl_seconds=_int("MAILROOM_DNS_PREVIEW_TTL_SECONDS", 900, minimum=60),
     )
 
 

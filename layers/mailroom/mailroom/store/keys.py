@@ -114,6 +114,15 @@ purge removes it with the mail), found by the digest of its raw bytes when skip_
 
 digest marker  PK ORG#<org>#MBX#<mbx>       SK DIGEST#<sha256 of raw>  {message_id, source_id}
 migration writes PK ORG#<org>#RATE#migrations-write:<tok id>  SK <minute epoch>  (10/min bucket)
+
+DNS providers (services/dns_setup.py; docs/dns-providers.md). A domain is connected to one zone at
+one provider; a preview is the exact change set apply will make, kept a short while (ttl):
+
+cloudflare token PK ORG#<org>               SK CFTOKEN#<cft id>  {KMS ciphertext, token_prefix, ...}
+                 (count kept on the organization: cloudflare_token_count, limited)
+dns connection PK ORG#<org>                 SK DNSCONN#<dom id>  {provider, zone_id, zone_name,
+                                            token_id | role_arn}
+dns preview    PK ORG#<org>                 SK DNSPREVIEW#<dpv id>  {plan, fingerprint, ttl; applied}
 """
 
 from __future__ import annotations
@@ -417,3 +426,18 @@ def migration_done_sk(folder_hash: str, uidvalidity: int, bucket: int) -> str:
 
 def digest_marker_sk(digest: str) -> str:
     return f"DIGEST#{digest}"
+
+
+CLOUDFLARE_TOKEN_PREFIX = "CFTOKEN#"
+
+
+def cloudflare_token_sk(token_id: str) -> str:
+    return f"{CLOUDFLARE_TOKEN_PREFIX}{token_id}"
+
+
+def dns_connection_sk(domain_id: str) -> str:
+    return f"DNSCONN#{domain_id}"
+
+
+def dns_preview_sk(preview_id: str) -> str:
+    return f"DNSPREVIEW#{preview_id}"

@@ -24,6 +24,7 @@ def all_routers() -> list[APIRouter]:
         tokens,
         webhooks,
     )
+    from mailroom.api.routers import cloudflare, route53
     from mailroom.api.routers.v0 import api_keys as v0_api_keys
     from mailroom.api.routers.v0 import domains as v0_domains
     from mailroom.api.routers.v0 import inboxes as v0_inboxes
@@ -59,4 +60,6 @@ def all_routers() -> list[APIRouter]:
         v0_webhooks.router,
         v0_messages.router,
         v0_threads.router,
+        cloudflare.router,
+        route53.router,
     ]
