@@ -22,7 +22,9 @@ DOMAIN = "example.com"  # the dns_server fixture serves this zone
 
 
 def post(token: str, path: str, body: Any, function: str = "route53") -> Result:
-    return call(function, "POST", path, token=token, json_body=body, headers={"Idempotency-Key": f"r53-{next(_keys)}"})
+    return call(
+        function, "POST", path, token=token, json_body=body, headers={"Idempotency-Key": f"r53-{next(_keys)}"}
+    )
 
 
 @pytest.fixture
@@ -76,7 +78,9 @@ def add_domain(org: NewOrganization, name: str = DOMAIN) -> dict[str, Any]:
 
 
 def connect(org: NewOrganization, domain_id: str, zone_id: str, **extra: Any) -> Result:
-    return post(org.admin_token, "/api/v1/route53/connect", {"domain_id": domain_id, "zone_id": zone_id, **extra})
+    return post(
+        org.admin_token, "/api/v1/route53/connect", {"domain_id": domain_id, "zone_id": zone_id, **extra}
+    )
 
 
 def preview(org: NewOrganization, domain_id: str, **extra: Any) -> dict[str, Any]:
@@ -146,7 +150,7 @@ def _plain(type_: str, value: str) -> str:
 
 
 def _priority(type_: str, value: str) -> int | None:
-    return int(value.split()[0]) if type_ == "MX" else None
+    return int(value.split(maxsplit=1)[0]) if type_ == "MX" else None
 
 
 def test_existing_spf_is_merged_and_another_mx_set_is_left_alone(
@@ -155,7 +159,9 @@ def test_existing_spf_is_merged_and_another_mx_set_is_left_alone(
     zone_id = hosted_zone(route53)
     google_mx = ["1 aspmx.l.google.com.", "5 alt1.aspmx.l.google.com."]
     put_records(route53, zone_id, DOMAIN, "MX", google_mx)
-    put_records(route53, zone_id, f"bounce.{DOMAIN}", "TXT", ['"v=spf1 include:_spf.google.com ~all"', '"other"'])
+    put_records(
+        route53, zone_id, f"bounce.{DOMAIN}", "TXT", ['"v=spf1 include:_spf.google.com ~all"', '"other"']
+    )
     domain = add_domain(org)
     assert connect(org, domain["id"], zone_id).status == 201
     planned = preview(org, domain["id"])
@@ -176,7 +182,9 @@ def test_existing_spf_is_merged_and_another_mx_set_is_left_alone(
         ("delete", "alt1.aspmx.l.google.com"),
     ]
     assert apply(org, replacing["id"]).status == 200
-    assert record_sets(route53, zone_id)[(DOMAIN, "MX")] == [f"10 inbound-smtp.{get_settings().region}.amazonaws.com."]
+    assert record_sets(route53, zone_id)[(DOMAIN, "MX")] == [
+        f"10 inbound-smtp.{get_settings().region}.amazonaws.com."
+    ]
 
 
 def test_a_zone_changed_between_preview_and_apply_is_409(
@@ -198,7 +206,11 @@ def test_a_zone_changed_between_preview_and_apply_is_409(
 
 
 def test_preview_rules_connect_checks_and_scopes(
-    org: NewOrganization, other_org: NewOrganization, route53: Any, table: Table, monkeypatch: pytest.MonkeyPatch
+    org: NewOrganization,
+    other_org: NewOrganization,
+    route53: Any,
+    table: Table,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     zone_id = hosted_zone(route53)
     other_zone = hosted_zone(route53, "example.org")
@@ -214,7 +226,10 @@ def test_preview_rules_connect_checks_and_scopes(
     assert connect(org, domain["id"], zone_id).status == 201
     planned = preview(org, domain["id"])
     assert apply(other_org, planned["id"]).status == 404
-    assert post(org.admin_token, "/api/v1/cloudflare/apply", {"preview_id": planned["id"]}, "cloudflare").status == 404
+    assert (
+        post(org.admin_token, "/api/v1/cloudflare/apply", {"preview_id": planned["id"]}, "cloudflare").status
+        == 404
+    )
     # Scopes: route53:read previews, route53:write connects and applies.
     reader = issue_ops_token(
         table, org_id=org.organization["id"], name="reader", scopes=["route53:read"], created_by=None
@@ -222,7 +237,10 @@ def test_preview_rules_connect_checks_and_scopes(
     assert post(reader, "/api/v1/route53/preview", {"domain_id": domain["id"]}).status == 201
     assert post(reader, "/api/v1/route53/apply", {"preview_id": planned["id"]}).status == 403
     # Bad input is 422, never a 500.
-    assert post(org.admin_token, "/api/v1/route53/preview", {"domain_id": domain["id"], "extra": 1}).status == 422
+    assert (
+        post(org.admin_token, "/api/v1/route53/preview", {"domain_id": domain["id"], "extra": 1}).status
+        == 422
+    )
     assert post(org.admin_token, "/api/v1/route53/zones", {"role_arn": "not-an-arn"}).status == 422
     # The stack's own account only when the operator allows it.
     monkeypatch.setenv("MAILROOM_ROUTE53_OWN_ACCOUNT", "0")

@@ -25,7 +25,9 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-RECORD_FIELDS = frozenset({"name", "type", "content", "ttl", "priority", "proxied", "comment", "tags", "settings"})
+RECORD_FIELDS = frozenset(
+    {"name", "type", "content", "ttl", "priority", "proxied", "comment", "tags", "settings"}
+)
 RECORD_TYPES = frozenset({"A", "AAAA", "CNAME", "MX", "TXT", "NS", "CAA", "SRV"})
 PREFIX = "/client/v4"
 STAMP = "2026-01-01T00:00:00.000000Z"
@@ -45,9 +47,9 @@ class CloudflareApi:
     tokens: dict[str, dict[str, Any]] = field(default_factory=dict)
     zones: dict[str, dict[str, Any]] = field(default_factory=dict)
     requests: list[Seen] = field(default_factory=list)
-    # Answers for the next requests matching (method, path suffix): a status and Cloudflare error
-    # code, consumed once each (an outage in the middle of an apply).
-    failures: list[tuple[str, str, int, int]] = field(default_factory=list)
+    # Failures to answer: (method, path suffix, status, Cloudflare error code, matching requests to
+    # let through first), each consumed once (an outage in the middle of an apply).
+    failures: list[list[Any]] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _server: http.server.ThreadingHTTPServer | None = None
     _ids: itertools.count[int] = field(default_factory=itertools.count)
@@ -70,7 +72,9 @@ class CloudflareApi:
         self.tokens[token] = {"id": uuid.uuid4().hex, "status": status, "zones": zones}
         return token
 
-    def add_record(self, zone_id: str, type_: str, name: str, content: str, *, priority: int | None = None) -> str:
+    def add_record(
+        self, zone_id: str, type_: str, name: str, content: str, *, priority: int | None = None
+    ) -> str:
         body: dict[str, Any] = {"type": type_, "name": name, "content": content, "ttl": 1}
         if priority is not None:
             body["priority"] = priority
@@ -80,8 +84,23 @@ class CloudflareApi:
         with self._lock:
             return [dict(r) for r in self.zones[zone_id]["records"].values()]
 
-    def fail_next(self, method: str, path_suffix: str, *, status: int = 500, code: int = 10001) -> None:
-        self.failures.append((method, path_suffix, status, code))
+    def delete_record(self, zone_id: str, record_id: str) -> None:
+        with self._lock:
+            del self.zones[zone_id]["records"][record_id]
+
+    def fail_next(
+        self,
+        method: str,
+        path_suffix: str,
+        *,
+        status: int = 500,
+        code: int = 10001,
+        skip: int = 0,
+        times: int = 1,
+    ) -> None:
+        """Answer the matching requests after the next ``skip`` ones with an error, ``times`` times."""
+        with self._lock:
+            self.failures.append([method, path_suffix, status, code, skip, times])
 
     def __enter__(self) -> CloudflareApi:
         api = self
@@ -105,7 +124,7 @@ class CloudflareApi:
                 self.end_headers()
                 self.wfile.write(data)
 
-            do_GET = do_POST = do_PATCH = do_DELETE = do_PUT = _handle
+            do_GET = do_POST = do_PATCH = do_DELETE = do_PUT = _handle  # noqa: N815 - http.server's names
 
             def log_message(self, format: str, *args: Any) -> None:
                 pass
@@ -122,10 +141,17 @@ class CloudflareApi:
     # --- Cloudflare's side -----------------------------------------------------------------------
 
     def _answer(self, seen: Seen, authorization: str) -> tuple[int, dict[str, Any]]:
-        for failure in list(self.failures):
-            method, suffix, status, code = failure
-            if seen.method == method and seen.path.endswith(suffix):
-                self.failures.remove(failure)
+        with self._lock:
+            for failure in self.failures:
+                method, suffix, status, code, skip, _times = failure
+                if seen.method != method or not seen.path.endswith(suffix):
+                    continue
+                if skip:
+                    failure[4] -= 1
+                    break
+                failure[5] -= 1
+                if failure[5] == 0:
+                    self.failures.remove(failure)
                 return _error(status, code, "Internal error")
         if not seen.path.startswith(PREFIX):
             return _error(404, 7003, "Could not route to " + seen.path)
@@ -158,7 +184,9 @@ class CloudflareApi:
             if record is None:
                 return _error(404, 81044, "Record does not exist.")
             if seen.method == "PATCH":
-                return self._validated(zone_id, seen.body, lambda body: self._patch(zone_id, parts[3], body), partial=True)
+                return self._validated(
+                    zone_id, seen.body, lambda body: self._patch(zone_id, parts[3], body), partial=True
+                )
             if seen.method == "DELETE":
                 with self._lock:
                     del self.zones[zone_id]["records"][parts[3]]
@@ -181,11 +209,21 @@ class CloudflareApi:
             "created_on": STAMP,
             "modified_on": STAMP,
             "activated_on": STAMP,
-            "meta": {"step": 2, "custom_certificate_quota": 0, "page_rule_quota": 3, "phishing_detected": False},
+            "meta": {
+                "step": 2,
+                "custom_certificate_quota": 0,
+                "page_rule_quota": 3,
+                "phishing_detected": False,
+            },
             "owner": {"id": None, "type": "user", "email": None},
             "account": {"id": "023e105f4ecef8ad9ca31a8372d0c353", "name": "Test account"},
             "permissions": ["#zone:read", "#dns_records:edit"],
-            "plan": {"id": "0feeeeeeeeeeeeeeeeeeeeeeeeeeeeee", "name": "Free Website", "price": 0, "currency": "USD"},
+            "plan": {
+                "id": "0feeeeeeeeeeeeeeeeeeeeeeeeeeeeee",
+                "name": "Free Website",
+                "price": 0,
+                "currency": "USD",
+            },
         }
 
     def _list_zones(self, seen: Seen, token: dict[str, Any]) -> tuple[int, dict[str, Any]]:
@@ -193,7 +231,8 @@ class CloudflareApi:
         visible = [
             self._zone(z)
             for z in sorted(self.zones, key=lambda z: self.zones[z]["name"])
-            if (token["zones"] is None or z in token["zones"]) and (name is None or self.zones[z]["name"] == name)
+            if (token["zones"] is None or z in token["zones"])
+            and (name is None or self.zones[z]["name"] == name)
         ]
         return _paged(visible, seen)
 
@@ -257,7 +296,9 @@ class CloudflareApi:
             record = self.zones[zone_id]["records"][record_id]
             changed = {**record, **{k: v for k, v in body.items() if k in RECORD_FIELDS}}
             changed["name"] = self._full_name(zone_id, changed["name"])
-            if any(_same(r, changed) for rid, r in self.zones[zone_id]["records"].items() if rid != record_id):
+            if any(
+                _same(r, changed) for rid, r in self.zones[zone_id]["records"].items() if rid != record_id
+            ):
                 raise ValueError("An identical record already exists.")
             self.zones[zone_id]["records"][record_id] = changed
             return dict(changed)
@@ -310,9 +351,20 @@ def _paged(items: list[dict[str, Any]], seen: Seen) -> tuple[int, dict[str, Any]
     per_page = int((seen.query.get("per_page") or ["20"])[0])
     chunk = items[(page - 1) * per_page : page * per_page]
     total_pages = max(1, -(-len(items) // per_page))
-    info = {"page": page, "per_page": per_page, "count": len(chunk), "total_count": len(items), "total_pages": total_pages}
+    info = {
+        "page": page,
+        "per_page": per_page,
+        "count": len(chunk),
+        "total_count": len(items),
+        "total_pages": total_pages,
+    }
     return 200, _ok(chunk, info)
 
 
 def _error(status: int, code: int, message: str) -> tuple[int, dict[str, Any]]:
-    return status, {"success": False, "errors": [{"code": code, "message": message}], "messages": [], "result": None}
+    return status, {
+        "success": False,
+        "errors": [{"code": code, "message": message}],
+        "messages": [],
+        "result": None,
+    }

@@ -8,8 +8,8 @@ from hypothesis import strategies as st
 
 from mailroom.domain import dns_changes as dc
 from mailroom.domain.dns_changes import ZoneRecord
-from mailroom.domain.dns_records import required_records
 from mailroom.domain.dns_providers import zone_covers
+from mailroom.domain.dns_records import required_records
 
 KEY = "MIIBIjANBgkqhkiG9w0BAQEFAAOCAQ8AMIIBCgKCAQEA" + "x" * 350  # as long as a 2048-bit key
 REQUIRED = required_records("example.com", region="us-east-1", dkim_selector="mr1", dkim_public_key=KEY)
@@ -20,10 +20,7 @@ BOUNCE = "bounce.example.com"
 
 def published() -> list[ZoneRecord]:
     """The zone once every required record is there."""
-    return [
-        ZoneRecord(r.type, r.name, r.value, r.priority)
-        for r in REQUIRED
-    ]
+    return [ZoneRecord(r.type, r.name, r.value, r.priority) for r in REQUIRED]
 
 
 def by_purpose(plan: dc.Plan) -> dict[str, dc.RecordPlan]:
@@ -55,13 +52,19 @@ def test_a_zone_that_has_everything_needs_nothing() -> None:
         ("v=spf1 include:_spf.google.com ~all", "v=spf1 include:_spf.google.com include:amazonses.com ~all"),
         ("v=spf1 mx -all", "v=spf1 mx include:amazonses.com -all"),
         ("v=spf1 a mx", "v=spf1 a mx include:amazonses.com"),  # no all: appended
-        ("v=spf1 ip4:192.0.2.0/24 redirect=_spf.example.net", "v=spf1 ip4:192.0.2.0/24 include:amazonses.com redirect=_spf.example.net"),
+        (
+            "v=spf1 ip4:192.0.2.0/24 redirect=_spf.example.net",
+            "v=spf1 ip4:192.0.2.0/24 include:amazonses.com redirect=_spf.example.net",
+        ),
         ("v=spf1 ?all", "v=spf1 include:amazonses.com ?all"),
         ("V=SPF1 +mx ~ALL", "V=SPF1 +mx include:amazonses.com ~ALL"),
     ],
 )
 def test_spf_is_merged_into_the_existing_record_never_added(existing: str, merged: str) -> None:
-    zone = [ZoneRecord("TXT", BOUNCE, existing, ttl=600, id="r1"), ZoneRecord("TXT", BOUNCE, "google-site-verification=x")]
+    zone = [
+        ZoneRecord("TXT", BOUNCE, existing, ttl=600, id="r1"),
+        ZoneRecord("TXT", BOUNCE, "google-site-verification=x"),
+    ]
     plan = dc.plan(REQUIRED, zone)
     spf = by_purpose(plan)["spf"]
     assert (spf.action, spf.value, spf.current) == ("update", merged, (existing,))
@@ -107,16 +110,25 @@ def test_replace_mx_replaces_the_set_and_lists_each_removal() -> None:
     ]
     plan = dc.plan(REQUIRED, google, replace_mx=True)
     assert by_purpose(plan)["inbound_mx"].action == "update"
-    changes = [(c.kind, c.content, c.previous.id if c.previous else None) for c in plan.changes if c.name == "example.com"]
+    changes = [
+        (c.kind, c.content, c.previous.id if c.previous else None)
+        for c in plan.changes
+        if c.name == "example.com"
+    ]
     assert changes == [("update", INBOUND, "a"), ("delete", "alt1.aspmx.l.google.com", "b")]
 
 
 def test_our_mx_among_others_is_a_conflict_too() -> None:
-    mixed = [ZoneRecord("MX", "example.com", INBOUND, 10), ZoneRecord("MX", "example.com", "mx.other.example", 20)]
+    mixed = [
+        ZoneRecord("MX", "example.com", INBOUND, 10),
+        ZoneRecord("MX", "example.com", "mx.other.example", 20),
+    ]
     plan = dc.plan(REQUIRED, mixed)
     assert by_purpose(plan)["inbound_mx"].action == "conflict"
     replaced = dc.plan(REQUIRED, mixed, replace_mx=True)
-    assert [(c.kind, c.content) for c in replaced.changes if c.name == "example.com"] == [("delete", "mx.other.example")]
+    assert [(c.kind, c.content) for c in replaced.changes if c.name == "example.com"] == [
+        ("delete", "mx.other.example")
+    ]
 
 
 def test_dkim_dmarc_and_cname_rules() -> None:
@@ -127,7 +139,10 @@ def test_dkim_dmarc_and_cname_rules() -> None:
     ]
     records = by_purpose(dc.plan(REQUIRED, zone))
     assert records["dkim"].action == "conflict"
-    assert (records["dmarc"].action, records["dmarc"].value) == ("unchanged", zone[1].content)  # a stricter policy is kept
+    assert (records["dmarc"].action, records["dmarc"].value) == (
+        "unchanged",
+        zone[1].content,
+    )  # a stricter policy is kept
     assert records["mail_from_mx"].action == records["spf"].action == "conflict"
     assert "CNAME" in (records["spf"].reason or "")
     broken = by_purpose(dc.plan(REQUIRED, [ZoneRecord("TXT", "_dmarc.example.com", "v=DMARC1; rua=x")]))
@@ -212,11 +227,14 @@ def test_txt_values_survive_the_zone_file_form(content: str) -> None:
 @settings(max_examples=50, derandomize=True, deadline=None)
 @given(
     st.lists(
-        st.sampled_from(["mx", "a", "ip4:192.0.2.1", "include:_spf.example.net", "exists:%{i}.x", "ptr"]), max_size=6
+        st.sampled_from(["mx", "a", "ip4:192.0.2.1", "include:_spf.example.net", "exists:%{i}.x", "ptr"]),
+        max_size=6,
     ),
     st.sampled_from(["", " ~all", " -all", " ?all", " redirect=_spf.example.org"]),
 )
-def test_a_merged_spf_record_is_one_valid_record_with_the_include_before_its_end(terms: list[str], end: str) -> None:
+def test_a_merged_spf_record_is_one_valid_record_with_the_include_before_its_end(
+    terms: list[str], end: str
+) -> None:
     record = ("v=spf1 " + " ".join(terms) + end).replace("  ", " ").strip()
     merged = dc.merge_spf(record)
     assert dc.is_spf(merged)

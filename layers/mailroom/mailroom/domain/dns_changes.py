@@ -226,7 +226,9 @@ def _plan_mx(
     return replace(base, action="update", reason="replace_mx: the MX set is replaced"), changes
 
 
-def _plan_txt(want: RequiredRecord, name: str, records: Sequence[ZoneRecord]) -> tuple[RecordPlan, list[Change]]:
+def _plan_txt(
+    want: RequiredRecord, name: str, records: Sequence[ZoneRecord]
+) -> tuple[RecordPlan, list[Change]]:
     txt = _at(records, "TXT", name)
     new = Change("create", "TXT", name, want.value, None, purpose=want.purpose)
     if want.purpose == "spf":
@@ -235,7 +237,9 @@ def _plan_txt(want: RequiredRecord, name: str, records: Sequence[ZoneRecord]) ->
         mine = [r for r in txt if r.content.strip().lower().startswith("v=dmarc1")]
     else:  # dkim: any key published at the selector
         mine = [r for r in txt if _dkim_key(r.content) is not None]
-    base = RecordPlan(want.purpose, "TXT", name, want.value, None, "unchanged", tuple(r.content for r in mine))
+    base = RecordPlan(
+        want.purpose, "TXT", name, want.value, None, "unchanged", tuple(r.content for r in mine)
+    )
     if not mine:
         return replace(base, action="create"), [new]
     if len(mine) > 1:
@@ -260,9 +264,7 @@ def _plan_txt(want: RequiredRecord, name: str, records: Sequence[ZoneRecord]) ->
     return replace(base, action="conflict", reason="another DKIM key is published at this selector"), []
 
 
-def plan(
-    required: Sequence[RequiredRecord], zone: Iterable[ZoneRecord], *, replace_mx: bool = False
-) -> Plan:
+def plan(required: Sequence[RequiredRecord], zone: Iterable[ZoneRecord], *, replace_mx: bool = False) -> Plan:
     """The change set that makes ``zone`` hold ``required``; ``zone`` may hold any records (only
     those at the required names are read)."""
     names = required_names(required)
@@ -298,7 +300,9 @@ def plan(
 # --- applying ----------------------------------------------------------------------------------------
 
 
-def after(before: Iterable[ZoneRecord], changes: Iterable[Change]) -> Counter[tuple[str, str, str, int | None]]:
+def after(
+    before: Iterable[ZoneRecord], changes: Iterable[Change]
+) -> Counter[tuple[str, str, str, int | None]]:
     """The records (as keys) once ``changes`` are made to ``before``."""
     state = Counter(r.key for r in before)
     for change in changes:

@@ -38,14 +38,18 @@ def cloudflare_errors() -> Iterator[None]:
         ) from exc
     except ObjectMissing as exc:
         raise errors.Invalid(
-            "zone_not_found", "The token cannot see that zone.", hint="List the zones with this token."
+            "zone_not_found",
+            "The token cannot see that zone, or may not edit its DNS records.",
+            hint="List the zones with this token; it needs Zone:Read and DNS:Edit on the zone.",
         ) from exc
     except ConditionFailed as exc:
         raise errors.conflict(
             "A record appeared in the zone meanwhile.", code="zone_changed", hint="Preview again."
         ) from exc
     except InvalidRequest as exc:
-        raise errors.UpstreamFailed("provider_error", f"Cloudflare refused the request: {exc.message}") from exc
+        raise errors.UpstreamFailed(
+            "provider_error", f"Cloudflare refused the request: {exc.message}"
+        ) from exc
     except Throttled as exc:
         raise errors.Unavailable(
             "provider_unavailable", "Cloudflare is rate-limiting requests.", retry_after=30

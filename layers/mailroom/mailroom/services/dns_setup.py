@@ -55,7 +55,8 @@ def provider_errors(provider: Provider) -> Iterator[None]:
         raise errors.Invalid(
             "route53_role_refused",
             "The role could not be assumed.",
-            hint="Its trust policy must allow this stack's role, with your organization id as sts:ExternalId.",
+            hint="Its trust policy must allow this stack's role, with your organization id as "
+            "sts:ExternalId.",
         ) from exc
     except ObjectMissing as exc:
         raise errors.Invalid("zone_not_found", "No such hosted zone.", hint="List the zones.") from exc
@@ -87,7 +88,9 @@ def route53_zones(org_id: str, role_arn: str | None) -> Route53Zones:
     return Route53Zones(role_arn=role_arn, external_id=org_id)
 
 
-def cloudflare_zones(table: Table, org_id: str, *, token: str | None, token_id: str | None) -> CloudflareZones:
+def cloudflare_zones(
+    table: Table, org_id: str, *, token: str | None, token_id: str | None
+) -> CloudflareZones:
     if token is not None:
         return CloudflareZones(token)
     if token_id is None:
@@ -151,7 +154,16 @@ def connect(
 def connection_view(connection: Item) -> dict[str, Any]:
     return {
         name: connection.get(name)
-        for name in ("domain_id", "domain", "provider", "zone_id", "zone_name", "token_id", "role_arn", "connected_at")
+        for name in (
+            "domain_id",
+            "domain",
+            "provider",
+            "zone_id",
+            "zone_name",
+            "token_id",
+            "role_arn",
+            "connected_at",
+        )
     }
 
 
@@ -297,7 +309,16 @@ def _with_current_ids(changes: list[Change], current: list[ZoneRecord]) -> list[
     Route 53's stored values are read again, not trusted from the preview)."""
     by_key = {r.key: r for r in current}
     return [
-        Change(c.kind, c.type, c.name, c.content, c.priority, c.ttl, by_key.get(c.previous.key, c.previous), c.purpose)
+        Change(
+            c.kind,
+            c.type,
+            c.name,
+            c.content,
+            c.priority,
+            c.ttl,
+            by_key.get(c.previous.key, c.previous),
+            c.purpose,
+        )
         if c.previous is not None
         else c
         for c in changes

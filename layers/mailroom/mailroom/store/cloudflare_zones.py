@@ -2,8 +2,8 @@
 
 Like every AWS call in ``store``, the SDK's errors never leave this module: ``_translated`` turns
 them into ``store.errors`` (a refused token is ``CredentialsRefused``, an outage or timeout
-``ServiceUnavailable``, a zone the token cannot see ``ObjectMissing``, an identical record that
-appeared meanwhile ``ConditionFailed``).
+``ServiceUnavailable``, a zone the token cannot see or may not edit ``ObjectMissing``, an identical
+record that appeared meanwhile ``ConditionFailed``).
 
 Cloudflare has no atomic change batch: changes are made one by one, each a single request; apply's
 guard (``dns_changes.progress``) makes a retry after a partial failure finish the job.
@@ -38,6 +38,7 @@ MAX_RECORDS = 500  # at one name: far more than any zone has
 # Cloudflare's error codes for a record that conflicts with one already there (an identical record;
 # an A/AAAA/CNAME at the name; a CNAME where other records are).
 _EXISTS_CODES = frozenset({81053, 81054, 81057, 81058})
+_NO_PERMISSION = 10000  # "Authentication error": the token is valid, not for this resource
 
 
 @contextlib.contextmanager
@@ -54,7 +55,9 @@ def _translated(operation: str) -> Iterator[None]:
     except cloudflare.APIStatusError as exc:
         raise _status_error(exc, where) from exc
     except cloudflare.CloudflareError as exc:  # a response the SDK could not read
-        raise ServiceUnavailable(f"unexpected answer from Cloudflare: {exc}", code="response", **where) from exc
+        raise ServiceUnavailable(
+            f"unexpected answer from Cloudflare: {exc}", code="response", **where
+        ) from exc
 
 
 def _status_error(exc: Any, where: dict[str, str]) -> StoreError:
@@ -64,6 +67,9 @@ def _status_error(exc: Any, where: dict[str, str]) -> StoreError:
     message = "; ".join(str(e.get("message")) for e in errors) or str(exc)
     code = ",".join(str(c) for c in sorted(codes, key=str)) or str(exc.status_code)
     status = int(exc.status_code)
+    if status == 403 and codes == {_NO_PERMISSION} and where["operation"] != "verify_token":
+        # A valid token without permission on this zone: for this token, there is no such zone.
+        return ObjectMissing(message, code=code, **where)
     if status in (401, 403):
         return CredentialsRefused(message, code=code, **where)
     if status == 404:
@@ -97,7 +103,9 @@ class CloudflareZones:
         with _translated("verify_token"):
             result = self._client.user.tokens.verify()
         if result is None:
-            raise ServiceUnavailable("Cloudflare answered no token", service="cloudflare", operation="verify_token")
+            raise ServiceUnavailable(
+                "Cloudflare answered no token", service="cloudflare", operation="verify_token"
+            )
         return {"id": result.id, "status": result.status, "expires_on": _iso(result.expires_on)}
 
     def zones(self, *, name: str | None = None) -> list[Zone]:
@@ -120,9 +128,15 @@ class CloudflareZones:
         with _translated("list_dns_records"):
             for name in sorted(set(names)):
                 listed = _pages(
-                    self._client.dns.records.list, RECORDS_PER_PAGE, MAX_RECORDS, zone_id=zone_id, name={"exact": name}
+                    self._client.dns.records.list,
+                    RECORDS_PER_PAGE,
+                    MAX_RECORDS,
+                    zone_id=zone_id,
+                    name={"exact": name},
                 )
-                found.extend(_record(r) for r in listed if r.type in READ_TYPES and normalize_name(r.name) == name)
+                found.extend(
+                    _record(r) for r in listed if r.type in READ_TYPES and normalize_name(r.name) == name
+                )
         return found
 
     def apply(self, zone_id: str, changes: Sequence[Change], current: Sequence[ZoneRecord]) -> None:
@@ -142,7 +156,9 @@ class CloudflareZones:
                 continue
             record_id = change.previous.id if change.previous else None
             if not record_id:
-                raise InvalidRequest("the change names no record", service="cloudflare", operation=change.kind)
+                raise InvalidRequest(
+                    "the change names no record", service="cloudflare", operation=change.kind
+                )
             if change.kind == "update":
                 with _translated("edit_dns_record"):
                     records.edit(record_id, zone_id=zone_id, content=change.content, **fields)
@@ -170,7 +186,9 @@ def _record(record: Any) -> ZoneRecord:
     name = normalize_name(record.name)
     content = str(record.content or "")
     if record.type == "MX":
-        return ZoneRecord("MX", name, normalize_name(content), int(record.priority or 0), _ttl(record), record.id)
+        return ZoneRecord(
+            "MX", name, normalize_name(content), int(record.priority or 0), _ttl(record), record.id
+        )
     if record.type == "TXT":
         return ZoneRecord("TXT", name, parse_txt(content), None, _ttl(record), record.id)
     return ZoneRecord(record.type, name, normalize_name(content), None, _ttl(record), record.id)

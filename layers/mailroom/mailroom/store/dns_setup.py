@@ -3,6 +3,7 @@ connection to a zone, and previews of change sets (kept a short while by TTL). K
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 from mailroom.store import keys, organizations
@@ -49,7 +50,10 @@ def get_token(table: Table, org_id: str, token_id: str) -> Item | None:
 
 def list_tokens(table: Table, org_id: str, *, per_page: int, cursor: str | None) -> Page:
     return table.query_page(
-        partition=keys.org_pk(org_id), sk_prefix=keys.CLOUDFLARE_TOKEN_PREFIX, per_page=per_page, cursor=cursor
+        partition=keys.org_pk(org_id),
+        sk_prefix=keys.CLOUDFLARE_TOKEN_PREFIX,
+        per_page=per_page,
+        cursor=cursor,
     )
 
 
@@ -60,7 +64,9 @@ def delete_token(table: Table, org_id: str, token_id: str) -> bool:
             [
                 {
                     "Delete": {
-                        "Key": serialize({"PK": keys.org_pk(org_id), "SK": keys.cloudflare_token_sk(token_id)}),
+                        "Key": serialize(
+                            {"PK": keys.org_pk(org_id), "SK": keys.cloudflare_token_sk(token_id)}
+                        ),
                         "ConditionExpression": "attribute_exists(PK)",
                     }
                 },
@@ -74,7 +80,7 @@ def delete_token(table: Table, org_id: str, token_id: str) -> bool:
 
 def touch_token(table: Table, org_id: str, token_id: str, now_iso: str) -> None:
     """Note when a stored token was last used (only if it still exists)."""
-    try:
+    with contextlib.suppress(ConditionFailed):  # deleted meanwhile: nothing to note
         table.update(
             keys.org_pk(org_id),
             keys.cloudflare_token_sk(token_id),
@@ -83,8 +89,6 @@ def touch_token(table: Table, org_id: str, token_id: str, now_iso: str) -> None:
             expression_values=values(now=now_iso),
             return_values="NONE",
         )
-    except ConditionFailed:
-        pass  # deleted meanwhile: nothing to note
 
 
 # --- connections -------------------------------------------------------------------------------------

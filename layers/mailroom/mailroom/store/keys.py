@@ -428,7 +428,7 @@ def digest_marker_sk(digest: str) -> str:
     return f"DIGEST#{digest}"
 
 
-CLOUDFLARE_TOKEN_PREFIX = "CFTOKEN#"
+CLOUDFLARE_TOKEN_PREFIX = "CFTOKEN#"  # noqa: S105 - a sort key prefix, not a secret
 
 
 def cloudflare_token_sk(token_id: str) -> str:

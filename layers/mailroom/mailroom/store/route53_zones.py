@@ -103,7 +103,9 @@ class Route53Zones:
                 batch.append({"Action": "DELETE", "ResourceRecordSet": _record_set(name, type_, ttl, old)})
             if new:
                 records = [ZoneRecord(t, n, c, p) for t, n, c, p in new]
-                batch.append({"Action": "CREATE", "ResourceRecordSet": _record_set(name, type_, ttl, records)})
+                batch.append(
+                    {"Action": "CREATE", "ResourceRecordSet": _record_set(name, type_, ttl, records)}
+                )
         if batch:
             self.client.change_resource_record_sets(
                 HostedZoneId=zone_id, ChangeBatch={"Comment": "Mailroom: mail DNS records", "Changes": batch}

@@ -11,6 +11,7 @@ def all_routers() -> list[APIRouter]:
         aliases,
         audit,
         auth,
+        cloudflare,
         delete_intents,
         domains,
         invites,
@@ -19,12 +20,12 @@ def all_routers() -> list[APIRouter]:
         messages,
         migration_batches,
         migrations,
+        route53,
         send,
         suppressions,
         tokens,
         webhooks,
     )
-    from mailroom.api.routers import cloudflare, route53
     from mailroom.api.routers.v0 import api_keys as v0_api_keys
     from mailroom.api.routers.v0 import domains as v0_domains
     from mailroom.api.routers.v0 import inboxes as v0_inboxes

@@ -41,7 +41,7 @@ UPSTREAM = {
         e503="provider_unavailable: Cloudflare is unreachable, slow or rate-limiting (retry)",
     )
 }
-TOKEN_422 = "cloudflare_token_invalid: Cloudflare refused the token or it is not active; validation_error"
+TOKEN_422 = "cloudflare_token_invalid: Cloudflare refused the token or it is not active; validation_error"  # noqa: S105 - an error description
 
 
 @router.post(
@@ -95,7 +95,9 @@ async def connect(body: CloudflareConnect, request: Request, principal: Writer) 
     domain = domain_service.load_domain(table, principal.org_id, body.domain_id)
     if body.token is not None:
         with dns_setup.provider_errors("cloudflare"):
-            token_id = cloudflare_tokens.store_token(table, principal.org_id, body.token, name=body.name)["id"]
+            token_id = cloudflare_tokens.store_token(table, principal.org_id, body.token, name=body.name)[
+                "id"
+            ]
     else:
         token_id = cloudflare_tokens.load(table, principal.org_id, str(body.token_id))["id"]
     zones = dns_setup.cloudflare_zones(table, principal.org_id, token=body.token, token_id=token_id)

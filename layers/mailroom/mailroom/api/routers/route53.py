@@ -30,7 +30,8 @@ Reader = Annotated[Principal, Depends(require("route53:read"))]
 Writer = Annotated[Principal, Depends(require("route53:write"))]
 
 UPSTREAM = errors(
-    e502="provider_error: Route 53 refused the request", e503="provider_unavailable: Route 53 is unavailable (retry)"
+    e502="provider_error: Route 53 refused the request",
+    e503="provider_unavailable: Route 53 is unavailable (retry)",
 )
 ROLE_422 = (
     "role_arn_required: the stack does not share its own account's zones; route53_role_refused: the role "
@@ -98,7 +99,9 @@ async def preview(body: PreviewBody, principal: Reader) -> dict[str, Any]:
     record), already correct, and conflicts left alone (another MX set unless `replace_mx`)."""
     table = Table()
     domain = domain_service.load_domain(table, principal.org_id, body.domain_id)
-    return one(dns_setup.preview_view(dns_setup.preview(table, domain, "route53", replace_mx=body.replace_mx)))
+    return one(
+        dns_setup.preview_view(dns_setup.preview(table, domain, "route53", replace_mx=body.replace_mx))
+    )
 
 
 @router.post(
@@ -110,7 +113,8 @@ async def preview(body: PreviewBody, principal: Reader) -> dict[str, Any]:
         **UPSTREAM,
         **errors(
             e404="not_found: no such preview (or domain)",
-            e409="zone_changed: the zone's records changed since the preview; preview_outdated; not_connected",
+            e409="zone_changed: the zone's records changed since the preview; preview_outdated; "
+            "not_connected",
             e410="preview_expired: preview again",
             e422=ROLE_422 + "; zone_not_found",
         ),

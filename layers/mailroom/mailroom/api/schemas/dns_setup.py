@@ -8,11 +8,12 @@ from pydantic import BaseModel, Field, model_validator
 
 from mailroom.api.models import Strict, Timestamp
 
-_TOKEN = "A Cloudflare API token (Zone:Read and DNS:Edit on the zone); sent only in bodies, never stored unless connecting"
-_TOKEN_ID = "A stored token's id (cft_..., from GET /cloudflare/tokens) instead of the token"
+_CREDENTIAL = "A Cloudflare API token (Zone:Read and DNS:Edit on the zone); stored (sealed) only by connect"
+_STORED = "A stored token's id (cft_..., from GET /cloudflare/tokens) instead of the token"
 _ROLE_ARN = (
-    "An IAM role in the account that hosts the zone, trusting this stack's role with your organization id as "
-    "sts:ExternalId; omitted: the stack's own account, where the operator allows it (else 422 role_arn_required)"
+    "An IAM role in the account that hosts the zone, trusting this stack's role with your organization id "
+    "as sts:ExternalId; omitted: the stack's own account, where the operator allows it (else 422 "
+    "role_arn_required)"
 )
 ZoneName = Field(default=None, min_length=1, max_length=253, description="Only the zone of this name")
 DomainId = Field(min_length=1, max_length=64, description="The domain to set up (dom_...)")
@@ -20,14 +21,16 @@ ZoneId = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9/_-]+$", descri
 
 
 class TokenBody(Strict):
-    token: str = Field(min_length=20, max_length=200, pattern=r"^[A-Za-z0-9_-]+$", description=_TOKEN)
+    token: str = Field(min_length=20, max_length=200, pattern=r"^[A-Za-z0-9_-]+$", description=_CREDENTIAL)
 
 
 class CloudflareCredentials(Strict):
     """Exactly one of `token` and `token_id`."""
 
-    token: str | None = Field(default=None, min_length=20, max_length=200, pattern=r"^[A-Za-z0-9_-]+$", description=_TOKEN)
-    token_id: str | None = Field(default=None, min_length=1, max_length=64, description=_TOKEN_ID)
+    token: str | None = Field(
+        default=None, min_length=20, max_length=200, pattern=r"^[A-Za-z0-9_-]+$", description=_CREDENTIAL
+    )
+    token_id: str | None = Field(default=None, min_length=1, max_length=64, description=_STORED)
 
     @model_validator(mode="after")
     def one_credential(self) -> CloudflareCredentials:
@@ -64,8 +67,8 @@ class PreviewBody(Strict):
     domain_id: str = DomainId
     replace_mx: bool = Field(
         default=False,
-        description="Replace another MX set at the domain (or its MAIL FROM name) by Mailroom's; otherwise such "
-        "a set is a conflict and is left alone",
+        description="Replace another MX set at the domain (or its MAIL FROM name) by Mailroom's; otherwise "
+        "such a set is a conflict and is left alone",
     )
 
 
