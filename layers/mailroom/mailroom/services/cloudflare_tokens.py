@@ -55,9 +55,15 @@ def cloudflare_errors() -> Iterator[None]:
             "provider_unavailable", "Cloudflare is rate-limiting requests.", retry_after=30
         ) from exc
     except StoreError as exc:
-        if exc.service != "cloudflare" or not exc.retryable:
+        if exc.service != "cloudflare":
             raise
-        raise errors.Unavailable("provider_unavailable", f"Cloudflare is unavailable: {exc.message}") from exc
+        if exc.retryable:
+            raise errors.Unavailable(
+                "provider_unavailable", f"Cloudflare is unavailable: {exc.message}"
+            ) from exc
+        raise errors.UpstreamFailed(
+            "provider_error", f"Cloudflare refused the request: {exc.message}"
+        ) from exc
 
 
 def token_context(org_id: str, token_id: str) -> dict[str, str]:

@@ -67,9 +67,15 @@ def provider_errors(provider: Provider) -> Iterator[None]:
     except InvalidRequest as exc:
         raise errors.UpstreamFailed("provider_error", f"Route 53 refused the request: {exc.message}") from exc
     except StoreError as exc:
-        if not exc.retryable:
-            raise
-        raise errors.Unavailable("provider_unavailable", f"Route 53 is unavailable: {exc.message}") from exc
+        if exc.retryable:
+            raise errors.Unavailable(
+                "provider_unavailable", f"Route 53 is unavailable: {exc.message}"
+            ) from exc
+        if exc.service in ("route53", "sts"):
+            raise errors.UpstreamFailed(
+                "provider_error", f"Route 53 refused the request: {exc.message}"
+            ) from exc
+        raise
 
 
 def route53_zones(org_id: str, role_arn: str | None) -> Route53Zones:

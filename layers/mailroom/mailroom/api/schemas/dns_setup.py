@@ -17,7 +17,8 @@ _ROLE_ARN = (
 )
 ZoneName = Field(default=None, min_length=1, max_length=253, description="Only the zone of this name")
 DomainId = Field(min_length=1, max_length=64, description="The domain to set up (dom_...)")
-ZoneId = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9/_-]+$", description="The zone's id")
+CloudflareZoneId = Field(pattern=r"^[0-9a-f]{32}$", description="The zone's id (32 hex digits, from zones)")
+HostedZoneId = Field(pattern=r"^[A-Z0-9]{1,32}$", description="The hosted zone's id (Z..., from zones)")
 
 
 class TokenBody(Strict):
@@ -48,7 +49,7 @@ class CloudflareConnect(CloudflareCredentials):
     (sealed); a `token_id` reuses a stored one."""
 
     domain_id: str = DomainId
-    zone_id: str = ZoneId
+    zone_id: str = CloudflareZoneId
     name: str | None = Field(default=None, max_length=100, description="A label for a token stored now")
 
 
@@ -59,7 +60,7 @@ class Route53ZonesBody(Strict):
 
 class Route53Connect(Strict):
     domain_id: str = DomainId
-    zone_id: str = ZoneId
+    zone_id: str = HostedZoneId
     role_arn: str | None = Field(default=None, max_length=2048, description=_ROLE_ARN)
 
 
