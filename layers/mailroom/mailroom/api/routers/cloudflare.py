@@ -120,11 +120,12 @@ async def connect(body: CloudflareConnect, request: Request, principal: Writer) 
         ),
     },
 )
-async def preview(body: PreviewBody, principal: Reader) -> dict[str, Any]:
+async def preview(body: PreviewBody, request: Request, principal: Reader) -> dict[str, Any]:
     """Compare the records the domain needs with the zone's and keep the change set (15 minutes):
     records to create, to update (an SPF include merged into the existing `v=spf1` record), already
     correct, and conflicts left alone (another MX set unless `replace_mx`). Nothing changes yet."""
     table = Table()
+    audit_target(request, "domain", body.domain_id, provider="cloudflare", replace_mx=body.replace_mx)
     domain = domain_service.load_domain(table, principal.org_id, body.domain_id)
     item = dns_setup.preview(table, domain, "cloudflare", replace_mx=body.replace_mx)
     return one(dns_setup.preview_view(item))

@@ -93,11 +93,12 @@ async def connect(body: Route53Connect, request: Request, principal: Writer) -> 
         ),
     },
 )
-async def preview(body: PreviewBody, principal: Reader) -> dict[str, Any]:
+async def preview(body: PreviewBody, request: Request, principal: Reader) -> dict[str, Any]:
     """Compare the records the domain needs with the hosted zone's and keep the change set (15
     minutes): records to create, to update (an SPF include merged into the existing `v=spf1`
     record), already correct, and conflicts left alone (another MX set unless `replace_mx`)."""
     table = Table()
+    audit_target(request, "domain", body.domain_id, provider="route53", replace_mx=body.replace_mx)
     domain = domain_service.load_domain(table, principal.org_id, body.domain_id)
     return one(
         dns_setup.preview_view(dns_setup.preview(table, domain, "route53", replace_mx=body.replace_mx))
