@@ -16,6 +16,7 @@ from mailroom.settings import get_settings
 from mailroom.store import keys
 from mailroom.store.table import Table
 from tests.support.cloudflare_api import CloudflareApi
+from tests.support.cloudflare_schema import request_problems, response_problems
 from tests.support.dns_server import AuthoritativeDns
 from tests.support.lambda_api import Result, call
 
@@ -35,6 +36,9 @@ def cf(moto_env: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[CloudflareAp
         get_settings.cache_clear()
         yield api
     get_settings.cache_clear()
+    # Whatever the test did, the SDK asked and the local API answered as Cloudflare's schema says.
+    problems = [p for seen in api.history for p in request_problems(seen) + response_problems(seen)]
+    assert not problems, "\n".join(problems)
 
 
 def post(token: str, path: str, body: Any, function: str = "cloudflare") -> Result:

@@ -40,6 +40,7 @@ class Seen:
     query: dict[str, list[str]]
     body: Any
     status: int = 0
+    response: Any = None  # the JSON answered
 
 
 @dataclass
@@ -47,6 +48,7 @@ class CloudflareApi:
     tokens: dict[str, dict[str, Any]] = field(default_factory=dict)
     zones: dict[str, dict[str, Any]] = field(default_factory=dict)
     requests: list[Seen] = field(default_factory=list)
+    history: list[Seen] = field(default_factory=list)  # every request, for checks at the end (never cleared)
     # Failures to answer: (method, path suffix, status, Cloudflare error code, matching requests to
     # let through first), each consumed once (an outage in the middle of an apply).
     failures: list[list[Any]] = field(default_factory=list)
@@ -114,9 +116,10 @@ class CloudflareApi:
                 split = urlsplit(self.path)
                 seen = Seen(self.command, split.path, parse_qs(split.query), json.loads(raw) if raw else None)
                 status, payload = api._answer(seen, self.headers.get("authorization", ""))
-                seen.status = status
+                seen.status, seen.response = status, payload
                 with api._lock:
                     api.requests.append(seen)
+                    api.history.append(seen)
                 data = json.dumps(payload).encode()
                 self.send_response(status)
                 self.send_header("content-type", "application/json")
@@ -160,7 +163,7 @@ class CloudflareApi:
         if path == "/user/tokens/verify" and seen.method == "GET":
             if token is None:
                 return _error(401, 1000, "Invalid API Token")
-            result = {"id": token["id"], "status": token["status"], "expires_on": None, "not_before": None}
+            result = {"id": token["id"], "status": token["status"]}  # no expires_on, not_before: none set
             return 200, _ok(result)
         if token is None or token["status"] != "active":
             return _error(403, 9109, "Invalid access token")
@@ -215,7 +218,7 @@ class CloudflareApi:
                 "page_rule_quota": 3,
                 "phishing_detected": False,
             },
-            "owner": {"id": None, "type": "user", "email": None},
+            "owner": {"id": "7c5dae5552338874e5053f2534d2767a", "type": "user", "email": "owner@example.com"},
             "account": {"id": "023e105f4ecef8ad9ca31a8372d0c353", "name": "Test account"},
             "permissions": ["#zone:read", "#dns_records:edit"],
             "plan": {
@@ -277,11 +280,12 @@ class CloudflareApi:
             "ttl": body.get("ttl", 1),
             "settings": {},
             "meta": {},
-            "comment": body.get("comment"),
             "tags": body.get("tags", []),
             "created_on": STAMP,
             "modified_on": STAMP,
         }
+        if body.get("comment") is not None:  # a string when there is one (the schema has no null)
+            record["comment"] = body["comment"]
         if body["type"] == "MX":
             record["priority"] = body["priority"]
         with self._lock:
