@@ -160,6 +160,11 @@ def test_connect_seals_the_token_and_lists_it_by_prefix_only(
         {"domain_id": domain["id"], "zone_id": other, "token": wide},
     )
     assert (mismatch.status, mismatch.json()["error"]["code"]) == (422, "zone_mismatch")
+    # A connect that fails keeps no token.
+    assert [
+        t["id"]
+        for t in call("cloudflare", "GET", "/api/v1/cloudflare/tokens", token=org.admin_token).json()["data"]
+    ] == [stored["id"]]
     # Deleting the token disconnects the domain: previews need a new connection.
     deleted = call("cloudflare", "DELETE", f"/api/v1/cloudflare/tokens/{stored['id']}", token=org.admin_token)
     assert deleted.status == 204

@@ -134,6 +134,29 @@ def connect(
 ) -> Item:
     """Connect ``domain`` to the zone (replacing any earlier connection) once the credentials are
     known to see it and it is the domain's zone (its apex or a parent)."""
+    return _connection(
+        table, domain, _domain_zone(domain, zones, zone_id), zones.provider, token_id, role_arn
+    )
+
+
+def connect_cloudflare(
+    table: Table, domain: Item, zone_id: str, *, token: str | None, token_id: str | None, name: str | None
+) -> Item:
+    """Connect ``domain`` with a new token (stored sealed, only once the zone is known to be the
+    domain's: a failed connect keeps nothing) or a stored one (``token_id``)."""
+    if token is None:
+        if token_id is None:
+            raise errors.validation("token or token_id is required", field="token")
+        stored = cloudflare_tokens.load(table, domain["org_id"], token_id)
+        zones = CloudflareZones(cloudflare_tokens.unseal(stored))
+        return connect(table, domain, zones, zone_id, token_id=stored["id"])
+    zone = _domain_zone(domain, CloudflareZones(token), zone_id)
+    with provider_errors("cloudflare"):
+        stored = cloudflare_tokens.store_token(table, domain["org_id"], token, name=name)
+    return _connection(table, domain, zone, "cloudflare", stored["id"], None)
+
+
+def _domain_zone(domain: Item, zones: DnsZones, zone_id: str) -> Zone:
     with provider_errors(zones.provider):
         zone = zones.zone(zone_id)
     if zone.private:
@@ -142,11 +165,17 @@ def connect(
         raise errors.validation(
             f"zone {zone.name} does not hold {domain['domain']}", field="zone_id", code="zone_mismatch"
         )
+    return zone
+
+
+def _connection(
+    table: Table, domain: Item, zone: Zone, provider: Provider, token_id: str | None, role_arn: str | None
+) -> Item:
     connection: Item = {
         "org_id": domain["org_id"],
         "domain_id": domain["id"],
         "domain": domain["domain"],
-        "provider": zones.provider,
+        "provider": provider,
         "zone_id": zone.id,
         "zone_name": zone.name,
         "token_id": token_id,

@@ -93,15 +93,9 @@ async def connect(body: CloudflareConnect, request: Request, principal: Writer) 
     table = Table()
     audit_target(request, "domain", body.domain_id, provider="cloudflare", zone_id=body.zone_id)
     domain = domain_service.load_domain(table, principal.org_id, body.domain_id)
-    if body.token is not None:
-        with dns_setup.provider_errors("cloudflare"):
-            token_id = cloudflare_tokens.store_token(table, principal.org_id, body.token, name=body.name)[
-                "id"
-            ]
-    else:
-        token_id = cloudflare_tokens.load(table, principal.org_id, str(body.token_id))["id"]
-    zones = dns_setup.cloudflare_zones(table, principal.org_id, token=body.token, token_id=token_id)
-    connection = dns_setup.connect(table, domain, zones, body.zone_id, token_id=token_id)
+    connection = dns_setup.connect_cloudflare(
+        table, domain, body.zone_id, token=body.token, token_id=body.token_id, name=body.name
+    )
     return one(dns_setup.connection_view(connection))
 
 
