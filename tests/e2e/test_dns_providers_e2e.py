@@ -14,6 +14,7 @@ import pytest
 
 from tests.e2e.stack_process import LocalStackProcess, start_stack
 from tests.support.cloudflare_api import CloudflareApi
+from tests.support.cloudflare_schema import request_problems, response_problems
 from tests.support.dns_server import AuthoritativeDns, ZoneRecord, authoritative_dns
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("dns-providers")]
@@ -124,3 +125,6 @@ def test_cloudflare_merges_spf_and_publishes_records_that_verify(
     dns.serve(served)
     check = post(client, f"/api/v1/domains/{domain['id']}/dns-recheck")
     assert check["result"] == "verified", check
+    # What the deployed function's SDK sent, and the local API answered, is as Cloudflare's schema says.
+    problems = [p for seen in cloudflare.history for p in request_problems(seen) + response_problems(seen)]
+    assert not problems, "\n".join(problems)
