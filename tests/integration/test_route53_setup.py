@@ -205,6 +205,44 @@ def test_a_zone_changed_between_preview_and_apply_is_409(
     assert apply(org, fresh["id"]).status == 200
 
 
+def test_a_record_set_changed_during_apply_refuses_the_whole_batch(
+    org: NewOrganization, route53: Any, dns_server: AuthoritativeDns
+) -> None:
+    """Between apply's read of the zone and its change batch, someone adds a value to the SPF set
+    apply replaces: Route 53 refuses the batch (its DELETE no longer matches), nothing is written,
+    and the other value survives."""
+    from mailroom.store import aws
+
+    zone_id = hosted_zone(route53)
+    spf = f"bounce.{DOMAIN}"
+    put_records(route53, zone_id, spf, "TXT", ['"v=spf1 include:_spf.google.com ~all"'])
+    domain = add_domain(org)
+    assert connect(org, domain["id"], zone_id).status == 201
+    planned = preview(org, domain["id"])
+    assert planned["summary"]["update"] == 1
+
+    def meanwhile(**_: Any) -> None:
+        aws.raw_client("route53").meta.events.unregister(
+            "before-call.route53.ChangeResourceRecordSets", meanwhile
+        )
+        put_records(
+            route53, zone_id, spf, "TXT", ['"v=spf1 include:_spf.google.com ~all"', '"verification=1"']
+        )
+
+    aws.raw_client("route53").meta.events.register("before-call.route53.ChangeResourceRecordSets", meanwhile)
+    refused = apply(org, planned["id"])
+    assert (refused.status, refused.json()["error"]["code"]) == (409, "zone_changed")
+    sets = record_sets(route53, zone_id)
+    assert sets[(spf, "TXT")] == ['"v=spf1 include:_spf.google.com ~all"', '"verification=1"']
+    assert (DOMAIN, "MX") not in sets  # the batch's other changes were not made either
+    # Previewed again, the SPF record is merged and the other value kept.
+    assert apply(org, preview(org, domain["id"])["id"]).status == 200
+    assert record_sets(route53, zone_id)[(spf, "TXT")] == [
+        '"v=spf1 include:_spf.google.com include:amazonses.com ~all"',
+        '"verification=1"',
+    ]
+
+
 def test_preview_rules_connect_checks_and_scopes(
     org: NewOrganization,
     other_org: NewOrganization,
