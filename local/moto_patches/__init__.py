@@ -13,7 +13,9 @@ does, so neither the code nor the tests carry local special cases:
 * ``item_writes``: PutItem, UpdateItem and DeleteItem are atomic (moto applies them unlocked);
 * ``query_index``: a Query reads its partition or GSI entry instead of sorting the whole table;
 * ``sqs_retention``: receiving from SQS no longer counts the whole queue per message;
-* ``server_modules``: moto's server stops listing its own package on every request.
+* ``server_modules``: moto's server stops listing its own package on every request;
+* ``route53_batches``: a Route 53 change batch is refused, whole, when a DELETE does not match the
+  record set as it is or a CREATE finds one (moto checked neither against the zone's present state).
 
 ``install()`` is idempotent and must run before moto serves requests (the local stack, the test
 fixtures and the benchmarks call it).
@@ -24,6 +26,7 @@ from __future__ import annotations
 from local.moto_patches import (
     item_writes,
     query_index,
+    route53_batches,
     server_modules,
     ses_sends,
     sesv2_dkim,
@@ -42,3 +45,4 @@ def install() -> None:
     sqs_retention.install()
     server_modules.install()
     ses_sends.install()
+    route53_batches.install()

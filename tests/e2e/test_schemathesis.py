@@ -32,6 +32,7 @@ from schemathesis.specs.openapi.checks import (
 
 from mailroom.api.openapi import document
 from tests.e2e.stack_process import LocalStackProcess, start_stack
+from tests.support.cloudflare_api import CloudflareApi
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("schemathesis")]
 
@@ -58,11 +59,16 @@ class Tokens:
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStackProcess]:
-    with start_stack(
-        tmp_path_factory.mktemp("schemathesis"),
-        MAILROOM_RATE_LIMIT_PER_MINUTE="100000",
-        MAILROOM_MIGRATION_WRITE_LIMIT_PER_MINUTE="100000",
-    ) as running:
+    # Cloudflare's API played locally: fuzzed tokens must never reach api.cloudflare.com.
+    with (
+        CloudflareApi() as cloudflare,
+        start_stack(
+            tmp_path_factory.mktemp("schemathesis"),
+            MAILROOM_RATE_LIMIT_PER_MINUTE="100000",
+            MAILROOM_MIGRATION_WRITE_LIMIT_PER_MINUTE="100000",
+            MAILROOM_CLOUDFLARE_API_URL=cloudflare.base_url,
+        ) as running,
+    ):
         yield running
 
 

@@ -28,6 +28,7 @@ import httpx
 import pytest
 
 from tests.e2e.stack_process import create_org, start_stack
+from tests.support.cloudflare_api import CloudflareApi
 from tests.support.dns_server import authoritative_dns
 from tests.support.dovecot import DovecotServer
 from tests.support.openapi_sweep import Operation, example, ghost, operations, unknown_parameters, variants
@@ -146,14 +147,16 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
         authoritative_dns(tmp_path_factory.mktemp("nsd"), ZONE) as dns,
         DovecotServer() as dovecot,
         receiver() as hook,
+        CloudflareApi() as cloudflare,
     ):
         dns.serve([])  # no records: a DNS check of a domain here fails, and fast
         env |= {"MAILROOM_DNS_RESOLVER": dns.address, "MAILROOM_IMAP_CA_FILE": str(dovecot.ca_file)}
+        env["MAILROOM_CLOUDFLARE_API_URL"] = cloudflare.base_url
         with (
             start_stack(tmp_path_factory.mktemp("tenant-sweep"), stop_timeout=60, **env) as stack,
             httpx.Client(base_url=stack.api_url, timeout=60) as http,
         ):
-            yield build_world(Site(stack, http, dovecot, hook, ZONE))
+            yield build_world(Site(stack, http, dovecot, hook, ZONE, cloudflare))
 
 
 def build_world(site: Site) -> World:

@@ -25,6 +25,7 @@ import httpx
 import pytest
 
 from tests.e2e.stack_process import LocalStackProcess
+from tests.support.cloudflare_api import CloudflareApi
 from tests.support.dovecot import DovecotServer
 from tests.support.webhooks import Receiver
 
@@ -43,6 +44,7 @@ class Site:
     dovecot: DovecotServer
     hook: Receiver
     zone: str  # the DNS zone the stack's resolver serves: domains are made under it
+    cloudflare: CloudflareApi | None = None  # the Cloudflare API the stack calls (a local one)
 
 
 @dataclass
@@ -245,6 +247,15 @@ def _everything_else(
             lambda: get(http, f"/api/v1/verify/bulk/{verify_job}", ops)["status"] == "completed",
         )
     )
+
+    if site.cloudflare is not None:  # a stored Cloudflare token: connecting the domain keeps it
+        zone_id = site.cloudflare.add_zone(tenant.domain)
+        body = {
+            "domain_id": domain_id,
+            "zone_id": zone_id,
+            "token": site.cloudflare.add_token(zones=[zone_id]),
+        }
+        values["cloudflare_token_id"] = [create(http, "/api/v1/cloudflare/connect", ops, body)["token_id"]]
 
 
 def _settled(what: str, done: Callable[[], bool]) -> None:

@@ -79,6 +79,11 @@ class Settings:
     smtp_relay_ca_file: str | None = None  # an extra CA bundle trusted for relay TLS
     smtp_relay_timeout_seconds: int = 20  # per SMTP step
     smtp_relay_limit: int = 10  # relays per organization
+    # DNS providers (docs/dns-providers.md): Cloudflare's API base (None: Cloudflare's own); whether
+    # tenants may use the Route 53 zones of the stack's own account (off: only roles they give).
+    cloudflare_api_url: str | None = None
+    route53_own_account: bool = False
+    dns_preview_ttl_seconds: int = 900
 
     @property
     def is_local(self) -> bool:
@@ -163,6 +168,9 @@ def get_settings() -> Settings:
         smtp_relay_ca_file=os.environ.get("MAILROOM_SMTP_RELAY_CA_FILE") or None,
         smtp_relay_timeout_seconds=_int("MAILROOM_SMTP_RELAY_TIMEOUT_SECONDS", 20, minimum=1),
         smtp_relay_limit=_int("MAILROOM_SMTP_RELAY_LIMIT", 10, minimum=1),
+        cloudflare_api_url=os.environ.get("MAILROOM_CLOUDFLARE_API_URL") or None,
+        route53_own_account=os.environ.get("MAILROOM_ROUTE53_OWN_ACCOUNT", "") in ("1", "true"),
+        dns_preview_ttl_seconds=_int("MAILROOM_DNS_PREVIEW_TTL_SECONDS", 900, minimum=60),
     )
 
 

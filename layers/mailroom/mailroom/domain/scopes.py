@@ -1,5 +1,5 @@
-"""The scope catalogue. Names follow trekmail-api-overview.txt; ``tokens:manage``, ``audit:read``
-and the ``webhooks:*`` pair are Mailroom's own.
+"""The scope catalogue. Names follow trekmail-api-overview.txt; ``tokens:manage``, ``audit:read``,
+the ``webhooks:*`` pair and the ``route53:*`` pair are Mailroom's own.
 
 Ops tokens carry ops scopes; message tokens carry message scopes and are bound to one mailbox.
 """
@@ -39,6 +39,13 @@ OPS_SCOPES: frozenset[str] = frozenset(
         "verify:write",
         "smtp:read",
         "smtp:write",
+        # DNS set-up through providers (docs/dns-providers.md): Cloudflare's as on the contract page,
+        # Route 53's Mailroom's own.
+        "cloudflare:read",
+        "cloudflare:write",
+        "cloudflare:delete",
+        "route53:read",
+        "route53:write",
     }
 )
 

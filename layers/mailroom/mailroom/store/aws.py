@@ -136,6 +136,21 @@ def raw_client(service: str, *, region: str | None = None, endpoint_url: str | N
         return _clients[name]
 
 
+def client_with_credentials(service: str, credentials: dict[str, str]) -> Any:
+    """A translated client acting with temporary credentials (an assumed role's), never cached: the
+    credentials belong to one caller and expire."""
+    import boto3
+    from botocore.config import Config
+
+    session: Any = boto3.session.Session(
+        aws_access_key_id=credentials["AccessKeyId"],
+        aws_secret_access_key=credentials["SecretAccessKey"],
+        aws_session_token=credentials["SessionToken"],
+    )
+    config = Config(retries={"mode": "standard", "max_attempts": 3}, connect_timeout=5, read_timeout=20)
+    return _Translated(service, session.client(service, region_name=get_settings().region, config=config))
+
+
 def profile_region() -> str | None:
     """The region the operator's AWS configuration (profile, config file) names, if any."""
     import boto3

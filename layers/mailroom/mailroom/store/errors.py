@@ -86,6 +86,11 @@ class AccessDenied(StoreError):
     """The function's role may not do this (a deployment problem, not the caller's)."""
 
 
+class CredentialsRefused(StoreError):
+    """A third party refused credentials a tenant gave (a Cloudflare token, a role to assume): the
+    tenant's to fix, unlike AccessDenied, which is the deployment's."""
+
+
 class NotConfigured(StoreError):
     """No credentials, region or profile to call AWS with (the operator's setup)."""
 
@@ -157,6 +162,14 @@ _BY_OPERATION_CODE: dict[tuple[str, str, str], type[StoreError]] = {
     ("sesv2", "send_email", "NotFoundException"): SendRefused,
     ("sesv2", "send_email", "BadRequestException"): SendRefused,
     ("ses", "send_raw_email", "InvalidParameterValue"): SendRefused,
+    # Route 53 refuses a change batch whose DELETE does not match the record set exactly or whose
+    # CREATE finds one: the zone is not as the batch assumed (a compare-and-swap that lost).
+    ("route53", "change_resource_record_sets", "InvalidChangeBatch"): ConditionFailed,
+    ("route53", "get_hosted_zone", "NoSuchHostedZone"): ObjectMissing,
+    ("route53", "list_resource_record_sets", "NoSuchHostedZone"): ObjectMissing,
+    ("route53", "change_resource_record_sets", "NoSuchHostedZone"): ObjectMissing,
+    # A role the tenant named that does not trust Mailroom (or not with the organization's external id).
+    ("sts", "assume_role", "AccessDenied"): CredentialsRefused,
 }
 
 _CONTENTION = frozenset({"TransactionConflict", "ThrottlingError", "ProvisionedThroughputExceeded"})

@@ -142,6 +142,15 @@ relays (smtp_relay_count, bounded in the same transaction):
 smtp relay     PK ORG#<org>                 SK SMTPRELAY#<rly id>   (password KMS-sealed)
 relay domain   PK ORG#<org>                 SK SMTPRELAYDOMAIN#<ascii domain>  {relay_id}
 relay test     PK ORG#<org>                 SK SMTPTEST#<job id>  {relay_id, status, steps, ttl}
+
+DNS providers (services/dns_setup.py; docs/dns-providers.md). A domain is connected to one zone at
+one provider; a preview is the exact change set apply will make, kept a short while (ttl):
+
+cloudflare token PK ORG#<org>               SK CFTOKEN#<cft id>  {KMS ciphertext, token_prefix, ...}
+                 (count kept on the organization: cloudflare_token_count, limited)
+dns connection PK ORG#<org>                 SK DNSCONN#<dom id>  {provider, zone_id, zone_name,
+                                            token_id | role_arn}
+dns preview    PK ORG#<org>                 SK DNSPREVIEW#<dpv id>  {plan, fingerprint, ttl; applied}
 """
 
 from __future__ import annotations
@@ -505,3 +514,18 @@ def smtp_test_sk(job_id: str) -> str:
 
 def verify_job_sk(job_id: str) -> str:
     return f"VERIFYJOB#{job_id}"
+
+
+CLOUDFLARE_TOKEN_PREFIX = "CFTOKEN#"  # noqa: S105 - a sort key prefix, not a secret
+
+
+def cloudflare_token_sk(token_id: str) -> str:
+    return f"{CLOUDFLARE_TOKEN_PREFIX}{token_id}"
+
+
+def dns_connection_sk(domain_id: str) -> str:
+    return f"DNSCONN#{domain_id}"
+
+
+def dns_preview_sk(preview_id: str) -> str:
+    return f"DNSPREVIEW#{preview_id}"

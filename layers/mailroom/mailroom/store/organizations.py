@@ -25,6 +25,7 @@ COUNTERS = (
     "storage_dedicated_mb",
     "storage_reserved_mb",
     "storage_committed_mb",
+    "cloudflare_token_count",  # stored Cloudflare tokens (services/cloudflare_tokens.py)
 )
 
 

@@ -11,6 +11,7 @@ def all_routers() -> list[APIRouter]:
         aliases,
         audit,
         auth,
+        cloudflare,
         delete_intents,
         domains,
         invites,
@@ -19,6 +20,7 @@ def all_routers() -> list[APIRouter]:
         messages,
         migration_batches,
         migrations,
+        route53,
         rules,
         send,
         smtp,
@@ -67,4 +69,6 @@ def all_routers() -> list[APIRouter]:
         verify.router,
         smtp.router,
         event_log.router,
+        cloudflare.router,
+        route53.router,
     ]
