@@ -11,6 +11,7 @@ def all_routers() -> list[APIRouter]:
         aliases,
         audit,
         auth,
+        contacts,
         delete_intents,
         domains,
         invites,
@@ -46,6 +47,9 @@ def all_routers() -> list[APIRouter]:
         aliases.router,
         auth.router,
         webhooks.router,
+        # Before messages: /messages/contacts is not a message id.
+        contacts.router,
+        contacts.groups_router,
         messages.router,
         messages.threads_router,
         send.router,
