@@ -23,9 +23,9 @@ from mailroom.domain import contacts_csv, vcard
 from mailroom.domain.contacts import Contact, InvalidContact
 from mailroom.observability import logger
 from mailroom.services import contacts as service
-from mailroom.services.message_downloads import INLINE_LIMIT_BYTES, Download
+from mailroom.services import exports
+from mailroom.services.message_downloads import Download
 from mailroom.store import contacts as store
-from mailroom.store import keys, mail_objects
 from mailroom.store.table import Item, Table
 
 MAX_RECORDS = 10_000
@@ -182,8 +182,7 @@ EXTENSIONS = {"vcard": "vcf", "csv": "csv"}
 
 
 def export_contacts(table: Table, mailbox: Item, fmt: Format) -> Download:
-    """The whole book as one file; larger than 4 MiB it is written to S3 (under the mailbox's
-    prefix, removed with the mailbox) and the caller is redirected to a short-lived link."""
+    """The whole book as one file (``services.exports``: over 4 MiB, a pre-signed link)."""
     items = store.all_contacts(table, mailbox["org_id"], mailbox["id"])
     if fmt == "vcard":
         chunks = vcard.write_cards((str(i["id"]), service.contact_of(i)) for i in items)
@@ -191,14 +190,4 @@ def export_contacts(table: Table, mailbox: Item, fmt: Format) -> Download:
         chunks = contacts_csv.write_csv(service.contact_of(i) for i in items)
     data = "".join(chunks).encode("utf-8")
     filename = f"contacts-{clock.utcnow().date().isoformat()}.{EXTENSIONS[fmt]}"
-    media_type = MEDIA_TYPES[fmt]
-    if len(data) <= INLINE_LIMIT_BYTES:
-        return Download(data, None, media_type, filename)
-    key = f"{keys.mailbox_s3_prefix(mailbox['org_id'], mailbox['id'])}exports/{ids.ulid()}.{EXTENSIONS[fmt]}"
-    mail_objects.put_bytes(key, data, content_type=media_type)
-    return Download(
-        None,
-        mail_objects.presigned_get(key, filename=filename, content_type=media_type),
-        media_type,
-        filename,
-    )
+    return exports.download(mailbox, data, media_type=MEDIA_TYPES[fmt], filename=filename)

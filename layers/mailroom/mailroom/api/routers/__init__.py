@@ -11,6 +11,7 @@ def all_routers() -> list[APIRouter]:
         aliases,
         audit,
         auth,
+        calendar,
         contacts,
         delete_intents,
         domains,
@@ -47,9 +48,10 @@ def all_routers() -> list[APIRouter]:
         aliases.router,
         auth.router,
         webhooks.router,
-        # Before messages: /messages/contacts is not a message id.
+        # Before messages: /messages/contacts and /messages/calendar are not message ids.
         contacts.router,
         contacts.groups_router,
+        calendar.router,
         messages.router,
         messages.threads_router,
         send.router,
