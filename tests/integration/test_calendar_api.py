@@ -77,7 +77,9 @@ def test_a_weekly_meeting_keeps_its_local_time_across_the_dst_change(cal: Cal) -
         reminders=[10],
     )
     assert event["recurring"] and event["start_utc"] == "2026-03-16T08:00:00Z"
-    assert event["attendees"] == [{"email": "bob@example.org", "name": "Bob", "status": "accepted", "role": "req-participant"}]
+    assert event["attendees"] == [
+        {"email": "bob@example.org", "name": "Bob", "status": "accepted", "role": "req-participant"}
+    ]
     found = occurrences(cal, "2026-03-01T00:00:00Z", "2026-05-01T00:00:00Z")
     assert [(o["start"], o["start_utc"]) for o in found] == [
         ("2026-03-16T09:00:00", "2026-03-16T08:00:00Z"),

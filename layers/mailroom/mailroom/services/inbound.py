@@ -47,6 +47,7 @@ from mailroom.mail.limits import DEFAULT_LIMITS
 from mailroom.mail.parse import Attachment, ParsedMessage, Unparseable, parse
 from mailroom.mail.receipt import Verdicts
 from mailroom.observability import traced
+from mailroom.services import calendar_invites
 from mailroom.services.mail_delivery import Incoming, MetadataTooLarge, deliver, quarantine_raw
 from mailroom.store import (
     addresses,
@@ -611,6 +612,8 @@ def _act(
             continue
         if outcome.stored is Stored.STORED:
             report.stored += 1
+            # Calendar invitations, cancellations and replies in it (never fails the delivery).
+            calendar_invites.on_stored(table, copy.mailbox, outcome.message, message)
         elif outcome.stored is Stored.DUPLICATE:
             report.duplicates += 1
         elif outcome.stored is Stored.OVER_QUOTA:

@@ -15,8 +15,15 @@ from mailroom.api import downloads
 from mailroom.api.mailbox_access import BoundMailbox, require_mailbox
 from mailroom.api.models import One, errors, one
 from mailroom.api.pipeline import api_router, audit_target
-from mailroom.api.schemas.calendar import EventBody, EventPatch, EventView, OccurrenceList
-from mailroom.services import calendar
+from mailroom.api.schemas.calendar import (
+    EventBody,
+    EventPatch,
+    EventView,
+    OccurrenceList,
+    RespondBody,
+    RespondResult,
+)
+from mailroom.services import calendar, calendar_invites
 from mailroom.store.table import Item, Table
 
 router = api_router("/api/v1/messages/calendar", tags=["calendar"])
@@ -45,7 +52,17 @@ def _writable_event(request: Request, bound: Writer, event_id: EventIdPath) -> O
     return Opened(bound.mailbox, calendar.load(Table(), bound.mailbox, event_id))
 
 
+def _answerable_event(
+    request: Request,
+    bound: Annotated[BoundMailbox, Depends(require_mailbox("messages:send"))],
+    event_id: EventIdPath,
+) -> Opened:
+    audit_target(request, "event", event_id)
+    return Opened(bound.mailbox, calendar.load(Table(), bound.mailbox, event_id))
+
+
 ReadableEvent = Annotated[Opened, Depends(_readable_event)]
+AnswerableEvent = Annotated[Opened, Depends(_answerable_event)]
 WritableEvent = Annotated[Opened, Depends(_writable_event)]
 
 
@@ -160,3 +177,23 @@ async def delete_event(opened: WritableEvent) -> Response:
     """The event and all its occurrences."""
     calendar.remove(Table(), opened.mailbox, opened.event)
     return Response(status_code=204)
+
+
+@router.post(
+    "/events/{event_id}/respond",
+    name="event.respond",
+    response_model=One[RespondResult],
+    summary="Answer an invitation (accept, tentative, decline): sends the organizer an iTIP REPLY",
+    responses=errors(
+        e403="mailbox_inactive, mailbox_paused (the mailbox may not send)",
+        e404=EVENT_404,
+        e409="concurrent_update",
+        e422="not_an_invitation (the mailbox organizes it), not_an_attendee, or a send refusal "
+        "(recipient_suppressed, mailbox_over_quota, send_rejected)",
+    ),
+)
+async def respond(body: RespondBody, opened: AnswerableEvent) -> dict[str, Any]:
+    """Sends the organizer a METHOD:REPLY calendar (invite.ics) with this mailbox's participation
+    status, through the normal send path (needs messages:send; a Sent copy is kept), and records
+    the answer on the event (accepted: CONFIRMED)."""
+    return one(calendar_invites.respond(Table(), opened.mailbox, opened.event, body.response, body.comment))

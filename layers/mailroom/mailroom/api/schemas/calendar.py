@@ -161,3 +161,8 @@ class RespondBody(Strict):
     comment: str | None = Field(
         default=None, max_length=1000, description="Sent to the organizer with the reply"
     )
+
+
+class RespondResult(BaseModel):
+    event: EventView
+    reply_message_id: str = Field(description="The Sent copy of the iTIP REPLY (msg_...)")
