@@ -1,7 +1,7 @@
 """Contacts and contact groups through ContactsFunction (and a group send through SendFunction),
 as API Gateway invokes them, under moto: CRUD with address uniqueness, prefix search without a
-Scan, imports of what Apple Contacts, Google Contacts and Outlook export (reported per record, a
-malformed card skipped), export and re-import round trips, groups and group recipients."""
+Scan, imports of what Apple Contacts, Google Contacts, Outlook and Thunderbird export (reported
+per record, a malformed card skipped), export and re-import round trips, groups and group recipients."""
 
 from __future__ import annotations
 
@@ -223,11 +223,73 @@ def test_apple_google_and_outlook_exports_import_with_a_report(book: Book) -> No
     assert search(book, "hamil") == [outlook["results"][1]["contact_id"]]
 
 
+def test_a_thunderbird_vcard_4_export_imports(book: Book) -> None:
+    # Thunderbird (115) keeps and exports vCard 4.0: PREF=1, VALUE=DATE birthdays and VALUE=TEXT
+    # numbers, --MMDD without a year, an embedded photo as a data: URI (not kept).
+    report = import_file(book, "vcard", "thunderbird-contacts.vcf")
+    assert (report["imported"], report["merged"], report["skipped"]) == (2, 0, 0)
+    grace = data(api(book, "GET", f"/api/v1/messages/contacts/{report['results'][0]['contact_id']}"))
+    assert [(e["address"], e["label"]) for e in grace["emails"]] == [
+        ("grace@navy.example.mil", None),
+        ("ghopper@univac.example.com", "work"),
+    ]
+    assert grace["phones"] == [
+        {"number": "+1 202 555 0147", "label": "cell"},
+        {"number": "+1 202 555 0148", "label": "work"},
+    ]
+    assert (grace["birthday"], grace["nickname"], grace["organization"], grace["title"]) == (
+        "1906-12-09",
+        "Amazing Grace",
+        "US Navy",
+        "Rear Admiral",
+    )
+    assert grace["addresses"][0]["city"] == "Washington" and grace["photo_url"] is None
+    assert grace["notes"] == "Invented the first compiler.\nFound the first bug."
+    alan = data(api(book, "GET", f"/api/v1/messages/contacts/{report['results'][1]['contact_id']}"))
+    assert alan["birthday"] == "--06-23"
+    # Its UIDs are Thunderbird's, not contact ids: importing it again merges by address.
+    again = import_file(book, "vcard", "thunderbird-contacts.vcf")
+    assert [r["status"] for r in again["results"]] == ["merged", "merged"]
+
+
 def test_import_refuses_what_is_not_a_contacts_file(book: Book) -> None:
     path = "/api/v1/messages/contacts:import"
     error(api(book, "POST", path, {"format": "vcard", "content": "hello"}), 422, "invalid_vcard")
     error(api(book, "POST", path, {"format": "csv", "content": "a,b\n1,2\n"}), 422, "unknown_csv_layout")
     error(api(book, "POST", path, {"format": "ics", "content": "x"}), 422, "validation_error")
+
+
+def test_records_not_written_in_time_or_refused_by_aws_are_reported_to_send_again(
+    book: Book, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import mailroom.services.contact_import as contact_import
+    import mailroom.store.contacts as contact_store
+    from mailroom.store.errors import Throttled
+
+    # Out of time before writing: every record is reported, none written, the request succeeds.
+    with monkeypatch.context() as patch:
+        patch.setattr(contact_import, "TIME_BUDGET_SECONDS", -1.0)
+        late = import_file(book, "vcard", "thunderbird-contacts.vcf")
+    assert [(r["status"], r["reason"]) for r in late["results"]] == [
+        ("skipped", contact_import.OUT_OF_TIME)
+    ] * 2
+    assert data(api(book, "GET", "/api/v1/messages/contacts")) == []
+
+    # DynamoDB throttles one write past botocore's retries: that record only is to be sent again.
+    real = contact_store.create
+
+    def throttled(*args: Any, **kwargs: Any) -> Any:
+        if "alan@bletchley.example.org" in kwargs["addresses"]:
+            raise Throttled("ProvisionedThroughputExceededException")
+        return real(*args, **kwargs)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(contact_store, "create", throttled)
+        report = import_file(book, "vcard", "thunderbird-contacts.vcf")
+    assert [r["status"] for r in report["results"]] == ["imported", "skipped"]
+    assert "Throttled" in report["results"][1]["reason"] and "again" in report["results"][1]["reason"]
+    again = import_file(book, "vcard", "thunderbird-contacts.vcf")
+    assert [r["status"] for r in again["results"]] == ["merged", "imported"]
 
 
 def test_records_of_one_file_sharing_an_address_become_one_contact(book: Book) -> None:

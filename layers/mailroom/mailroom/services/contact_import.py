@@ -9,10 +9,17 @@ written once (one transaction; up to ``WRITERS`` at a time).
 
 AWS calls per import: one BatchGetItem per 100 addresses (which contacts exist), one per 100
 existing contacts (their current fields), and one transaction per contact written.
+
+The report is always answered: API Gateway gives up on a request after 30 seconds, and a large
+file's writes all go to one partition (the mailbox's), which DynamoDB throttles beyond its write
+rate. Records not written within ``TIME_BUDGET_SECONDS``, or whose write AWS refused for now
+(throttling, a transaction conflict, an outage: retryable), are reported ``skipped`` with a reason
+saying to send them again, instead of the whole request failing with the written ones unknown.
 """
 
 from __future__ import annotations
 
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
@@ -26,10 +33,14 @@ from mailroom.services import contacts as service
 from mailroom.services import exports
 from mailroom.services.message_downloads import Download
 from mailroom.store import contacts as store
+from mailroom.store.errors import StoreError
 from mailroom.store.table import Item, Table
 
 MAX_RECORDS = 10_000
 WRITERS = 8
+# From the start of the import (reading included); the function's timeout is 29 s.
+TIME_BUDGET_SECONDS = 20.0
+OUT_OF_TIME = "not written: the request ran out of time first; send this record again"
 Format = Literal["vcard", "csv"]
 
 
@@ -70,6 +81,7 @@ def _records(fmt: Format, content: str) -> list[tuple[int, Contact | None, str |
 
 
 def import_contacts(table: Table, mailbox: Item, fmt: Format, content: str) -> ImportReport:
+    deadline = time.monotonic() + TIME_BUDGET_SECONDS
     org_id, mailbox_id = str(mailbox["org_id"]), str(mailbox["id"])
     records = _records(fmt, content)
     if len(records) > MAX_RECORDS:
@@ -141,14 +153,26 @@ def import_contacts(table: Table, mailbox: Item, fmt: Format, content: str) -> I
     def write(target: _Target) -> tuple[_Target, Item | None, str | None]:
         try:
             if target.existing is None:
+                if time.monotonic() > deadline:
+                    return target, None, OUT_OF_TIME
                 return target, service.write_new(table, mailbox, target.contact), None
             if target.contact == service.contact_of(target.existing):
                 return target, target.existing, None
+            if time.monotonic() > deadline:
+                return target, None, OUT_OF_TIME
             return target, service.write_over(table, mailbox, target.existing, target.contact), None
         except errors.MailroomError as exc:
             return target, None, exc.message
         except InvalidContact as exc:  # a merge beyond a limit
             return target, None, str(exc)
+        except StoreError as exc:
+            if not exc.retryable:
+                raise
+            # botocore retried it already; the others may still go through.
+            reason = (
+                f"not written: AWS refused the write for now ({type(exc).__name__}); send this record again"
+            )
+            return target, None, reason
 
     with ThreadPoolExecutor(max_workers=WRITERS) as pool:
         written = list(pool.map(write, targets.values()))
