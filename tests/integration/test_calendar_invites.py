@@ -1,7 +1,8 @@
 """Invitations by mail under moto: a Google Calendar invitation received by a mailbox (the inbound
 function, as SES invokes it) becomes a tentative event linked to its message; answering it sends
 an iTIP REPLY through SES that the organizer's mailbox applies when it arrives; a cancellation
-cancels; forged changes from others are ignored."""
+cancels; forged changes from others are ignored; an Outlook invitation in a Windows time zone is
+expanded across the DST change and answered."""
 
 from __future__ import annotations
 
@@ -188,3 +189,46 @@ def test_only_invitations_can_be_answered(world: World, org: NewOrganization) ->
     assert (refused.status, refused.error_code) == (422, "not_an_invitation")
     cannot_send = message_token(org, world.organizer["id"], ["messages:read", "messages:write"])
     assert api(cannot_send, "POST", f"{EVENTS}/{own['id']}/respond", {"response": "accepted"}).status == 403
+
+
+def test_an_outlook_invitation_with_a_windows_time_zone_is_added_and_answered(world: World) -> None:
+    # Exchange's UID and its Windows zone name ("W. Europe Standard Time", with Exchange's VTIMEZONE).
+    uid = "040000008200E00074C5B7101A82E00800000000B0C3A2F1E6B0DC01000000000000000010000000D9E1B6E3B7A4F54B"
+    organizer, attendee = "olga@contoso.example.net", world.attendee["address"]
+    raw = invitation("outlook-invite.eml", organizer=organizer, attendee=attendee, uid=uid)
+    _, report = sim.receive(world.bucket, raw, [attendee], source=organizer)
+    assert report["stored"] == 1
+
+    (invited,) = events_of(world.attendee_token)
+    assert (invited["source"], invited["status"], invited["uid"]) == ("invitation", "tentative", uid)
+    assert (invited["summary"], invited["location"]) == ("Quarterly planning", "Room Kepler")
+    assert (invited["time_zone"], invited["start"]) == ("W. Europe Standard Time", "2026-03-16T10:00:00")
+    assert invited["organizer"] == {"email": organizer, "name": "Olga Organizer"}
+    occurrences = data(
+        api(world.attendee_token, "GET", EVENTS, since="2026-03-01T00:00:00Z", before="2026-05-01T00:00:00Z")
+    )
+    # 10:00 in Berlin's zone on each Monday up to UNTIL: 09:00Z, then 08:00Z after the change.
+    assert [(o["start"], o["start_utc"]) for o in occurrences] == [
+        ("2026-03-16T10:00:00", "2026-03-16T09:00:00Z"),
+        ("2026-03-23T10:00:00", "2026-03-23T09:00:00Z"),
+        ("2026-03-30T10:00:00", "2026-03-30T08:00:00Z"),
+        ("2026-04-06T10:00:00", "2026-04-06T08:00:00Z"),
+    ]
+    # Outlook's own properties are kept in the event's iCalendar.
+    ics = api(world.attendee_token, "GET", f"{EVENTS}/{invited['id']}/ics")
+    assert ics.status == 200 and "X-MICROSOFT-SKYPETEAMSMEETINGURL" in ics.body.decode()
+
+    answered = data(
+        api(world.attendee_token, "POST", f"{EVENTS}/{invited['id']}/respond", {"response": "declined"})
+    )
+    mine = next(a for a in answered["event"]["attendees"] if a["email"] == attendee)
+    assert mine["status"] == "declined"
+    sent = sent_messages()[-1]
+    assert organizer in str(sent.destinations)
+    reply = Calendar.from_ical(_calendar_part(sent.raw_data))
+    (event,) = reply.walk("VEVENT")
+    assert (str(reply["METHOD"]), str(event["UID"])) == ("REPLY", uid)
+    assert event["ATTENDEE"].params["PARTSTAT"] == "DECLINED"
+    # The reply names the zone its times are in, with a VTIMEZONE for it.
+    assert event["DTSTART"].params["TZID"] == "W. Europe Standard Time"
+    assert [str(z["TZID"]) for z in reply.walk("VTIMEZONE")] == ["W. Europe Standard Time"]
