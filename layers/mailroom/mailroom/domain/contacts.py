@@ -266,8 +266,10 @@ def search_terms(contact: Contact) -> list[str]:
         if whole:
             terms[whole] = None
         for word in _WORD_RE.split(whole):
-            if len(word) > 1:
-                terms[word[:MAX_TERM]] = None
+            # A hyphenated name is found by each of its parts too (Saldaña-Núñez by "nunez").
+            for part in (word, *word.split("-")) if "-" in word else (word,):
+                if len(part) > 1:
+                    terms[part[:MAX_TERM]] = None
     if contact.organization:
         terms[search_prefix(contact.organization)] = None
     terms.pop("", None)

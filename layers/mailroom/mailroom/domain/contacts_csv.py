@@ -108,11 +108,23 @@ def _numbered(values: dict[str, str], kind: str) -> list[tuple[str | None, str]]
             if n > 10:
                 break
             continue
-        labels = _split(values.get(f"{kind} {n} - label") or values.get(f"{kind} {n} - type"))
-        label = next((lbl.lstrip("* ").strip() for lbl in labels if lbl.lstrip("* ").strip()), None)
-        for part in _split(value):
-            found.append((label.lower() if label else None, part))
+        labels = [
+            lbl.lstrip("* ").strip().lower() or None
+            for lbl in _split_all(values.get(f"{kind} {n} - label") or values.get(f"{kind} {n} - type"))
+        ]
+        parts = _split(value)
+        # Google gives the values of one cell one label; this module's export writes a label per
+        # value (as many as values, in order), which is read back pairwise.
+        paired = len(labels) == len(parts) and len(parts) > 1
+        shared = next((lbl for lbl in labels if lbl), None)
+        for index, part in enumerate(parts):
+            found.append((labels[index] if paired else shared, part))
     return found
+
+
+def _split_all(cell: str | None) -> list[str]:
+    """Like ``_split``, keeping empty entries (a value with no label keeps its place)."""
+    return [part.strip() for part in cell.split(":::")] if cell and cell.strip() else []
 
 
 def _google(values: dict[str, str]) -> Contact:
