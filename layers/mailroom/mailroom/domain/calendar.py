@@ -22,6 +22,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import recurring_ical_events
 from dateutil.rrule import rrulestr
 from icalendar import Alarm, Calendar, Event, vCalAddress, vRecur
+from icalendar.timezone.windows_to_olson import WINDOWS_TO_OLSON
 
 PRODID = "-//Mailroom//Calendar 1.0//EN"
 MAX_TEXT = 2000
@@ -336,6 +337,8 @@ def index(source: str) -> Indexed:
             start = start.replace(tzinfo=UTC)
             end = end.replace(tzinfo=UTC) if isinstance(end, datetime) and end.tzinfo is None else end
         tz_name = str(getattr(start.tzinfo, "key", None) or start_prop.params.get("TZID") or "UTC")
+        # Outlook names Windows zones (W. Europe Standard Time): shown, and edited, as IANA's.
+        tz_name = WINDOWS_TO_OLSON.get(tz_name, tz_name)
     rrule = event.get("rrule")
     recurring = rrule is not None or event.get("rdate") is not None
     until_utc: str | None = None
