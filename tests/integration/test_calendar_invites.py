@@ -157,6 +157,16 @@ def _calendar_part(raw: str) -> bytes:
     raise AssertionError("no text/calendar part")
 
 
+def _calendar_method(raw: str) -> str | None:
+    import email
+    from email import policy
+
+    message = email.message_from_string(raw, policy=policy.default)
+    found = [p.get_param("method") for p in message.walk() if p.get_content_type() == "text/calendar"]
+    assert len(found) == 1
+    return str(found[0]) if found[0] else None
+
+
 def test_a_cancellation_from_the_organizer_cancels_and_forgeries_do_nothing(world: World) -> None:
     uid = "7kukuqrfedlm2f9t2j5eb2h9m1@google.com"
     organizer, attendee = "olga.external@example.net", world.attendee["address"]
@@ -229,6 +239,7 @@ def test_an_outlook_invitation_with_a_windows_time_zone_is_added_and_answered(wo
     reply = Calendar.from_ical(_calendar_part(sent.raw_data))
     (event,) = reply.walk("VEVENT")
     assert (str(reply["METHOD"]), str(event["UID"])) == ("REPLY", uid)
+    assert _calendar_method(sent.raw_data) == "REPLY"  # iMIP: the part's Content-Type says it too
     assert event["ATTENDEE"].params["PARTSTAT"] == "DECLINED"
     # The reply names the zone its times are in, with a VTIMEZONE for it.
     assert event["DTSTART"].params["TZID"] == "W. Europe Standard Time"

@@ -5,12 +5,14 @@ occurrences keep their wall-clock time across daylight-saving changes, and the i
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from email import message_from_bytes, policy
 
 import pytest
 from icalendar import Calendar
 
 from mailroom.domain import itip
 from mailroom.domain.calendar import EventInput, InvalidEvent, Person, build, index, occurrences
+from mailroom.mail.compose import Draft, OutgoingAttachment, compose
 
 ORGANIZER, ME = "olga@example.net", "adam@example.org"
 
@@ -144,3 +146,28 @@ def test_a_cancellation_cancels_the_event_or_only_the_occurrences_it_names() -> 
         o.start for o in occurrences(left, datetime(2026, 3, 1, tzinfo=UTC), datetime(2026, 5, 1, tzinfo=UTC))
     ]
     assert starts == ["2026-03-16T09:00:00", "2026-03-30T09:00:00", "2026-04-06T09:00:00"]
+
+
+@pytest.mark.parametrize(
+    ("given", "written"),
+    [
+        ("text/calendar; method=REPLY", "REPLY"),
+        ('text/calendar; charset=utf-8; METHOD="request"', "REQUEST"),
+        ('text/calendar; method="bad;x"', None),  # not a method token
+        ("text/calendar", None),
+        ("text/plain; method=REPLY", None),  # only calendar parts carry one
+    ],
+)
+def test_a_composed_calendar_part_carries_its_itip_method(given: str, written: str | None) -> None:
+    """RFC 6047 2.4: the iTIP method is a parameter of the text/calendar part's Content-Type."""
+    composed = compose(
+        Draft(
+            sender="adam@example.org",
+            to=["olga@example.net"],
+            subject="Accepted: Sync",
+            text="Accepted",
+            attachments=[OutgoingAttachment("invite.ics", given, b"BEGIN:VCALENDAR\r\nEND:VCALENDAR\r\n")],
+        )
+    )
+    (part,) = message_from_bytes(composed.raw, policy=policy.default).iter_attachments()
+    assert part.get_param("method") == written

@@ -138,7 +138,7 @@ def respond(table: Table, mailbox: Item, event: Item, answer: str, comment: str 
             attachments=[
                 sending.AttachmentInput(
                     filename="invite.ics",
-                    content_type="text/calendar",
+                    content_type="text/calendar; method=REPLY",
                     content=base64.b64encode(reply.encode("utf-8")).decode(),
                 )
             ],
