@@ -94,6 +94,10 @@ RESERVED_HEADERS = frozenset(
 _HEADER_NAME_RE = re.compile(r"^[!-9;-~]{1,76}$")  # RFC 5322 ftext, bounded
 # type/subtype, each an RFC 2045 token
 _MEDIA_TYPE_RE = re.compile(r"^[A-Za-z0-9!#$%&'*+.^_`|~-]{1,127}/[A-Za-z0-9!#$%&'*+.^_`|~-]{1,127}$")
+# iMIP (RFC 6047 2.4): a text/calendar part carries its iTIP method as a Content-Type parameter.
+_ITIP_METHOD_RE = re.compile(
+    r';\s*method\s*=\s*(?:"([A-Za-z-]{1,20})"|([A-Za-z-]{1,20}))\s*(?:;|$)', re.IGNORECASE
+)
 _CONTENT_ID_RE = re.compile(r"^[!-;=?-~]{1,250}$")  # printable ASCII, no space or angle bracket
 
 
@@ -220,6 +224,14 @@ def _attach(message: EmailMessage, position: int, attachment: OutgoingAttachment
         disposition="inline" if attachment.inline else "attachment",
         cid=f"<{content_id}>" if content_id else None,
     )
+    method = (
+        _ITIP_METHOD_RE.search(attachment.content_type)
+        if (maintype, subtype) == ("text", "calendar")
+        else None
+    )
+    if method is not None:
+        *_, part = message.iter_attachments()
+        part.set_param("method", (method.group(1) or method.group(2)).upper())
 
 
 def compose(draft: Draft, *, now: float | None = None) -> Composed:

@@ -49,7 +49,7 @@ from mailroom.mail.limits import DEFAULT_LIMITS
 from mailroom.mail.parse import ParsedMessage, Unparseable
 from mailroom.mail.receipt import Verdicts
 from mailroom.observability import traced
-from mailroom.services import inbound_rules
+from mailroom.services import calendar_invites, inbound_rules
 from mailroom.services.inbound_message import parse_safely
 from mailroom.services.inbound_routing import Context, Copy, Directory, Expansion, Forward, OrgPlan, route
 from mailroom.services.mail_delivery import Incoming, MetadataTooLarge, deliver, quarantine_raw
@@ -258,6 +258,8 @@ def _act(
             continue
         if outcome.stored is Stored.STORED:
             report.stored += 1
+            # Calendar invitations, cancellations and replies in it (never fails the delivery).
+            calendar_invites.on_stored(table, copy.mailbox, outcome.message, message)
         elif outcome.stored is Stored.DUPLICATE:
             report.duplicates += 1
         elif outcome.stored is Stored.OVER_QUOTA:

@@ -40,7 +40,7 @@ from mailroom.mail.compose import Composed, ComposeError, Draft, OutgoingAttachm
 from mailroom.mail.header_text import bracketed_message_id, describe, refused_in_header, shown
 from mailroom.mail.parse import ParsedMessage, Unparseable, parse
 from mailroom.observability import logger, traced
-from mailroom.services import smtp_relays
+from mailroom.services import contact_groups, smtp_relays
 from mailroom.store import addresses, domain_metrics, mail_objects, ses_outbound, suppressions
 from mailroom.store import aliases as alias_store
 from mailroom.store import mail as mail_store
@@ -399,6 +399,8 @@ def send(table: Table, mailbox: Item, request: SendRequest, *, now: datetime | N
         raise blocked
     org_id, mailbox_id = str(mailbox["org_id"]), str(mailbox["id"])
     labels = clean_labels(request.labels)
+    # Contact groups named as recipients (group:<id>) become their members' addresses.
+    request = contact_groups.expand_recipients(table, mailbox, request)
     sender = resolve_sender(table, mailbox, request.sender)
     attachments = resolve_attachments(table, mailbox, request.attachments)
     draft = draft_of(request, sender, attachments)

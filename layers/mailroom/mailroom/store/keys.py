@@ -151,6 +151,20 @@ cloudflare token PK ORG#<org>               SK CFTOKEN#<cft id>  {KMS ciphertext
 dns connection PK ORG#<org>                 SK DNSCONN#<dom id>  {provider, zone_id, zone_name,
                                             token_id | role_arn}
 dns preview    PK ORG#<org>                 SK DNSPREVIEW#<dpv id>  {plan, fingerprint, ttl; applied}
+
+Contacts and the calendar (store/contacts.py, store/calendar.py; docs/contacts-calendar.md) live in
+the mailbox's partition, so the mailbox purge removes them with its mail; their counts
+(contact_count, contact_group_count, event_count) are on the mailbox item, moved in the same
+transactions:
+
+contact        PK ORG#<org>#MBX#<mbx>       SK CONTACT#<ct id>     {fields, terms, groups, version}
+contact address PK ORG#<org>#MBX#<mbx>      SK CADDR#<address>     {contact_id}: unique per mailbox
+contact term   PK ORG#<org>#MBX#<mbx>       SK CFIND#<term>#<ct id>  prefix search (begins_with)
+contact group  PK ORG#<org>#MBX#<mbx>       SK CGROUP#<cg id>      {name, members, member_count}
+event          PK ORG#<org>#MBX#<mbx>       SK EVENT#<evt id>      {ics, indexed fields, version}
+event by start PK ORG#<org>#MBX#<mbx>       SK EVAT#<start utc>#<evt id>  single events <= 7 days
+long event     PK ORG#<org>#MBX#<mbx>       SK EVLONG#<evt id>     recurring or longer (expanded on read)
+event uid      PK ORG#<org>#MBX#<mbx>       SK EVUID#<sha256 of UID>  {event_id}: one event per UID
 """
 
 from __future__ import annotations
