@@ -295,6 +295,10 @@ def signin_pk(address_hash: str) -> str:
 # folder path SK FPATH#<sha256 of path>  {key, path}: a custom folder's path is unique per mailbox
 #                              (hashed: a 255-character path can exceed the sort key's 1024 bytes)
 # blocked   SK BLOCK#<address or @domain>   (store/blocked_senders.py)
+# identity  SK IDENTITY#<idn id>   a sending identity (store/compose_items.py), counted as
+#                              identity_count; the default is the mailbox item's default_identity_id
+# template  SK TEMPLATE#<tpl id>   a message template, counted as template_count
+# sent draft SK DRAFTSENT#<ulid>   {sent_message_id, ttl}: a draft sent lately (store/drafts.py)
 # Custom folders and blocked senders are counted on the mailbox item (custom_folder_count,
 # blocked_sender_count) so their limits hold in the transaction that adds one.
 # quarantined SK QUAR#<ulid>   kept raw in S3 under quarantine/, in no folder

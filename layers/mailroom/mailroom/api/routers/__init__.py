@@ -11,6 +11,7 @@ def all_routers() -> list[APIRouter]:
         aliases,
         audit,
         auth,
+        compose,
         delete_intents,
         domains,
         invites,
@@ -59,4 +60,5 @@ def all_routers() -> list[APIRouter]:
         v0_webhooks.router,
         v0_messages.router,
         v0_threads.router,
+        compose.router,
     ]
