@@ -213,6 +213,18 @@ def _everything_else(
     values["migration_id"].insert(0, migration["id"])  # a batch's job is a migration too
     waits.append(lambda: _migrated(site, tenant, migration["id"]))
 
+    # Compose (docs/compose.md): an identity, a template, and a draft (a message in Drafts: a
+    # ``uid`` once the received mail has set the list; the waits run in order).
+    message = tenant.message
+    identity = create(
+        http, "/api/v1/messages/identities", message, {"address": main["address"], "name": "Main"}
+    )
+    values["identity_id"] = [identity["id"]]
+    template = create(http, "/api/v1/messages/templates", message, {"name": "Sweep", "text": "Hi {{ who }}"})
+    values["template_id"] = [template["id"]]
+    draft = create(http, "/api/v1/messages/drafts", message, {"subject": "Draft", "text": "unsent"})
+    waits.append(lambda: values["uid"].append(draft["id"]))
+
 
 def _settled(what: str, done: Callable[[], bool]) -> None:
     until(what, lambda: True if done() else None)
