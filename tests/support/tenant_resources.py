@@ -224,6 +224,8 @@ def _everything_else(
     values["template_id"] = [template["id"]]
     draft = create(http, "/api/v1/messages/drafts", message, {"subject": "Draft", "text": "unsent"})
     waits.append(lambda: values["uid"].append(draft["id"]))
+    inbox_drafts = f"/api/v0/inboxes/{values['inboxId'][0]}/drafts"
+    values["draftId"] = [create(http, inbox_drafts, tenant.api_key, {"subject": "Draft"})["draft_id"]]
 
 
 def _settled(what: str, done: Callable[[], bool]) -> None:

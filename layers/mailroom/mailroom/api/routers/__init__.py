@@ -27,6 +27,7 @@ def all_routers() -> list[APIRouter]:
     )
     from mailroom.api.routers.v0 import api_keys as v0_api_keys
     from mailroom.api.routers.v0 import domains as v0_domains
+    from mailroom.api.routers.v0 import drafts as v0_drafts
     from mailroom.api.routers.v0 import inboxes as v0_inboxes
     from mailroom.api.routers.v0 import messages as v0_messages
     from mailroom.api.routers.v0 import organizations as v0_organizations
@@ -61,4 +62,5 @@ def all_routers() -> list[APIRouter]:
         v0_messages.router,
         v0_threads.router,
         compose.router,
+        v0_drafts.router,
     ]
