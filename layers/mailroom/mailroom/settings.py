@@ -54,6 +54,12 @@ class Settings:
     migration_fetch_chunk: int = 50  # UIDs per UID FETCH command (a chunk is held in memory)
     migration_store_threads: int = 8  # messages of one batch stored at once
     migration_secret_retention_days: int = 7  # a failed/cancelled job's source password, for :retry
+    # Scheduled send (services/scheduled.py): the one-off schedules' target, role, DLQ and group.
+    scheduled_send_function_arn: str | None = None
+    scheduler_role_arn: str | None = None
+    scheduled_send_dlq_arn: str | None = None
+    schedule_group: str = "default"
+    schedule_min_lead_seconds: int = 60  # how far ahead send_at must be (the contract: 1 minute)
 
     @property
     def is_local(self) -> bool:
@@ -117,6 +123,11 @@ def get_settings() -> Settings:
         migration_fetch_chunk=_int("MAILROOM_MIGRATION_FETCH_CHUNK", 50, minimum=1),
         migration_store_threads=_int("MAILROOM_MIGRATION_STORE_THREADS", 8, minimum=1),
         migration_secret_retention_days=_int("MAILROOM_MIGRATION_SECRET_RETENTION_DAYS", 7, minimum=1),
+        scheduled_send_function_arn=os.environ.get("MAILROOM_SCHEDULED_SEND_FUNCTION_ARN") or None,
+        scheduler_role_arn=os.environ.get("MAILROOM_SCHEDULER_ROLE_ARN") or None,
+        scheduled_send_dlq_arn=os.environ.get("MAILROOM_SCHEDULED_SEND_DLQ_ARN") or None,
+        schedule_group=os.environ.get("MAILROOM_SCHEDULE_GROUP") or "default",
+        schedule_min_lead_seconds=_int("MAILROOM_SCHEDULE_MIN_LEAD_SECONDS", 60),
     )
 
 

@@ -20,6 +20,7 @@ def all_routers() -> list[APIRouter]:
         messages,
         migration_batches,
         migrations,
+        scheduled,
         send,
         suppressions,
         tokens,
@@ -63,4 +64,5 @@ def all_routers() -> list[APIRouter]:
         v0_threads.router,
         compose.router,
         v0_drafts.router,
+        scheduled.router,
     ]
