@@ -11,6 +11,8 @@ Scenarios (``plain-send``, a send without compose options, is the comparison):
     draft-send     POST /messages/send {draft_uid}: claim, send, tombstone, remove the draft
     identity-send  POST /messages/send with identity_id (an address on a verified domain, signed)
     template-send  POST /messages/send with template_id + variables
+    scheduled-create  POST /messages/scheduled: a body, composed and checked now, one schedule
+    scheduled-fire    the schedule firing (ScheduledSendFunction): claim, send, record it sent
 
 Baseline, same run: SES SendEmail, S3 PutObject of the raw message and one DynamoDB
 TransactWriteItems (3 calls). A draft save sends nothing, so its floor is 2 (the bytes, the
@@ -32,9 +34,33 @@ from typing import Any
 from bench.send import BASELINE_CALLS, Calls, World, baseline, emulated_aws
 
 
+def _scheduler(world: World) -> None:
+    """What the template wires for scheduled send: the target, the role, the group (moto's)."""
+    import os
+
+    from mailroom.settings import get_settings
+    from mailroom.store import aws
+
+    functions = "arn:aws:lambda:us-east-1:123456789012:function"
+    os.environ.update(
+        {
+            "MAILROOM_SCHEDULED_SEND_FUNCTION_ARN": f"{functions}:mailroom-bench-ScheduledSendFunction",
+            "MAILROOM_SCHEDULER_ROLE_ARN": "arn:aws:iam::123456789012:role/mailroom-bench-SchedulerRole",
+            "MAILROOM_SCHEDULE_GROUP": "mailroom-bench-scheduled-send",
+        }
+    )
+    get_settings.cache_clear()
+    aws.client("scheduler").create_schedule_group(Name="mailroom-bench-scheduled-send")
+
+
 def scenarios(world: World) -> dict[str, Callable[[str], object]]:
+    from datetime import UTC, datetime, timedelta
+
     from mailroom.store import keys
     from mailroom.store.txn import Update
+    from tests.support.lambda_api import LambdaContext, function_module
+
+    _scheduler(world)
 
     writer = world.request(
         "mailboxes",
@@ -97,6 +123,26 @@ def scenarios(world: World) -> dict[str, Callable[[str], object]]:
             "send", "POST", "/api/v1/messages/send", writer, {"draft_uid": draft["id"]}, phase=phase
         )
 
+    scheduled: dict[str, dict[str, Any]] = {}
+
+    def schedule(phase: str) -> None:
+        send_at = (datetime.now(UTC) + timedelta(hours=1)).isoformat()
+        body = {"to": "bob@example.net", "subject": "Later", "text": "hi", "send_at": send_at}
+        scheduled[phase.split("#")[1]] = world.request(
+            "compose", "POST", "/api/v1/messages/scheduled", writer, body, phase=phase
+        )
+
+    def fire(phase: str) -> None:
+        event = {
+            "org_id": world.org.organization["id"],
+            "mailbox_id": world.mailbox["id"],
+            "scheduled_id": scheduled[phase.split("#")[1]]["id"],
+        }
+        with world.calls.counting(phase):
+            outcome = function_module("scheduled_send").handler(event, LambdaContext("scheduled_send"))
+        if outcome != {"outcome": "sent"}:
+            raise RuntimeError(f"the scheduled send did not go out: {outcome}")
+
     return {
         "baseline": lambda phase: baseline(world, phase),
         "plain-send": lambda phase: world.request(
@@ -126,6 +172,8 @@ def scenarios(world: World) -> dict[str, Callable[[str], object]]:
             {"to": "bob@example.net", "template_id": template["id"], "variables": {"name": "Bo"}},
             phase=phase,
         ),
+        "scheduled-create": schedule,
+        "scheduled-fire": fire,
     }
 
 
@@ -154,12 +202,12 @@ def main(argv: Sequence[str]) -> int:
         f"AWS API calls per compose operation (moto in-process, {args.rounds} rounds; "
         f"baseline = {BASELINE_CALLS} calls)"
     )
-    print(f"{'scenario':<14} {'calls':>5} {'ratio':>6}  by operation")
+    print(f"{'scenario':<16} {'calls':>5} {'ratio':>6}  by operation")
     for name, counts in totals.items():
         median = statistics.median(counts)
         spread = "" if len(set(counts)) == 1 else f" (varied: {counts})"
         operations = ", ".join(f"{op} {n}" for op, n in sorted(detail[name].items()))
-        print(f"{name:<14} {median:>5.0f} {median / BASELINE_CALLS:>6.2f}  {operations}{spread}")
+        print(f"{name:<16} {median:>5.0f} {median / BASELINE_CALLS:>6.2f}  {operations}{spread}")
     return 0
 
 

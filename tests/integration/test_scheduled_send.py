@@ -303,3 +303,42 @@ def test_a_scheduled_draft_is_sent_as_it_is_then_and_leaves_drafts(world: World)
     assert drafts == []
     again = send(world.token, {"draft_uid": draft["id"]})
     assert again.status == 409 and again.error_code == "draft_already_sent"
+
+
+def test_a_failure_that_is_not_the_messages_fault_is_retried_then_recorded(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SES throttling at the time: the claim is given back and the invocation fails, so Lambda's
+    retry fires it again; it goes out once SES takes it, and on the last attempt it is recorded."""
+    from botocore.exceptions import ClientError
+
+    from mailroom.store import ses_outbound
+    from mailroom.store.errors import translate
+
+    real_send = ses_outbound.send_raw
+    throttled = translate(
+        ClientError({"Error": {"Code": "Throttling", "Message": "slow"}}, "SendEmail"), service="sesv2"
+    )
+    failures = [throttled]
+
+    def flaky(*args: Any, **kwargs: Any) -> str:
+        if failures:
+            raise failures.pop()
+        return real_send(*args, **kwargs)
+
+    monkeypatch.setattr(ses_outbound, "send_raw", flaky)
+    body = {"to": "bob@example.com", "subject": "Retried", "text": "t", "send_at": ahead(hours=1)}
+    created = schedule(world, body)
+    with pytest.raises(Exception, match="throttl"):
+        fire(world, created["id"])
+    assert listed(world)[0]["status"] == "pending"  # given back for the retry
+    assert fire(world, created["id"]) == "sent"
+
+    failures.extend([throttled] * 3)
+    doomed = schedule(world, {**body, "subject": "Doomed"})
+    for _ in range(2):
+        with pytest.raises(Exception, match="throttl"):
+            fire(world, doomed["id"])
+    assert fire(world, doomed["id"]) == "failed"  # the third and last attempt
+    (failed,) = [s for s in listed(world) if s["id"] == doomed["id"]]
+    assert failed["failure"]["code"] == "send_throttled"
