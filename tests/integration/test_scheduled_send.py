@@ -342,3 +342,19 @@ def test_a_failure_that_is_not_the_messages_fault_is_retried_then_recorded(
     assert fire(world, doomed["id"]) == "failed"  # the third and last attempt
     (failed,) = [s for s in listed(world) if s["id"] == doomed["id"]]
     assert failed["failure"]["code"] == "send_throttled"
+
+
+def test_a_scheduled_follow_up_threads_with_what_it_follows(world: World) -> None:
+    first = ok(send(world.token, {"to": "bob@example.com", "subject": "Plan", "text": "first"}), 201)
+    body = {
+        "to": "bob@example.com",
+        "subject": "Re: Plan",
+        "text": "following up",
+        "in_reply_to": first["rfc_message_id"],
+        "send_at": ahead(days=2),
+    }
+    created = schedule(world, body)
+    assert fire(world, created["id"]) == "sent"
+    (done,) = listed(world)
+    follow_up = ok(get("messages", world.token, f"/api/v1/messages/{done['sent_message_id']}"))
+    assert follow_up["thread_id"] == first["thread_id"] and follow_up["folder"] == "Sent"
