@@ -207,6 +207,7 @@ def provision(stack: Stack, clients: Clients) -> None:
         _create_queue(clients("sqs"), queue)
     _register_functions(stack, clients)
     _create_kms_keys(stack, clients("kms"))
+    _create_schedule_groups(stack, clients("scheduler"))
     _create_receipt_rules(stack, clients("ses"))
     sfn = clients("stepfunctions")
     existing = {
@@ -264,6 +265,16 @@ def _create_table(dynamodb: Any, spec: ResourceSpec) -> None:
 
 
 KMS_LOGICAL_ID_TAG = "mailroom-local:logical-id"
+
+
+def _create_schedule_groups(stack: Stack, scheduler: Any) -> None:
+    """The template's EventBridge Scheduler groups (functions create one-off schedules in them)."""
+    existing = {g["Name"] for g in scheduler.list_schedule_groups().get("ScheduleGroups", [])}
+    for logical_id, resource in stack.template.resources.items():
+        if resource.get("Type") == "AWS::Scheduler::ScheduleGroup":
+            name = stack.template.physical_name(logical_id)
+            if name not in existing:
+                scheduler.create_schedule_group(Name=name)
 
 
 def _create_kms_keys(stack: Stack, kms: Any) -> None:

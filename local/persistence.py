@@ -4,8 +4,9 @@ Not moto's recorder: replaying requests would re-run their side effects (executi
 A snapshot holds the *data*: every DynamoDB item, every S3 object (bodies as content-addressed
 files under ``blobs/``, so unchanged objects are neither re-read nor re-written), every SQS message
 (invisible and delayed ones too, with the time they have left), every EventBridge Scheduler
-schedule and every symmetric KMS key with its key material and aliases (ciphertexts stored in the
-table must stay decryptable; keys made afresh by provisioning are replaced). The manifest
+schedule, every SES identity (by name: a hosted domain can still send) and every symmetric KMS key
+with its key material and aliases (ciphertexts stored in the table must stay decryptable; keys made
+afresh by provisioning are replaced). The manifest
 ``state.json`` is replaced atomically and is the commit point: blobs it does not name are deleted
 after it is written. Resources are created from the template first;
 restore only puts data back (buckets and queues the app created at runtime are re-created).
@@ -99,6 +100,7 @@ class StateStore:
                 "sqs": self._save_queues(),
                 "scheduler": self._save_schedules(),
                 "kms": self._save_keys(),
+                "ses_identities": self._save_ses_identities(),
             }
             atomic_write(self.manifest_path, json.dumps(manifest, separators=(",", ":")).encode())
             self._collect_garbage(manifest)
@@ -242,6 +244,7 @@ class StateStore:
             self._restore_queues(manifest["sqs"])
             self._restore_schedules(manifest["scheduler"])
             self._restore_keys(manifest.get("kms") or [])
+            self._restore_ses_identities(manifest.get("ses_identities") or [])
             counts = (
                 sum(len(v) for v in manifest["dynamodb"].values()),
                 sum(len(v) for v in manifest["s3"].values()),
@@ -255,6 +258,22 @@ class StateStore:
                 manifest["saved_at"],
             )
             return True
+
+    def _save_ses_identities(self) -> list[str]:
+        """The SES identities (verified domains and addresses): without them no hosted domain could
+        send after a restart (moto refuses a From it has no identity for)."""
+        ses = self._clients("ses")
+        return sorted(
+            i for page in ses.get_paginator("list_identities").paginate() for i in page["Identities"]
+        )
+
+    def _restore_ses_identities(self, identities: list[str]) -> None:
+        ses = self._clients("ses")
+        for identity in identities:
+            if "@" in identity:
+                ses.verify_email_identity(EmailAddress=identity)
+            else:
+                ses.verify_domain_identity(Domain=identity)
 
     def _restore_tables(self, tables: dict[str, Any]) -> None:
         dynamodb = self._clients("dynamodb")

@@ -22,6 +22,7 @@ from local.eventbridge import EventBus
 from local.gateway import Gateway, HttpServer
 from local.moto_patches import ses_sends
 from local.moto_patches import streams as moto_streams
+from local.one_off_schedules import OneOffSchedules
 from local.outbound import LocalOutbound, domain_claims
 from local.persistence import PeriodicSnapshot, StateStore
 from local.pollers import SqsPoller
@@ -260,6 +261,7 @@ class LocalStack:
         scheduler = Scheduler(stack.schedules, fire)
         scheduler.start()
         self._stops.append(("scheduler", scheduler.stop))
+        self._start_one_off_schedules(stack, clients, invoker)
 
         log.info("API          %s  (OpenAPI: %s/api/openapi.json)", config.api_url, config.api_url)
         log.info("SMTP (SES)   127.0.0.1:%d", config.smtp_port)
@@ -276,6 +278,20 @@ class LocalStack:
             len(stack.stream_mappings),
             len(stack.schedules),
         )
+
+    def _start_one_off_schedules(self, stack: Stack, clients: Clients, invoker: AsyncInvoker) -> None:
+        """Fire the ``at(...)`` schedules functions create (scheduled sends) at their time."""
+
+        def fire(target_arn: str, event: Any) -> None:
+            spec = stack.function_by_arn(target_arn)
+            if spec is None:
+                log.warning("schedule target %s is not a function of the template; not fired", target_arn)
+                return
+            invoker.submit(spec.logical_id, event)
+
+        one_off = OneOffSchedules(clients("scheduler"), fire)
+        one_off.start()
+        self._stops.append(("one-off schedules", one_off.stop))
 
     def _inject_faults(self, plan: faults.FaultPlan) -> None:
         """Fault the functions' AWS calls from now on; on stop, the counts go to the log and to

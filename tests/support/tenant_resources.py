@@ -18,6 +18,7 @@ import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from typing import Any, TypeVar
 
@@ -161,6 +162,27 @@ def populate(site: Site, tenant: Tenant, *, victim: bool) -> Callable[[], None]:
     job = batch["jobs"][0]["id"]
     values["batch_id"], values["job_id"], values["migration_id"] = [batch["id"]], [job], [job]
     waits.append(lambda: _migrated(site, tenant, job, batch=batch["id"]))
+
+    # Compose (docs/compose.md), on both sides: the message-token sweep reaches for the main
+    # mailbox's from another mailbox of the organization. An identity, a template, a draft (a
+    # message in Drafts, with an attachment at the same position as the received mail's: a ``uid``
+    # once the received mail has set the list; the waits run in order) and a scheduled send.
+    message = tenant.message
+    identity = create(
+        http, "/api/v1/messages/identities", message, {"address": main["address"], "name": "Main"}
+    )
+    values["identity_id"] = [identity["id"]]
+    template = create(http, "/api/v1/messages/templates", message, {"name": "Sweep", "text": "Hi {{ who }}"})
+    values["template_id"] = [template["id"]]
+    attachment = {"filename": "notes.txt", "content_type": "text/plain", "content": "dW5zZW50"}
+    draft_body = {"subject": "Draft", "text": "unsent", "attachments": [attachment]}
+    draft = create(http, "/api/v1/messages/drafts", message, draft_body)
+    waits.append(lambda: values["uid"].append(draft["id"]))
+    inbox_drafts = f"/api/v0/inboxes/{values['inboxId'][0]}/drafts"
+    values["draftId"] = [create(http, inbox_drafts, tenant.api_key, {"subject": "Draft"})["draft_id"]]
+    later = (datetime.now(UTC) + timedelta(days=1)).isoformat()  # never fires during the sweep
+    scheduled = {"to": main["address"], "subject": "Later", "text": "later", "send_at": later}
+    values["scheduled_id"] = [create(http, "/api/v1/messages/scheduled", message, scheduled)["id"]]
 
     if victim:
         _everything_else(site, tenant, tag, main, waits)

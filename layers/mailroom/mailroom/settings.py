@@ -84,6 +84,12 @@ class Settings:
     cloudflare_api_url: str | None = None
     route53_own_account: bool = False
     dns_preview_ttl_seconds: int = 900
+    # Scheduled send (services/scheduled.py): the one-off schedules' target, role, DLQ and group.
+    scheduled_send_function_arn: str | None = None
+    scheduler_role_arn: str | None = None
+    scheduled_send_dlq_arn: str | None = None
+    schedule_group: str = "default"
+    schedule_min_lead_seconds: int = 60  # how far ahead send_at must be (the contract: 1 minute)
 
     @property
     def is_local(self) -> bool:
@@ -171,6 +177,11 @@ def get_settings() -> Settings:
         cloudflare_api_url=os.environ.get("MAILROOM_CLOUDFLARE_API_URL") or None,
         route53_own_account=os.environ.get("MAILROOM_ROUTE53_OWN_ACCOUNT", "") in ("1", "true"),
         dns_preview_ttl_seconds=_int("MAILROOM_DNS_PREVIEW_TTL_SECONDS", 900, minimum=60),
+        scheduled_send_function_arn=os.environ.get("MAILROOM_SCHEDULED_SEND_FUNCTION_ARN") or None,
+        scheduler_role_arn=os.environ.get("MAILROOM_SCHEDULER_ROLE_ARN") or None,
+        scheduled_send_dlq_arn=os.environ.get("MAILROOM_SCHEDULED_SEND_DLQ_ARN") or None,
+        schedule_group=os.environ.get("MAILROOM_SCHEDULE_GROUP") or "default",
+        schedule_min_lead_seconds=_int("MAILROOM_SCHEDULE_MIN_LEAD_SECONDS", 60),
     )
 
 

@@ -234,14 +234,15 @@ def _attach(message: EmailMessage, position: int, attachment: OutgoingAttachment
         part.set_param("method", (method.group(1) or method.group(2)).upper())
 
 
-def compose(draft: Draft, *, now: float | None = None) -> Composed:
+def compose(draft: Draft, *, now: float | None = None, require_recipient: bool = True) -> Composed:
+    """The MIME of ``draft``; ``require_recipient=False`` for a saved draft (not sent yet)."""
     sender = parse_mailbox("from", draft.sender)
     to = _addresses("to", draft.to)
     cc = _addresses("cc", draft.cc)
     bcc = _addresses("bcc", draft.bcc)
     reply_to = _addresses("reply_to", draft.reply_to)
     recipients = [a.address for a in to + cc + bcc]
-    if not recipients:
+    if not recipients and require_recipient:
         raise ComposeError("to", "at least one recipient is required")
     if len(recipients) > MAX_RECIPIENTS:
         raise ComposeError(

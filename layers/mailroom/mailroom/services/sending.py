@@ -392,8 +392,16 @@ def initial_delivery(recipients: list[str], now_iso: str) -> dict[str, Any]:
 
 
 @traced
-def send(table: Table, mailbox: Item, request: SendRequest, *, now: datetime | None = None) -> Sent:
-    """Send as ``mailbox`` and store the Sent copy (see the module docstring for the order)."""
+def send(
+    table: Table,
+    mailbox: Item,
+    request: SendRequest,
+    *,
+    now: datetime | None = None,
+    sender: Sender | None = None,
+) -> Sent:
+    """Send as ``mailbox`` and store the Sent copy (see the module docstring for the order).
+    ``sender``: already resolved and checked (a sending identity, services/identities.py)."""
     blocked = send_blocked(mailbox)
     if blocked is not None:
         raise blocked
@@ -401,7 +409,7 @@ def send(table: Table, mailbox: Item, request: SendRequest, *, now: datetime | N
     labels = clean_labels(request.labels)
     # Contact groups named as recipients (group:<id>) become their members' addresses.
     request = contact_groups.expand_recipients(table, mailbox, request)
-    sender = resolve_sender(table, mailbox, request.sender)
+    sender = sender or resolve_sender(table, mailbox, request.sender)
     attachments = resolve_attachments(table, mailbox, request.attachments)
     draft = draft_of(request, sender, attachments)
     moment = now or clock.utcnow()

@@ -307,6 +307,15 @@ def mailbox_pk(org_id: str, mailbox_id: str) -> str:
     return f"ORG#{org_id}#MBX#{mailbox_id}"
 
 
+def scheduled_send_prefix(mailbox_id: str) -> str:
+    return f"SCHEDSEND#{mailbox_id}#"
+
+
+def scheduled_send_sk(mailbox_id: str, scheduled_id: str) -> str:
+    """A scheduled send (store/scheduled_sends.py), in the organization's partition."""
+    return f"{scheduled_send_prefix(mailbox_id)}{scheduled_id}"
+
+
 def mailbox_s3_prefix(org_id: str, mailbox_id: str) -> str:
     return f"orgs/{org_id}/mailboxes/{mailbox_id}/"
 
@@ -367,6 +376,12 @@ def signin_pk(address_hash: str) -> str:
 # auto-reply SK AUTOREPLY      {enabled, subject, text, html, start, end, interval_days, version}
 # replied   SK AUTOREPLIED#<sha256 of sender>  {ttl}: one auto-reply per sender per interval
 # rule log  SK RULELOG#<ulid>  one entry per message the rules ran on (ttl: 30 days)
+# identity  SK IDENTITY#<idn id>   a sending identity (store/compose_items.py), counted as
+#                              identity_count; the default is the mailbox item's default_identity_id
+# template  SK TEMPLATE#<tpl id>   a message template, counted as template_count
+# sent draft SK DRAFTSENT#<ulid>   {sent_message_id, ttl}: a draft sent lately (store/drafts.py)
+# scheduled send: ORG#<org> / SCHEDSEND#<mbx>#<sch id> (the organization's partition, so a mailbox
+#                              deleted before the time leaves the failure on record; ttl once final)
 # Custom folders and blocked senders are counted on the mailbox item (custom_folder_count,
 # blocked_sender_count) so their limits hold in the transaction that adds one.
 # quarantined SK QUAR#<ulid>   kept raw in S3 under quarantine/, in no folder

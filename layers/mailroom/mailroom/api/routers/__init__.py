@@ -13,6 +13,7 @@ def all_routers() -> list[APIRouter]:
         auth,
         calendar,
         cloudflare,
+        compose,
         contacts,
         delete_intents,
         domains,
@@ -24,6 +25,7 @@ def all_routers() -> list[APIRouter]:
         migrations,
         route53,
         rules,
+        scheduled,
         send,
         smtp,
         suppressions,
@@ -34,6 +36,7 @@ def all_routers() -> list[APIRouter]:
     from mailroom.api.routers import events as event_log
     from mailroom.api.routers.v0 import api_keys as v0_api_keys
     from mailroom.api.routers.v0 import domains as v0_domains
+    from mailroom.api.routers.v0 import drafts as v0_drafts
     from mailroom.api.routers.v0 import inboxes as v0_inboxes
     from mailroom.api.routers.v0 import messages as v0_messages
     from mailroom.api.routers.v0 import organizations as v0_organizations
@@ -77,4 +80,7 @@ def all_routers() -> list[APIRouter]:
         event_log.router,
         cloudflare.router,
         route53.router,
+        compose.router,
+        v0_drafts.router,
+        scheduled.router,
     ]

@@ -7,13 +7,13 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from fastapi import Depends, Path, Request, Response
-from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, field_validator
+from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, field_validator, model_validator
 
 from mailroom.api.mailbox_access import BoundMailbox, require_mailbox
 from mailroom.api.models import One, Timestamp, errors, one
 from mailroom.api.pipeline import api_router, audit_target
 from mailroom.api.schemas.messages import AttachmentView, Delivery, MessageSummary
-from mailroom.services import prefill, sending
+from mailroom.services import composing, drafts, prefill, sending
 from mailroom.services.mail_views import sent_view
 from mailroom.store.table import Table
 
@@ -91,6 +91,27 @@ class SendMessageBody(_Exact):
     )
     in_reply_to: str | None = Field(default=None, max_length=998, description="Message-ID replied to")
     references: Addresses | None = Field(default=None, description="Message-IDs of the thread")
+    # Compose options (services/composing.py): resolved into the fields above before the send.
+    identity_id: str | None = Field(
+        default=None,
+        max_length=64,
+        description="A sending identity of this mailbox (idn_...): its From, Reply-To (when none is "
+        "given) and signature; without it and without `from`, the default identity if there is one",
+    )
+    template_id: str | None = Field(
+        default=None,
+        max_length=64,
+        description="A template of this mailbox (tpl_...) giving subject, text and html (then give none "
+        "of them); rendered with `variables` (422 template_variable_missing naming a missing one)",
+    )
+    variables: dict[str, Any] | None = Field(
+        default=None, max_length=200, description="The template's variables (JSON values)"
+    )
+
+    def compose_options(self) -> composing.ComposeOptions:
+        return composing.ComposeOptions(
+            identity_id=self.identity_id, template_id=self.template_id, variables=self.variables
+        )
 
     @field_validator("to", "cc", "bcc", "reply_to", "references")
     @classmethod
@@ -129,6 +150,21 @@ class SendMessageBody(_Exact):
             in_reply_to=self.in_reply_to,
             references=listed(self.references),
         )
+
+
+class SendBody(SendMessageBody):
+    draft_uid: str | None = Field(
+        default=None,
+        max_length=64,
+        description="Send this draft (msg_... in Drafts) exactly as saved and remove it from Drafts; "
+        "then give no other field. A second send of it is 409 draft_already_sent",
+    )
+
+    @model_validator(mode="after")
+    def draft_alone(self) -> SendBody:
+        if self.draft_uid is not None and self.model_fields_set - {"draft_uid"}:
+            raise ValueError("draft_uid sends the draft as saved: give no other field with it")
+        return self
 
 
 class SentView(BaseModel):
@@ -225,28 +261,38 @@ _UID = Annotated[str, Path(description="The message's id (msg_...)")]
         },
         **errors(
             e403="mailbox_inactive or mailbox_paused: this mailbox may not send now",
+            e404="not_found: draft_uid names no message of this mailbox",
+            e409="draft_already_sent (the draft was sent, the message names the Sent copy), draft_busy "
+            "(another request is sending or saving it)",
             e422="validation_error (with the field), invalid_from, reserved_header, too_many_recipients "
             "(50 in all), message_too_large, unknown_attachment, recipient_suppressed (on the "
-            "suppression list), mailbox_over_quota, send_rejected (SES refused it); nothing was sent",
+            "suppression list), mailbox_over_quota, send_rejected (SES refused it), not_a_draft, "
+            "unknown_identity, identity_not_allowed, unknown_template, template_variable_missing, "
+            "template_refused, template_timeout, template_output_too_large; nothing was sent",
             e502="ses_unavailable: SES could not be reached; nothing was sent (retryable)",
             e503="send_throttled or sending_paused: SES refuses sends for now; nothing was sent",
         ),
     },
 )
 async def send_message(
-    body: SendMessageBody,
+    body: SendBody,
     request: Request,
     response: Response,
     bound: Annotated[BoundMailbox, Depends(SEND)],
 ) -> dict[str, Any]:
     """Send an email from this mailbox (or an alias that delivers to it) through SES, and keep a
     Sent copy in the mailbox, threaded with the message it replies to (`in_reply_to`,
-    `references`). Give `text`, `html` or both; attachments as base64 `content`, or as
-    `{message_id, index}` references to attachments of this mailbox's messages. The answer's
+    `references`). Give `text`, `html` or both (or a `template_id` with its `variables`), and
+    `identity_id` to send as an identity with its signature; attachments as base64 `content`, or as
+    `{message_id, index}` references to attachments of this mailbox's messages. With `draft_uid`
+    alone, the draft is sent as saved and leaves Drafts. The answer's
     `delivery` starts with every recipient `sending`; SES's delivery events update it later."""
     mailbox = bound.mailbox
     audit_target(request, "mailbox", mailbox["id"], address=mailbox["address"])
-    sent = sending.send(Table(), mailbox, body.to_request())
+    if body.draft_uid is not None:
+        sent = drafts.send(Table(), mailbox, body.draft_uid)
+    else:
+        sent = composing.send(Table(), mailbox, body.to_request(), body.compose_options())
     audit_target(
         request, "message", sent.message_id, mailbox_id=mailbox["id"], ses_message_id=sent.ses_message_id
     )
