@@ -37,6 +37,8 @@ OPS_SCOPES: frozenset[str] = frozenset(
         "webhooks:write",
     }
 )
+# The Email Verifier's pair (trekmail-api-overview.txt): named by the plans (nano is verifier-only).
+OPS_SCOPES |= frozenset({"verify:read", "verify:write"})
 
 MESSAGE_SCOPES: frozenset[str] = frozenset({"messages:read", "messages:write", "messages:send"})
 

@@ -114,6 +114,12 @@ purge removes it with the mail), found by the digest of its raw bytes when skip_
 
 digest marker  PK ORG#<org>#MBX#<mbx>       SK DIGEST#<sha256 of raw>  {message_id, source_id}
 migration writes PK ORG#<org>#RATE#migrations-write:<tok id>  SK <minute epoch>  (10/min bucket)
+
+Plans are platform items (operators' data, no tenant's); an organization on a plan is indexed by it
+(GSI2 of the organization item), so an edited plan reaches every organization on it:
+
+plan           PK PLAN#<name>               SK #PLAN        GSI1 PLANS / <name>
+organization   (above)                                      GSI2 PLAN#<name>#ORGS / ORG#<org>
 """
 
 from __future__ import annotations
@@ -417,3 +423,15 @@ def migration_done_sk(folder_hash: str, uidvalidity: int, bucket: int) -> str:
 
 def digest_marker_sk(digest: str) -> str:
     return f"DIGEST#{digest}"
+
+
+PLAN_SK = "#PLAN"
+PLANS_INDEX_PK = "PLANS"
+
+
+def plan_pk(name: str) -> str:
+    return f"PLAN#{name}"
+
+
+def plan_orgs_pk(name: str) -> str:
+    return f"PLAN#{name}#ORGS"
