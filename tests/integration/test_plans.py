@@ -295,3 +295,15 @@ def test_set_plan_reports_blocked_tokens_and_counts_over_the_new_limits(table: T
     assert result.previous_plan == "pro"
     assert [t["name"] for t in result.blocked_tokens] == ["admin"]
     assert result.over_limits == {"domains": (2, 1)}
+
+
+def test_an_organization_made_before_plans_keeps_its_own_limits_on_its_first_plan(table: Table) -> None:
+    """Made before plans: no plan (every scope), limits over the defaults; set-plan keeps the ones
+    that were set for it as its overrides."""
+    legacy = organizations.create(table, name="Old", limits={"mailboxes": 7})
+    org_id = legacy["id"]
+    assert plans.gate_of(table, org_id).plan is None
+    plans.set_plan(table, org_id, "agency")
+    item = organizations.get(table, org_id)
+    assert item is not None and item["limit_overrides"] == {"mailboxes": 7}
+    assert item["limits"] == {**DEFAULT_PLANS["agency"].limits, "mailboxes": 7}

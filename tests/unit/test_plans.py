@@ -159,3 +159,26 @@ def test_an_organization_item_carries_its_gate() -> None:
     }
     gate_ = gate_of_item(item)
     assert (gate_.plan, gate_.allowed, gate_.rate_limit) == ("nano", frozenset({"account:read"}), 60)
+
+
+# --- the OpenAPI document declares the plan's refusals where they can happen -------------------------
+
+
+def test_every_token_operation_declares_both_plan_refusals() -> None:
+    from mailroom.api.openapi import document
+
+    spec = document()
+    for path, item in spec["paths"].items():
+        for method, operation in item.items():
+            if not operation.get("security"):
+                continue
+            described = operation["responses"]["403"]["description"]
+            assert "plan_api_disabled" in described and "token_scope_blocked_by_plan" in described, (
+                method,
+                path,
+            )
+    sign_in = spec["paths"]["/api/v1/auth/mailbox-token"]["post"]["responses"]["403"]["description"]
+    assert "token_scope_blocked_by_plan" in sign_in
+    limits = spec["components"]["schemas"]["AccountLimits"]["properties"]
+    assert {"message_tokens", "rate_limit_per_minute"} <= set(limits)
+    assert "plan" in spec["components"]["schemas"]["Account"]["properties"]

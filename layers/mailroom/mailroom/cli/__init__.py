@@ -575,7 +575,3 @@ def main(argv: Sequence[str] | None = None) -> int:
         os.environ.update(saved_environ)
         _forget_cached_configuration()
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -153,6 +153,15 @@ _BOUNDED_COUNTERS = {
 }
 
 
+def _legacy_overrides(org: Item) -> dict[str, int] | None:
+    """An organization made before plans holds its limits over the defaults: those it does not share
+    with the defaults were set for it (``create-org --limits``) and stay, as its overrides."""
+    if org.get("plan") or "limit_overrides" in org:
+        return None
+    stored = {k: int(v) for k, v in (org.get("limits") or {}).items()}
+    return {k: v for k, v in stored.items() if organizations.DEFAULT_LIMITS.get(k) != v}
+
+
 def set_plan(table: Table, org_id: str, name: str) -> Assigned:
     """Put an organization on a plan. What it holds beyond the plan stays (nothing is deleted); the
     result says which tokens the plan now blocks and which counts exceed its limits, so the
@@ -163,7 +172,7 @@ def set_plan(table: Table, org_id: str, name: str) -> Assigned:
         if org is None:
             raise OrganizationNotFound(org_id)
         try:
-            now = store.assign(table, org, plan)
+            now = store.assign(table, org, plan, overrides=_legacy_overrides(org))
         except ConditionFailed:
             continue  # gone or its overrides changed meanwhile: read it again
         forget(org_id)

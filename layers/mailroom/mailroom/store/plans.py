@@ -87,10 +87,14 @@ def assignment(plan: Plan, org: Item) -> dict[str, Any]:
     }
 
 
-def assign(table: Table, org: Item, plan: Plan) -> Item:
+def assign(table: Table, org: Item, plan: Plan, *, overrides: dict[str, int] | None = None) -> Item:
     """Put the organization on the plan; the organization as it is now. ConditionFailed when it is
-    gone, or its overrides changed since it was read (read it again and retry)."""
-    fields = {**assignment(plan, org), "updated_at": clock.now_iso()}
+    gone, or its overrides changed since it was read (read it again and retry). ``overrides``: set
+    the organization's own limits too (an organization coming onto its first plan)."""
+    fields = {**assignment(plan, org if overrides is None else {**org, "limit_overrides": overrides})}
+    if overrides is not None:
+        fields["limit_overrides"] = overrides
+    fields["updated_at"] = clock.now_iso()
     names = {f"#f{i}": name for i, name in enumerate(fields)}
     sets = ", ".join(f"#f{i} = :f{i}" for i in range(len(fields)))
     expression_values = values(**{f"f{i}": value for i, value in enumerate(fields.values())})
