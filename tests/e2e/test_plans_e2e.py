@@ -78,8 +78,8 @@ def test_an_edited_plan_reaches_its_organizations(stack: LocalStackProcess) -> N
     admin(stack, "plans", "create", "tight", "--from", "pro", "--limits", "domains=0")
     created = admin(stack, "create-org", "--name", "Tight Co", "--plan", "tight")
     with client(stack, created["admin_token"]) as http:
-        refused = post(http, "/api/v1/domains", {"domain": "tight.example"})
+        refused = post(http, "/api/v1/domains", {"domain": "tight.example.org"})
         assert code(refused) == (422, "domain_limit_reached")
         edited = admin(stack, "plans", "edit", "tight", "--limits", "domains=1")
         assert edited["organizations_updated"] == 1
-        assert post(http, "/api/v1/domains", {"domain": "tight.example"}).status_code == 201
+        assert post(http, "/api/v1/domains", {"domain": "tight.example.org"}).status_code == 201
