@@ -44,8 +44,8 @@ class PlanExists(ValueError):
 
 
 class ConcurrentEdit(RuntimeError):
-    def __init__(self, name: str) -> None:
-        super().__init__(f"plan {name!r} kept changing while it was edited; try again")
+    def __init__(self, what: str) -> None:
+        super().__init__(f"{what} kept changing while it was written; try again")
 
 
 # ----------------------------------------------------------------------------- the operator's side
@@ -121,7 +121,7 @@ def edit_plan(
         if store.replace(table, edited, previous_version=current.version):
             updated, skipped = propagate(table, edited)
             return Edited(plan=edited, organizations_updated=updated, organizations_skipped=skipped)
-    raise ConcurrentEdit(name)
+    raise ConcurrentEdit(f"plan {name!r}")
 
 
 def propagate(table: Table, plan: Plan) -> tuple[int, int]:
@@ -193,7 +193,7 @@ def set_plan(table: Table, org_id: str, name: str) -> Assigned:
             blocked_tokens=blocked,
             over_limits=over,
         )
-    raise ConcurrentEdit(name)
+    raise ConcurrentEdit(f"organization {org_id}")
 
 
 # ----------------------------------------------------------------------------- the request path
