@@ -16,6 +16,7 @@ from mailroom.store import domains, organizations
 from mailroom.store.table import Table
 from tests.support.lambda_api import Result, call, function_module
 from tests.support.mailboxes import PASSWORD, add_domain, new_mailbox
+from tests.support.plans import put_on_plan
 from tests.support.races import concurrently, either, updates_key, writes_item_of_type
 
 _keys = itertools.count()
@@ -116,12 +117,8 @@ def test_two_aliases_for_the_domains_last_slot(org: NewOrganization, table: Tabl
     assert org_item(table, org)["alias_count"] == 1
 
 
-def test_two_message_tokens_for_the_mailboxs_last_slot(
-    org: NewOrganization, table: Table, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    from mailroom.services import message_tokens
-
-    monkeypatch.setattr(message_tokens, "MAX_PER_MAILBOX", 1)
+def test_two_message_tokens_for_the_mailboxs_last_slot(org: NewOrganization, table: Table) -> None:
+    put_on_plan(table, org.organization["id"], message_tokens=1)
     add_domain(org, "example.com")
     alice = new_mailbox(org, "alice")
     path = f"/api/v1/mailboxes/{alice['id']}/message-tokens"

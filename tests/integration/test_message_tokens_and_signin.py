@@ -28,6 +28,7 @@ from tests.support.mailboxes import (
     post,
     public,
 )
+from tests.support.plans import put_on_plan
 
 
 @pytest.fixture
@@ -165,11 +166,9 @@ def test_a_paused_mailbox_cannot_send(
 
 
 def test_token_count_per_mailbox_is_capped(
-    org: NewOrganization, boxes: dict[str, dict[str, Any]], monkeypatch: pytest.MonkeyPatch
+    org: NewOrganization, boxes: dict[str, dict[str, Any]], table: Table
 ) -> None:
-    from mailroom.services import message_tokens as service
-
-    monkeypatch.setattr(service, "MAX_PER_MAILBOX", 2)
+    put_on_plan(table, org.organization["id"], message_tokens=2)
     mailbox_id = boxes["alice"]["id"]
     assert create_token(org, mailbox_id).status == 201
     assert create_token(org, mailbox_id).status == 201

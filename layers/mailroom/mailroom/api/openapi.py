@@ -21,9 +21,16 @@ from mailroom.api.principal import ACCESS_ATTRIBUTE
 REF = "#/components/schemas/"
 SCOPES_EXTENSION = "x-mailroom-scopes"
 
+# Any token-authenticated request may meet its organization's plan (docs/plans.md).
+PLAN_403 = (
+    "plan_api_disabled: the organization's plan excludes a scope this endpoint needs; "
+    "token_scope_blocked_by_plan: the token carries scopes the plan excludes (revoke it, create one "
+    "with the allowed scopes)."
+)
+
 COMMON_ERRORS: dict[int, str] = {
     401: "unauthenticated: no token, or a malformed, unknown, revoked or expired one.",
-    403: "insufficient_scope or wrong_token_type: the token may not call this endpoint.",
+    403: "insufficient_scope or wrong_token_type: the token may not call this endpoint. " + PLAN_403,
     404: "not_found: nothing with this id for this caller (another organization's is not found too).",
     409: "idempotency_key_reused or idempotency_in_progress: the Idempotency-Key was used for another "
     "request, or that request is still running.",
@@ -75,6 +82,9 @@ def _document_errors(path: str, method: str, operation: dict[str, Any], secured:
     responses: dict[str, Any] = operation.setdefault("responses", {})
     for common in _statuses(path, method, operation, secured):
         responses.setdefault(str(common), {"description": COMMON_ERRORS[common]})
+    own_403 = responses.get("403")
+    if secured and own_403 is not None and "plan_api_disabled" not in own_403.get("description", ""):
+        own_403["description"] = f"{own_403.get('description', '').rstrip('. ')}. {PLAN_403}"
     if responses.get("422", {}).get("description") == "Validation Error":  # FastAPI's wording
         responses["422"]["description"] = COMMON_ERRORS[422]
     for status, response in responses.items():

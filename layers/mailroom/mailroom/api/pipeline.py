@@ -1,7 +1,8 @@
 """The request pipeline every API function runs.
 
 Request-wide steps live in the middleware (they apply even when no route matches):
-request id → principal (401) → rate limit (429) → … → audit record → response headers.
+request id → principal (401; 403 token_scope_blocked_by_plan: services/plans.py) → rate limit (429) →
+… → audit record → response headers.
 
 The principal comes from the request's ``Authorization`` header (``mailroom.auth``: a lookup, then
 an in-memory cache): API Gateway runs no authorizer, so a request without the header reaches the
@@ -29,10 +30,11 @@ from starlette.routing import Match
 from mailroom import auth, clock, ids
 from mailroom.api import errors
 from mailroom.api.errors import ApiError
-from mailroom.api.principal import from_claims, unauthenticated
+from mailroom.api.principal import from_claims, unauthenticated, under_plan
 from mailroom.domain.principal import Principal
 from mailroom.errors import MailroomError
 from mailroom.observability import logger, set_correlation_id
+from mailroom.services import plans
 from mailroom.settings import get_settings
 from mailroom.store import audit, ratelimits
 from mailroom.store.errors import StoreError
@@ -90,7 +92,9 @@ def _authenticate(request: Request, table: Table) -> Principal:
     authorization = request.headers.get("authorization")
     if not authorization:
         raise unauthenticated("No API token: the request has no Authorization header.")
-    return from_claims(auth.authenticate(authorization, table))
+    principal = from_claims(auth.authenticate(authorization, table))
+    gate = plans.gate_of(table, principal.org_id)
+    return under_plan(principal, gate.allowed, gate.rate_limit)
 
 
 class Pipeline:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable
 from typing import Any
@@ -9,6 +10,7 @@ from typing import Any
 from fastapi import Request
 
 from mailroom.api.errors import ApiError
+from mailroom.domain import plans
 from mailroom.domain.principal import Principal
 from mailroom.domain.scopes import OPS_SCOPES
 from mailroom.domain.tokens import TokenType
@@ -60,6 +62,41 @@ def from_claims(context: dict[str, Any] | None, *, now: float | None = None) -> 
         raise unauthenticated() from exc
 
 
+def token_blocked(blocked: list[str]) -> ApiError:
+    return ApiError(
+        403,
+        "token_scope_blocked_by_plan",
+        f"This token has scopes the organization's plan does not include: {', '.join(blocked)}.",
+        hint="Revoke the token and create a new one with the scopes the plan allows (GET /api/v1/account "
+        "names the plan).",
+    )
+
+
+def plan_disabled(scopes: list[str]) -> ApiError:
+    return ApiError(
+        403,
+        "plan_api_disabled",
+        f"The organization's plan does not include the scope(s): {', '.join(scopes)}.",
+        hint="Ask the operator for a plan that includes them.",
+    )
+
+
+def under_plan(principal: Principal, allowed: frozenset[str], rate_limit: int | None) -> Principal:
+    """The principal held to its organization's plan: an API key (organization-wide) holds the ops
+    scopes the plan allows; any other token carrying a scope beyond the plan is refused (403
+    token_scope_blocked_by_plan); a token's own rate limit is capped by the plan's."""
+    org_wide = principal.token_type is TokenType.API_KEY
+    scopes = OPS_SCOPES & allowed if org_wide else principal.scopes
+    if not org_wide:
+        blocked = plans.blocked_scopes(scopes, allowed)
+        if blocked:
+            raise token_blocked(blocked)
+    limits = [limit for limit in (principal.rate_limit, rate_limit) if limit]
+    return dataclasses.replace(
+        principal, scopes=frozenset(scopes), plan_allowed=allowed, rate_limit=min(limits) if limits else None
+    )
+
+
 def current(request: Request) -> Principal:
     principal = getattr(request.state, "principal", None)
     if principal is None:
@@ -85,6 +122,12 @@ def require(*scopes: str, token_type: TokenType = TokenType.OPS) -> Callable[[Re
                 hint="Ops tokens (mr_live_) and API keys (inai_) manage infrastructure; message tokens "
                 "(mr_msg_) read and send mail.",
             )
+        allowed = principal.plan_allowed if principal.plan_allowed is not None else plans.ALL_SCOPES
+        verdict = plans.gate(org_wide=False, token_scopes=principal.scopes, allowed=allowed, required=scopes)
+        if verdict is plans.Verdict.TOKEN_BLOCKED:
+            raise token_blocked(plans.blocked_scopes(principal.scopes, allowed))
+        if verdict is plans.Verdict.PLAN_DISABLED:
+            raise plan_disabled([s for s in scopes if s not in allowed])
         missing = [s for s in scopes if not principal.has(s)]
         if missing:
             raise ApiError(

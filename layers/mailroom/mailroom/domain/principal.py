@@ -17,6 +17,8 @@ class Principal:
     scopes: frozenset[str]
     mailbox_id: str | None
     rate_limit: int | None
+    # What the organization's plan allows (domain/plans.py); None: not restricted by a plan.
+    plan_allowed: frozenset[str] | None = None
 
     def has(self, scope: str) -> bool:
         return scope in self.scopes

@@ -7,6 +7,7 @@ from typing import Any
 from mailroom import errors
 from mailroom.domain.principal import Principal
 from mailroom.services.mailbox_limits import org_limits
+from mailroom.settings import get_settings
 from mailroom.store import organizations
 from mailroom.store.table import Item, Table
 
@@ -41,7 +42,9 @@ def account_view(org: Item) -> dict[str, Any]:
             "tokens": int(org.get("token_count", 0)),
             "storage_used_bytes": int(org.get("storage_used_bytes", 0)),
         },
-        "limits": org_limits(org),
+        "plan": org.get("plan"),
+        # The plan's rate limit, else the deployment's default (a token may have a lower one).
+        "limits": {"rate_limit_per_minute": get_settings().rate_limit_per_minute, **org_limits(org)},
         "created_at": org["created_at"],
         "updated_at": org["updated_at"],
     }

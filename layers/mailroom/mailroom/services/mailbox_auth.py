@@ -21,9 +21,11 @@ from datetime import timedelta
 from mailroom import clock
 from mailroom.domain import addresses as address_rules
 from mailroom.domain import passwords
+from mailroom.domain import plans as plan_rules
 from mailroom.domain.scopes import MESSAGE_SCOPES
 from mailroom.errors import Forbidden, MailroomError, TooManyRequests, Unauthenticated
 from mailroom.services import message_tokens as token_service
+from mailroom.services import plans
 from mailroom.settings import get_settings
 from mailroom.store import addresses, domains, message_tokens, platform_domain, signin_attempts
 from mailroom.store import mailboxes as mailbox_store
@@ -110,6 +112,16 @@ def sign_in(table: Table, raw_address: str, password: str) -> SignInResult:
                 "This mailbox's password must be changed before it can sign in.",
                 hint="An administrator sets a new password with POST /api/v1/mailboxes/{id}/password "
                 "(ops token with mailboxes:write); that clears the requirement.",
+            ),
+        )
+    blocked = plan_rules.blocked_scopes(MESSAGE_SCOPES, plans.gate_of(table, mailbox["org_id"]).allowed)
+    if blocked:
+        return SignInResult(
+            mailbox=mailbox,
+            error=Forbidden(
+                "token_scope_blocked_by_plan",
+                "The organization's plan does not include message tokens, which signing in issues.",
+                hint="Ask the operator for a plan with message tokens (Pro or Agency).",
             ),
         )
     if stored and passwords.needs_rehash(stored):

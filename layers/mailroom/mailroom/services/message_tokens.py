@@ -3,7 +3,8 @@
 Two kinds share one storage and one authorizer lookup:
 
 * ``managed``: created by an ops token (``POST /api/v1/mailboxes/{id}/message-tokens``), listed and
-  counted on the mailbox (at most ``MAX_PER_MAILBOX``, so revoking them all stays cheap), revoked
+  counted on the mailbox (at most the plan's ``limits.message_tokens``, so revoking them all stays
+  cheap; the scopes only those the plan allows: 403 token_scope_blocked_by_plan), revoked
   with ``DELETE /api/v1/message-tokens/{id}``;
 * ``session``: issued by the mailbox sign-in, short-lived, all three message scopes; revoked when
   the mailbox's password changes.
@@ -19,15 +20,17 @@ from datetime import datetime
 from typing import Any
 
 from mailroom import clock, errors, ids
+from mailroom.domain import plans
 from mailroom.domain.tokens import TokenType, issue_token
-from mailroom.errors import LimitReached
-from mailroom.store import keys, message_tokens, txn
+from mailroom.errors import Forbidden, LimitReached
+from mailroom.services.mailbox_limits import org_limits
+from mailroom.store import keys, message_tokens, organizations, txn
 from mailroom.store import mailboxes as mailbox_store
 from mailroom.store.errors import ConditionFailed
 from mailroom.store.table import Item, Page, Table
 from mailroom.store.txn import Update
 
-MAX_PER_MAILBOX = 50
+LIMIT = "message_tokens"
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,19 +85,31 @@ def issue(
         "created_by": created_by,
     }
     # The mailbox must still exist when the token is written (a token for a deleted mailbox would
-    # outlive the revocation that ran at delete time); managed tokens are counted on it.
+    # outlive the revocation that ran at delete time); managed tokens are counted on it, under the
+    # plan's limit (guarded like every limit: changed since it was read, the write fails).
     bound = Update(keys.org_pk(org_id), keys.mailbox_sk(mailbox_id))
+    operations = [message_tokens.create_op(item)]
+    limit = 0
     if kind == message_tokens.MANAGED:
-        bound.add(message_token_count=1).at_most("message_token_count", MAX_PER_MAILBOX - 1)
+        org = organizations.get(table, org_id) or {}
+        limit = org_limits(org)[LIMIT]
+        bound.add(message_token_count=1).at_most("message_token_count", limit - 1)
+        if LIMIT in (org.get("limits") or {}):
+            operations.append(
+                txn.check("org", keys.org_pk(org_id), keys.ORG_SK, f"limits.{LIMIT} = :limit", limit=limit)
+            )
     try:
-        txn.run(table, [message_tokens.create_op(item), bound.op("mailbox")])
+        txn.run(table, [*operations, bound.op("mailbox")])
     except txn.Rejected as rejected:
         if mailbox_store.get(table, org_id, mailbox_id) is None:
             raise errors.not_found("Mailbox") from rejected
+        if rejected.roles == ["org"]:
+            raise errors.concurrent_update() from rejected
         raise LimitReached(
             "message_token_limit_reached",
-            f"A mailbox can have at most {MAX_PER_MAILBOX} message tokens.",
-            hint="Revoke unused tokens with DELETE /api/v1/message-tokens/{id}.",
+            f"The organization's plan allows {limit} message tokens per mailbox.",
+            hint="Revoke unused tokens with DELETE /api/v1/message-tokens/{id}, or ask the operator for "
+            "a plan with more.",
         ) from rejected
     return NewMessageToken(item=item, plaintext=issued.plaintext)
 
@@ -107,8 +122,17 @@ def create_managed(
     scopes: Iterable[str],
     created_by: str,
     expires_at: datetime | None,
+    plan_allowed: frozenset[str] | None = None,
 ) -> NewMessageToken:
-    """A managed token of the mailbox (``POST /api/v1/mailboxes/{id}/message-tokens``)."""
+    """A managed token of the mailbox (``POST /api/v1/mailboxes/{id}/message-tokens``): only scopes
+    ``plan_allowed`` (the creator's plan) includes."""
+    blocked = plans.blocked_scopes(scopes, plan_allowed) if plan_allowed is not None else []
+    if blocked:
+        raise Forbidden(
+            "token_scope_blocked_by_plan",
+            f"The organization's plan does not include the scope(s): {', '.join(blocked)}.",
+            hint="Create the token with the scopes the plan allows (GET /api/v1/account names the plan).",
+        )
     if expires_at is not None and expires_at <= clock.utcnow():
         raise errors.validation("expires_at must be in the future", field="expires_at")
     return issue(

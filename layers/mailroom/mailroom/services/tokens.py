@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import Any
 
 from mailroom import clock, errors, ids
+from mailroom.domain import plans
 from mailroom.domain.principal import Principal
 from mailroom.domain.tokens import TokenType, issue_token
 from mailroom.errors import Forbidden
@@ -99,9 +100,11 @@ def create_token(
     expires_at: datetime | None = None,
     rate_limit_per_minute: int | None = None,
 ) -> NewToken:
-    """``POST /api/v1/tokens``: a token never holds a scope its creator lacks (403
-    scope_escalation), and never expires in the past."""
+    """``POST /api/v1/tokens``: a token never holds a scope the organization's plan excludes (403
+    token_scope_blocked_by_plan) or its creator lacks (403 scope_escalation), and never expires in
+    the past."""
     wanted = set(scopes)
+    check_plan_allows(creator, wanted)
     escalated = sorted(wanted - creator.scopes)
     if escalated:
         raise Forbidden(
@@ -120,6 +123,19 @@ def create_token(
         expires_at=expires_at,
         rate_limit_per_minute=rate_limit_per_minute,
     )
+
+
+def check_plan_allows(creator: Principal, scopes: Iterable[str]) -> None:
+    """403 token_scope_blocked_by_plan for a new token with scopes the creator's plan excludes."""
+    if creator.plan_allowed is None:
+        return
+    blocked = plans.blocked_scopes(scopes, creator.plan_allowed)
+    if blocked:
+        raise Forbidden(
+            "token_scope_blocked_by_plan",
+            f"The organization's plan does not include the scope(s): {', '.join(blocked)}.",
+            hint="Create the token with the scopes the plan allows (GET /api/v1/account names the plan).",
+        )
 
 
 def list_tokens(table: Table, org_id: str, *, per_page: int, cursor: str | None) -> tuple[Page, int]:

@@ -165,6 +165,12 @@ event          PK ORG#<org>#MBX#<mbx>       SK EVENT#<evt id>      {ics, indexed
 event by start PK ORG#<org>#MBX#<mbx>       SK EVAT#<start utc>#<evt id>  single events <= 7 days
 long event     PK ORG#<org>#MBX#<mbx>       SK EVLONG#<evt id>     recurring or longer (expanded on read)
 event uid      PK ORG#<org>#MBX#<mbx>       SK EVUID#<sha256 of UID>  {event_id}: one event per UID
+
+Plans are platform items (operators' data, no tenant's); an organization on a plan is indexed by it
+(GSI2 of the organization item), so an edited plan reaches every organization on it:
+
+plan           PK PLAN#<name>               SK #PLAN        GSI1 PLANS / <name>
+organization   (above)                                      GSI2 PLAN#<name>#ORGS / ORG#<org>
 """
 
 from __future__ import annotations
@@ -558,3 +564,15 @@ def dns_connection_sk(domain_id: str) -> str:
 
 def dns_preview_sk(preview_id: str) -> str:
     return f"DNSPREVIEW#{preview_id}"
+
+
+PLAN_SK = "#PLAN"
+PLANS_INDEX_PK = "PLANS"
+
+
+def plan_pk(name: str) -> str:
+    return f"PLAN#{name}"
+
+
+def plan_orgs_pk(name: str) -> str:
+    return f"PLAN#{name}#ORGS"

@@ -5,11 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 from mailroom import clock, ids
-from mailroom.store import keys
+from mailroom.domain.plans import Plan
+from mailroom.store import keys, plans
 from mailroom.store.table import Item, Page, Table, serialize, values
 
 DEFAULT_LIMITS: dict[str, int] = {"mailboxes": 50, "domains": 10, "storage_mb": 51200, "aliases": 500}
 DEFAULT_LIMITS |= {"migration_batch_rows": 300, "migration_concurrency": 5}  # bulk migrations (Pro plan)
+DEFAULT_LIMITS |= {"message_tokens": 50}  # managed message tokens per mailbox (Pro plan)
 COUNTERS = (
     "mailbox_count",
     "domain_count",
@@ -40,9 +42,13 @@ def create(
     limits: dict[str, int] | None = None,
     org_id: str | None = None,
     first_token: Item | None = None,
+    plan: Plan | None = None,
 ) -> Item:
     """A new organization; with ``first_token`` (a stored-form item from tokens.stored_item) both
-    are written in one transaction, so no organization ever exists without its admin token."""
+    are written in one transaction, so no organization ever exists without its admin token.
+
+    With ``plan`` it starts on that plan (store/plans.py), ``limits`` being its own overrides of the
+    plan's; without, ``limits`` over the defaults (an organization on no plan: every scope)."""
     now = clock.now_iso()
     org_id = org_id or new_id()
     item: Item = {
@@ -58,6 +64,10 @@ def create(
         "created_at": now,
         "updated_at": now,
     }
+    if plan is not None:
+        if limits:
+            item["limit_overrides"] = dict(limits)
+        item |= plans.assignment(plan, item)
     if first_token is None:
         table.put(item, condition="attribute_not_exists(PK)")
         return item

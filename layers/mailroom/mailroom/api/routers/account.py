@@ -46,11 +46,19 @@ class AccountLimits(BaseModel):
     storage_mb: int = Field(description="The storage pool mailbox quotas and allocations draw on")
     migration_batch_rows: int = Field(description="Rows per bulk migration")
     migration_concurrency: int = Field(description="Migrations running at once")
+    message_tokens: int = Field(description="Managed message tokens per mailbox")
+    rate_limit_per_minute: int = Field(
+        description="Requests per minute per token (a token may have a lower one)"
+    )
 
 
 class Account(BaseModel):
     id: str
     name: str
+    plan: str | None = Field(
+        description="The plan (its scopes and limits: docs/plans.md); null for an organization made "
+        "before plans, which every scope reaches"
+    )
     usage: Usage
     limits: AccountLimits
     created_at: Timestamp
@@ -68,6 +76,6 @@ async def get_me(principal: Annotated[Principal, Depends(require())]) -> dict[st
     "/account", name="account.get", response_model=One[Account], summary="Organization, usage and limits"
 )
 async def get_account(principal: Annotated[Principal, Depends(require("account:read"))]) -> dict[str, Any]:
-    """The organization: how many mailboxes, domains, aliases and tokens it has and how much storage
-    it uses, against its limits."""
+    """The organization: its plan, how many mailboxes, domains, aliases and tokens it has and how much
+    storage it uses, against its limits (the plan's, with any the operator set for it alone)."""
     return one(service.account_view(service.organization(Table(), principal.org_id)))

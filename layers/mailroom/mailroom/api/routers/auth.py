@@ -72,7 +72,8 @@ class Redeemed(BaseModel):
     responses={
         **errors(
             e401="invalid_credentials: the address or the password is wrong (which one is not said)",
-            e403="mailbox_inactive: the mailbox is deactivated; password_change_required: an administrator "
+            e403="token_scope_blocked_by_plan: the organization's plan includes no message tokens; "
+            "mailbox_inactive: the mailbox is deactivated; password_change_required: an administrator "
             "must set a new password first (POST /api/v1/mailboxes/{id}/password)",
         ),
         429: {

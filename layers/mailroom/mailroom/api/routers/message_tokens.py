@@ -84,8 +84,10 @@ class NewMessageTokenView(MessageTokenView):
     responses={
         **NOT_FOUND,
         **errors(
+            e403="insufficient_scope, wrong_token_type; plan_api_disabled: the plan excludes message "
+            "tokens; token_scope_blocked_by_plan: a scope the organization's plan excludes",
             e422="validation_error: not message scopes, or expires_at not in the future; "
-            "message_token_limit_reached: the mailbox has 50 tokens"
+            "message_token_limit_reached: the mailbox has as many tokens as the plan allows",
         ),
     },
 )
@@ -104,6 +106,7 @@ async def create_message_token(
         scopes=body.scopes,
         created_by=mailbox.principal.token_id,
         expires_at=body.expires_at if isinstance(body.expires_at, datetime) else None,
+        plan_allowed=mailbox.principal.plan_allowed,
     )
     audit_target(request, "message_token", new.item["id"], mailbox_id=mailbox.item["id"], name=body.name)
     return one({**service.token_view(new.item), "token": new.plaintext})

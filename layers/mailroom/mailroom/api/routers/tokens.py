@@ -75,7 +75,10 @@ class NewTokenView(TokenView):
     status_code=201,
     response_model=One[NewTokenView],
     summary="Create an ops token",
-    responses=errors(e403="insufficient_scope, wrong_token_type; scope_escalation: a scope the caller lacks"),
+    responses=errors(
+        e403="insufficient_scope, wrong_token_type; scope_escalation: a scope the caller lacks; "
+        "token_scope_blocked_by_plan: a scope the organization's plan excludes"
+    ),
 )
 async def create_token(
     body: CreateToken, request: Request, principal: Annotated[Principal, Depends(MANAGE)]

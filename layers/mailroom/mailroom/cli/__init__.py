@@ -1,7 +1,9 @@
 """``mailroom``: the operator's command line (the ``mailroom`` console script).
 
-    mailroom admin create-org --name NAME [--limits mailboxes=50,domains=10] [--json] [TARGET]
+    mailroom admin create-org --name NAME [--plan PLAN] [--limits mailboxes=50,domains=10] [--json] [TARGET]
     mailroom admin list-orgs [--json] [TARGET]
+    mailroom admin set-plan ORG_ID PLAN [--json] [TARGET]
+    mailroom admin plans list|show|create|edit ... [TARGET]     (cli/plans.py)
     mailroom admin create-api-key --org ORG_ID [--name NAME] [--json] [TARGET]
     mailroom admin platform-domain [--domain NAME] [--json] [TARGET]
     mailroom mcp [--url URL] [--read-only] [--allow-destructive]
@@ -78,7 +80,7 @@ class CliError(Exception):
 
 def _limits(raw: str) -> dict[str, int]:
     """``mailboxes=50,domains=10`` → ``{"mailboxes": 50, "domains": 10}`` (known limit names only)."""
-    from mailroom.store.organizations import DEFAULT_LIMITS
+    from mailroom.domain.plans import LIMITS as DEFAULT_LIMITS
 
     limits: dict[str, int] = {}
     for part in filter(None, (p.strip() for p in raw.split(","))):
@@ -144,7 +146,8 @@ def build_parser() -> argparse.ArgumentParser:
         "create-org",
         parents=[target],
         help="create an organization and its first admin ops token",
-        description="Create an organization with an admin ops token holding every ops scope. "
+        description="Create an organization on a plan, with an admin ops token holding every ops scope "
+        "the plan allows. "
         "The token is shown once, here; only its SHA-256 is stored.",
         epilog=TARGET_HELP,
     )
@@ -154,7 +157,10 @@ def build_parser() -> argparse.ArgumentParser:
         type=_limits,
         default={},
         metavar="NAME=N,...",
-        help="override default limits, e.g. mailboxes=50,domains=10",
+        help="override the plan's limits for this organization, e.g. mailboxes=50,domains=10",
+    )
+    create.add_argument(
+        "--plan", default="pro", help="the organization's plan (default: pro; see 'plans list')"
     )
     create.add_argument("--json", action="store_true", help="print one JSON object instead of text")
     create.set_defaults(run=_create_org)
@@ -215,6 +221,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--allow-destructive", action="store_true", help="offer destructive tools (each still needs confirm)"
     )
     mcp.set_defaults(run=_mcp)
+
+    from mailroom.cli import plans
+
+    plans.add_commands(actions, target)
     return parser
 
 
@@ -437,14 +447,15 @@ def open_table(args: argparse.Namespace) -> Table:
 
 def _create_org(args: argparse.Namespace, out: TextIO) -> None:
     from mailroom.services.organizations import create_organization
+    from mailroom.services.plans import PlanNotFound
 
     table = open_table(args)
     try:
         created = _aws_call(
             "create organization",
-            lambda: create_organization(table, name=args.name, limits=args.limits or None),
+            lambda: create_organization(table, name=args.name, limits=args.limits or None, plan=args.plan),
         )
-    except ValueError as exc:  # the service's own validation (name length)
+    except (ValueError, PlanNotFound) as exc:  # the service's own validation (name length, plan)
         raise CliError(str(exc)) from None
     org = created.organization
     if args.json:
@@ -455,6 +466,7 @@ def _create_org(args: argparse.Namespace, out: TextIO) -> None:
     out.write(
         f"organization  {org['id']}\n"
         f"name          {org['name']}\n"
+        f"plan          {org.get('plan')}\n"
         f"limits        {limits}\n"
         f"admin token   {created.admin_token}\n"
     )
@@ -518,6 +530,7 @@ def _org_view(item: Item) -> dict[str, Any]:
     return {
         "id": item["id"],
         "name": item["name"],
+        "plan": item.get("plan"),
         "created_at": item.get("created_at"),
         "updated_at": item.get("updated_at"),
         "limits": item.get("limits", {}),
@@ -550,9 +563,15 @@ def _list_orgs(args: argparse.Namespace, out: TextIO) -> None:
     if not views:
         sys.stderr.write(f"no organizations in table {table.name}\n")
         return
-    headers = ["ID", "NAME", "CREATED_AT", *(heading for _, heading in COUNTER_COLUMNS)]
+    headers = ["ID", "NAME", "CREATED_AT", *(heading for _, heading in COUNTER_COLUMNS), "PLAN"]
     rows = [
-        [v["id"], v["name"], v["created_at"] or "", *(str(v["counters"][c]) for c, _ in COUNTER_COLUMNS)]
+        [
+            v["id"],
+            v["name"],
+            v["created_at"] or "",
+            *(str(v["counters"][c]) for c, _ in COUNTER_COLUMNS),
+            v["plan"] or "-",
+        ]
         for v in views
     ]
     out.write(_format_table(headers, rows))
@@ -602,7 +621,3 @@ def main(argv: Sequence[str] | None = None) -> int:
         os.environ.update(saved_environ)
         _forget_cached_configuration()
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
