@@ -99,6 +99,10 @@ VOLATILE: dict[str, dict[str, str]] = {
         "url": "a pre-signed S3 URL, signed anew on every read",
         "expires_at": "that URL's expiry, an hour after the read",
     },
+    "GET /api/v1/messages/calendar/events": {
+        "since": "the default range starts at the time of the read",
+        "before": "and ends 30 days after it",
+    },
 }
 # What the app answers for a path no operation has: a sweep that gets it reached nothing.
 NO_SUCH_ENDPOINT = "No such endpoint"
