@@ -159,7 +159,8 @@ def _string(schema: Mapping[str, Any]) -> str:
         return shortest
     # A pattern (a domain name, a local part, a header name...): the first of a few plain values
     # of common shapes that it accepts.
-    for candidate in (shortest, "sweep.example.net", "sweep", "Sweep-1", "sweep@example.net", "X-Sweep"):
+    candidates = (shortest, "sweep.example.net", "sweep", "Sweep-1", "sweep@example.net", "X-Sweep", "0" * 32)
+    for candidate in candidates:  # ... and a 32-hex id (a Cloudflare zone's)
         if re.search(pattern, candidate) and len(candidate) >= int(schema.get("minLength", 0)):
             return candidate
     raise ValueError(f"no plain example matches the pattern {pattern!r}; add one here")

@@ -89,3 +89,13 @@ def test_html_only_message_gets_a_text_preview() -> None:
     parsed = parse(b"Content-Type: text/html\r\n\r\n<style>p{color:red}</style><p>Only <i>HTML</i></p>")
     assert parsed.text is None
     assert parsed.preview == "Only HTML"
+
+
+@pytest.mark.parametrize("charset", ["no-such-charset", "utf\x00-8"])
+def test_a_charset_no_codec_takes_reads_as_utf8(charset: str) -> None:
+    # Found by the parse fuzz: a NUL in the name makes the codec lookup raise ValueError.
+    raw = (
+        "From: a@example.net\r\nTo: b@example.net\r\nSubject: s\r\n"
+        f'Content-Type: text/plain; charset="{charset}"\r\n\r\nh\xc3\xa9llo\r\n'
+    ).encode("latin-1")
+    assert parse(raw).text.strip() == "h\u00e9llo"

@@ -146,7 +146,7 @@ def _text_of(part: Message) -> str:
     charset = part.get_content_charset() or "utf-8"
     try:
         return payload.decode(charset, errors="replace")
-    except LookupError:  # an unknown charset name
+    except (LookupError, ValueError):  # an unknown charset name, or one no codec lookup takes (a NUL)
         return payload.decode("utf-8", errors="replace")
 
 
