@@ -21,6 +21,7 @@ import httpx
 import pytest
 
 from tests.e2e.stack_process import LocalStackProcess, create_org, start_stack
+from tests.support.api_http import data, post
 from tests.support.dovecot import DovecotServer
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("bulk-migrations")]
@@ -36,15 +37,6 @@ class World:
     admin: httpx.Client
     server: DovecotServer
     domain: str
-
-
-def post(client: httpx.Client, path: str, body: Any = None) -> httpx.Response:
-    return client.post(path, json=body, headers={"Idempotency-Key": str(uuid.uuid4())})
-
-
-def data(response: httpx.Response, status: int = 200) -> Any:
-    assert response.status_code == status, (response.status_code, response.text)
-    return response.json()["data"]
 
 
 @pytest.fixture(scope="module")

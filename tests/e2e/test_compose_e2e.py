@@ -7,20 +7,19 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any
 
 import httpx
 import pytest
 
 from tests.e2e.stack_process import LocalStackProcess
+from tests.support.api_http import client, data, post, wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("stack")]
 PASSWORD = "Correct-Horse-42"
-TIMEOUT = 30.0
-T = TypeVar("T")
 
 
 @dataclass
@@ -29,30 +28,6 @@ class Pair:
     bob: httpx.Client
     alice_address: str
     bob_address: str
-
-
-def post(client: httpx.Client, path: str, body: Any = None, method: str = "POST") -> httpx.Response:
-    return client.request(method, path, json=body, headers={"Idempotency-Key": str(uuid.uuid4())})
-
-
-def data(response: httpx.Response, status: int = 200) -> Any:
-    assert response.status_code == status, (response.status_code, response.text)
-    return response.json()["data"]
-
-
-def wait_for(what: str, probe: Callable[[], T | None]) -> T:
-    deadline = time.monotonic() + TIMEOUT
-    while True:
-        found = probe()
-        if found is not None:
-            return found
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out waiting for {what}")
-        time.sleep(0.2)
-
-
-def client(stack: LocalStackProcess, token: str) -> httpx.Client:
-    return httpx.Client(base_url=stack.api_url, headers={"Authorization": f"Bearer {token}"}, timeout=30)
 
 
 @pytest.fixture(scope="module")

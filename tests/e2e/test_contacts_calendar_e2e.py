@@ -8,17 +8,17 @@ function) that the organizer's mailbox, hosted in the same stack, applies to its
 from __future__ import annotations
 
 import smtplib
-import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import httpx
 import pytest
 
 from tests.e2e.stack_process import LocalStackProcess, start_stack
+from tests.support.api_http import data, post, wait_for
 from tests.support.calendar_mail import invitation
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("contacts_calendar")]
@@ -26,7 +26,6 @@ FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "contacts"
 PASSWORD = "Correct-Horse-42"
 TIMEOUT = 45.0
 EVENTS = "/api/v1/messages/calendar/events"
-T = TypeVar("T")
 
 
 @dataclass
@@ -36,26 +35,6 @@ class World:
     adam: httpx.Client  # the attendee's
     olga_address: str
     adam_address: str
-
-
-def post(client: httpx.Client, path: str, body: Any = None) -> httpx.Response:
-    return client.post(path, json=body, headers={"Idempotency-Key": str(uuid.uuid4())})
-
-
-def data(response: httpx.Response, status: int = 200) -> Any:
-    assert response.status_code == status, (response.status_code, response.text)
-    return response.json()["data"]
-
-
-def wait_for(what: str, probe: Callable[[], T | None]) -> T:
-    deadline = time.monotonic() + TIMEOUT
-    while True:
-        found = probe()
-        if found is not None:
-            return found
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out waiting for {what}")
-        time.sleep(0.2)
 
 
 def client(stack: LocalStackProcess, token: str) -> httpx.Client:
@@ -152,7 +131,7 @@ def test_a_group_is_a_recipient(world: World) -> None:
         listed = data(world.adam.get("/api/v1/messages", params={"subject": subject}))
         return listed[0] if listed else None
 
-    assert wait_for("the group's message", arrived)["subject"] == subject
+    assert wait_for("the group's message", arrived, timeout=TIMEOUT)["subject"] == subject
 
 
 def test_a_weekly_meeting_expands_across_the_dst_change(world: World) -> None:
@@ -215,7 +194,7 @@ def test_an_invitation_over_smtp_is_accepted_and_the_organizer_sees_it(world: Wo
         )
         return next((o for o in found if o["summary"] == "Project sync"), None)
 
-    first = wait_for("the invitation's event", invited)
+    first = wait_for("the invitation's event", invited, timeout=TIMEOUT)
     event = data(world.adam.get(f"{EVENTS}/{first['event_id']}"))
     assert (event["status"], event["source"], event["uid"]) == ("tentative", "invitation", own["uid"])
     message = data(world.adam.get(f"/api/v1/messages/{event['message_id']}"))
@@ -229,4 +208,4 @@ def test_an_invitation_over_smtp_is_accepted_and_the_organizer_sees_it(world: Wo
         statuses = {a["email"]: a["status"] for a in organizer_copy["attendees"]}
         return organizer_copy if statuses.get(world.adam_address) == "accepted" else None
 
-    wait_for("the organizer's event to show the acceptance", applied)
+    wait_for("the organizer's event to show the acceptance", applied, timeout=TIMEOUT)

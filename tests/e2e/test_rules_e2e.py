@@ -10,21 +10,19 @@ refused and the rules in force keep working."""
 from __future__ import annotations
 
 import smtplib
-import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any
 
 import httpx
 import pytest
 
 from tests.e2e.stack_process import LocalStackProcess, start_stack
+from tests.support.api_http import data, wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("rules")]
 PASSWORD = "Correct-Horse-42"
-TIMEOUT = 30.0
-T = TypeVar("T")
 
 
 @dataclass
@@ -42,25 +40,8 @@ class Box:
         return f"/api/v1/mailboxes/{self.mailbox['id']}{tail}"
 
 
-def data(response: httpx.Response, status: int = 200) -> Any:
-    assert response.status_code == status, (response.status_code, response.text)
-    return response.json()["data"]
-
-
 def write(client: httpx.Client, method: str, path: str, body: Any) -> httpx.Response:
     return client.request(method, path, json=body, headers={"Idempotency-Key": str(uuid.uuid4())})
-
-
-def wait_for(what: str, probe: Callable[[], T | None]) -> T:
-    """Poll until ``probe`` returns something (SES invokes the inbound function asynchronously)."""
-    deadline = time.monotonic() + TIMEOUT
-    while True:
-        found = probe()
-        if found is not None:
-            return found
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out waiting for {what}")
-        time.sleep(0.2)
 
 
 @pytest.fixture(scope="module")

@@ -6,21 +6,20 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import httpx
 import pytest
 
 from tests.e2e.stack_process import LocalStackProcess, start_stack
+from tests.support.api_http import data, post, wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("scheduled-send")]
 PASSWORD = "Correct-Horse-42"
-TIMEOUT = 30.0
-T = TypeVar("T")
 
 
 @dataclass
@@ -29,26 +28,6 @@ class Pair:
     alice: httpx.Client  # message tokens
     bob: httpx.Client
     bob_address: str
-
-
-def post(client: httpx.Client, path: str, body: Any = None) -> httpx.Response:
-    return client.post(path, json=body, headers={"Idempotency-Key": str(uuid.uuid4())})
-
-
-def data(response: httpx.Response, status: int = 200) -> Any:
-    assert response.status_code == status, (response.status_code, response.text)
-    return response.json()["data"]
-
-
-def wait_for(what: str, probe: Callable[[], T | None], stack: LocalStackProcess | None = None) -> T:
-    deadline = time.monotonic() + TIMEOUT
-    while True:
-        found = probe()
-        if found is not None:
-            return found
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out waiting for {what}" + (f":\n{stack.logs()}" if stack else ""))
-        time.sleep(0.2)
 
 
 @pytest.fixture(scope="module")
