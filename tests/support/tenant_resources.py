@@ -184,6 +184,19 @@ def populate(site: Site, tenant: Tenant, *, victim: bool) -> Callable[[], None]:
     scheduled = {"to": main["address"], "subject": "Later", "text": "later", "send_at": later}
     values["scheduled_id"] = [create(http, "/api/v1/messages/scheduled", message, scheduled)["id"]]
 
+    # The address book and calendar of the main mailbox (docs/contacts-calendar.md), on both sides
+    # for the same reason.
+    contact = create(
+        http,
+        "/api/v1/messages/contacts",
+        message,
+        {"name": "Swept", "emails": [{"address": f"c-{tag}@example.net"}]},
+    )
+    values["contact_id"] = [contact["id"]]
+    values["group_id"] = [create(http, "/api/v1/messages/contact-groups", message, {"name": "Sweep"})["id"]]
+    event = {"summary": "Sweep", "start": "2026-03-16T09:00:00Z"}
+    values["calendar_event_id"] = [create(http, "/api/v1/messages/calendar/events", message, event)["id"]]
+
     if victim:
         _everything_else(site, tenant, tag, main, waits)
 
@@ -236,19 +249,6 @@ def _everything_else(
 
     rule = {"name": "sweep", "actions": [{"type": "add_label", "label": "swept"}]}
     values["rule_id"] = [create(http, f"/api/v1/mailboxes/{main['id']}/rules", ops, rule)["id"]]
-
-    # The address book and calendar of the main mailbox (issue 16).
-    message = tenant.message
-    contact = create(
-        http,
-        "/api/v1/messages/contacts",
-        message,
-        {"name": "Swept", "emails": [{"address": f"c-{tag}@example.net"}]},
-    )
-    values["contact_id"] = [contact["id"]]
-    values["group_id"] = [create(http, "/api/v1/messages/contact-groups", message, {"name": "Sweep"})["id"]]
-    event = {"summary": "Sweep", "start": "2026-03-16T09:00:00Z"}
-    values["calendar_event_id"] = [create(http, "/api/v1/messages/calendar/events", message, event)["id"]]
 
     migration = start_migration(site, tenant, migrated)
     values["migration_id"].insert(0, migration["id"])  # a batch's job is a migration too
