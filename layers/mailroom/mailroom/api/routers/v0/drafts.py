@@ -159,7 +159,13 @@ async def create_draft(body: V0NewDraft, request: Request, bound: Writer) -> dic
     return v0_drafts.create(Table(), bound.mailbox, send_request, reply_to_message=reply_to)
 
 
-@router.get("", name="v0.draft.list", response_model=PageOf[V0DraftItem], summary="List the inbox's drafts")
+@router.get(
+    "",
+    name="v0.draft.list",
+    response_model=PageOf[V0DraftItem],
+    summary="List the inbox's drafts",
+    responses=errors(e404="not_found: no such inbox"),
+)
 async def list_drafts(bound: Reader, pages: Pages) -> dict[str, Any]:
     """Drafts newest first, a numbered page at a time; `total` counts them all."""
     data, total = v0_drafts.list_drafts(Table(), bound.mailbox, offset=pages.offset, limit=pages.page_size)
