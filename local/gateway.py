@@ -430,32 +430,44 @@ async def _lifespan(receive: Receive, send: Send) -> None:
 
 
 class HttpServer:
-    """uvicorn serving an ASGI app on loopback from a background thread."""
+    """uvicorn serving an ASGI app on loopback from a background thread (the API gateway; with
+    ``ws`` set, the WebSocket API too)."""
 
-    def __init__(self, app: Any, *, port: int, host: str = "127.0.0.1") -> None:
+    def __init__(
+        self,
+        app: Any,
+        *,
+        port: int,
+        host: str = "127.0.0.1",
+        name: str = "api-gateway",
+        what: str = "the API gateway",
+        ws: str = "auto",
+    ) -> None:
         import uvicorn
 
         config = uvicorn.Config(
             app,
             host=host,
             port=port,
+            ws=ws,
             lifespan="off",
             log_config=None,
             access_log=False,
             server_header=False,
             timeout_graceful_shutdown=5,
         )
+        self._what = what
         self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(target=self._server.run, name="api-gateway", daemon=True)
+        self._thread = threading.Thread(target=self._server.run, name=name, daemon=True)
 
     def start(self, timeout: float = 10.0) -> None:
         self._thread.start()
         deadline = time.monotonic() + timeout
         while not self._server.started:
             if not self._thread.is_alive():
-                raise RuntimeError("the API gateway did not start (is the port in use?)")
+                raise RuntimeError(f"{self._what} did not start (is the port in use?)")
             if time.monotonic() > deadline:
-                raise RuntimeError("the API gateway did not start in time")
+                raise RuntimeError(f"{self._what} did not start in time")
             time.sleep(0.02)
 
     def stop(self) -> None:

@@ -30,7 +30,6 @@ import json
 import logging
 import re
 import secrets
-import threading
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass, field
@@ -38,6 +37,7 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 from urllib.parse import parse_qsl, unquote
 
+from local.gateway import HttpServer
 from local.runtime import FunctionError
 
 log = logging.getLogger(__name__)
@@ -372,36 +372,10 @@ async def _respond(send: Send, status: int, body: Any, *, error_type: str | None
     await send({"type": "http.response.body", "body": payload})
 
 
-class WebSocketServer:
+class WebSocketServer(HttpServer):
     """uvicorn with the websockets library's protocol, serving one WebSocket API from a thread."""
 
     def __init__(self, app: WebSocketGateway, *, port: int, host: str = "127.0.0.1") -> None:
-        import uvicorn
-
-        config = uvicorn.Config(
-            app,
-            host=host,
-            port=port,
-            ws="websockets-sansio",
-            lifespan="off",
-            log_config=None,
-            access_log=False,
-            server_header=False,
-            timeout_graceful_shutdown=5,
+        super().__init__(
+            app, port=port, host=host, name="websocket-api", what="the WebSocket API", ws="websockets-sansio"
         )
-        self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(target=self._server.run, name="websocket-api", daemon=True)
-
-    def start(self, timeout: float = 10.0) -> None:
-        self._thread.start()
-        deadline = time.monotonic() + timeout
-        while not self._server.started:
-            if not self._thread.is_alive():
-                raise RuntimeError("the WebSocket API did not start (is the port in use?)")
-            if time.monotonic() > deadline:
-                raise RuntimeError("the WebSocket API did not start in time")
-            time.sleep(0.02)
-
-    def stop(self) -> None:
-        self._server.should_exit = True
-        self._thread.join(timeout=10)
