@@ -66,8 +66,9 @@ validate: venv $(CHECKOV_STAMP)
 	$(BIN)/cfn-lint template.yaml
 	$(CHECKOV_VENV)/bin/checkov --config-file .checkov.yaml --quiet
 
+# Three workers on two cores: e2e tests spend much of their time waiting on the local stacks.
 test: lint system-deps validate
-	$(BIN)/python -m pytest -n 2 --dist loadgroup $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n 3 --dist loadgroup $(PYTEST_ARGS)
 
 test-unit: venv
 	$(BIN)/python -m pytest tests/unit $(PYTEST_ARGS)

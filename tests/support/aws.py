@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+import functools
 from pathlib import Path
 from typing import Any
 
@@ -26,9 +28,16 @@ def _any_tag(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> Any:
 _TemplateLoader.add_multi_constructor("!", _any_tag)
 
 
-def template() -> dict[str, Any]:
-    data: dict[str, Any] = yaml.load(TEMPLATE.read_text(), Loader=_TemplateLoader)
+@functools.cache
+def _parsed(text: str) -> dict[str, Any]:
+    data: dict[str, Any] = yaml.load(text, Loader=_TemplateLoader)
     return data
+
+
+def template() -> dict[str, Any]:
+    """The template as data: parsed once per content (it is thousands of lines and most tests build
+    their table from it), a copy per caller so nobody changes what the next test reads."""
+    return copy.deepcopy(_parsed(TEMPLATE.read_text()))
 
 
 def create_table_from_template(client: Any, table_name: str, logical_id: str = "Table") -> None:

@@ -88,6 +88,25 @@ def _name(service: str, region: str | None, endpoint_url: str | None) -> str:
     return "@".join([service, region or "", endpoint_url or ""]) if region or endpoint_url else service
 
 
+@functools.cache
+def _data_loader() -> Any:
+    """One loader per process: it caches the service models, endpoints and retry rules it reads
+    from botocore's JSON files, which a session of its own per client would read again each time."""
+    from botocore.loaders import create_loader
+
+    return create_loader()
+
+
+def _botocore_session() -> Any:
+    """A new session (credentials and region resolved from the environment as it is now) sharing
+    the process's data loader."""
+    import botocore.session
+
+    session = botocore.session.get_session()
+    session.register_component("data_loader", _data_loader())
+    return session
+
+
 def client(service: str, *, region: str | None = None, endpoint_url: str | None = None) -> Any:
     """``region``: another region than the stack's (a customer's event bus lives where they chose);
     ``endpoint_url``: a service whose endpoint is per resource (a WebSocket API's management API)."""
@@ -119,7 +138,8 @@ def raw_client(service: str, *, region: str | None = None, endpoint_url: str | N
                 read_timeout=20,
                 signature_version="s3v4" if service == "s3" else None,
             )
-            session: Any = boto3.session.Session()  # Any: the stubs only type literal service names
+            # Any: the stubs only type literal service names.
+            session: Any = boto3.session.Session(botocore_session=_botocore_session())
             try:
                 _clients[name] = session.client(
                     service,
