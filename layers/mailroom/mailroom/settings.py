@@ -24,6 +24,9 @@ class Settings:
     # Mailboxes (defaults keep the existing constructor calls valid).
     mail_bucket: str | None = None
     ses_configuration_set: str | None = None
+    # The configuration set whose DeliveryOptions require TLS (TlsPolicy REQUIRE): what a mailbox
+    # with tls_enforce_out sends through. Unset, such a mailbox cannot send through SES.
+    ses_tls_configuration_set: str | None = None
     purge_queue_url: str | None = None
     delete_daily_limit: int = 20
     delete_cooldown_seconds: int = 10
@@ -125,6 +128,7 @@ def get_settings() -> Settings:
         auth_cache_seconds=_int("MAILROOM_AUTH_CACHE_TTL", 0),
         mail_bucket=os.environ.get("MAILROOM_MAIL_BUCKET") or None,
         ses_configuration_set=os.environ.get("MAILROOM_SES_CONFIGURATION_SET") or None,
+        ses_tls_configuration_set=os.environ.get("MAILROOM_SES_TLS_CONFIGURATION_SET") or None,
         purge_queue_url=os.environ.get("MAILROOM_PURGE_QUEUE_URL") or None,
         delete_daily_limit=_int("MAILROOM_DELETE_DAILY_LIMIT", 20, minimum=1),
         delete_cooldown_seconds=_int("MAILROOM_DELETE_COOLDOWN_SECONDS", 10),

@@ -394,6 +394,13 @@ _ROWS: tuple[tuple[str, str, Gate, str] | tuple[str, str, Gate, str, str], ...] 
      "See the sends waiting for their time, and what became of past ones."),
     ("DELETE /api/v1/messages/scheduled/{scheduled_id}", "cancel_scheduled_message", D,
      "Cancel a scheduled send before it goes out."),
+    # --- the mailcow-style full updates (PUT; domains and mailboxes also by name) ---
+    ("PUT /api/v1/domains/{domain_id}", "replace_domain", W,
+     "Set all of a domain's settings and limits at once (mailcow style), e.g. to deactivate it."),
+    ("PUT /api/v1/mailboxes/{mailbox_id}", "replace_mailbox", W,
+     "Set all of a mailbox's settings at once (mailcow style): name, quota, active, TLS flags."),
+    ("PUT /api/v1/aliases/{alias_id}", "replace_alias", W,
+     "Set all of an alias's targets, active flag and description at once."),
 )
 # fmt: on
 

@@ -80,6 +80,9 @@ def create_alias(table: Table, org_id: str, request: NewAlias) -> Item:
     except address_rules.InvalidAddress as exc:
         raise errors.validation(str(exc), field="address", code="invalid_address") from exc
     domain = mailbox_service.resolve_domain(table, org_id, address_rules.domain_of(address))
+    inactive = mailbox_limits.domain_inactive_error(domain, field="address")
+    if inactive:
+        raise inactive
     goto = validate_goto(table, org_id, address, request.goto)
     if mailbox_service.address_owner(table, org_id, address) is not None:
         raise mailbox_limits.address_taken(address)
@@ -143,6 +146,20 @@ def load(table: Table, org_id: str, alias_id: str) -> Item:
     if alias is None:
         raise errors.not_found("Alias")
     return alias
+
+
+def check_same_address(alias: Item, address: str | None) -> None:
+    """A full update may repeat the alias's address; an alias keeps it (422 otherwise)."""
+    if address is None:
+        return
+    try:
+        same = address_rules.normalize_hosted(address) == alias["address"]
+    except address_rules.InvalidAddress:
+        same = False
+    if not same:
+        raise errors.validation(
+            f"the alias's address is {alias['address']}: an alias cannot change its address", field="address"
+        )
 
 
 def update_alias(table: Table, alias: Item, fields: dict[str, Any]) -> Item:

@@ -161,9 +161,22 @@ def _taken(name: str, *, same_org: bool) -> MailroomError:
 # --- the API's use cases ----------------------------------------------------------------------------
 
 
-def load_domain(table: Table, org_id: str, domain_id: str) -> Item:
-    """One of the organization's own domains, else 404."""
-    domain = domains.get(table, org_id, domain_id)
+def load_domain(table: Table, org_id: str, ref: str) -> Item:
+    """One of the organization's own domains, by id (``dom_...``) or by name (any case, unicode or
+    punycode; the mailcow-style paths), else 404.
+
+    A name costs one more GetItem: its routing claim (``DOMAIN#<name>``), which says which
+    organization hosts it. A name another organization hosts is a 404 like an unknown one, so a
+    name reveals nothing about other tenants. Ids and names cannot be confused: a name has a dot and no
+    underscore, an organization's domain id neither."""
+    if ids.is_id(ref, "dom") or "." not in ref:
+        domain = domains.get(table, org_id, ref)
+    else:
+        try:
+            name = normalize_domain(ref)
+        except InvalidDomainName:
+            raise errors.not_found("Domain") from None  # no domain can have this name
+        domain = domains.get_by_name(table, org_id, name)
     # The platform domain's item only counts the organization's inboxes on it: the domain is the
     # operator's, so it is none of the organization's domains to read, change or delete.
     if domain is None or domain.get("platform"):
@@ -255,6 +268,13 @@ def update_domain(table: Table, domain: Item, *, limits: dict[str, int], fields:
     except domains.DomainBelowUsage as refused:
         current = load_domain(table, domain["org_id"], domain["id"])
         raise (_below_usage(current, merged) or errors.concurrent_update()) from refused
+
+
+def renamed(name: str) -> MailroomError:
+    """A full update naming another domain than the one it replaces (a domain keeps its name)."""
+    return errors.validation(
+        f"the body names another domain than {name}: a domain cannot be renamed", field="domain"
+    )
 
 
 def _below_usage(domain: Item, limits: dict[str, int]) -> MailroomError | None:

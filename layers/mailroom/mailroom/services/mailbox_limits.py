@@ -85,9 +85,26 @@ def org_limit_error(org: Item, *, mailboxes: int = 0, aliases: int = 0) -> Mailr
     return None
 
 
+def domain_inactive_error(domain: Item, field: str = "domain") -> MailroomError | None:
+    """A deactivated domain (``active: false``) gets no new address: no mailbox, alias or invite,
+    and no invite of it is redeemed. Its existing addresses stay; it neither sends nor receives."""
+    if domain.get("active", True):
+        return None
+    return errors.Invalid(
+        "domain_inactive",
+        f"{domain['domain']} is deactivated: no new mailboxes, aliases or invites on it.",
+        fields=[{"field": field, "message": "the domain is deactivated (active: false)"}],
+        hint="Activate it first: PUT or PATCH /api/v1/domains/{domain} with active: true.",
+    )
+
+
 def domain_limit_error(
     domain: Item, *, mailboxes: int = 0, aliases: int = 0, quota_mb: int = 0
 ) -> MailroomError | None:
+    if mailboxes > 0 or aliases > 0:
+        inactive = domain_inactive_error(domain)
+        if inactive:
+            return inactive
     limits = domain_limits(domain)
     name = domain["domain"]
     if mailboxes > 0 and int(domain.get("mailbox_count", 0)) + mailboxes > limits["mailboxes"]:

@@ -17,6 +17,7 @@ from mailroom.errors import MailroomError
 from mailroom.services.forwarding import forwarding_view
 from mailroom.services.mailbox_limits import (
     address_taken,
+    domain_inactive_error,
     domain_limit_error,
     domain_limits,
     explain_rejection,
@@ -154,6 +155,9 @@ def prepare_address(
         raise errors.validation(str(exc), field=local_part_field, code="invalid_address") from exc
     if domain is None:
         domain = resolve_domain(table, org_id, domain_name, cache)
+    inactive = domain_inactive_error(domain)
+    if inactive:
+        raise inactive
     limits = domain_limits(domain)
     if quota is None:
         quota = allocation if allocation is not None else limits["defquota"]
@@ -398,11 +402,49 @@ def list_mailboxes(
 # --- reads and updates ------------------------------------------------------------------------------
 
 
-def load(table: Table, org_id: str, mailbox_id: str) -> Item:
-    mailbox = store.get(table, org_id, mailbox_id)
+def load(table: Table, org_id: str, ref: str) -> Item:
+    """One of the organization's mailboxes, by id (``mbx_...``) or by address (any case; the
+    mailcow-style paths), else 404.
+
+    An address costs one more GetItem: the organization's address item (``ADDR#<address>``, under
+    the organization's own key, so another organization's address is simply not there)."""
+    mailbox: Item | None = None
+    if "@" not in ref:  # ids never have one
+        mailbox = store.get(table, org_id, ref)
+    else:
+        try:
+            address = address_rules.normalize_hosted(ref)
+        except address_rules.InvalidAddress:
+            raise errors.not_found("Mailbox") from None  # no mailbox can have this address
+        entry = addresses.resolve(table, org_id, address)
+        if entry is not None and entry.get("kind") == "mailbox":
+            mailbox = store.get(table, org_id, str(entry["id"]))
     if mailbox is None:
         raise errors.not_found("Mailbox")
     return mailbox
+
+
+def check_same_address(mailbox: Item, *, domain: str | None, local_part: str | None) -> None:
+    """A full update may repeat the create-only ``domain`` and ``local_part``; a mailbox keeps its
+    address, so they must name it (422 with the field otherwise)."""
+    failing = []
+    if domain is not None:
+        try:
+            same = address_rules.normalize_hosted(f"x@{domain}").partition("@")[2] == mailbox["domain"]
+        except address_rules.InvalidAddress:
+            same = False
+        if not same:
+            failing.append({"field": "domain", "message": f"the mailbox is on {mailbox['domain']}"})
+    if local_part is not None and local_part.strip().lower() != mailbox["local_part"]:
+        failing.append(
+            {"field": "local_part", "message": f"the mailbox's local part is {mailbox['local_part']}"}
+        )
+    if failing:
+        raise errors.Invalid(
+            "validation_error",
+            "A mailbox cannot change its address: domain and local_part, when sent, must be its own.",
+            fields=failing,
+        )
 
 
 _UNSET: Any = object()

@@ -13,7 +13,8 @@ A send, in order (each step can refuse it before anything leaves):
 5. no recipient is on the organization's suppression list (one BatchGetItem; 422
    ``recipient_suppressed`` naming each one);
 6. the Sent copy fits the mailbox's quota (422 ``mailbox_over_quota``);
-7. SES v2 sends the raw message with the stack's configuration set and the tags
+7. SES v2 sends the raw message with the stack's configuration set (the TLS-requiring one for a
+   mailbox with ``tls_enforce_out``; a sender domain with ``active: false`` refuses the send) and the tags
    ``org_id``/``mailbox_id``/``message_id`` (delivery events carry them back to the Sent copy);
    or, when the sender's domain has an SMTP relay, the relay does (``services/smtp_relays.py``:
    the bytes as composed, Mailroom's Message-ID kept);
@@ -40,7 +41,7 @@ from mailroom.mail.compose import Composed, ComposeError, Draft, OutgoingAttachm
 from mailroom.mail.header_text import bracketed_message_id, describe, refused_in_header, shown
 from mailroom.mail.parse import ParsedMessage, Unparseable, parse
 from mailroom.observability import logger, traced
-from mailroom.services import contact_groups, smtp_relays
+from mailroom.services import contact_groups, mailbox_policy, smtp_relays
 from mailroom.store import addresses, domain_metrics, mail_objects, ses_outbound, suppressions
 from mailroom.store import aliases as alias_store
 from mailroom.store import mail as mail_store
@@ -410,6 +411,9 @@ def send(
     # Contact groups named as recipients (group:<id>) become their members' addresses.
     request = contact_groups.expand_recipients(table, mailbox, request)
     sender = sender or resolve_sender(table, mailbox, request.sender)
+    # mailcow's domain `active: false` and mailbox `tls_enforce_out` (services/mailbox_policy.py).
+    mailbox_policy.check_sender_domain(table, org_id, sender.domain_id)
+    require_tls = mailbox_policy.requires_tls_out(mailbox)
     attachments = resolve_attachments(table, mailbox, request.attachments)
     draft = draft_of(request, sender, attachments)
     moment = now or clock.utcnow()
@@ -435,13 +439,14 @@ def send(
         raw=composed.raw,
         envelope_from=composed.envelope_from,
         recipients=list(dict.fromkeys(composed.recipients)),
+        require_tls=require_tls,
     )
     if relayed is not None:
         ses_message_id, rfc_message_id, raw = relayed.source_id, composed.message_id, composed.raw
         delivery = relayed.delivery(delivery, now_iso)
     else:
         ses_message_id = _send_through_ses(
-            composed, org_id=org_id, mailbox_id=mailbox_id, message_id=message_id
+            composed, org_id=org_id, mailbox_id=mailbox_id, message_id=message_id, require_tls=require_tls
         )
         rfc_message_id = ses_outbound.amazon_message_id(ses_message_id)
         raw = with_message_id(composed.raw, rfc_message_id)
@@ -497,13 +502,24 @@ def send(
     return Sent(message=outcome.message, ses_message_id=ses_message_id, stored=outcome.stored)
 
 
-def _send_through_ses(composed: Composed, *, org_id: str, mailbox_id: str, message_id: str) -> str:
+def _send_through_ses(
+    composed: Composed, *, org_id: str, mailbox_id: str, message_id: str, require_tls: bool = False
+) -> str:
+    if require_tls and not ses_outbound.tls_required_available():
+        raise Unavailable(
+            "tls_required_unavailable",
+            "The mailbox enforces TLS for outgoing mail (tls_enforce_out) but this deployment has no "
+            "TLS-requiring configuration set; nothing was sent.",
+            hint="Deploy the stack's TlsRequiredConfigurationSet (MAILROOM_SES_TLS_CONFIGURATION_SET), "
+            "or turn tls_enforce_out off.",
+        )
     try:
         return ses_outbound.send_raw(
             composed.raw,
             envelope_from=composed.envelope_from,
             recipients=list(dict.fromkeys(composed.recipients)),
             tags={"org_id": org_id, "mailbox_id": mailbox_id, "message_id": message_id},
+            require_tls=require_tls,
         )
     except StoreError as exc:
         logger().warning("SES refused a send", extra={"code": exc.code, "ses_message": exc.message[:300]})

@@ -380,14 +380,28 @@ class Relayed:
 
 
 def relayed_send(
-    table: Table, org_id: str, *, raw: bytes, envelope_from: str, recipients: list[str]
+    table: Table,
+    org_id: str,
+    *,
+    raw: bytes,
+    envelope_from: str,
+    recipients: list[str],
+    require_tls: bool = False,
 ) -> Relayed | None:
-    """Send through the relay of the sender's domain; None when that domain has no relay (then SES)."""
+    """Send through the relay of the sender's domain; None when that domain has no relay (then SES).
+    ``require_tls`` (a mailbox's tls_enforce_out): a relay reached without TLS refuses the send."""
     domain = envelope_from.rpartition("@")[2].lower()
     relay_id = store.domain_owner(table, org_id, domain)
     relay = store.get(table, org_id, relay_id) if relay_id else None
     if relay is None:
         return None
+    if require_tls and relay["security"] == "none":
+        raise errors.Invalid(
+            "tls_required",
+            f"The mailbox enforces TLS for outgoing mail (tls_enforce_out) but the SMTP relay of {domain} "
+            f"({relay['host']}) is reached without TLS; nothing was sent.",
+            hint="Set the relay's security to ssl or starttls, or turn tls_enforce_out off.",
+        )
     try:
         sent = _run(relay_send(config_of(relay), raw, envelope_from=envelope_from, recipients=recipients))
     except RelayFailed as failure:

@@ -145,7 +145,8 @@ def domain_change(
     quota_mb: int = 0,
     room_for_mailboxes: int = 0,
 ) -> Op:
-    """Move the domain's counters; increases are conditioned on the domain's limits.
+    """Move the domain's counters; increases are conditioned on the domain's limits (and new
+    addresses on the domain being active).
 
     ``limits`` are the effective limits (stored ones over the defaults); ``quota_allocated_mb`` is
     the sum of the domain's mailbox quotas, held under ``limits.quota`` (mailcow's domain quota).
@@ -156,6 +157,11 @@ def domain_change(
     change = Update(keys.org_pk(domain["org_id"]), keys.domain_sk(domain["id"])).add(
         mailbox_count=mailboxes, alias_count=aliases, invite_count=invites, quota_allocated_mb=quota_mb
     )
+    if mailboxes > 0 or aliases > 0 or invites > 0:
+        # A new address needs an active domain: deactivating it cannot slip between the check
+        # and the write (services/mailbox_limits.domain_inactive_error).
+        active = change.name("active")
+        change.when(f"(attribute_not_exists({active}) OR {active} = {change.value(True)})")
     if mailboxes > 0 or room_for_mailboxes > 0:
         needed = max(mailboxes, room_for_mailboxes)
         _limit_condition(change, stored, "mailboxes", limits["mailboxes"], "mailbox_count", needed)

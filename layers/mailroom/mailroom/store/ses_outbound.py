@@ -24,15 +24,27 @@ def amazon_message_id(ses_message_id: str, region: str | None = None) -> str:
     return f"<{ses_message_id}@{domain}>"
 
 
-def send_raw(raw: bytes, *, envelope_from: str, recipients: list[str], tags: dict[str, str]) -> str:
-    """Send; returns SES's message id. Errors are botocore ClientErrors for the caller to map."""
+def tls_required_available() -> bool:
+    """Whether the stack has a configuration set that requires TLS (``require_tls`` can be honoured)."""
+    return get_settings().ses_tls_configuration_set is not None
+
+
+def send_raw(
+    raw: bytes, *, envelope_from: str, recipients: list[str], tags: dict[str, str], require_tls: bool = False
+) -> str:
+    """Send; returns SES's message id. ``require_tls``: through the configuration set whose
+    DeliveryOptions say ``TlsPolicy: REQUIRE`` (SES then delivers only over TLS, else the message
+    bounces); the caller checks ``tls_required_available`` first."""
     kwargs: dict[str, Any] = {
         "FromEmailAddress": envelope_from,
         "Destination": {"ToAddresses": recipients},
         "Content": {"Raw": {"Data": raw}},
         "EmailTags": [_tag(name, value) for name, value in tags.items()],
     }
-    configuration_set = get_settings().ses_configuration_set
+    settings = get_settings()
+    configuration_set = settings.ses_tls_configuration_set if require_tls else settings.ses_configuration_set
+    if require_tls and configuration_set is None:
+        raise ValueError("require_tls without a TLS configuration set: check tls_required_available first")
     if configuration_set:
         kwargs["ConfigurationSetName"] = configuration_set
     response = aws.client("sesv2").send_email(**kwargs)

@@ -68,6 +68,19 @@ class UpdateAlias(Strict):
         }
 
 
+class ReplaceAlias(Strict):
+    """mailcow's alias update (PUT): ``goto`` and ``active`` must be sent; ``description`` left out
+    is cleared; ``address``, when sent, must be the alias's own (an alias keeps its address)."""
+
+    address: str | None = Field(default=None, max_length=320, description="The alias's address, if sent")
+    goto: list[Target] = Field(min_length=1, max_length=service.MAX_TARGETS, description=GOTO_RULES)
+    active: bool
+    description: str | None = Field(default=None, max_length=500, description="Left out or null: none")
+
+    def fields(self) -> dict[str, Any]:
+        return {"goto": self.goto, "active": self.active, "description": self.description}
+
+
 class AliasView(BaseModel):
     id: str
     address: str
@@ -185,6 +198,24 @@ async def get_alias(alias: ReadableAlias) -> dict[str, Any]:
 async def update_alias(body: UpdateAlias, request: Request, alias: WritableAlias) -> dict[str, Any]:
     """Change the fields sent; `goto` replaces every target."""
     audit_target(request, "alias", alias.item["id"], address=alias.item["address"])
+    return one(service.alias_view(service.update_alias(Table(), alias.item, body.fields())))
+
+
+@router.put(
+    "/{alias_id}",
+    name="alias.replace",
+    response_model=One[AliasView],
+    summary="Replace targets, active, description (mailcow's full update)",
+    responses={
+        **NOT_FOUND,
+        **errors(e422=f"{TARGET_ERRORS}; a required field is missing or address names another alias"),
+    },
+)
+async def replace_alias(body: ReplaceAlias, request: Request, alias: WritableAlias) -> dict[str, Any]:
+    """mailcow's `PUT /aliases/{id}`: the alias as a whole. `goto` and `active` are required;
+    `description` left out is cleared."""
+    audit_target(request, "alias", alias.item["id"], address=alias.item["address"])
+    service.check_same_address(alias.item, body.address)
     return one(service.alias_view(service.update_alias(Table(), alias.item, body.fields())))
 
 

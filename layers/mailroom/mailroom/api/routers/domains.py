@@ -128,6 +128,69 @@ class UpdateDomain(DomainLimits):
         return fields
 
 
+class ReplaceDomain(Strict):
+    """mailcow's domain update (PUT): the page's required fields are all required, and an optional
+    field left out takes its default (description: none, feedback_enabled: true). The domain's
+    note and catch-all have their own endpoints and are kept. Quotas must be consistent
+    (defquota ≤ maxquota ≤ quota) and limits cannot go below what the domain uses."""
+
+    domain: str = Field(
+        min_length=1,
+        max_length=300,
+        description="The domain's name, as in the path (a domain cannot be renamed: another name is 422)",
+    )
+    active: bool = Field(
+        description="false: the domain sends and receives nothing and gets no new addresses; its "
+        "mailboxes and aliases stay"
+    )
+    aliases: int = Field(ge=0, le=1_000_000, description="Max aliases")
+    backupmx: bool = Field(
+        default=False,
+        json_schema_extra={"enum": [False]},
+        description="Backup MX is not supported (mail is received through SES): only false",
+    )
+    defquota: int = Field(ge=1, le=10_000_000, description="Default mailbox quota, MB")
+    description: str | None = Field(default=None, max_length=500, description="Left out or null: none")
+    mailboxes: int = Field(ge=0, le=1_000_000, description="Max mailboxes")
+    maxquota: int = Field(ge=1, le=10_000_000, description="Max quota of one mailbox, MB")
+    quota: int = Field(
+        ge=1, le=100_000_000, description="Total of the domain's mailbox quotas, MB; at most the storage"
+    )
+    feedback_enabled: bool = Field(default=True, description="Bounce and complaint feedback to the sender")
+
+    @field_validator("domain")
+    @classmethod
+    def valid_name(cls, value: str) -> str:
+        try:
+            return normalize_domain(value)
+        except InvalidDomainName as exc:
+            raise ValueError(str(exc)) from exc
+
+    @field_validator("backupmx")
+    @classmethod
+    def no_backup_mx(cls, value: bool) -> bool:
+        if value:
+            raise ValueError("Mailroom receives through SES; it cannot act as a backup MX")
+        return value
+
+    @model_validator(mode="after")
+    def quotas_consistent(self) -> ReplaceDomain:
+        inconsistent = service.check_quotas(self.limits())
+        if inconsistent:
+            raise ValueError(inconsistent)
+        return self
+
+    def limits(self) -> dict[str, int]:
+        return {name: getattr(self, name) for name in service.DEFAULT_LIMITS}
+
+    def fields(self) -> dict[str, Any]:
+        return {
+            "active": self.active,
+            "description": self.description,
+            "feedback_enabled": self.feedback_enabled,
+        }
+
+
 class BulkAdd(Strict):
     domains: list[CreateDomain] = Field(min_length=1, max_length=MAX_BULK)
 
@@ -273,7 +336,14 @@ class MetricsSummary(BaseModel):
 
 # --- loading a domain -------------------------------------------------------------------------------
 
-DomainId = Annotated[str, Path(max_length=64, description="The domain's id (dom_...)")]
+DomainId = Annotated[
+    str,
+    Path(
+        max_length=300,
+        description="The domain's id (dom_...) or its name (example.com, any case, unicode or punycode), "
+        "as mailcow's /domains/{domain}",
+    ),
+]
 NOT_FOUND = errors(e404="not_found: no such domain in this organization")
 Days = Annotated[int, Query(ge=1, le=365, description="Window in days, today (UTC) included")]
 
@@ -420,6 +490,32 @@ async def update_domain(body: UpdateDomain, request: Request, domain: WritableDo
     below what the domain already uses."""
     audit_target(request, "domain", domain.item["id"], domain=domain.item["domain"])
     updated = service.update_domain(Table(), domain.item, limits=body.given(), fields=body.fields())
+    return one(service.domain_view(updated))
+
+
+@router.put(
+    "/domains/{domain_id}",
+    name="domain.replace",
+    response_model=One[DomainView],
+    summary="Replace active, description and limits (mailcow's full update)",
+    responses={
+        **NOT_FOUND,
+        **errors(
+            e409="concurrent_update: the domain changed meanwhile (retry)",
+            e422="validation_error: a required field is missing, the body names another domain, a limit "
+            "is below what the domain uses, or the quotas are inconsistent (`fields`)",
+        ),
+    },
+)
+async def replace_domain(body: ReplaceDomain, request: Request, domain: WritableDomain) -> dict[str, Any]:
+    """mailcow's `PUT /domains/{domain}`: the domain as a whole. Send every required field (domain,
+    active, aliases, defquota, mailboxes, maxquota, quota); optional ones left out take their
+    defaults. The path takes the domain's name or its id. `active: false` stops the domain's mail
+    both ways and refuses new mailboxes, aliases and invites on it."""
+    audit_target(request, "domain", domain.item["id"], domain=domain.item["domain"])
+    if body.domain != domain.item["domain"]:
+        raise service.renamed(domain.item["domain"])
+    updated = service.update_domain(Table(), domain.item, limits=body.limits(), fields=body.fields())
     return one(service.domain_view(updated))
 
 

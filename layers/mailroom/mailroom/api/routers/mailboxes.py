@@ -121,6 +121,37 @@ class UpdateMailbox(Strict):
         return {name: getattr(self, name) for name in plain if name in self.model_fields_set}
 
 
+class ReplaceMailbox(Strict):
+    """mailcow's mailbox update (PUT): the page's required fields (active, name, quota) must be
+    sent; an optional field left out takes its default (force_pw_update, tls_enforce_in and
+    tls_enforce_out false; storage_allocation_mb null: the shared pool). The create-only fields
+    may be sent but must name this mailbox; the password has its own endpoint, the note and
+    forwarding theirs (they are kept)."""
+
+    active: bool
+    name: DisplayName | None = Field(max_length=255, description="Display name; null clears it")
+    quota: int = Field(
+        ge=1, le=10_000_000, description="MB; at most the domain's maxquota and the allocation"
+    )
+    force_pw_update: bool = Field(default=False, description="Sign-in refused until the password is changed")
+    tls_enforce_in: bool = Field(
+        default=False,
+        description="Recorded; enforced for the whole deployment by the stack's InboundTlsPolicy (see docs)",
+    )
+    tls_enforce_out: bool = Field(
+        default=False, description="Send only over TLS (SES's TLS-requiring configuration set)"
+    )
+    storage_allocation_mb: StorageAllocation = None
+    domain: str | None = Field(default=None, max_length=300, description="Create-only: must be the mailbox's")
+    local_part: str | None = Field(
+        default=None, max_length=64, description="Create-only: must be the mailbox's"
+    )
+
+    def fields(self) -> dict[str, Any]:
+        plain = ("name", "active", "force_pw_update", "tls_enforce_in", "tls_enforce_out")
+        return {name: getattr(self, name) for name in plain}
+
+
 class SetPassword(Strict):
     password: NewPassword
     force_pw_update: bool = Field(
@@ -210,7 +241,14 @@ class CreatedMailboxes(BaseModel):
 
 # --- loading a mailbox ------------------------------------------------------------------------------
 
-MailboxId = Annotated[str, Path(max_length=64, description="The mailbox's id (mbx_...)")]
+MailboxId = Annotated[
+    str,
+    Path(
+        max_length=320,
+        description="The mailbox's id (mbx_...) or its address (user@example.com, any case), as "
+        "mailcow's /mailboxes/{email}",
+    ),
+]
 NOT_FOUND = errors(e404="not_found: no such mailbox in this organization")
 
 
@@ -360,6 +398,33 @@ async def update_mailbox(body: UpdateMailbox, request: Request, mailbox: Writabl
     if "storage_allocation_mb" in given:
         kwargs["allocation"] = body.storage_allocation_mb
     updated = service.update_mailbox(Table(), mailbox.item, fields=body.fields(), quota=body.quota, **kwargs)
+    return one(service.mailbox_view(updated))
+
+
+@router.put(
+    "/mailboxes/{mailbox_id}",
+    name="mailbox.replace",
+    response_model=One[MailboxView],
+    summary="Replace name, quota, flags and storage allocation (mailcow's full update)",
+    responses={
+        **NOT_FOUND,
+        **errors(
+            e409="concurrent_update: the mailbox changed meanwhile (retry)",
+            e422="validation_error: a required field is missing or a create-only field names another "
+            "mailbox (`fields`); quota_exceeds_maxquota, quota_exceeds_allocation, domain_quota_exceeded, "
+            "storage_pool_exceeded",
+        ),
+    },
+)
+async def replace_mailbox(body: ReplaceMailbox, request: Request, mailbox: WritableMailbox) -> dict[str, Any]:
+    """mailcow's `PUT /mailboxes/{email}`: the mailbox as a whole. Send active, name and quota;
+    optional fields left out take their defaults. The path takes the address or the id. A new quota
+    or allocation moves the domain's quota and the storage pool with it, atomically."""
+    _audit(request, mailbox, fields=sorted(body.model_fields_set))
+    service.check_same_address(mailbox.item, domain=body.domain, local_part=body.local_part)
+    updated = service.update_mailbox(
+        Table(), mailbox.item, fields=body.fields(), quota=body.quota, allocation=body.storage_allocation_mb
+    )
     return one(service.mailbox_view(updated))
 
 
