@@ -78,6 +78,19 @@ BODIES: dict[str, Any] = {
     "POST /api/v0/inboxes/{inboxId}/messages/{messageId}/reply-all": {"text": "swept"},
     "POST /api/v0/inboxes/{inboxId}/messages/{messageId}/forward": {"to": "sweep@example.net"},
     "PUT /api/v1/mailboxes/{mailbox_id}/rules/{rule_id}": {"name": "Swept", "actions": [{"type": "flag"}]},
+    # mailcow's full updates. The domain's name is checked once the domain is found: a leak would
+    # answer 422 here, not 404.
+    "PUT /api/v1/domains/{domain_id}": {
+        "domain": "sweep.example.org",
+        "active": False,
+        "aliases": 400,
+        "defquota": 256,
+        "mailboxes": 50,
+        "maxquota": 1024,
+        "quota": 1024,
+    },
+    "PUT /api/v1/mailboxes/{mailbox_id}": {"active": False, "name": "Swept", "quota": 256},
+    "PUT /api/v1/aliases/{alias_id}": {"goto": ["sweep@example.net"], "active": False},
 }
 
 # Operations that legitimately answer something else than 404 for another tenant's id, and why.
