@@ -116,7 +116,12 @@ def test_the_pages_example_requests_replayed_with_names_in_paths(org: NewOrganiz
     assert (replaced["id"], replaced["name"], replaced["quota"]) == (mailbox["id"], "Renamed", 2048)
 
     # PUT /api/v1/domains/{domain}: the page's body with new limits.
-    domain_update = PAGE_DOMAIN | {"mailboxes": 20, "description": "Now larger", "maxquota": 8192, "quota": 10000}
+    domain_update = PAGE_DOMAIN | {
+        "mailboxes": 20,
+        "description": "Now larger",
+        "maxquota": 8192,
+        "quota": 10000,
+    }
     replaced_domain = ok(request(org, "domains", "PUT", "/api/v1/domains/example.com", domain_update))
     assert (replaced_domain["mailboxes"], replaced_domain["quota"], replaced_domain["description"]) == (
         20,

@@ -260,7 +260,8 @@ _UID = Annotated[str, Path(description="The message's id (msg_...)")]
             },
         },
         **errors(
-            e403="mailbox_inactive or mailbox_paused: this mailbox may not send now",
+            e403="mailbox_inactive or mailbox_paused: this mailbox may not send now; domain_inactive: the "
+            "From address's domain is deactivated",
             e404="not_found: draft_uid names no message of this mailbox",
             e409="draft_already_sent (the draft was sent, the message names the Sent copy), draft_busy "
             "(another request is sending or saving it)",
@@ -268,9 +269,11 @@ _UID = Annotated[str, Path(description="The message's id (msg_...)")]
             "(50 in all), message_too_large, unknown_attachment, recipient_suppressed (on the "
             "suppression list), mailbox_over_quota, send_rejected (SES refused it), not_a_draft, "
             "unknown_identity, identity_not_allowed, unknown_template, template_variable_missing, "
-            "template_refused, template_timeout, template_output_too_large; nothing was sent",
+            "template_refused, template_timeout, template_output_too_large, tls_required (the mailbox "
+            "enforces TLS and its domain's SMTP relay has none); nothing was sent",
             e502="ses_unavailable: SES could not be reached; nothing was sent (retryable)",
-            e503="send_throttled or sending_paused: SES refuses sends for now; nothing was sent",
+            e503="send_throttled or sending_paused: SES refuses sends for now; tls_required_unavailable: the "
+            "mailbox enforces TLS and the deployment has no TLS configuration set; nothing was sent",
         ),
     },
 )
