@@ -55,6 +55,13 @@ StorageAllocation = Annotated[
 ]
 
 
+TLS_IN = (
+    "Recorded, not enforced per mailbox: inbound TLS is the deployment's InboundTlsPolicy (Require refuses "
+    "mail not sent over TLS, for every recipient; docs/mailcow-api.md says why)"
+)
+TLS_OUT = "Send only over TLS: SES's TLS-requiring configuration set, or an SMTP relay reached over TLS"
+
+
 class CreateMailbox(Strict):
     """mailcow's mailbox fields, plus Mailroom's ``storage_allocation_mb`` and ``note``."""
 
@@ -77,8 +84,8 @@ class CreateMailbox(Strict):
     )
     active: bool = True
     force_pw_update: bool = Field(default=False, description="Sign-in refused until the password is changed")
-    tls_enforce_in: bool = False
-    tls_enforce_out: bool = False
+    tls_enforce_in: bool = Field(default=False, description=TLS_IN)
+    tls_enforce_out: bool = Field(default=False, description=TLS_OUT)
     storage_allocation_mb: StorageAllocation = None
     note: str | None = Field(default=None, max_length=2000)
 
@@ -103,8 +110,8 @@ class UpdateMailbox(Strict):
     )
     active: bool | None = None
     force_pw_update: bool | None = None
-    tls_enforce_in: bool | None = None
-    tls_enforce_out: bool | None = None
+    tls_enforce_in: bool | None = Field(default=None, description=TLS_IN)
+    tls_enforce_out: bool | None = Field(default=None, description=TLS_OUT)
     storage_allocation_mb: StorageAllocation = None
 
     @field_validator(*_NOT_NULL)
@@ -134,13 +141,8 @@ class ReplaceMailbox(Strict):
         ge=1, le=10_000_000, description="MB; at most the domain's maxquota and the allocation"
     )
     force_pw_update: bool = Field(default=False, description="Sign-in refused until the password is changed")
-    tls_enforce_in: bool = Field(
-        default=False,
-        description="Recorded; enforced for the whole deployment by the stack's InboundTlsPolicy (see docs)",
-    )
-    tls_enforce_out: bool = Field(
-        default=False, description="Send only over TLS (SES's TLS-requiring configuration set)"
-    )
+    tls_enforce_in: bool = Field(default=False, description=TLS_IN)
+    tls_enforce_out: bool = Field(default=False, description=TLS_OUT)
     storage_allocation_mb: StorageAllocation = None
     domain: str | None = Field(default=None, max_length=300, description="Create-only: must be the mailbox's")
     local_part: str | None = Field(
@@ -199,8 +201,8 @@ class MailboxView(BaseModel):
     storage_allocation_mb: int | None
     storage_mode: Literal["shared", "dedicated"]
     force_pw_update: bool
-    tls_enforce_in: bool
-    tls_enforce_out: bool
+    tls_enforce_in: bool = Field(description=TLS_IN)
+    tls_enforce_out: bool = Field(description=TLS_OUT)
     forwarding: ForwardingView
     message_token_count: int
     created_via: Literal["api", "invite"]
