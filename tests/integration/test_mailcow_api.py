@@ -27,6 +27,7 @@ from tests.support.mailboxes import (
     key,
     new_mailbox,
     ok,
+    public,
 )
 from tests.support.sending import message_token, send, sent_messages
 
@@ -429,6 +430,16 @@ def test_an_inactive_domain_gets_no_new_addresses_sends_nothing_and_receives_not
     ok(request(org, "domains", "POST", "/api/v1/domains", PAGE_DOMAIN), 201)
     user = ok(request(org, "mailboxes", "POST", "/api/v1/mailboxes", PAGE_MAILBOX), 201)
     token = message_token(org, user["id"])
+    invite = ok(
+        request(
+            org,
+            "mailboxes",
+            "POST",
+            "/api/v1/mailboxes/invites",
+            {"local_part": "later", "domain": "example.com"},
+        ),
+        201,
+    )
     ok(request(org, "domains", "PUT", "/api/v1/domains/example.com", PAGE_DOMAIN | {"active": False}))
 
     # Creating addresses: a mailbox, a batch, an alias, an invite.
@@ -449,6 +460,11 @@ def test_an_inactive_domain_gets_no_new_addresses_sends_nothing_and_receives_not
         {"mailboxes": [PAGE_MAILBOX | {"local_part": "new"}]},
     )
     assert batch.status == 422 and "domain_inactive" in batch.body.decode()
+    # An invite issued before is not redeemed into a mailbox either.
+    redeemed = public(
+        "mailbox_auth", "/api/v1/auth/invites:redeem", {"code": invite["code"], "password": PASSWORD}
+    )
+    assert (redeemed.status, redeemed.error_code) == (422, "domain_inactive")
 
     # Sending from it.
     before = len(sent_messages())
