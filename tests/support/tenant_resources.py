@@ -119,6 +119,10 @@ def populate(site: Site, tenant: Tenant, *, victim: bool) -> Callable[[], None]:
 
     main, moved = mailbox("main"), mailbox("moved")
     values["mailbox_id"] = [main["id"]]
+    # mailcow-style paths name domains and mailboxes too (docs/mailcow-api.md): each is swept by name
+    # as well as by id.
+    values["domain_id"].append(tenant.domain)
+    values["mailbox_id"].append(main["address"])
     message_token = create(
         http,
         f"/api/v1/mailboxes/{main['id']}/message-tokens",
