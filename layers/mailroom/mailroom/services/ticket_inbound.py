@@ -12,16 +12,14 @@ token is the other half: only the operator's mailbox received it. A message that
 spam or a virus, cannot be parsed or says nothing above the quoted thread is dropped and logged,
 never bounced (no backscatter).
 
-A retried inbound event stores nothing twice: the message's id derives from the SES message id.
+A retried inbound event stores nothing twice: the SES message id is recorded with the message.
 """
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from mailroom import ids
 from mailroom.domain import tickets as rules
 from mailroom.mail.addresses import address_only
 from mailroom.mail.parse import ParsedMessage, html_to_text
@@ -75,13 +73,6 @@ def _refusal(mail: ReceivedMail, message: ParsedMessage | None) -> str | None:
     return None
 
 
-def _message_id(mail: ReceivedMail, ticket_id: str) -> str:
-    """The same id for the same received message (and ticket): a redelivery is stored once."""
-    digest = hashlib.sha256(f"{mail.ses_message_id}\n{ticket_id}".encode()).digest()
-    at_ms = int(mail.received_at.timestamp() * 1000)
-    return "tkm_" + ids.ulid(at_ms, randomness=int.from_bytes(digest[:10], "big"))
-
-
 def receive(table: Table, mail: ReceivedMail) -> TicketMail:
     """Store the message in each ticket it is addressed to; the other recipients are returned."""
     from mailroom.services import tickets
@@ -116,7 +107,7 @@ def receive(table: Table, mail: ReceivedMail) -> TicketMail:
             author=tickets.Author(
                 rules.OPERATOR, rules.VIA_EMAIL, name=message.from_ or message.from_address
             ),
-            message_id=_message_id(mail, ticket_id),
+            source_id=mail.ses_message_id,
             email_message_id=message.message_id,
         )
         if stored is not None:

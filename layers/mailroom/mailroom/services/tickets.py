@@ -137,7 +137,7 @@ def _thread_ids(table: Table, ticket: Item) -> list[str]:
 
 def _message(ticket_id: str, org_id: str, body: str, author: Author, now: str, **extra: Any) -> Item:
     message = {
-        "id": extra.pop("id", None) or ids.new_id("tkm"),
+        "id": ids.new_id("tkm"),
         "ticket_id": ticket_id,
         "org_id": org_id,
         "author": author.kind,
@@ -230,21 +230,15 @@ def operator_reply(
     *,
     body: str,
     author: Author,
-    message_id: str | None = None,
+    source_id: str | None = None,
     email_message_id: str | None = None,
 ) -> Item | None:
     """The operator answers: the ticket becomes ``answered`` (a closed one is reopened: the
-    operator has more to say). ``message_id``: a deterministic id (an emailed reply, delivered
-    again, is stored once: None then)."""
+    operator has more to say). ``source_id``: the SES message id of an emailed answer, which is
+    stored once however often it is delivered (None the second time)."""
     now = clock.now_iso()
     message = _message(
-        str(ticket["id"]),
-        str(ticket["org_id"]),
-        body,
-        author,
-        now,
-        id=message_id,
-        email_message_id=email_message_id,
+        str(ticket["id"]), str(ticket["org_id"]), body, author, now, email_message_id=email_message_id
     )
     changes: dict[str, Any] = {
         "status": rules.ANSWERED,
@@ -263,6 +257,7 @@ def operator_reply(
             changes=changes,
             event=_event(updated, "ticket.replied", message),
             open_only=False,
+            source_id=source_id,
         )
     except store.AlreadyStored:
         logger().info(

@@ -23,6 +23,7 @@ delivery       PK ORG#<org>#WEBHOOK#<wh id>#DELIVERIES  SK <event ulid>
 domain metrics PK ORG#<org>#DOMAIN#<dom id>#METRICS  SK <yyyy-mm-dd>
 inbound receipt PK ORG#<org>#INBOUND         SK <ses message id>   (ttl; see services/inbound.py)
 inbound forward PK ORG#<org>#INBOUND         SK <ses message id>#FWD#<address>  (an external forward sent)
+ticket reply   PK ORG#<org>#INBOUND         SK <ses message id>#TICKET#<tkt id>  (an emailed answer stored)
 
 Platform routing claims (the one kind of item not under a tenant key: they map a globally unique
 name to its tenant, carry only ids, and are written in the same transaction as the tenant item):
@@ -487,6 +488,10 @@ def inbound_receipt_sk(ses_message_id: str) -> str:
 
 def inbound_forward_sk(ses_message_id: str, address: str) -> str:
     return f"{ses_message_id}#FWD#{address}"
+
+
+def inbound_ticket_sk(ses_message_id: str, ticket_id: str) -> str:
+    return f"{ses_message_id}#TICKET#{ticket_id}"
 
 
 # --- sending (services/sending.py) ---------------------------------------------------------------

@@ -13,6 +13,7 @@ from mailroom.store.table import Item, Page, Table, values
 from mailroom.store.txn import Rejected, Update, delete, put_new, run
 
 NONCE_TTL_SECONDS = 900  # longer than the replay window on either side of now
+SOURCE_TTL_SECONDS = 30 * 86400  # as long as inbound receipts: SES redelivers within hours
 
 
 class TicketClosed(Exception):
@@ -61,6 +62,17 @@ def _message_claim(message: Item) -> Item:
     }
 
 
+def _source_marker(message: Item, source_id: str) -> Item:
+    """Kept with the organization's inbound receipts, as long as they are."""
+    return {
+        "PK": keys.inbound_pk(message["org_id"]),
+        "SK": keys.inbound_ticket_sk(source_id, message["ticket_id"]),
+        "type": "inbound_ticket_reply",
+        "message_id": message["id"],
+        "ttl": int(time.time()) + SOURCE_TTL_SECONDS,
+    }
+
+
 def create(table: Table, ticket: Item, message: Item, event: Item) -> None:
     """The ticket, its first message, its claim and its ``ticket.created`` event, or nothing."""
     run(
@@ -75,20 +87,30 @@ def create(table: Table, ticket: Item, message: Item, event: Item) -> None:
 
 
 def add_message(
-    table: Table, ticket: Item, message: Item, *, changes: dict[str, Any], event: Item, open_only: bool
+    table: Table,
+    ticket: Item,
+    message: Item,
+    *,
+    changes: dict[str, Any],
+    event: Item,
+    open_only: bool,
+    source_id: str | None = None,
 ) -> None:
     """A message, the ticket's new state and the ``ticket.replied`` event, or nothing.
-    ``open_only``: refused (``TicketClosed``) once the ticket is closed."""
+    ``open_only``: refused (``TicketClosed``) once the ticket is closed. ``source_id``: the SES
+    message id of an emailed message, recorded with it (``AlreadyStored`` the second time)."""
     update = Update(ticket["PK"], ticket["SK"]).set(**changes).add(message_count=1)
     if open_only:
         update.when(f"{update.name('status')} <> {update.value('closed')}")
     operations = [put_new("message", message), update.op("ticket"), put_new("event", event)]
     if message["author"] == "operator":
         operations.append(put_new("message_claim", _message_claim(message)))
+    if source_id is not None:
+        operations.append(put_new("source", _source_marker(message, source_id)))
     try:
         run(table, operations)
     except Rejected as rejected:
-        if "message" in rejected.roles:
+        if "message" in rejected.roles or "source" in rejected.roles:
             raise AlreadyStored from rejected
         if "ticket" in rejected.roles:
             raise TicketClosed from rejected

@@ -42,7 +42,7 @@ Signature = Annotated[
         "support secret",
     ),
 ]
-MessageId = Annotated[str, Path(max_length=64, description="An operator message's id (tkm_...)")]
+MessageId = Annotated[str, Path(description="An operator message's id (tkm_...)")]
 
 
 class SupportReply(Strict):
@@ -124,7 +124,7 @@ async def support_reply(
 
 
 @router.put(
-    "/messages/{message_id}",
+    "/messages/{ticket_message_id}",
     name="support.edit_message",
     response_model=One[TicketMessageView],
     openapi_extra=_request_body(SupportEdit),
@@ -132,20 +132,23 @@ async def support_reply(
     responses=errors(e401=E401, e404="not_found: no operator message with this id"),
 )
 async def edit_message(
-    request: Request, message_id: MessageId, timestamp: Timestamp = None, signature: Signature = None
+    request: Request,
+    ticket_message_id: MessageId,
+    timestamp: Timestamp = None,
+    signature: Signature = None,
 ) -> dict[str, Any]:
     """Replace the body of an answer the operator's side wrote (the organization's own messages
     cannot be edited); it shows `edited_at`."""
     edit = _parse(SupportEdit, await _signed(request, timestamp, signature))
     table = Table()
-    ticket, _message = service.operator_message(table, message_id)
+    ticket, _message = service.operator_message(table, ticket_message_id)
     _audit(request, str(ticket["org_id"]), None)
-    audit_target(request, "ticket_message", message_id, ticket_id=ticket["id"])
-    return one(service.message_view(service.edit_operator_message(table, message_id, body=edit.body)))
+    audit_target(request, "ticket_message", ticket_message_id, ticket_id=ticket["id"])
+    return one(service.message_view(service.edit_operator_message(table, ticket_message_id, body=edit.body)))
 
 
 @router.delete(
-    "/messages/{message_id}",
+    "/messages/{ticket_message_id}",
     name="support.delete_message",
     status_code=204,
     openapi_extra={**PUBLIC, NOT_A_TOOL: True},
@@ -153,13 +156,16 @@ async def edit_message(
     responses=errors(e401=E401, e404="not_found: no operator message with this id"),
 )
 async def delete_message(
-    request: Request, message_id: MessageId, timestamp: Timestamp = None, signature: Signature = None
+    request: Request,
+    ticket_message_id: MessageId,
+    timestamp: Timestamp = None,
+    signature: Signature = None,
 ) -> Response:
     """Withdraw an answer the operator's side wrote (e.g. one sent by mistake)."""
     await _signed(request, timestamp, signature)
     table = Table()
-    ticket, _message = service.operator_message(table, message_id)
+    ticket, _message = service.operator_message(table, ticket_message_id)
     _audit(request, str(ticket["org_id"]), None)
-    audit_target(request, "ticket_message", message_id, ticket_id=ticket["id"])
-    service.delete_operator_message(table, message_id)
+    audit_target(request, "ticket_message", ticket_message_id, ticket_id=ticket["id"])
+    service.delete_operator_message(table, ticket_message_id)
     return Response(status_code=204)
