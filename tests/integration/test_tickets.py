@@ -427,3 +427,45 @@ def test_without_a_secret_every_support_request_is_refused(
     for secret in ("", "short"):
         answer = signed("POST", "/api/v1/support/reply", {"ticket_id": ticket_id, "body": "x"}, secret=secret)
         assert answer.status == 401
+
+
+# ----------------------------------------------------------------------------- events
+
+
+def test_ticket_events_reach_a_subscribed_webhook_signed(
+    desk: str, org: NewOrganization, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Through the events machinery: the event item the transaction wrote, the table's stream to the
+    fan-out function, the queue to the delivery function, a signed request to the endpoint."""
+    import boto3
+    from standardwebhooks import Webhook
+
+    from local.pollers import succeeded
+    from mailroom.store import events
+    from tests.support.lambda_api import LambdaContext, function_module
+    from tests.support.webhooks import provision_webhook_aws, receiver, sqs_event, stream_event
+
+    wh_aws = provision_webhook_aws(monkeypatch, schedule="0,0,0")
+    with receiver() as hook:
+        subscribed = {"url": hook.url, "event_types": ["ticket.created", "ticket.replied", "ticket.closed"]}
+        created = ok(post("webhooks", org.admin_token, "/api/v1/webhooks", subscribed), 201)
+        ticket_id = ok(open_ticket(org.admin_token), 201)["id"]
+
+        recorded = events.list_page(Table(), org.organization["id"], per_page=10, event_type="ticket.created")
+        (event,) = recorded.items
+        fanned = function_module("event_fanout").handler(stream_event([event]), LambdaContext())
+        assert fanned == {"batchItemFailures": []}
+        sqs = boto3.client("sqs", region_name="us-east-1")
+        messages = sqs.receive_message(
+            QueueUrl=wh_aws.queue_url, MaxNumberOfMessages=10, MessageSystemAttributeNames=["All"]
+        )["Messages"]
+        result = function_module("webhook_delivery").handler(
+            sqs_event(messages, queue_arn=wh_aws.queue_arn), LambdaContext()
+        )
+        assert succeeded([m["MessageId"] for m in messages], result, report_batch_item_failures=True)
+
+    (request,) = hook.received
+    payload = Webhook(created["secret"]).verify(request.body, request.headers)
+    assert payload["event_type"] == "ticket.created" and payload["event_id"] == event["event_id"]
+    assert payload["data"]["ticket"]["id"] == ticket_id
+    assert payload["data"]["message"]["body"] == "Our DKIM check fails."
