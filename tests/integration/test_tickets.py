@@ -69,6 +69,12 @@ def emails_to_support() -> list[Message]:
     ]
 
 
+def text_of(message: Message) -> str:
+    payload = message.get_payload(decode=True)
+    assert isinstance(payload, bytes)
+    return payload.decode()
+
+
 def event_types(token: str) -> list[str]:
     listing = ok(call("events", "GET", "/api/v1/events", token=token, query={"per_page": 100}))
     return sorted(e["event_type"] for e in listing if e["event_type"].startswith("ticket."))
@@ -134,7 +140,7 @@ def test_a_ticket_round_trip_by_api_and_the_operator_cli(
     assert email.utils.parseaddr(first["From"])[1] == reply_to
     assert first["Subject"] == f"[{ticket_id}] DKIM fails"
     assert first["X-Mailroom-Ticket"] == ticket_id
-    text = first.get_payload(decode=True).decode()
+    text = text_of(first)
     assert text.startswith(rules.REPLY_MARKER) and "Our DKIM check fails." in text
     assert org.organization["id"] in text
 
@@ -204,7 +210,7 @@ def test_the_operator_answers_by_email_through_the_inbound_path(desk: str, org: 
     ticket_id = ok(open_ticket(token), 201)["id"]
     (sent,) = emails_to_support()
     reply_to = email.utils.parseaddr(sent["Reply-To"])[1]
-    quoted = sent.get_payload(decode=True).decode()
+    quoted = text_of(sent)
     raw = operator_answer(reply_to, "Your selector is missing.\nPublish it and tell me.", quoted=quoted)
 
     ses_id, result = deliver(desk, raw, reply_to)
@@ -460,7 +466,7 @@ def test_ticket_events_reach_a_subscribed_webhook_signed(
             QueueUrl=wh_aws.queue_url, MaxNumberOfMessages=10, MessageSystemAttributeNames=["All"]
         )["Messages"]
         result = function_module("webhook_delivery").handler(
-            sqs_event(messages, queue_arn=wh_aws.queue_arn), LambdaContext()
+            sqs_event([dict(m) for m in messages], queue_arn=wh_aws.queue_arn), LambdaContext()
         )
         assert succeeded([m["MessageId"] for m in messages], result, report_batch_item_failures=True)
 

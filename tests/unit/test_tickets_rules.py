@@ -105,7 +105,8 @@ def test_a_reply_address_names_its_ticket_and_token_only_on_the_platform_domain(
         "Publish the selector.\n\nOn Mon, Dec 7, 2026 at 3:10 PM Acme (Mailroom ticket) <\n"
         "ticket+x@mail.example.com> wrote:\n\n> ##- Reply above this line -##\n>\n> Help\n",
         # Apple Mail, on one line.
-        "Publish the selector.\n\nOn 7 Dec 2026, at 15:10, Acme <ticket+x@mail.example.com> wrote:\n\n> Help\n",
+        "Publish the selector.\n\nOn 7 Dec 2026, at 15:10, Acme <ticket+x@mail.example.com> wrote:\n"
+        "\n> Help\n",
         # Outlook.
         "Publish the selector.\r\n\r\n-----Original Message-----\r\nFrom: Acme\r\nSubject: Help\r\n\r\nHelp",
         # A client that quotes without an attribution: our marker still ends the answer.
