@@ -193,7 +193,13 @@ def test_without_a_support_address_tickets_are_kept_and_not_emailed(
 
 
 def test_bad_input_is_a_clear_422(desk: str, org: NewOrganization) -> None:
-    for body in ({"subject": "", "body": "x"}, {"subject": "a\nb", "body": "x"}, {"subject": "s"}):
+    for body in (
+        {"subject": "", "body": "x"},
+        {"subject": "a\nb", "body": "x"},
+        {"subject": "a\u2028b", "body": "x"},  # a line separator cannot be in a header
+        {"subject": "s", "body": "\ud800"},  # an unpaired surrogate is not text
+        {"subject": "s"},
+    ):
         refused = post("tickets", org.admin_token, "/api/v1/tickets", body)
         assert (refused.status, refused.error_code) == (422, "validation_error"), body
     too_long = post("tickets", org.admin_token, "/api/v1/tickets", {"subject": "s", "body": "x" * 20_001})

@@ -21,7 +21,8 @@ from typing import Any
 
 from mailroom import clock, ids
 from mailroom.domain import tickets as rules
-from mailroom.errors import Conflict, MailroomError, NotFound, not_found
+from mailroom.errors import Conflict, Invalid, MailroomError, NotFound, not_found
+from mailroom.mail.header_text import ComposeError, check_body_text, check_header_text
 from mailroom.observability import logger
 from mailroom.services import ticket_mail
 from mailroom.store import events, organizations
@@ -74,6 +75,18 @@ def _event(ticket: Item, event_type: str, message: Item | None = None) -> Item:
     if message is not None:
         data["message"] = message_view(message)
     return events.new_event(str(ticket["org_id"]), event_type, data)
+
+
+def checked(*, subject: str | None = None, body: str | None = None) -> None:
+    """What an email can carry: a subject is a header (no line breaks, control characters or
+    unpaired surrogates), a body text (no unpaired surrogates); 422 naming the field otherwise."""
+    try:
+        if subject is not None:
+            check_header_text("subject", subject)
+        if body is not None:
+            check_body_text("body", body)
+    except ComposeError as exc:
+        raise Invalid(exc.code, exc.message, fields=[{"field": exc.field, "message": exc.message}]) from None
 
 
 def _closed(ticket: Item) -> MailroomError:
@@ -154,6 +167,7 @@ def _message(ticket_id: str, org_id: str, body: str, author: Author, now: str, *
 
 def create_ticket(table: Table, org_id: str, *, subject: str, body: str, author: Author) -> tuple[Item, Item]:
     """Open a ticket with its first message, emailed to the operator; (ticket, message)."""
+    checked(subject=subject, body=body)
     organization = organizations.get(table, org_id) or {}
     now = clock.now_iso()
     ticket_id = ids.new_id("tkt")
@@ -183,6 +197,7 @@ def create_ticket(table: Table, org_id: str, *, subject: str, body: str, author:
 
 def reply(table: Table, ticket: Item, *, body: str, author: Author) -> Item:
     """The organization adds a message (emailed to the operator); the ticket is open again."""
+    checked(body=body)
     if ticket["status"] == rules.CLOSED:
         raise _closed(ticket)
     organization = organizations.get(table, str(ticket["org_id"])) or {}
@@ -236,6 +251,7 @@ def operator_reply(
     """The operator answers: the ticket becomes ``answered`` (a closed one is reopened: the
     operator has more to say). ``source_id``: the SES message id of an emailed answer, which is
     stored once however often it is delivered (None the second time)."""
+    checked(body=body)
     now = clock.now_iso()
     message = _message(
         str(ticket["id"]), str(ticket["org_id"]), body, author, now, email_message_id=email_message_id
@@ -280,6 +296,7 @@ def operator_message(table: Table, message_id: str) -> tuple[Item, Item]:
 
 
 def edit_operator_message(table: Table, message_id: str, *, body: str) -> Item:
+    checked(body=body)
     _ticket, message = operator_message(table, message_id)
     from mailroom.store.errors import ConditionFailed
 
