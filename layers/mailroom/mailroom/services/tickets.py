@@ -21,13 +21,15 @@ from typing import Any
 
 from mailroom import clock, ids
 from mailroom.domain import tickets as rules
-from mailroom.errors import Conflict, Invalid, MailroomError, NotFound, not_found
+from mailroom.errors import Conflict, Invalid, MailroomError, not_found
 from mailroom.mail.header_text import ComposeError, check_body_text, check_header_text
 from mailroom.observability import logger
 from mailroom.services import ticket_mail
 from mailroom.store import events, organizations
 from mailroom.store import tickets as store
+from mailroom.store.errors import ConditionFailed
 from mailroom.store.table import Item, Page, Table
+from mailroom.store.txn import Rejected
 
 
 @dataclass(frozen=True, slots=True)
@@ -295,22 +297,18 @@ def operator_message(table: Table, message_id: str) -> tuple[Item, Item]:
     return ticket, message
 
 
-def edit_operator_message(table: Table, message_id: str, *, body: str) -> Item:
+def edit_operator_message(table: Table, message: Item, *, body: str) -> Item:
+    """A new body for an operator message (``operator_message``); it shows ``edited_at``."""
     checked(body=body)
-    _ticket, message = operator_message(table, message_id)
-    from mailroom.store.errors import ConditionFailed
-
     try:
         return store.edit_message(table, message, body=body, edited_at=clock.now_iso())
-    except ConditionFailed:
-        raise NotFound("not_found", "operator message not found") from None
+    except ConditionFailed:  # withdrawn meanwhile
+        raise not_found("operator message") from None
 
 
-def delete_operator_message(table: Table, message_id: str) -> None:
-    ticket, message = operator_message(table, message_id)
-    from mailroom.store.txn import Rejected
-
+def delete_operator_message(table: Table, ticket: Item, message: Item) -> None:
+    """Withdraw an operator message (``operator_message``): it leaves the thread and its count."""
     try:
         store.delete_message(table, ticket, message, updated_at=clock.now_iso())
-    except Rejected:
-        raise NotFound("not_found", "operator message not found") from None
+    except Rejected:  # withdrawn meanwhile
+        raise not_found("operator message") from None

@@ -141,10 +141,10 @@ async def edit_message(
     cannot be edited); it shows `edited_at`."""
     edit = _parse(SupportEdit, await _signed(request, timestamp, signature))
     table = Table()
-    ticket, _message = service.operator_message(table, ticket_message_id)
+    ticket, message = service.operator_message(table, ticket_message_id)
     _audit(request, str(ticket["org_id"]), None)
     audit_target(request, "ticket_message", ticket_message_id, ticket_id=ticket["id"])
-    return one(service.message_view(service.edit_operator_message(table, ticket_message_id, body=edit.body)))
+    return one(service.message_view(service.edit_operator_message(table, message, body=edit.body)))
 
 
 @router.delete(
@@ -164,8 +164,8 @@ async def delete_message(
     """Withdraw an answer the operator's side wrote (e.g. one sent by mistake)."""
     await _signed(request, timestamp, signature)
     table = Table()
-    ticket, _message = service.operator_message(table, ticket_message_id)
+    ticket, message = service.operator_message(table, ticket_message_id)
     _audit(request, str(ticket["org_id"]), None)
     audit_target(request, "ticket_message", ticket_message_id, ticket_id=ticket["id"])
-    service.delete_operator_message(table, ticket_message_id)
+    service.delete_operator_message(table, ticket, message)
     return Response(status_code=204)
