@@ -481,3 +481,33 @@ def test_ticket_events_reach_a_subscribed_webhook_signed(
     assert payload["event_type"] == "ticket.created" and payload["event_id"] == event["event_id"]
     assert payload["data"]["ticket"]["id"] == ticket_id
     assert payload["data"]["message"]["body"] == "Our DKIM check fails."
+
+
+def test_the_operator_closes_and_the_cli_refuses_what_it_cannot_do(
+    desk: str, org: NewOrganization, capsys: pytest.CaptureFixture[str], tmp_path: Any
+) -> None:
+    ticket_id = ok(open_ticket(org.admin_token), 201)["id"]
+    answer = tmp_path / "answer.txt"
+    answer.write_text("Fixed: the selector is published.\n", encoding="utf-8")
+    status, out, err = run_cli(capsys, "reply", ticket_id, "--body-file", str(answer), "--name", "Pat")
+    assert status == 0, err
+    assert f"ticket        {ticket_id} (answered)" in out
+
+    status, out, err = run_cli(capsys, "close", ticket_id, "--json")
+    assert status == 0, err
+    assert (json.loads(out)["status"], json.loads(out)["closed_by"]) == ("closed", "operator")
+    assert ticket(org.admin_token, ticket_id)["closed_by"] == "operator"
+
+    for argv, message in [
+        (("close", ticket_id), "is closed"),
+        (("show", "tkt_01ARZ3NDEKTSV4RRFFQ69G5FAV"), "ticket not found"),
+        (("reply", "not-a-ticket", "--body", "x"), "ticket not found"),
+        (("reply", ticket_id, "--body", "   "), "1 to 20000 characters"),
+        (("list", "--limit", "0"), "--limit"),
+    ]:
+        status, out, err = run_cli(capsys, *argv)
+        assert (status, out) == (2, ""), argv
+        assert message in err, (argv, err)
+    (listed,) = json.loads(run_cli(capsys, "list", "--status", "closed", "--json")[1])
+    assert listed["id"] == ticket_id
+    assert json.loads(run_cli(capsys, "list", "--status", "open", "--json")[1]) == []
