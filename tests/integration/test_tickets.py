@@ -511,3 +511,37 @@ def test_the_operator_closes_and_the_cli_refuses_what_it_cannot_do(
     (listed,) = json.loads(run_cli(capsys, "list", "--status", "closed", "--json")[1])
     assert listed["id"] == ticket_id
     assert json.loads(run_cli(capsys, "list", "--status", "open", "--json")[1]) == []
+
+
+def test_open_tickets_are_limited_and_the_operator_may_always_reopen(
+    desk: str, org: NewOrganization, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from mailroom.store import organizations
+
+    monkeypatch.setattr(rules, "MAX_OPEN_TICKETS", 2)
+    token, org_id = org.admin_token, org.organization["id"]
+
+    def open_count() -> int:
+        item = organizations.get(Table(), org_id)
+        assert item is not None
+        return int(item.get("open_ticket_count") or 0)
+
+    first, second = (ok(open_ticket(token, subject=f"T{n}"), 201)["id"] for n in (1, 2))
+    refused = open_ticket(token, subject="T3")
+    assert (refused.status, refused.error_code) == (422, "ticket_limit_reached")
+    assert len(emails_to_support()) == 2  # the refused one was not emailed
+    assert open_count() == 2
+
+    ok(post("tickets", token, f"/api/v1/tickets/{first}:close"))
+    assert open_count() == 1
+    third = ok(open_ticket(token, subject="T3"), 201)["id"]
+    assert open_count() == 2
+
+    # The operator reopens the closed one by answering it: over the limit, which only stops the
+    # organization from opening more.
+    assert run_cli(capsys, "reply", first, "--body", "One more thing.")[0] == 0
+    assert ticket(token, first)["status"] == "answered" and open_count() == 3
+    assert open_ticket(token, subject="T4").error_code == "ticket_limit_reached"
+    for ticket_id in (first, second, third):
+        ok(post("tickets", token, f"/api/v1/tickets/{ticket_id}:close"))
+    assert open_count() == 0

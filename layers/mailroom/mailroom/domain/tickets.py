@@ -33,6 +33,9 @@ VIA_API, VIA_EMAIL, VIA_CLI, VIA_SUPPORT_API = "api", "email", "cli", "support_a
 VIAS = (VIA_API, VIA_EMAIL, VIA_CLI, VIA_SUPPORT_API)
 
 MAX_SUBJECT = 200
+# Tickets an organization may have open (not closed) at once: a support channel, not a mail relay
+# (each ticket and message is an email to the operator). The operator may always reopen one.
+MAX_OPEN_TICKETS = 20
 MAX_BODY = 20_000
 MAX_REFERENCES = 20
 

@@ -21,7 +21,7 @@ from typing import Any
 
 from mailroom import clock, ids
 from mailroom.domain import tickets as rules
-from mailroom.errors import Conflict, Invalid, MailroomError, not_found
+from mailroom.errors import Conflict, Invalid, LimitReached, MailroomError, concurrent_update, not_found
 from mailroom.mail.header_text import ComposeError, check_body_text, check_header_text
 from mailroom.observability import logger
 from mailroom.services import ticket_mail
@@ -30,6 +30,8 @@ from mailroom.store import tickets as store
 from mailroom.store.errors import ConditionFailed
 from mailroom.store.table import Item, Page, Table
 from mailroom.store.txn import Rejected
+
+STATUS_ATTEMPTS = 3
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,6 +91,14 @@ def checked(*, subject: str | None = None, body: str | None = None) -> None:
             check_body_text("body", body)
     except ComposeError as exc:
         raise Invalid(exc.code, exc.message, fields=[{"field": exc.field, "message": exc.message}]) from None
+
+
+def _too_many_open() -> MailroomError:
+    return LimitReached(
+        "ticket_limit_reached",
+        f"The organization has {rules.MAX_OPEN_TICKETS} open tickets, as many as it may have.",
+        hint="Close the tickets that are solved (POST /api/v1/tickets/{id}:close), or add to an open one.",
+    )
 
 
 def _closed(ticket: Item) -> MailroomError:
@@ -190,10 +200,17 @@ def create_ticket(table: Table, org_id: str, *, subject: str, body: str, author:
         }
     )
     message = _message(ticket_id, org_id, body, author, now)
+    if int(organization.get("open_ticket_count") or 0) >= rules.MAX_OPEN_TICKETS:
+        raise _too_many_open()  # before emailing: the write would refuse it anyway
     message["email_message_id"] = ticket_mail.email_operator(
         ticket, message, organization=organization, thread=[]
     )
-    store.create(table, ticket, message, _event(ticket, "ticket.created", message))
+    try:
+        store.create(
+            table, ticket, message, _event(ticket, "ticket.created", message), max_open=rules.MAX_OPEN_TICKETS
+        )
+    except store.TooManyOpen:
+        raise _too_many_open() from None
     return ticket, message
 
 
@@ -250,9 +267,9 @@ def operator_reply(
     source_id: str | None = None,
     email_message_id: str | None = None,
 ) -> Item | None:
-    """The operator answers: the ticket becomes ``answered`` (a closed one is reopened: the
-    operator has more to say). ``source_id``: the SES message id of an emailed answer, which is
-    stored once however often it is delivered (None the second time)."""
+    """The operator answers: the ticket becomes ``answered`` (a closed one is reopened, whatever the
+    organization's open count: the operator has more to say). ``source_id``: the SES message id of
+    an emailed answer, which is stored once however often it is delivered (None the second time)."""
     checked(body=body)
     now = clock.now_iso()
     message = _message(
@@ -266,23 +283,30 @@ def operator_reply(
         "closed_at": None,
         "closed_by": None,
     }
-    updated = {**ticket, **changes, "message_count": int(ticket.get("message_count") or 0) + 1}
-    try:
-        store.add_message(
-            table,
-            ticket,
-            message,
-            changes=changes,
-            event=_event(updated, "ticket.replied", message),
-            open_only=False,
-            source_id=source_id,
-        )
-    except store.AlreadyStored:
-        logger().info(
-            "ticket reply stored before", extra={"ticket_id": ticket["id"], "message_id": message["id"]}
-        )
-        return None
-    return message
+    for attempt in range(STATUS_ATTEMPTS):
+        updated = {**ticket, **changes, "message_count": int(ticket.get("message_count") or 0) + 1}
+        try:
+            store.add_message(
+                table,
+                ticket,
+                message,
+                changes=changes,
+                event=_event(updated, "ticket.replied", message),
+                open_only=False,
+                source_id=source_id,
+            )
+            return message
+        except store.AlreadyStored:
+            logger().info(
+                "ticket reply stored before", extra={"ticket_id": ticket["id"], "source_id": source_id}
+            )
+            return None
+        except store.StatusChanged:
+            # Closed or reopened since it was read: whether the open count moves depends on it.
+            if attempt == STATUS_ATTEMPTS - 1:
+                raise concurrent_update() from None
+            ticket = load(table, str(ticket["org_id"]), str(ticket["id"]))
+    raise AssertionError("unreachable")
 
 
 def operator_message(table: Table, message_id: str) -> tuple[Item, Item]:

@@ -24,6 +24,20 @@ class AlreadyStored(Exception):
     """The message exists already (an emailed reply delivered twice)."""
 
 
+class TooManyOpen(Exception):
+    """The organization has as many open tickets as it may have."""
+
+
+class StatusChanged(Exception):
+    """The ticket was closed or reopened between the read and the write: read it again."""
+
+
+def _open_count(org_id: str, delta: int, *, limit: int | None = None) -> Update:
+    """The organization's count of tickets not closed (``open_ticket_count`` on its item)."""
+    update = Update(keys.org_pk(org_id), keys.ORG_SK).add(open_ticket_count=delta)
+    return update.at_most("open_ticket_count", limit - 1) if limit is not None else update
+
+
 def _ulid(some_id: str) -> str:
     return some_id.partition("_")[2]
 
@@ -73,17 +87,24 @@ def _source_marker(message: Item, source_id: str) -> Item:
     }
 
 
-def create(table: Table, ticket: Item, message: Item, event: Item) -> None:
-    """The ticket, its first message, its claim and its ``ticket.created`` event, or nothing."""
-    run(
-        table,
-        [
-            put_new("ticket", ticket),
-            put_new("message", message),
-            put_new("claim", _claim(ticket["id"], ticket["org_id"])),
-            put_new("event", event),
-        ],
-    )
+def create(table: Table, ticket: Item, message: Item, event: Item, *, max_open: int) -> None:
+    """The ticket, its first message, its claim, its ``ticket.created`` event and the organization's
+    open count, or nothing (``TooManyOpen`` with ``max_open`` open already)."""
+    try:
+        run(
+            table,
+            [
+                put_new("ticket", ticket),
+                put_new("message", message),
+                put_new("claim", _claim(ticket["id"], ticket["org_id"])),
+                put_new("event", event),
+                _open_count(ticket["org_id"], 1, limit=max_open).op("open_count"),
+            ],
+        )
+    except Rejected as rejected:
+        if "open_count" in rejected.roles:
+            raise TooManyOpen from rejected
+        raise
 
 
 def add_message(
@@ -97,12 +118,19 @@ def add_message(
     source_id: str | None = None,
 ) -> None:
     """A message, the ticket's new state and the ``ticket.replied`` event, or nothing.
-    ``open_only``: refused (``TicketClosed``) once the ticket is closed. ``source_id``: the SES
-    message id of an emailed message, recorded with it (``AlreadyStored`` the second time)."""
+    ``open_only``: refused (``TicketClosed``) once the ticket is closed; otherwise a closed ticket
+    is reopened (counted open again) and ``StatusChanged`` says the ticket is not as it was read.
+    ``source_id``: the SES message id of an emailed message, recorded with it (``AlreadyStored``
+    the second time)."""
     update = Update(ticket["PK"], ticket["SK"]).set(**changes).add(message_count=1)
-    if open_only:
+    was_closed = ticket["status"] == "closed"
+    if open_only or not was_closed:
         update.when(f"{update.name('status')} <> {update.value('closed')}")
+    else:
+        update.when(f"{update.name('status')} = {update.value('closed')}")
     operations = [put_new("message", message), update.op("ticket"), put_new("event", event)]
+    if was_closed and not open_only:
+        operations.append(_open_count(message["org_id"], 1).op("open_count"))
     if message["author"] == "operator":
         operations.append(put_new("message_claim", _message_claim(message)))
     if source_id is not None:
@@ -113,15 +141,16 @@ def add_message(
         if "message" in rejected.roles or "source" in rejected.roles:
             raise AlreadyStored from rejected
         if "ticket" in rejected.roles:
-            raise TicketClosed from rejected
+            raise TicketClosed if open_only else StatusChanged from rejected
         raise
 
 
 def close(table: Table, ticket: Item, *, changes: dict[str, Any], event: Item) -> None:
     update = Update(ticket["PK"], ticket["SK"]).set(**changes)
     update.when(f"{update.name('status')} <> {update.value('closed')}")
+    count = _open_count(ticket["org_id"], -1)
     try:
-        run(table, [update.op("ticket"), put_new("event", event)])
+        run(table, [update.op("ticket"), put_new("event", event), count.op("open_count")])
     except Rejected as rejected:
         if "ticket" in rejected.roles:
             raise TicketClosed from rejected

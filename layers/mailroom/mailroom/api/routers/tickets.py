@@ -135,12 +135,17 @@ async def list_tickets(
     status_code=201,
     response_model=One[TicketView],
     summary="Open a support ticket",
-    responses=errors(e503=EMAIL_503),
+    responses=errors(
+        e422=f"validation_error; ticket_limit_reached: {rules.MAX_OPEN_TICKETS} tickets are open already "
+        "(close the solved ones)",
+        e503=EMAIL_503,
+    ),
 )
 async def create_ticket(
     body: NewTicket, request: Request, principal: Annotated[Principal, Depends(require(WRITE))]
 ) -> dict[str, Any]:
-    """Write to the platform operator. The message is emailed to the operator's support address;
+    """Write to the platform operator (a limited number of tickets may be open at once: 422). The
+    message is emailed to the operator's support address;
     the operator's answers arrive as messages of the ticket (`GET .../messages`) and as
     `ticket.replied` events (webhooks, the event log, the WebSocket API)."""
     audit_target(request, "ticket", "-", subject=body.subject[:100])
