@@ -3,8 +3,9 @@
 The organization writes through the API (``/api/v1/tickets``); each of its messages is emailed to the
 operator's support address (``MAILROOM_SUPPORT_ADDRESS``) from the ticket's own reply address, so the
 operator answers from any mail client and the answer comes back through the inbound path
-(services/ticket_mail.py). The operator may also answer with ``mailroom admin tickets reply`` or
-through the HMAC-signed support API (services/support_api.py). Every change is one transaction with
+(services/ticket_mail.py sends, services/ticket_inbound.py receives). The operator may also answer
+with ``mailroom admin tickets reply`` or through the HMAC-signed support API (api/routers/support.py,
+services/support_auth.py). Every change is one transaction with
 its event (``ticket.created``, ``ticket.replied``, ``ticket.closed``), which the event fan-out
 delivers to webhooks, EventBridge and WebSocket subscribers like any other.
 
