@@ -178,6 +178,8 @@ def test_a_ticket_round_trip_by_api_and_the_operator_cli(
     assert len(emails_to_support()) == 2  # nothing sent for a refused reply
 
     assert event_types(token) == ["ticket.closed", "ticket.created", "ticket.replied", "ticket.replied"]
+    assert [t["id"] for t in ok(get("tickets", token, "/api/v1/tickets", status="closed"))] == [ticket_id]
+    assert ok(get("tickets", token, "/api/v1/tickets", status="open")) == []
 
     status, out, _ = run_cli(capsys, "show", ticket_id)
     assert status == 0 and "Publish the new selector." in out and "(closed)" in out
