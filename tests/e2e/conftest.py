@@ -13,8 +13,15 @@ import pytest
 
 from tests.e2e.stack_process import LocalStackProcess, start_stack
 
+# The operator's support address of the session stack: tickets are emailed there, which the local
+# stack's outbound writes to its outbox (operator.example is hosted nowhere).
+SUPPORT_ADDRESS = "help@operator.example"
+
 
 @pytest.fixture(scope="session")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStackProcess]:
-    with start_stack(tmp_path_factory.mktemp("mailroom-state")) as running:
+    with start_stack(
+        tmp_path_factory.mktemp("mailroom-state"),
+        MAILROOM_PARAMETER_OVERRIDES=f"SupportAddress={SUPPORT_ADDRESS}",
+    ) as running:
         yield running

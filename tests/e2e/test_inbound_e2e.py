@@ -198,3 +198,51 @@ def test_spam_verdict_lands_in_spam_and_unknown_recipients_are_dropped_and_count
         "the dropped counter",
         lambda: True if data(inbox.admin.get(metrics_path))["inbound_dropped"] == before + 1 else None,
     )
+
+
+def test_a_support_ticket_round_trip_through_ses_both_ways(inbox: Inbox) -> None:
+    """A ticket is emailed to the operator (SES → the outbox, which stands for the Internet), the
+    operator's mail client answers to its reply address (SMTP → the receipt rule → the inbound
+    function), and the answer is in the ticket, cut above the quote."""
+    import email
+    import email.utils
+
+    from tests.e2e.conftest import SUPPORT_ADDRESS
+
+    tag = uuid.uuid4().hex[:8]
+    ticket = data(
+        post(inbox.admin, "/api/v1/tickets", {"subject": f"Help {tag}", "body": "DKIM fails."}), 201
+    )
+    outbox = inbox.stack.state_dir / "outbox"
+
+    def emailed() -> email.message.Message | None:
+        for path in outbox.glob("*.eml"):
+            found = email.message_from_bytes(path.read_bytes())
+            if found["Subject"] == f"[{ticket['id']}] Help {tag}":
+                return found
+        return None
+
+    sent = wait_for("the ticket's email to the operator", emailed)
+    assert SUPPORT_ADDRESS in sent["To"]
+    reply_to = email.utils.parseaddr(sent["Reply-To"])[1]
+    text = sent.get_payload(decode=True)
+    assert isinstance(text, bytes)
+    quoted = "\n".join(f"> {line}" for line in text.decode().splitlines())
+
+    answer = EmailMessage(policy=SMTP)
+    answer["From"] = f"Pat Operator <{SUPPORT_ADDRESS}>"
+    answer["To"] = reply_to
+    answer["Subject"] = f"Re: {sent['Subject']}"
+    answer["Message-ID"] = f"<answer-{tag}@operator.example>"
+    answer["In-Reply-To"] = sent["Message-ID"]
+    answer.set_content(f"Publish the selector.\n\nOn Mon, 7 Dec 2026, Acme <{reply_to}> wrote:\n{quoted}\n")
+    send(inbox, answer.as_bytes(), [reply_to], sender=SUPPORT_ADDRESS)
+
+    def answered() -> list[dict[str, Any]] | None:
+        messages = data(inbox.admin.get(f"/api/v1/tickets/{ticket['id']}/messages"))
+        return messages if len(messages) == 2 else None
+
+    first, reply = wait_for("the operator's answer in the ticket", answered)
+    assert (first["author"], first["emailed"]) == ("organization", True)
+    assert (reply["author"], reply["via"], reply["body"]) == ("operator", "email", "Publish the selector.")
+    assert data(inbox.admin.get(f"/api/v1/tickets/{ticket['id']}"))["status"] == "answered"

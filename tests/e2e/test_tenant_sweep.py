@@ -94,8 +94,12 @@ BODIES: dict[str, Any] = {
 }
 
 # Operations that legitimately answer something else than 404 for another tenant's id, and why.
-# Empty: every path parameter of the API names a resource of the caller's organization.
-NOT_TENANT_RESOURCES: dict[str, str] = {}
+# Otherwise every path parameter of the API names a resource of the caller's organization.
+_OPERATOR_SIGNED = "the operator's support API: HMAC-signed with the stack's secret, 401 for any token"
+NOT_TENANT_RESOURCES: dict[str, str] = {
+    "PUT /api/v1/support/messages/{ticket_message_id}": _OPERATOR_SIGNED,
+    "DELETE /api/v1/support/messages/{ticket_message_id}": _OPERATOR_SIGNED,
+}
 
 # What changes between two reads of an owner's resources with nothing done to them, and why, by
 # field of one operation's answer.

@@ -296,6 +296,12 @@ def _everything_else(
         }
         values["cloudflare_token_id"] = [create(http, "/api/v1/cloudflare/connect", ops, body)["token_id"]]
 
+    # A support ticket; its first message is the organization's (the support API's message paths
+    # take no token: the sweep exempts them, but the value must be the victim's all the same).
+    ticket = create(http, "/api/v1/tickets", ops, {"subject": "Sweep", "body": "Is my data safe?"})
+    values["ticket_id"] = [ticket["id"]]
+    values["ticket_message_id"] = [get(http, f"/api/v1/tickets/{ticket['id']}/messages", ops)[0]["id"]]
+
 
 def _settled(what: str, done: Callable[[], bool]) -> None:
     until(what, lambda: True if done() else None)

@@ -93,6 +93,11 @@ class Settings:
     scheduled_send_dlq_arn: str | None = None
     schedule_group: str = "default"
     schedule_min_lead_seconds: int = 60  # how far ahead send_at must be (the contract: 1 minute)
+    # Support tickets (docs/tickets.md): the operator's support address (empty: tickets are not
+    # emailed; the operator answers with the CLI or the support API) and the support API's HMAC
+    # secret (empty: every signed request is refused).
+    support_address: str | None = None
+    support_hmac_secret: str | None = None
 
     @property
     def is_local(self) -> bool:
@@ -186,6 +191,8 @@ def get_settings() -> Settings:
         scheduled_send_dlq_arn=os.environ.get("MAILROOM_SCHEDULED_SEND_DLQ_ARN") or None,
         schedule_group=os.environ.get("MAILROOM_SCHEDULE_GROUP") or "default",
         schedule_min_lead_seconds=_int("MAILROOM_SCHEDULE_MIN_LEAD_SECONDS", 60),
+        support_address=(os.environ.get("MAILROOM_SUPPORT_ADDRESS") or "").strip() or None,
+        support_hmac_secret=os.environ.get("MAILROOM_SUPPORT_HMAC_SECRET") or None,
     )
 
 

@@ -186,7 +186,9 @@ def gate(
 
 # Every plan can manage its own tokens, read its account and audit log: "all plans have API access",
 # and a downgraded organization must be able to replace its blocked tokens itself.
-_ACCOUNT = ("account:read", "audit:read", "tokens:manage")
+_ACCOUNT: tuple[str, ...] = ("account:read", "audit:read", "tokens:manage")
+# Support tickets too: an organization reaches the operator whatever its plan (docs/tickets.md).
+_ACCOUNT += ("tickets:read", "tickets:write")
 _VERIFIER = ("verify:read", "verify:write")
 _READ_ONLY_INFRASTRUCTURE = (
     "domains:read",

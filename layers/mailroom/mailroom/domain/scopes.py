@@ -46,6 +46,9 @@ OPS_SCOPES: frozenset[str] = frozenset(
         "cloudflare:delete",
         "route53:read",
         "route53:write",
+        # Support tickets with the platform operator (docs/tickets.md).
+        "tickets:read",
+        "tickets:write",
     }
 )
 

@@ -34,6 +34,10 @@ EVENT_TYPES: tuple[str, ...] = (
     "domain.verified",
     "migration.completed",
     "migration.failed",
+    # Support tickets (docs/tickets.md): organization events, no mailbox.
+    "ticket.created",
+    "ticket.replied",
+    "ticket.closed",
 )
 # What ``/api/v0`` offers: agentmail-v0-api.txt's list exactly (migrations are a v1 feature).
 V0_EVENT_TYPES: tuple[str, ...] = EVENT_TYPES[:7]

@@ -401,6 +401,18 @@ _ROWS: tuple[tuple[str, str, Gate, str] | tuple[str, str, Gate, str, str], ...] 
      "Set all of a mailbox's settings at once (mailcow style): name, quota, active, TLS flags."),
     ("PUT /api/v1/aliases/{alias_id}", "replace_alias", W,
      "Set all of an alias's targets, active flag and description at once."),
+    # --- support tickets (the /api/v1/support operations are signed by the operator: no tools) ---
+    ("GET /api/v1/tickets", "list_support_tickets", R,
+     "List the organization's support tickets with the platform operator."),
+    ("POST /api/v1/tickets", "open_support_ticket", W,
+     "Ask the platform operator for help (it is emailed to them); answers arrive as ticket messages."),
+    ("GET /api/v1/tickets/{ticket_id}", "get_support_ticket", R, "Check a ticket's status."),
+    ("GET /api/v1/tickets/{ticket_id}/messages", "list_support_ticket_messages", R,
+     "Read a ticket's thread, including the operator's answers."),
+    ("POST /api/v1/tickets/{ticket_id}/reply", "reply_support_ticket", W,
+     "Add a message to an open ticket (emailed to the operator)."),
+    ("POST /api/v1/tickets/{ticket_id}:close", "close_support_ticket", W,
+     "Close a ticket once the problem is solved."),
 )
 # fmt: on
 

@@ -17,6 +17,7 @@ from typing import Any
 from mailroom.mcp_server.curation import CURATED, Curated, Gate
 
 SCOPES_EXTENSION = "x-mailroom-scopes"
+NOT_A_TOOL_EXTENSION = "x-mailroom-not-a-tool"
 _COMPONENT_REF = "#/components/schemas/"
 _METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
 _IDEMPOTENCY_HEADER = "idempotency-key"
@@ -72,9 +73,11 @@ class OperationTool:
 
 
 def operations(document: Mapping[str, Any]) -> Iterator[tuple[str, str, dict[str, Any]]]:
+    """Every operation a tool can call: those marked ``x-mailroom-not-a-tool`` (signed with the
+    operator's own secret, like the support API) take no token, so no agent can call them."""
     for path, item in (document.get("paths") or {}).items():
         for method, operation in item.items():
-            if method in _METHODS:
+            if method in _METHODS and not operation.get(NOT_A_TOOL_EXTENSION):
                 yield method.upper(), path, operation
 
 

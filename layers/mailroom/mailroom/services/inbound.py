@@ -39,7 +39,7 @@ from __future__ import annotations
 
 import calendar
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -49,7 +49,7 @@ from mailroom.mail.limits import DEFAULT_LIMITS
 from mailroom.mail.parse import ParsedMessage, Unparseable
 from mailroom.mail.receipt import Verdicts
 from mailroom.observability import traced
-from mailroom.services import calendar_invites, inbound_rules
+from mailroom.services import calendar_invites, inbound_rules, ticket_inbound
 from mailroom.services.inbound_message import parse_safely
 from mailroom.services.inbound_routing import Context, Copy, Directory, Expansion, Forward, OrgPlan, route
 from mailroom.services.mail_delivery import Incoming, MetadataTooLarge, deliver, quarantine_raw
@@ -97,6 +97,7 @@ class Report:
     organizations: int = 0
     already_done: int = 0
     problem: str | None = None  # the quarantine reason of a message problem (virus, too_deep, ...)
+    ticket_replies: int = 0  # operator answers stored in support tickets
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -110,6 +111,7 @@ class Report:
             "organizations": self.organizations,
             "already_done": self.already_done,
             "problem": self.problem,
+            "ticket_replies": self.ticket_replies,
         }
 
 
@@ -135,6 +137,11 @@ def receipt_exists(table: Table, org_id: str, ses_message_id: str) -> bool:
 def receive(table: Table, mail: ReceivedMail) -> Report:
     """Deliver one received message (see the module docstring)."""
     report = Report(mail.ses_message_id)
+    # Replies to support tickets (services/ticket_inbound.py) are the tickets', not a mailbox's.
+    for_tickets = ticket_inbound.receive(table, mail)
+    if for_tickets.remaining != mail.recipients:
+        mail = replace(mail, recipients=for_tickets.remaining, raw=mail.raw or for_tickets.raw)
+        report.ticket_replies = len(for_tickets.stored)
     directory = Directory(table)
     plans, unrouted = route(directory, mail.recipients)
     report.dropped.update(unrouted)

@@ -23,6 +23,7 @@ delivery       PK ORG#<org>#WEBHOOK#<wh id>#DELIVERIES  SK <event ulid>
 domain metrics PK ORG#<org>#DOMAIN#<dom id>#METRICS  SK <yyyy-mm-dd>
 inbound receipt PK ORG#<org>#INBOUND         SK <ses message id>   (ttl; see services/inbound.py)
 inbound forward PK ORG#<org>#INBOUND         SK <ses message id>#FWD#<address>  (an external forward sent)
+ticket reply   PK ORG#<org>#INBOUND         SK <ses message id>#TICKET#<tkt id>  (an emailed answer stored)
 
 Platform routing claims (the one kind of item not under a tenant key: they map a globally unique
 name to its tenant, carry only ids, and are written in the same transaction as the tenant item):
@@ -171,6 +172,19 @@ Plans are platform items (operators' data, no tenant's); an organization on a pl
 
 plan           PK PLAN#<name>               SK #PLAN        GSI1 PLANS / <name>
 organization   (above)                                      GSI2 PLAN#<name>#ORGS / ORG#<org>
+
+Support tickets (services/tickets.py; docs/tickets.md). A ticket is an organization item; its
+messages live in a partition of their own (one Query lists them). The operator works across
+organizations: every ticket is also in one index partition (GSI1, newest first), and the ids the
+operator's side is given (a ticket's, by its reply address or the support API; an operator
+message's, to edit or delete it) resolve through platform claims written in the same transaction:
+
+ticket         PK ORG#<org>#TICKETS         SK <tkt ulid>   {subject, status, reply_token, ...}
+                                            GSI1 SUPPORT#TICKETS / <tkt ulid>
+ticket message PK ORG#<org>#TICKET#<tkt id> SK <tkm ulid>   {author, via, body, email ids}
+ticket claim   PK TICKET#<tkt id>           SK #CLAIM       {org_id}
+operator message claim PK TICKETMSG#<tkm id> SK #CLAIM      {org_id, ticket_id}
+support nonce  PK SUPPORTSIG#<signature>    SK #SEEN        (ttl): a signed request is used once
 """
 
 from __future__ import annotations
@@ -476,6 +490,10 @@ def inbound_forward_sk(ses_message_id: str, address: str) -> str:
     return f"{ses_message_id}#FWD#{address}"
 
 
+def inbound_ticket_sk(ses_message_id: str, ticket_id: str) -> str:
+    return f"{ses_message_id}#TICKET#{ticket_id}"
+
+
 # --- sending (services/sending.py) ---------------------------------------------------------------
 
 SUPPRESSION_PREFIX = "SUPPRESS#"
@@ -576,3 +594,27 @@ def plan_pk(name: str) -> str:
 
 def plan_orgs_pk(name: str) -> str:
     return f"PLAN#{name}#ORGS"
+
+
+TICKET_CLAIM_SK = "#CLAIM"
+TICKETS_INDEX_PK = "SUPPORT#TICKETS"
+
+
+def tickets_pk(org_id: str) -> str:
+    return f"ORG#{org_id}#TICKETS"
+
+
+def ticket_messages_pk(org_id: str, ticket_id: str) -> str:
+    return f"ORG#{org_id}#TICKET#{ticket_id}"
+
+
+def ticket_claim_pk(ticket_id: str) -> str:
+    return f"TICKET#{ticket_id}"
+
+
+def ticket_message_claim_pk(message_id: str) -> str:
+    return f"TICKETMSG#{message_id}"
+
+
+def support_nonce_pk(signature: str) -> str:
+    return f"SUPPORTSIG#{signature}"

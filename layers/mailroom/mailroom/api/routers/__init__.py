@@ -28,7 +28,9 @@ def all_routers() -> list[APIRouter]:
         scheduled,
         send,
         smtp,
+        support,
         suppressions,
+        tickets,
         tokens,
         verify,
         webhooks,
@@ -83,4 +85,6 @@ def all_routers() -> list[APIRouter]:
         compose.router,
         v0_drafts.router,
         scheduled.router,
+        tickets.router,
+        support.router,
     ]

@@ -20,8 +20,9 @@ router = api_router("/api/v1", tags=["audit"])
 
 class Actor(BaseModel):
     token_id: str = Field(description="The token's id, or the mailbox's or invite's for a token-less request")
-    type: Literal["ops", "message", "api_key", "mailbox", "invite"] = Field(
-        description="The token's type; mailbox (a sign-in) or invite (a redeem) for token-less requests"
+    type: Literal["ops", "message", "api_key", "mailbox", "invite", "operator"] = Field(
+        description="The token's type; mailbox (a sign-in), invite (a redeem) or operator (the signed "
+        "support API) for token-less requests"
     )
     name: str
 
