@@ -46,6 +46,8 @@ OPS_SCOPES: frozenset[str] = frozenset(
         "cloudflare:delete",
         "route53:read",
         "route53:write",
+        # Usage and invoices (docs/billing.md), as on the contract page.
+        "billing:read",
     }
 )
 

@@ -321,6 +321,7 @@ def _incoming(mail: ReceivedMail, org_id: str, copy: Copy, raw: bytes, message: 
             "delivered_to": copy.via,
         },
         event_type="message.received",
+        meter={"messages_received": 1},
     )
 
 

@@ -41,7 +41,7 @@ from mailroom.mail.header_text import bracketed_message_id, describe, refused_in
 from mailroom.mail.parse import ParsedMessage, Unparseable, parse
 from mailroom.observability import logger, traced
 from mailroom.services import contact_groups, smtp_relays
-from mailroom.store import addresses, domain_metrics, mail_objects, ses_outbound, suppressions
+from mailroom.store import addresses, domain_metrics, mail_objects, ses_outbound, suppressions, usage
 from mailroom.store import aliases as alias_store
 from mailroom.store import mail as mail_store
 from mailroom.store.errors import SendingPaused, SendRefused, StoreError, Throttled
@@ -469,6 +469,7 @@ def send(
         rfc_message_id=rfc_message_id,
         message_id=message_id,
         subject_threading=not request.new_thread,
+        meter={"messages_sent": 1, "sent_recipients": len(composed.recipients)},
     )
     try:
         outcome = retried(lambda: deliver(table, incoming))
@@ -485,6 +486,8 @@ def send(
             "sent without a Sent copy",
             extra={"org_id": org_id, "mailbox_id": mailbox_id, "stored": outcome.stored.value},
         )
+        # Metered with the copy normally; without one, on its own (rare: one UpdateItem).
+        usage.add(table, org_id, moment.strftime("%Y-%m"), **incoming.meter)
     _count_outbound(table, org_id, sender.domain_id, len(composed.recipients), moment)
     if request.in_reply_to:
         # As composed: a Message-ID given without its angle brackets is written with them.

@@ -171,6 +171,18 @@ Plans are platform items (operators' data, no tenant's); an organization on a pl
 
 plan           PK PLAN#<name>               SK #PLAN        GSI1 PLANS / <name>
 organization   (above)                                      GSI2 PLAN#<name>#ORGS / ORG#<org>
+
+Usage metering and billing (services/billing.py, docs/billing.md). One counter item per
+organization and calendar month (UTC), maintained by an ADD folded into the transaction that does
+the work (a stored message, a removal); verifications are the month's credit tally above. An
+invoice is written once per organization and month by the closing schedule (attribute_not_exists:
+a second run writes nothing); its id names its month, so a read is one GetItem:
+
+usage          PK ORG#<org>                 SK USAGE#<yyyy-mm>    {messages_received, messages_sent,
+                 sent_recipients, messages_imported, stored_bytes_added, stored_bytes_removed,
+                 api_requests}
+invoice        PK ORG#<org>                 SK INVOICE#<yyyy-mm>  {id invc_<yyyymm>_<digest>, usage,
+                 plan, price, cost estimate}
 """
 
 from __future__ import annotations
@@ -576,3 +588,15 @@ def plan_pk(name: str) -> str:
 
 def plan_orgs_pk(name: str) -> str:
     return f"PLAN#{name}#ORGS"
+
+
+USAGE_PREFIX = "USAGE#"
+INVOICE_PREFIX = "INVOICE#"
+
+
+def usage_sk(month: str) -> str:
+    return f"{USAGE_PREFIX}{month}"
+
+
+def invoice_sk(month: str) -> str:
+    return f"{INVOICE_PREFIX}{month}"

@@ -11,6 +11,7 @@ def all_routers() -> list[APIRouter]:
         aliases,
         audit,
         auth,
+        billing,
         calendar,
         cloudflare,
         compose,
@@ -83,4 +84,5 @@ def all_routers() -> list[APIRouter]:
         compose.router,
         v0_drafts.router,
         scheduled.router,
+        billing.router,
     ]
