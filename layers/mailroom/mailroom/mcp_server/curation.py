@@ -394,6 +394,12 @@ _ROWS: tuple[tuple[str, str, Gate, str] | tuple[str, str, Gate, str, str], ...] 
      "See the sends waiting for their time, and what became of past ones."),
     ("DELETE /api/v1/messages/scheduled/{scheduled_id}", "cancel_scheduled_message", D,
      "Cancel a scheduled send before it goes out."),
+    # --- billing ---
+    ("GET /api/v1/billing/status", "get_billing_status", R,
+     "See this month's usage against the plan's limits and what it cost in AWS so far."),
+    ("GET /api/v1/billing/invoices", "list_invoices", R, "List the closed monthly statements."),
+    ("GET /api/v1/billing/invoices/{invoice_id}", "get_invoice", R,
+     "Read one monthly statement (usage, plan price, AWS cost estimate)."),
 )
 # fmt: on
 

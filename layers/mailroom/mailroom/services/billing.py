@@ -197,6 +197,22 @@ def close_month(table: Table, month: str) -> Closed:
         cursor = page.next_cursor
 
 
+class MonthNotEnded(ValueError):
+    def __init__(self, month: str) -> None:
+        super().__init__(
+            f"{month} has not ended: only a final statement (--final, one organization) closes it early"
+        )
+
+
+def close_org_month(table: Table, org_id: str, month: str, *, final: bool = False) -> bool:
+    """Close one organization's month (the operator's rerun, or with ``final`` its statement of
+    the running month so far, for an organization that leaves: the scheduled close of that month
+    then finds it written, and what it used afterwards is not invoiced). False: it was closed."""
+    if month >= rules.month_of(clock.utcnow()) and not final:
+        raise MonthNotEnded(month)
+    return usage.put_invoice(table, _invoice(table, org_id, month))
+
+
 def invoice_view(item: Item) -> dict[str, Any]:
     fields = (
         "id",
