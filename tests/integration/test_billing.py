@@ -280,3 +280,35 @@ def test_closing_a_month_later_subtracts_what_the_next_month_did(world: World, t
     assert metered.stored_bytes_end == 0  # everything held now was stored this month
     assert (metered.stored_bytes_added, metered.stored_bytes_removed) == (100, 40)
     assert held > 0 and datetime.now(UTC) > rules.month_start(month)
+
+
+def test_the_operator_closes_by_hand(world: World, capsys: pytest.CaptureFixture[str]) -> None:
+    """``mailroom admin close-month``: a final statement of the running month for one organization
+    (the schedule then finds it closed), and the refusals of a month that has not ended."""
+    import json
+
+    from mailroom.cli import main
+
+    def admin(*argv: str) -> tuple[int, str, str]:
+        code = main(["admin", "close-month", *argv])
+        captured = capsys.readouterr()
+        return code, captured.out, captured.err
+
+    month = rules.month_of(clock.utcnow())
+    code, out, err = admin("--org", world.org_id, "--final", "--json")
+    assert code == 0, err
+    assert json.loads(out) == {"month": month, "closed": 1, "already_closed": 0}
+    code, out, _ = admin("--org", world.org_id, "--final", "--json")
+    assert json.loads(out)["already_closed"] == 1
+    assert close(first_of_next_month())["already_closed"] == 1
+
+    code, _, err = admin("--month", month)
+    assert code == 2 and "has not ended" in err
+    code, _, err = admin("--final")
+    assert code == 2 and "--org" in err
+    code, _, err = admin("--month", "2026-13")
+    assert code == 2 and "YYYY-MM" in err
+    code, _, err = admin("--org", "org_missing", "--final")
+    assert code == 2 and "no organization" in err
+    (invoice,) = ok(get("billing", world.org.admin_token, "/api/v1/billing/invoices"))
+    assert invoice["period"] == month

@@ -3,7 +3,8 @@
 Storing a message is one transaction: the message (conditional on not existing, which makes
 delivery idempotent for deterministic ids), its thread (created or updated), the mailbox's counters
 (used bytes within its quota, the folder's total and unread, the number of threads), the
-organization's storage, and the event that reports it. Either all of it happened or none of it did.
+organization's storage, the month's usage counters (store/usage.py: metering costs no request of
+its own), and the event that reports it. Either all of it happened or none of it did.
 
 The mailbox's ``thread_count`` moves with thread items: +1 in the transaction that creates one
 (conditioned on the thread not existing yet; an update of an existing thread is conditioned on it
