@@ -312,3 +312,14 @@ def test_the_operator_closes_by_hand(world: World, capsys: pytest.CaptureFixture
     assert code == 2 and "no organization" in err
     (invoice,) = ok(get("billing", world.org.admin_token, "/api/v1/billing/invoices"))
     assert invoice["period"] == month
+
+
+def test_an_external_forward_is_metered_with_its_record(world: World) -> None:
+    from tests.support.mailboxes import put
+
+    path = f"/api/v1/mailboxes/{world.alice['id']}/forwarding"
+    body = {"targets": ["dave@example.net", "erin@example.org"], "keep_copy": True}
+    ok(put("mailboxes", world.org.admin_token, path, body))
+    receive(world.bucket, message("Passed on", to="alice@example.com"), ["alice@example.com"])
+    usage = status(world.org)["usage"]
+    assert (usage["messages_received"], usage["messages_forwarded"], usage["sent_recipients"]) == (1, 1, 2)

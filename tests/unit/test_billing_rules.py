@@ -7,7 +7,7 @@ import io
 from decimal import Decimal
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from mailroom.domain import billing
@@ -22,7 +22,7 @@ def test_months_roll_over_the_year() -> None:
     assert billing.month_start("2026-02").isoformat() == "2026-02-01T00:00:00+00:00"
 
 
-@settings(max_examples=40, derandomize=True)
+@settings(max_examples=40, derandomize=True, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     st.text(max_size=12), st.integers(min_value=2000, max_value=2999), st.integers(min_value=1, max_value=12)
 )

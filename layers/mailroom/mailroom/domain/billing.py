@@ -150,6 +150,9 @@ WORK: dict[str, Work] = {
         s3_puts=_d("2"),
         sqs_requests=_d("3"),
     ),
+    # An external forward, sent by the inbound function that stored the message (its SES charge is
+    # per recipient, from sent_recipients): the forwarded copy built and its record written.
+    "messages_forwarded": Work(lambda_gb_seconds=_d("0.1"), dynamodb_write_units=_d("4"), s3_gets=_d("1")),
     "sent_recipients": Work(ses_messages=_d("1")),
     # A migration imports 250 messages per batch: one Lambda invocation (1024 MB, ~60 s) and ~10
     # state transitions per batch; per message an S3 PUT or two and its storing transaction.
@@ -204,6 +207,7 @@ class Usage:
 
     messages_received: int = 0
     messages_sent: int = 0
+    messages_forwarded: int = 0
     sent_recipients: int = 0
     messages_imported: int = 0
     verifications: int = 0
@@ -226,6 +230,7 @@ class Usage:
         return {
             "messages_received": self.messages_received,
             "messages_sent": self.messages_sent,
+            "messages_forwarded": self.messages_forwarded,
             "sent_recipients": self.sent_recipients,
             "messages_imported": self.messages_imported,
             "verifications": self.verifications,
@@ -246,6 +251,7 @@ def usage_from(usage_item: Mapping[str, Any] | None, verifications: int, stored_
     return Usage(
         messages_received=n("messages_received"),
         messages_sent=n("messages_sent"),
+        messages_forwarded=n("messages_forwarded"),
         sent_recipients=n("sent_recipients"),
         messages_imported=n("messages_imported"),
         verifications=verifications,
@@ -267,6 +273,7 @@ def cost(usage: Usage, prices: Prices, *, storage_months: Decimal = Decimal(1)) 
     counts = {
         "messages_received": usage.messages_received,
         "messages_sent": usage.messages_sent,
+        "messages_forwarded": usage.messages_forwarded,
         "sent_recipients": usage.sent_recipients,
         "messages_imported": usage.messages_imported,
         "verifications": usage.verifications,

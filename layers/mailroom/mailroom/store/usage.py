@@ -16,6 +16,7 @@ from mailroom.store.txn import Op, Update
 COUNTERS = (
     "messages_received",
     "messages_sent",
+    "messages_forwarded",
     "sent_recipients",
     "messages_imported",
     "stored_bytes_added",

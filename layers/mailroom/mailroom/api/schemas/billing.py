@@ -26,7 +26,10 @@ class Period(BaseModel):
 class UsageView(BaseModel):
     messages_received: int = Field(ge=0, description="Inbound messages stored (each mailbox a copy)")
     messages_sent: int = Field(ge=0, description="Messages sent")
-    sent_recipients: int = Field(ge=0, description="Recipients of the messages sent (SES bills each)")
+    messages_forwarded: int = Field(ge=0, description="Received messages forwarded to external addresses")
+    sent_recipients: int = Field(
+        ge=0, description="Recipients of the messages sent and forwarded (SES bills each)"
+    )
     messages_imported: int = Field(ge=0, description="Messages imported by migrations")
     verifications: int = Field(ge=0, description="Verification credits used (POST /api/v1/verify, bulk)")
     api_requests: int = Field(ge=0, description="Authenticated API requests (docs/billing.md: how)")
