@@ -37,13 +37,19 @@ def _price(cents: int) -> str:
     return f"{Decimal(cents) / 100:.2f}"
 
 
-def _plan_price_cents(table: Table, plan_name: str | None) -> int:
+def _plan_price_cents(table: Table, plan_name: str | None, known: dict[str, int] | None = None) -> int:
+    """The plan's monthly price (``known``: prices read before, by plan name, for a closing run)."""
     if not plan_name:
         return 0
+    if known is not None and plan_name in known:
+        return known[plan_name]
     try:
-        return plans.get_plan(table, plan_name).price_cents
+        price = plans.get_plan(table, plan_name).price_cents
     except plans.PlanNotFound:
-        return 0  # a plan deleted from the table: nothing to charge by
+        price = 0  # a plan deleted from the table: nothing to charge by
+    if known is not None:
+        known[plan_name] = price
+    return price
 
 
 def _verify_allowance(org: Item, credits: Item | None) -> int:
@@ -64,7 +70,7 @@ def _month_usage(table: Table, org_id: str, month: str) -> tuple[Item, rules.Usa
     if month != rules.month_of(clock.utcnow()):
         # A month that has ended: its end is now, less what has happened since (at most the
         # months after it that have counters; the closing schedule runs within the next one).
-        later = usage.month_items(table, org_id, rules.next_month(month)).get("usage") or {}
+        later = usage.get_usage(table, org_id, rules.next_month(month)) or {}
         current += int(later.get("stored_bytes_removed", 0)) - int(later.get("stored_bytes_added", 0))
     verified = int((credits or {}).get("used", 0))
     return org, rules.usage_from(found.get("usage"), verified, current), credits
@@ -128,10 +134,10 @@ def status(table: Table, org_id: str) -> dict[str, Any]:
 # ----------------------------------------------------------------------------- invoices
 
 
-def _invoice(table: Table, org_id: str, month: str) -> Item:
+def _invoice(table: Table, org_id: str, month: str, prices: dict[str, int] | None = None) -> Item:
     org, metered, _ = _month_usage(table, org_id, month)
     plan_name = org.get("plan")
-    price = _price(_plan_price_cents(table, plan_name))
+    price = _price(_plan_price_cents(table, plan_name, prices))
     return {
         "id": rules.invoice_id(org_id, month),
         "org_id": org_id,
@@ -176,6 +182,7 @@ def close_month(table: Table, month: str) -> Closed:
     """Write every organization's invoice for ``month`` (see the module docstring). An
     organization's failure is logged and counted; the others are closed (a rerun finishes it)."""
     result = Closed(month=month)
+    prices: dict[str, int] = {}  # one read per plan for the whole run
     month_end = clock.isoformat(rules.month_start(rules.next_month(month)))
     cursor: str | None = None
     while True:
@@ -185,7 +192,7 @@ def close_month(table: Table, month: str) -> Closed:
                 result.not_yet_existing += 1
                 continue
             try:
-                if usage.put_invoice(table, _invoice(table, str(org["id"]), month)):
+                if usage.put_invoice(table, _invoice(table, str(org["id"]), month, prices)):
                     result.closed += 1
                 else:
                     result.already_closed += 1

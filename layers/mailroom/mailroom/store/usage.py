@@ -58,6 +58,10 @@ def month_items(table: Table, org_id: str, month: str) -> dict[str, Item]:
     return {wanted[item["SK"]]: item for item in found if item["SK"] in wanted}
 
 
+def get_usage(table: Table, org_id: str, month: str) -> Item | None:
+    return table.get(keys.org_pk(org_id), keys.usage_sk(month))
+
+
 def put_invoice(table: Table, invoice: Item) -> bool:
     """Store a closed month's invoice; False when that month was closed before (nothing changes)."""
     from mailroom.store.errors import ConditionFailed
