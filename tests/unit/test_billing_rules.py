@@ -143,3 +143,24 @@ def test_the_meter_writes_once_per_organization_and_interval(monkeypatch: pytest
     assert meter.flush(FakeTable()) == 1
     assert written[-1][0::2] == ("a", 2)
     assert meter.pending() == {}
+
+
+def test_a_plans_price_and_verifier_credits_are_its_data() -> None:
+    from mailroom.domain import plans
+
+    assert [plans.DEFAULT_PLANS[n].price_cents for n in ("nano", "starter", "pro", "agency")] == [
+        900,
+        2900,
+        9900,
+        29900,
+    ]
+    assert plans.DEFAULT_PLANS["nano"].limits["verify_credits"] == 100
+    assert "verify_credits" not in plans.DEFAULT_PLANS["pro"].limits  # the deployment's default
+    pro = plans.DEFAULT_PLANS["pro"]
+    stored = plans.from_item(pro.as_dict())
+    assert (stored.price_cents, stored.limits) == (9900, pro.limits)
+    for bad in (-1, 10**9 + 1, True, 1.5):
+        with pytest.raises(plans.InvalidPlan, match="price"):
+            plans.build("x", description="", scopes=["*"], limits=pro.limits, price_cents=bad)  # type: ignore[arg-type]
+    with pytest.raises(plans.InvalidPlan, match="verify_credits"):
+        plans.validate_limits({"verify_credits": -1}, complete=False)
