@@ -28,7 +28,7 @@ from __future__ import annotations
 import base64
 import binascii
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from mailroom import clock, ids
@@ -486,8 +486,12 @@ def send(
             "sent without a Sent copy",
             extra={"org_id": org_id, "mailbox_id": mailbox_id, "stored": outcome.stored.value},
         )
-        # Metered with the copy normally; without one, on its own (rare: one UpdateItem).
-        usage.add(table, org_id, moment.strftime("%Y-%m"), **incoming.meter)
+        # Metered with the copy normally; without one, on its own (rare: one UpdateItem). The mail
+        # is out: a metering failure must not fail the request (a client would send it again).
+        try:
+            usage.add(table, org_id, moment.astimezone(UTC).strftime("%Y-%m"), **incoming.meter)
+        except StoreError:
+            logger().exception("usage not metered for a send without a Sent copy")
     _count_outbound(table, org_id, sender.domain_id, len(composed.recipients), moment)
     if request.in_reply_to:
         # As composed: a Message-ID given without its angle brackets is written with them.
