@@ -178,9 +178,11 @@ def _field(spec: str, low: int, high: int, text: str, names: dict[str, int] | No
 
 
 def scheduled_event(spec: ScheduleSpec, moment: datetime, *, region: str, account_id: str) -> Any:
-    """What EventBridge sends the function: the schedule's ``Input`` if it has one, else a Scheduled Event."""
+    """What EventBridge sends the function: the schedule's ``Input`` if it has one (EventBridge
+    Scheduler's context attribute ``<aws.scheduler.scheduled-time>`` filled in), else a Scheduled Event."""
     if spec.input is not None:
-        return json.loads(spec.input)
+        scheduled_time = moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        return json.loads(spec.input.replace("<aws.scheduler.scheduled-time>", scheduled_time))
     return {
         "version": "0",
         "id": str(uuid.uuid4()),

@@ -120,6 +120,11 @@ VOLATILE: dict[str, dict[str, str]] = {
         "since": "the default range starts at the time of the read",
         "before": "and ends 30 days after it",
     },
+    "GET /api/v1/billing/status": {
+        "as_of": "the time of the read",
+        "api_requests": "the snapshot's own reads are API requests of the owner",
+        "aws_cost": "the estimate includes those requests",
+    },
 }
 # What the app answers for a path no operation has: a sweep that gets it reached nothing.
 NO_SUCH_ENDPOINT = "No such endpoint"

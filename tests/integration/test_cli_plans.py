@@ -43,6 +43,7 @@ def test_plans_list_shows_the_default_set(moto_env: None, capsys: pytest.Capture
         "audit:read",
         "tickets:read",
         "tickets:write",
+        "billing:read",
         "tokens:manage",
         "verify:read",
         "verify:write",

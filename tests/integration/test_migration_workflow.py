@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from mailroom import clock
 from mailroom.domain import migrations as rules
 from mailroom.services.organizations import NewOrganization
 from mailroom.settings import get_settings
@@ -135,6 +136,11 @@ def test_a_mailbox_migrates_folder_by_folder_with_flags_and_dates(setup: Setup, 
     # Where the messages landed: system folders by special use, the others as custom folders.
     stored = mailbox_messages(table, setup.org_id, setup.mailbox["id"])
     assert len(stored) == expected_total
+    # Metered as imports (not as mail received or sent), in the storing transactions (docs/billing.md).
+    month = clock.utcnow().strftime("%Y-%m")
+    metered = table.get(keys.org_pk(setup.org_id), keys.usage_sk(month)) or {}
+    assert (metered.get("messages_imported"), metered.get("messages_received")) == (expected_total, None)
+    assert metered["stored_bytes_added"] == sum(int(m["size"]) for m in stored)
     paths = mail_store.folder_paths(table, setup.org_id, setup.mailbox["id"])
     per_folder = Counter(paths[m["folder_key"]] for m in stored)
     want = {("Spam" if name == "Junk" else name): len(messages) for name, messages in seeded.items()}

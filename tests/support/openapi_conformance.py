@@ -90,7 +90,13 @@ def problems(method: str, path: str, status: int, headers: dict[str, str], body:
         header = components.get(declared["$ref"].rsplit("/", 1)[-1], {}) if "$ref" in declared else declared
         if header.get("required") and name.lower() not in lowered:
             found.append(f"{where}: required header {name} missing")
-    content = (response.get("content") or {}).get("application/json")
+    documented = response.get("content") or {}
+    media_type = next(
+        (v.split(";")[0].strip().lower() for k, v in headers.items() if k.lower() == "content-type"), ""
+    )
+    if media_type != "application/json" and media_type in documented:
+        return found  # a documented alternative (CSV, vCard, ...): its bytes have no JSON schema
+    content = documented.get("application/json")
     if content and body:
         try:
             payload = json.loads(body)

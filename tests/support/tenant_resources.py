@@ -302,6 +302,27 @@ def _everything_else(
     values["ticket_id"] = [ticket["id"]]
     values["ticket_message_id"] = [get(http, f"/api/v1/tickets/{ticket['id']}/messages", ops)[0]["id"]]
 
+    # An invoice: the operator's final statement of the running month (invoices are otherwise
+    # closed on the first of the month, by the schedule).
+    org_id = get(http, "/api/v1/account", ops)["id"]
+    close_month(site.stack, "--org", org_id, "--final")
+    values["invoice_id"] = [invoice["id"] for invoice in get(http, "/api/v1/billing/invoices", ops)]
+
+
+def close_month(stack: LocalStackProcess, *argv: str) -> dict[str, Any]:
+    """``mailroom admin close-month`` against the stack's table, as an operator runs it."""
+    import json
+    import subprocess
+    import sys
+
+    from tests.e2e.stack_process import REPO
+
+    command = [sys.executable, "-m", "mailroom.cli", "admin", "close-month", *argv, "--json"]
+    command += ["--env-file", str(stack.state_dir / "local.env")]
+    result = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=60, check=False)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)  # type: ignore[no-any-return]
+
 
 def _settled(what: str, done: Callable[[], bool]) -> None:
     until(what, lambda: True if done() else None)

@@ -14,7 +14,7 @@ from mailroom.services.plans import gate_of_item
 
 CATALOGUE = sorted(ALL_SCOPES)
 scope_sets = st.frozensets(st.sampled_from(CATALOGUE))
-ACCOUNT = {"account:read", "audit:read", "tokens:manage"}
+ACCOUNT = {"account:read", "audit:read", "tokens:manage", "billing:read"}
 ACCOUNT |= {"tickets:read", "tickets:write"}  # support tickets: every plan reaches the operator
 VERIFIER = {"verify:read", "verify:write"}
 

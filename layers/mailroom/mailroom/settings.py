@@ -98,6 +98,9 @@ class Settings:
     # secret (empty: every signed request is refused).
     support_address: str | None = None
     support_hmac_secret: str | None = None
+    # Usage metering (docs/billing.md): API requests are counted in memory and added to the month's
+    # counter at most this many seconds apart (0: at every request; the template sets 60).
+    usage_flush_seconds: int = 0
 
     @property
     def is_local(self) -> bool:
@@ -182,6 +185,7 @@ def get_settings() -> Settings:
         smtp_relay_allow_private=os.environ.get("MAILROOM_SMTP_RELAY_ALLOW_PRIVATE", "") in ("1", "true"),
         smtp_relay_ca_file=os.environ.get("MAILROOM_SMTP_RELAY_CA_FILE") or None,
         smtp_relay_timeout_seconds=_int("MAILROOM_SMTP_RELAY_TIMEOUT_SECONDS", 20, minimum=1),
+        usage_flush_seconds=_int("MAILROOM_USAGE_FLUSH_SECONDS", 0),
         smtp_relay_limit=_int("MAILROOM_SMTP_RELAY_LIMIT", 10, minimum=1),
         cloudflare_api_url=os.environ.get("MAILROOM_CLOUDFLARE_API_URL") or None,
         route53_own_account=os.environ.get("MAILROOM_ROUTE53_OWN_ACCOUNT", "") in ("1", "true"),

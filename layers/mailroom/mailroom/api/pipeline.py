@@ -1,8 +1,9 @@
 """The request pipeline every API function runs.
 
 Request-wide steps live in the middleware (they apply even when no route matches):
-request id → principal (401; 403 token_scope_blocked_by_plan: services/plans.py) → rate limit (429) →
-… → audit record → response headers.
+request id → principal (401; 403 token_scope_blocked_by_plan: services/plans.py) → usage count (in
+memory: services/request_meter.py) → rate limit (429) → … → audit record → usage flush (when due)
+→ response headers.
 
 The principal comes from the request's ``Authorization`` header (``mailroom.auth``: a lookup, then
 an in-memory cache): API Gateway runs no authorizer, so a request without the header reaches the
@@ -34,7 +35,7 @@ from mailroom.api.principal import from_claims, unauthenticated, under_plan
 from mailroom.domain.principal import Principal
 from mailroom.errors import MailroomError
 from mailroom.observability import logger, set_correlation_id
-from mailroom.services import plans
+from mailroom.services import plans, request_meter
 from mailroom.settings import get_settings
 from mailroom.store import audit, ratelimits
 from mailroom.store.errors import StoreError
@@ -124,6 +125,7 @@ class Pipeline:
             if not self._is_public(request):
                 principal = _authenticate(request, table)
                 request.state.principal = principal
+                request_meter.count(principal.org_id)  # in memory: docs/billing.md
                 extra_headers = _rate_limit(table, principal)
             response = await call_next(request)
         except MailroomError as error:
@@ -146,6 +148,8 @@ class Pipeline:
                 _audit(table, request, principal.org_id, actor, response)
             elif public_actor is not None:
                 _audit(table, request, public_actor[0], public_actor[1], response)
+        if principal is not None:
+            request_meter.flush_if_due(table)
         response.headers.update(extra_headers)
         response.headers["X-Request-Id"] = request_id
         logger().info(

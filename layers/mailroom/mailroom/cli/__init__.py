@@ -5,6 +5,7 @@
     mailroom admin set-plan ORG_ID PLAN [--json] [TARGET]
     mailroom admin plans list|show|create|edit ... [TARGET]     (cli/plans.py)
     mailroom admin tickets list|show|reply|close ... [TARGET]  (cli/tickets.py)
+    mailroom admin close-month [--month YYYY-MM] [--org ORG_ID [--final]] [--json] [TARGET]  (cli/billing.py)
     mailroom admin create-api-key --org ORG_ID [--name NAME] [--json] [TARGET]
     mailroom admin platform-domain [--domain NAME] [--json] [TARGET]
     mailroom mcp [--url URL] [--read-only] [--allow-destructive]
@@ -230,6 +231,10 @@ def build_parser() -> argparse.ArgumentParser:
     from mailroom.cli import tickets
 
     tickets.add_commands(actions, target)
+
+    from mailroom.cli import billing
+
+    billing.add_commands(actions, target)
     return parser
 
 

@@ -65,6 +65,7 @@ def add_commands(actions: Any, target: argparse.ArgumentParser) -> None:
     )
     create.add_argument("--limits", type=_limits, default={}, metavar="NAME=N,...", help="limits")
     create.add_argument("--description", default=None)
+    create.add_argument("--price-cents", type=int, default=None, help="monthly price in USD cents (invoices)")
     create.add_argument("--json", action="store_true", help="print one JSON object instead of text")
     create.set_defaults(run=_create)
 
@@ -85,6 +86,7 @@ def add_commands(actions: Any, target: argparse.ArgumentParser) -> None:
         "--unset-limit", action="append", default=[], metavar="NAME", help="drop an optional limit"
     )
     edit.add_argument("--description", default=None)
+    edit.add_argument("--price-cents", type=int, default=None, help="monthly price in USD cents (invoices)")
     edit.add_argument("--json", action="store_true", help="print one JSON object instead of text")
     edit.set_defaults(run=_edit)
 
@@ -116,6 +118,7 @@ def _write_plan(plan: Plan, out: TextIO) -> None:
         f"description   {plan.description}\n"
         f"scopes        {', '.join(plan.scopes)}\n"
         f"limits        {_limits_text(dict(plan.limits))}\n"
+        f"price         {plan.price_cents / 100:.2f} USD / month\n"
     )
 
 
@@ -157,10 +160,11 @@ def _create(args: argparse.Namespace, out: TextIO) -> None:
         scopes = args.scopes if args.scopes is not None else base.scopes  # type: ignore[union-attr]
         limits = {**(dict(base.limits) if base else {}), **args.limits}
         description = args.description if args.description is not None else (base.description if base else "")
+        price = args.price_cents if args.price_cents is not None else (base.price_cents if base else 0)
         plan: Plan = _aws_call(
             "create plan",
             lambda: plans.create_plan(
-                table, args.name, description=description, scopes=scopes, limits=limits
+                table, args.name, description=description, scopes=scopes, limits=limits, price_cents=price
             ),
         )
     except (plans.PlanNotFound, plans.PlanExists, InvalidPlan) as exc:
@@ -176,8 +180,11 @@ def _edit(args: argparse.Namespace, out: TextIO) -> None:
     from mailroom.services import plans
 
     table = open_table(args)
-    if args.scopes is None and not args.limits and not args.unset_limit and args.description is None:
-        raise CliError("nothing to change: give --scopes, --limits, --unset-limit or --description")
+    nothing = args.scopes is None and not args.limits and not args.unset_limit and args.description is None
+    if nothing and args.price_cents is None:
+        raise CliError(
+            "nothing to change: give --scopes, --limits, --unset-limit, --description or --price-cents"
+        )
     try:
         edited: plans.Edited = _aws_call(
             "edit plan",
@@ -188,6 +195,7 @@ def _edit(args: argparse.Namespace, out: TextIO) -> None:
                 scopes=args.scopes,
                 limits=args.limits,
                 unset_limits=args.unset_limit,
+                price_cents=args.price_cents,
             ),
         )
     except (plans.PlanNotFound, plans.ConcurrentEdit, InvalidPlan) as exc:

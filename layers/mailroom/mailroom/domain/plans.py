@@ -37,10 +37,12 @@ LIMITS: dict[str, str] = {
     "migration_batch_rows": "rows per bulk migration batch",
     "migration_concurrency": "migrations running at once for the organization",
     "rate_limit_per_minute": "requests per minute per token (absent: the deployment's default)",
+    "verify_credits": "verifications per UTC month (absent: the deployment's default)",
 }
-OPTIONAL_LIMITS = frozenset({"rate_limit_per_minute"})
+OPTIONAL_LIMITS = frozenset({"rate_limit_per_minute", "verify_credits"})
 REQUIRED_LIMITS = frozenset(LIMITS) - OPTIONAL_LIMITS
 MAX_LIMIT = 10**9
+MAX_PRICE_CENTS = 10**9  # USD cents per month
 
 
 class InvalidPlan(ValueError):
@@ -55,6 +57,7 @@ class Plan:
     limits: Mapping[str, int]
     version: int = 1
     extra: Mapping[str, Any] = field(default_factory=dict)
+    price_cents: int = 0  # the plan's monthly price in USD cents (what an invoice charges)
 
     @property
     def allowed_scopes(self) -> frozenset[str]:
@@ -72,6 +75,7 @@ class Plan:
             "scopes": list(self.scopes),
             "limits": dict(self.limits),
             "version": self.version,
+            "price_cents": self.price_cents,
         }
 
 
@@ -116,8 +120,21 @@ def validate_limits(limits: Mapping[str, Any], *, complete: bool = True) -> dict
     return checked
 
 
+def validate_price(price_cents: Any) -> int:
+    whole = isinstance(price_cents, int) and not isinstance(price_cents, bool)
+    if not whole or not 0 <= price_cents <= MAX_PRICE_CENTS:
+        raise InvalidPlan(f"price must be whole cents from 0 to {MAX_PRICE_CENTS}, got {price_cents!r}")
+    return int(price_cents)
+
+
 def build(
-    name: str, *, description: str, scopes: Iterable[str], limits: Mapping[str, Any], version: int = 1
+    name: str,
+    *,
+    description: str,
+    scopes: Iterable[str],
+    limits: Mapping[str, Any],
+    version: int = 1,
+    price_cents: int = 0,
 ) -> Plan:
     description = description.strip()
     if len(description) > 200:
@@ -128,6 +145,7 @@ def build(
         scopes=validate_scopes(scopes),
         limits=validate_limits(limits),
         version=version,
+        price_cents=validate_price(price_cents),
     )
 
 
@@ -138,6 +156,7 @@ def from_item(item: Mapping[str, Any]) -> Plan:
         scopes=tuple(str(s) for s in item.get("scopes") or ()),
         limits={str(k): int(v) for k, v in (item.get("limits") or {}).items()},
         version=int(item.get("version") or 1),
+        price_cents=int(item.get("price_cents") or 0),
     )
 
 
@@ -186,7 +205,7 @@ def gate(
 
 # Every plan can manage its own tokens, read its account and audit log: "all plans have API access",
 # and a downgraded organization must be able to replace its blocked tokens itself.
-_ACCOUNT: tuple[str, ...] = ("account:read", "audit:read", "tokens:manage")
+_ACCOUNT: tuple[str, ...] = ("account:read", "audit:read", "tokens:manage", "billing:read")
 # Support tickets too: an organization reaches the operator whatever its plan (docs/tickets.md).
 _ACCOUNT += ("tickets:read", "tickets:write")
 _VERIFIER = ("verify:read", "verify:write")
@@ -220,7 +239,9 @@ def _defaults() -> dict[str, Plan]:
                 "migration_batch_rows": 0,
                 "migration_concurrency": 0,
                 "rate_limit_per_minute": 60,
+                "verify_credits": 100,
             },
+            price_cents=900,
         ),
         build(
             "starter",
@@ -235,7 +256,9 @@ def _defaults() -> dict[str, Plan]:
                 "migration_batch_rows": 100,
                 "migration_concurrency": 2,
                 "rate_limit_per_minute": 120,
+                "verify_credits": 500,
             },
+            price_cents=2900,
         ),
         build(
             "pro",
@@ -250,6 +273,7 @@ def _defaults() -> dict[str, Plan]:
                 "migration_batch_rows": 300,
                 "migration_concurrency": 5,
             },
+            price_cents=9900,
         ),
         build(
             "agency",
@@ -264,6 +288,7 @@ def _defaults() -> dict[str, Plan]:
                 "migration_batch_rows": 1000,
                 "migration_concurrency": 10,
             },
+            price_cents=29900,
         ),
     ]
     return {plan.name: plan for plan in plans}

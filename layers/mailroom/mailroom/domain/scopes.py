@@ -49,6 +49,8 @@ OPS_SCOPES: frozenset[str] = frozenset(
         # Support tickets with the platform operator (docs/tickets.md).
         "tickets:read",
         "tickets:write",
+        # Usage and invoices (docs/billing.md), as on the contract page.
+        "billing:read",
     }
 )
 

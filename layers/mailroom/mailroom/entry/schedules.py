@@ -51,3 +51,31 @@ def migration_batch_sweep(event: dict[str, Any], context: Any) -> dict[str, int]
     counts = sweep(Table())
     logger().info("bulk migration sweep", extra={"scheduled_at": _scheduled_at(event), **counts})
     return counts
+
+
+@lambda_entry
+def billing_close(event: dict[str, Any], context: Any) -> dict[str, int]:
+    """Close the month before the scheduled time: every organization's invoice (docs/billing.md).
+
+    The schedule passes its scheduled time (``{"time": "<aws.scheduler.scheduled-time>"}``), so a
+    retried or late run closes the same month; ``{"month": "2026-11"}`` closes a named one (an
+    operator's rerun). Writing an invoice twice writes nothing (it exists)."""
+    from mailroom import clock
+    from mailroom.domain.billing import month_start
+    from mailroom.services import billing
+    from mailroom.store.table import Table
+
+    month = event.get("month")
+    if isinstance(month, str):
+        try:
+            month_start(month)
+        except ValueError as exc:
+            raise ValueError(f"month must be YYYY-MM, got {month!r}") from exc
+    else:
+        raw_time = event.get("time")
+        scheduled_at = clock.parse_iso(raw_time) if isinstance(raw_time, str) else clock.utcnow()
+        month = billing.month_to_close(scheduled_at)
+    closed = billing.close_month(Table(), month)
+    counts = closed.counts()
+    logger().info("billing month closed", extra={"month": month, **counts})
+    return counts

@@ -413,6 +413,12 @@ _ROWS: tuple[tuple[str, str, Gate, str] | tuple[str, str, Gate, str, str], ...] 
      "Add a message to an open ticket (emailed to the operator)."),
     ("POST /api/v1/tickets/{ticket_id}:close", "close_support_ticket", W,
      "Close a ticket once the problem is solved."),
+    # --- billing ---
+    ("GET /api/v1/billing/status", "get_billing_status", R,
+     "See this month's usage against the plan's limits and what it cost in AWS so far."),
+    ("GET /api/v1/billing/invoices", "list_invoices", R, "List the closed monthly statements."),
+    ("GET /api/v1/billing/invoices/{invoice_id}", "get_invoice", R,
+     "Read one monthly statement (usage, plan price, AWS cost estimate)."),
 )
 # fmt: on
 

@@ -33,7 +33,16 @@ from mailroom.domain.principal import Principal
 from mailroom.errors import Gone, MailroomError, TooManyRequests
 from mailroom.observability import logger, traced
 from mailroom.settings import get_settings
-from mailroom.store import delete_intents, domains, keys, mail_purge, message_tokens, platform_domain, txn
+from mailroom.store import (
+    delete_intents,
+    domains,
+    keys,
+    mail_purge,
+    message_tokens,
+    platform_domain,
+    txn,
+    usage,
+)
 from mailroom.store import mailboxes as mailbox_store
 from mailroom.store.errors import ConditionFailed
 from mailroom.store.table import Item, Table
@@ -256,6 +265,9 @@ def _removal_ops(table: Table, mailbox: Item, job: Item) -> list[txn.Op]:
         ),
         delete_intents.purge_job_op(job),
     ]
+    if int(mailbox.get("used_bytes", 0)) > 0:
+        month = clock.utcnow().strftime("%Y-%m")
+        operations.append(usage.counter_op(org_id, month, stored_bytes_removed=int(mailbox["used_bytes"])))
     if platform_domain.is_platform(mailbox["domain_id"]):
         operations.append(platform_domain.address_release(mailbox["address"], mailbox["id"]))
     if domain is not None:

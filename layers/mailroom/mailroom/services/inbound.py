@@ -53,11 +53,11 @@ from mailroom.services import calendar_invites, inbound_rules, ticket_inbound
 from mailroom.services.inbound_message import parse_safely
 from mailroom.services.inbound_routing import Context, Copy, Directory, Expansion, Forward, OrgPlan, route
 from mailroom.services.mail_delivery import Incoming, MetadataTooLarge, deliver, quarantine_raw
-from mailroom.store import domain_metrics, keys, mail_objects, ses_outbound, suppressions
+from mailroom.store import domain_metrics, keys, mail_objects, ses_outbound, suppressions, usage
 from mailroom.store.errors import ObjectMissing, SendRefused
 from mailroom.store.mail import Stored
 from mailroom.store.table import Item, Table
-from mailroom.store.txn import Rejected, put_new, run
+from mailroom.store.txn import Rejected, put, put_new, run
 
 SENT, SENT_BEFORE = "sent", "sent_before"
 RECEIPT_TTL_DAYS = 30
@@ -328,6 +328,7 @@ def _incoming(mail: ReceivedMail, org_id: str, copy: Copy, raw: bytes, message: 
             "delivered_to": copy.via,
         },
         event_type="message.received",
+        meter={"messages_received": 1},
     )
 
 
@@ -367,17 +368,19 @@ def _send_forward(
             extra={"ses_message_id": mail.ses_message_id, "source": forward.source, "error": exc.code},
         )
         return "forward_rejected"
-    table.put(
-        {
-            "PK": keys.inbound_pk(org_id),
-            "SK": sk,
-            "type": "inbound_forward",
-            "targets": forward.targets,
-            "ses_sent_ids": sent,
-            "sent_at": clock.now_iso(),
-            "ttl": _expiry(),
-        }
-    )
+    record = {
+        "PK": keys.inbound_pk(org_id),
+        "SK": sk,
+        "type": "inbound_forward",
+        "targets": forward.targets,
+        "ses_sent_ids": sent,
+        "sent_at": clock.now_iso(),
+        "ttl": _expiry(),
+    }
+    # The record and the month's usage in one request (docs/billing.md).
+    month = clock.utcnow().strftime("%Y-%m")
+    metered = usage.counter_op(org_id, month, messages_forwarded=1, sent_recipients=len(forward.targets))
+    run(table, [put("forward", record), metered])
     return SENT
 
 

@@ -57,6 +57,9 @@ class Incoming:
     # More operations for the storing transaction (the rules' log entry, a check that the folder a
     # rule files into still exists): written with the message or not at all.
     also: list[Op] = field(default_factory=list)
+    # Usage counters this message moves besides its stored bytes (store/usage.py COUNTERS:
+    # messages_received, messages_sent, ...), in the same transaction.
+    meter: dict[str, int] = field(default_factory=dict)
 
 
 class MetadataTooLarge(ValueError):
@@ -211,7 +214,13 @@ def deliver(table: Table, incoming: Incoming) -> Outcome:
     quota_bytes = int(quota_mb) * 1024 * 1024 if quota_mb else None
     try:
         stored = store.store_message(
-            table, message, thread=change, quota_bytes=quota_bytes, event=event, also=incoming.also
+            table,
+            message,
+            thread=change,
+            quota_bytes=quota_bytes,
+            event=event,
+            also=incoming.also,
+            meter=incoming.meter,
         )
     except ItemTooLarge as exc:
         # Refused for what the message is (metadata over DynamoDB's 400 KB item limit), not for a

@@ -91,6 +91,7 @@ class Importer:
                 # What a later import compares to tell this message from others with its Message-ID.
                 "content_fingerprint": duplicates.fingerprint(fetched.raw),
             },
+            meter={"messages_imported": 1},
         )
         try:
             outcome = deliver(self.table, incoming)

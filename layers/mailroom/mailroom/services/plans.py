@@ -72,10 +72,16 @@ def list_plans(table: Table) -> list[Plan]:
 
 
 def create_plan(
-    table: Table, name: str, *, description: str, scopes: Iterable[str], limits: Mapping[str, Any]
+    table: Table,
+    name: str,
+    *,
+    description: str,
+    scopes: Iterable[str],
+    limits: Mapping[str, Any],
+    price_cents: int = 0,
 ) -> Plan:
     """A new plan (``rules.InvalidPlan`` when its data is not valid, ``PlanExists``)."""
-    plan = rules.build(name, description=description, scopes=scopes, limits=limits)
+    plan = rules.build(name, description=description, scopes=scopes, limits=limits, price_cents=price_cents)
     ensure_defaults(table)  # so a custom "pro" cannot be shadowed later by the seeding of defaults
     if not store.create(table, plan):
         raise PlanExists(name)
@@ -97,6 +103,7 @@ def edit_plan(
     scopes: Iterable[str] | None = None,
     limits: Mapping[str, Any] | None = None,
     unset_limits: Iterable[str] = (),
+    price_cents: int | None = None,
 ) -> Edited:
     """Change a plan (a new version), then bring every organization on it to that version.
 
@@ -117,6 +124,7 @@ def edit_plan(
             scopes=current.scopes if scopes is None else scopes,
             limits=merged,
             version=current.version + 1,
+            price_cents=current.price_cents if price_cents is None else price_cents,
         )
         if store.replace(table, edited, previous_version=current.version):
             updated, skipped = propagate(table, edited)

@@ -29,7 +29,7 @@ from __future__ import annotations
 import base64
 import binascii
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from mailroom import clock, ids
@@ -42,7 +42,7 @@ from mailroom.mail.header_text import bracketed_message_id, describe, refused_in
 from mailroom.mail.parse import ParsedMessage, Unparseable, parse
 from mailroom.observability import logger, traced
 from mailroom.services import contact_groups, mailbox_policy, smtp_relays
-from mailroom.store import addresses, domain_metrics, mail_objects, ses_outbound, suppressions
+from mailroom.store import addresses, domain_metrics, mail_objects, ses_outbound, suppressions, usage
 from mailroom.store import aliases as alias_store
 from mailroom.store import mail as mail_store
 from mailroom.store.errors import SendingPaused, SendRefused, StoreError, Throttled
@@ -474,6 +474,7 @@ def send(
         rfc_message_id=rfc_message_id,
         message_id=message_id,
         subject_threading=not request.new_thread,
+        meter={"messages_sent": 1, "sent_recipients": len(composed.recipients)},
     )
     try:
         outcome = retried(lambda: deliver(table, incoming))
@@ -490,6 +491,12 @@ def send(
             "sent without a Sent copy",
             extra={"org_id": org_id, "mailbox_id": mailbox_id, "stored": outcome.stored.value},
         )
+        # Metered with the copy normally; without one, on its own (rare: one UpdateItem). The mail
+        # is out: a metering failure must not fail the request (a client would send it again).
+        try:
+            usage.add(table, org_id, moment.astimezone(UTC).strftime("%Y-%m"), **incoming.meter)
+        except StoreError:
+            logger().exception("usage not metered for a send without a Sent copy")
     _count_outbound(table, org_id, sender.domain_id, len(composed.recipients), moment)
     if request.in_reply_to:
         # As composed: a Message-ID given without its angle brackets is written with them.

@@ -5,10 +5,11 @@ typo suggestion), DNS (MX or the A/AAAA fallback, cached per domain: ``mailroom.
 request an SMTP probe (``mailroom.smtp_probe``). ``domain.verification.verdict`` turns the results
 into a status.
 
-Credits: each organization has a monthly allowance (``MAILROOM_VERIFY_MONTHLY_CREDITS``, or the
-organization item's ``verify_monthly_credits``). A request with none left is refused with 402
-``insufficient_credits`` before any work starts; a verification consumes its credit in the one
-conditional write that records it (the month's tally per status), so two requests racing for the
+Credits: each organization has a monthly allowance: its plan's ``verify_credits`` limit (with the
+organization's override on top; docs/plans.md), else the organization item's
+``verify_monthly_credits``, else ``MAILROOM_VERIFY_MONTHLY_CREDITS``. A request with none left is
+refused with 402 ``insufficient_credits`` before any work starts; a verification consumes its credit
+in the one conditional write that records it (the month's tally per status), so two requests racing for the
 last credit cannot both get a result. 402 rather than 429: retrying after a short wait cannot
 succeed; the allowance renewing (the first of next month, UTC) or growing can.
 
@@ -81,8 +82,16 @@ class Credits:
 
 
 def _allowance(org: Item | None, settings: Settings) -> int:
+    planned = ((org or {}).get("limits") or {}).get("verify_credits")
+    if planned is not None:
+        return int(planned)
     configured = (org or {}).get("verify_monthly_credits")
     return int(configured) if configured is not None else settings.verify_monthly_credits
+
+
+def allowance_of(org: Item | None) -> int:
+    """The organization's monthly verification allowance (see the module docstring)."""
+    return _allowance(org, get_settings())
 
 
 def credits_of(table: Table, org_id: str, *, now: datetime | None = None) -> Credits:

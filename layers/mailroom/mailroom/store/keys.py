@@ -185,6 +185,18 @@ ticket message PK ORG#<org>#TICKET#<tkt id> SK <tkm ulid>   {author, via, body, 
 ticket claim   PK TICKET#<tkt id>           SK #CLAIM       {org_id}
 operator message claim PK TICKETMSG#<tkm id> SK #CLAIM      {org_id, ticket_id}
 support nonce  PK SUPPORTSIG#<signature>    SK #SEEN        (ttl): a signed request is used once
+
+Usage metering and billing (services/billing.py, docs/billing.md). One counter item per
+organization and calendar month (UTC), maintained by an ADD folded into the transaction that does
+the work (a stored message, a removal); verifications are the month's credit tally above. An
+invoice is written once per organization and month by the closing schedule (attribute_not_exists:
+a second run writes nothing); its id names its month, so a read is one GetItem:
+
+usage          PK ORG#<org>                 SK USAGE#<yyyy-mm>    {messages_received, messages_sent,
+                 sent_recipients, messages_imported, stored_bytes_added, stored_bytes_removed,
+                 api_requests}
+invoice        PK ORG#<org>                 SK INVOICE#<yyyy-mm>  {id invc_<yyyymm>_<digest>, usage,
+                 plan, price, cost estimate}
 """
 
 from __future__ import annotations
@@ -618,3 +630,15 @@ def ticket_message_claim_pk(message_id: str) -> str:
 
 def support_nonce_pk(signature: str) -> str:
     return f"SUPPORTSIG#{signature}"
+
+
+USAGE_PREFIX = "USAGE#"
+INVOICE_PREFIX = "INVOICE#"
+
+
+def usage_sk(month: str) -> str:
+    return f"{USAGE_PREFIX}{month}"
+
+
+def invoice_sk(month: str) -> str:
+    return f"{INVOICE_PREFIX}{month}"

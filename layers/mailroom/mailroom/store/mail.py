@@ -3,7 +3,8 @@
 Storing a message is one transaction: the message (conditional on not existing, which makes
 delivery idempotent for deterministic ids), its thread (created or updated), the mailbox's counters
 (used bytes within its quota, the folder's total and unread, the number of threads), the
-organization's storage, and the event that reports it. Either all of it happened or none of it did.
+organization's storage, the month's usage counters (store/usage.py: metering costs no request of
+its own), and the event that reports it. Either all of it happened or none of it did.
 
 The mailbox's ``thread_count`` moves with thread items: +1 in the transaction that creates one
 (conditioned on the thread not existing yet; an update of an existing thread is conditioned on it
@@ -20,13 +21,14 @@ from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any
 
+from mailroom import clock
 from mailroom.mail import folders
-from mailroom.store import keys
+from mailroom.store import keys, usage
 from mailroom.store.table import Item, Page, Table, deserialize, serialize, values
 from mailroom.store.txn import Op, Rejected, Update, check, delete, put, put_new, run
 
 MAX_LABELS = 50
-REMOVE_BATCH = 40  # messages per removal transaction: 40 deletes + their threads + 2 counters <= 100
+REMOVE_BATCH = 40  # messages per removal transaction: 40 deletes + their threads + 3 counters <= 100
 BATCH_GET_LIMIT = 100  # BatchGetItem's limit
 SEARCH_FIELD_CHARS = 4096  # per search copy: thousands of recipients must not cost a 400 KB item
 
@@ -169,18 +171,20 @@ def store_message(
     quota_bytes: int | None,
     event: Item | None,
     also: Sequence[Op] = (),
+    meter: Mapping[str, int] | None = None,
 ) -> Stored:
     """Store one message in its mailbox (see the module docstring); never raises for the expected
     outcomes (duplicate, over quota, mailbox gone). ``also``: the caller's own operations, written in
-    the same transaction (a failed condition of theirs raises Rejected with their role)."""
+    the same transaction (a failed condition of theirs raises Rejected with their role). ``meter``:
+    usage counters this message moves besides its stored bytes (``messages_received``, ...)."""
     try:
-        return _store(table, message, thread, quota_bytes=quota_bytes, event=event, also=also)
+        return _store(table, message, thread, quota_bytes=quota_bytes, event=event, also=also, meter=meter)
     except Rejected as rejected:
         if rejected.roles != ["thread"]:
             raise
     # The thread was dropped (or, never in practice, created) since the caller read it.
     changed = replace(thread, created=not thread.created)
-    return _store(table, message, changed, quota_bytes=quota_bytes, event=event, also=also)
+    return _store(table, message, changed, quota_bytes=quota_bytes, event=event, also=also, meter=meter)
 
 
 def _store(
@@ -191,6 +195,7 @@ def _store(
     quota_bytes: int | None,
     event: Item | None,
     also: Sequence[Op] = (),
+    meter: Mapping[str, int] | None = None,
 ) -> Stored:
     org_id, mailbox_id, size = message["org_id"], message["mailbox_id"], int(message["size"])
     unread = not message.get("flags", {}).get("seen", False)
@@ -208,6 +213,8 @@ def _store(
             threads=1 if thread.created else 0,
         ).op("mailbox"),
         Update(keys.org_pk(org_id), keys.ORG_SK).add(storage_used_bytes=size).op("org"),
+        # The month's usage moves with the storage it meters: no request of its own.
+        usage.counter_op(org_id, _month(), stored_bytes_added=size, **(meter or {})),
     ]
     if event is not None:
         operations.append(put_new("event", event))
@@ -432,6 +439,7 @@ def remove_message(table: Table, message: Item) -> None:
             .op("mailbox"),
             thread.op("thread"),
             Update(keys.org_pk(org_id), keys.ORG_SK).add(storage_used_bytes=-size).op("org"),
+            usage.counter_op(org_id, _month(), stored_bytes_removed=size),
         ],
     )
 
@@ -482,7 +490,13 @@ def _removal_operations(messages: Sequence[Item]) -> list[Op]:
     counters.add(used_bytes=-total_size, message_count=-len(messages), **mailbox_deltas)
     operations.append(counters.op("mailbox"))
     operations.append(Update(keys.org_pk(org_id), keys.ORG_SK).add(storage_used_bytes=-total_size).op("org"))
+    operations.append(usage.counter_op(org_id, _month(), stored_bytes_removed=total_size))
     return operations
+
+
+def _month() -> str:
+    """The usage month (UTC) work done now is counted in."""
+    return clock.utcnow().strftime("%Y-%m")
 
 
 def remove_messages(table: Table, messages: Sequence[Item]) -> list[Item]:

@@ -11,6 +11,7 @@ def all_routers() -> list[APIRouter]:
         aliases,
         audit,
         auth,
+        billing,
         calendar,
         cloudflare,
         compose,
@@ -87,4 +88,5 @@ def all_routers() -> list[APIRouter]:
         scheduled.router,
         tickets.router,
         support.router,
+        billing.router,
     ]
