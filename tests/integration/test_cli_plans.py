@@ -41,9 +41,9 @@ def test_plans_list_shows_the_default_set(moto_env: None, capsys: pytest.Capture
     assert listed["nano"]["scopes"] == [
         "account:read",
         "audit:read",
+        "billing:read",
         "tickets:read",
         "tickets:write",
-        "billing:read",
         "tokens:manage",
         "verify:read",
         "verify:write",
