@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from email import policy
-from email.headerregistry import AddressHeader
+from email.headerregistry import AddressHeader, BaseHeader, HeaderRegistry
 from email.message import EmailMessage, Message
 from email.parser import BytesParser
 from email.utils import getaddresses, parsedate_to_datetime
@@ -91,6 +91,25 @@ def one_line(value: str) -> str:
         except UnicodeEncodeError:  # a surrogate that is no escaped byte
             value = _SURROGATE_RE.sub("\ufffd", value)
     return _WS_RE.sub(" ", _CONTROL_RE.sub(" ", value.replace("\r", " ").replace("\n", " "))).strip()
+
+
+class _MemoRegistry(HeaderRegistry):
+    """``policy.default``'s header registry, keeping the headers it parsed for one message. The
+    parser, then the walk over the parts, read each part's Content-Type and Content-Disposition
+    several times, and the policy parses the header again on every read: that was more than half of
+    the time a message took to parse. Header objects are immutable (``str`` subclasses), so one
+    parse can serve every read of the same (name, value); what fails to parse is not kept, and
+    fails again the same way."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._made: dict[tuple[str, str], BaseHeader] = {}
+
+    def __call__(self, name: str, value: str) -> BaseHeader:
+        made = self._made.get((name, value))
+        if made is None:
+            made = self._made[(name, value)] = super().__call__(name, value)
+        return made
 
 
 def _header(message: Message, name: str) -> str | None:
@@ -198,7 +217,9 @@ def preview_of(text: str | None, html: str | None) -> str:
 def parse(raw: bytes, limits: ParseLimits = DEFAULT_LIMITS) -> ParsedMessage:
     _prescan(raw, limits)
     try:
-        message: EmailMessage = BytesParser(policy=policy.default).parsebytes(raw)  # type: ignore[assignment]
+        # A registry per message: nothing of one message is kept for the next.
+        memo_policy = policy.default.clone(header_factory=_MemoRegistry())
+        message: EmailMessage = BytesParser(policy=memo_policy).parsebytes(raw)  # type: ignore[assignment]
     except RecursionError as exc:
         raise Unparseable("too_deep", "MIME nesting too deep to parse") from exc
     except Exception as exc:  # the parser is lenient; anything it still cannot handle is quarantined

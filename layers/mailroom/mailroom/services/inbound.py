@@ -51,7 +51,16 @@ from mailroom.mail.receipt import Verdicts
 from mailroom.observability import traced
 from mailroom.services import calendar_invites, inbound_rules, ticket_inbound
 from mailroom.services.inbound_message import parse_safely
-from mailroom.services.inbound_routing import Context, Copy, Directory, Expansion, Forward, OrgPlan, route
+from mailroom.services.inbound_routing import (
+    Context,
+    Copy,
+    Directory,
+    Expansion,
+    Forward,
+    OrgPlan,
+    route,
+    route_hints,
+)
 from mailroom.services.mail_delivery import Incoming, MetadataTooLarge, deliver, quarantine_raw
 from mailroom.store import domain_metrics, keys, mail_objects, ses_outbound, suppressions, usage
 from mailroom.store.errors import ObjectMissing, SendRefused
@@ -133,6 +142,10 @@ def receipt_exists(table: Table, org_id: str, ses_message_id: str) -> bool:
     return table.get(keys.inbound_pk(org_id), keys.inbound_receipt_sk(ses_message_id)) is not None
 
 
+def _receipt_key(org_id: str, mail: ReceivedMail) -> tuple[str, str]:
+    return keys.inbound_pk(org_id), keys.inbound_receipt_sk(mail.ses_message_id)
+
+
 @traced
 def receive(table: Table, mail: ReceivedMail) -> Report:
     """Deliver one received message (see the module docstring)."""
@@ -142,13 +155,18 @@ def receive(table: Table, mail: ReceivedMail) -> Report:
     if for_tickets.remaining != mail.recipients:
         mail = replace(mail, recipients=for_tickets.remaining, raw=mail.raw or for_tickets.raw)
         report.ticket_replies = len(for_tickets.stored)
-    directory = Directory(table)
+    directory = Directory(table, route_hints(table))
+    # The recipients' domains and address entries with each organization's receipt (and, for
+    # recipients this process delivered to before, their mailboxes and rules): one BatchGetItem.
+    directory.prefetch_routes(
+        mail.recipients, also=lambda org_id: [_receipt_key(org_id, mail)], senders=[mail.envelope_from]
+    )
     plans, unrouted = route(directory, mail.recipients)
     report.dropped.update(unrouted)
     report.organizations = len(plans)
     pending = {}
     for org_id, plan in plans.items():
-        if receipt_exists(table, org_id, mail.ses_message_id):
+        if directory.item(_receipt_key(org_id, mail)) is not None:
             report.already_done += 1
         else:
             pending[org_id] = plan
@@ -169,6 +187,8 @@ def receive(table: Table, mail: ReceivedMail) -> Report:
         no_forward_reason=no_forward,
     )
     for plan in pending.values():
+        # The mailboxes the recipients name, with their blocked senders, rules and auto-reply.
+        directory.prefetch_mailboxes(plan, context.senders)
         expansion = Expansion(directory, plan, context)
         expansion.run()
         decisions: dict[str, inbound_rules.Decision] = {}

@@ -11,12 +11,16 @@ own.
 
 from __future__ import annotations
 
-from collections import Counter
+import threading
+import weakref
+from collections import Counter, OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from mailroom.domain.domain_names import InvalidDomainName, normalize_domain
 from mailroom.mail import forwarding
-from mailroom.store import addresses, aliases, domains, mailboxes, platform_domain
+from mailroom.store import domains, keys, platform_domain
 from mailroom.store import rules as rule_store
 from mailroom.store.rules import Screening
 from mailroom.store.table import Item, Table
@@ -43,15 +47,83 @@ class Forward:
 # --- reads, cached for the message ------------------------------------------------------------------
 
 
+Key = tuple[str, str]
+MAX_ROUTE_HINTS = 4096  # addresses remembered per warm function (a few hundred KB at most)
+
+
+@dataclass(frozen=True, slots=True)
+class RouteHint:
+    """Where an address led the last time this process delivered to it. Only a guess of which keys
+    to read: every item it names is read again, with the claim, and used only if the fresh items
+    still agree (services/inbound.py; a wrong guess costs the reads it would have cost anyway)."""
+
+    org_id: str
+    domain_id: str
+    mailbox_id: str | None  # the address's own mailbox (None: an alias, a catch-all, nobody)
+
+
+class RouteHints:
+    """A bounded, least-recently-used map of address → ``RouteHint``, kept for the life of the
+    process (a warm function receives mail for the same addresses again and again)."""
+
+    def __init__(self, size: int = MAX_ROUTE_HINTS) -> None:
+        self._size = size
+        self._hints: OrderedDict[str, RouteHint] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, address: str) -> RouteHint | None:
+        with self._lock:
+            hint = self._hints.get(address)
+            if hint is not None:
+                self._hints.move_to_end(address)
+            return hint
+
+    def put(self, address: str, hint: RouteHint) -> None:
+        with self._lock:
+            self._hints[address] = hint
+            self._hints.move_to_end(address)
+            while len(self._hints) > self._size:
+                self._hints.popitem(last=False)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._hints.clear()
+
+
+_hints: weakref.WeakKeyDictionary[Any, RouteHints] = weakref.WeakKeyDictionary()
+_hints_lock = threading.Lock()
+
+
+def route_hints(table: Table) -> RouteHints:
+    """The hints learned through ``table``'s DynamoDB client: they describe the data behind that
+    client, so another client (another endpoint or account: ``store.aws.reset_clients``) starts
+    without any."""
+    with _hints_lock:
+        hints = _hints.get(table.client)
+        if hints is None:
+            hints = _hints[table.client] = RouteHints()
+        return hints
+
+
 class Directory:
     """Every item resolution reads, read once per message (an alias fan-out touches the same
-    domain and mailboxes many times)."""
+    domain and mailboxes many times).
 
-    def __init__(self, table: Table) -> None:
+    ``prefetch_routes`` and ``prefetch_mailboxes`` read what a message needs ahead of routing and
+    expansion, in as few BatchGetItems as the keys allow: the recipients' domain claims, domains and
+    address entries with the caller's own keys (the receipt), then the mailboxes the addresses name
+    with their screening keys (blocked senders, rules, auto-reply). With a ``RouteHint`` for every
+    recipient (a warm function that delivered to them before) all of it is one BatchGetItem, the
+    hinted claims and mailboxes included, so the hint is checked against what is read; without,
+    the claims are read first (GetItem) and the mailboxes after the address entries. Anything not
+    prefetched (an alias's targets, a forward's domain) is read on demand."""
+
+    def __init__(self, table: Table, hints: RouteHints | None = None) -> None:
         self.table = table
+        self.hints = hints or RouteHints(0)
         self._claims: dict[str, Item | None] = {}
         self._routes: dict[str, Item | None] = {}
-        self._items: dict[tuple[str, str], Item | None] = {}
+        self._items: dict[Key, Item | None] = {}
 
     def claim(self, domain_name: str) -> Item | None:
         if domain_name not in self._claims:
@@ -66,29 +138,92 @@ class Directory:
             )
         return self._routes[address]
 
-    def _get(self, kind: str, org_id: str, ident: str) -> Item | None:
-        cache_key = (kind, f"{org_id}/{ident}")
-        if cache_key not in self._items:
-            reader = {
-                "domain": domains.get,
-                "address": addresses.resolve,
-                "mailbox": mailboxes.get,
-                "alias": aliases.get,
-            }[kind]
-            self._items[cache_key] = reader(self.table, org_id, ident)
-        return self._items[cache_key]
+    def item(self, key: Key) -> Item | None:
+        """The item at ``key`` (strongly consistent), from the cache when read before."""
+        if key not in self._items:
+            self._items[key] = self.table.get(*key)
+        return self._items[key]
+
+    def prefetch(self, wanted: list[Key]) -> None:
+        """Read the keys not read yet, in one BatchGetItem (absent ones are remembered as None)."""
+        missing = [key for key in dict.fromkeys(wanted) if key not in self._items]
+        if not missing:
+            return
+        found = {(str(i["PK"]), str(i["SK"])): i for i in self.table.batch_get(missing)}
+        for key in missing:
+            self._items[key] = found.get(key)
+
+    def prefetch_routes(
+        self, recipients: tuple[str, ...], also: Callable[[str], list[Key]], senders: list[str | None]
+    ) -> None:
+        """Each recipient's domain claim, domain and address entry, with ``also(org_id)`` for every
+        organization they belong to; for a hinted recipient its mailbox and screening keys too
+        (for ``senders``: those known before the message is read)."""
+        addresses = list(dict.fromkeys(a for a in map(normalize_recipient, recipients[:MAX_RECIPIENTS]) if a))
+        hints = {address: self.hints.get(address) for address in addresses}
+        wanted: list[Key] = []
+        orgs: dict[str, None] = {}
+        for address in addresses:
+            hint = hints[address]
+            if hint is None:
+                claim = self.route(address)  # the claim first: one GetItem per domain
+                if claim is None:
+                    continue
+                org_id, domain_id = str(claim["org_id"]), str(claim["domain_id"])
+            else:
+                org_id, domain_id = hint.org_id, hint.domain_id
+                wanted.append(_claim_key(domain_part(address)))
+                if hint.mailbox_id is not None:
+                    wanted.append((keys.org_pk(org_id), keys.mailbox_sk(hint.mailbox_id)))
+                    wanted += rule_store.screen_keys(org_id, hint.mailbox_id, senders)
+            orgs[org_id] = None
+            wanted += [
+                (keys.org_pk(org_id), keys.domain_sk(domain_id)),
+                (keys.org_pk(org_id), keys.address_sk(address)),
+            ]
+        for org_id in orgs:
+            wanted += also(org_id)
+        self.prefetch(wanted)
+        for address, hint in hints.items():
+            domain_name = domain_part(address)
+            if hint is not None and domain_name not in self._claims:
+                self._claims[domain_name] = self._items[_claim_key(domain_name)]  # read just now
+
+    def prefetch_mailboxes(self, plan: OrgPlan, senders: list[str | None]) -> None:
+        """The mailboxes the plan's recipients name directly, with their screening keys (blocked
+        senders, rules, auto-reply): what ``prefetch_routes`` did not read, in one BatchGetItem.
+        Remembers where each recipient led, as the hint for its next message."""
+        org_id = plan.org_id
+        wanted: list[Key] = []
+        for address, domain in plan.recipients.items():
+            owner = self.owner(org_id, address)
+            mailbox_id = str(owner["id"]) if owner is not None and owner.get("kind") == "mailbox" else None
+            if mailbox_id is not None:
+                wanted.append((keys.org_pk(org_id), keys.mailbox_sk(mailbox_id)))
+                wanted += rule_store.screen_keys(org_id, mailbox_id, senders)
+            if not (self._claims.get(domain_part(address)) or {}).get("shared"):
+                # A shared platform domain routes each address by its own claim: not hinted.
+                self.hints.put(address, RouteHint(org_id, str(domain["id"]), mailbox_id))
+        self.prefetch(wanted)
+
+    def screening(self, org_id: str, mailbox_id: str, senders: list[str | None]) -> Screening:
+        """A mailbox's screening: from prefetched items, or one BatchGetItem of its own."""
+        wanted = rule_store.screen_keys(org_id, mailbox_id, senders)
+        if all(key in self._items for key in wanted):
+            return rule_store.screening_of(org_id, mailbox_id, senders, self._items)
+        return rule_store.screen(self.table, org_id, mailbox_id, senders)
 
     def domain(self, org_id: str, domain_id: str) -> Item | None:
-        return self._get("domain", org_id, domain_id)
+        return self.item((keys.org_pk(org_id), keys.domain_sk(domain_id)))
 
     def owner(self, org_id: str, address: str) -> Item | None:
-        return self._get("address", org_id, address)
+        return self.item((keys.org_pk(org_id), keys.address_sk(address)))
 
     def mailbox(self, org_id: str, mailbox_id: str) -> Item | None:
-        return self._get("mailbox", org_id, mailbox_id)
+        return self.item((keys.org_pk(org_id), keys.mailbox_sk(mailbox_id)))
 
     def alias(self, org_id: str, alias_id: str) -> Item | None:
-        return self._get("alias", org_id, alias_id)
+        return self.item((keys.org_pk(org_id), keys.alias_sk(alias_id)))
 
     def hosted_domain(self, org_id: str, address: str) -> Item | None:
         """The domain item when ``address`` is on one of ``org_id``'s domains."""
@@ -96,6 +231,10 @@ class Directory:
         if claim is None or claim["org_id"] != org_id:
             return None
         return self.domain(org_id, claim["domain_id"])
+
+
+def _claim_key(domain_name: str) -> Key:
+    return keys.domain_claim_pk(domain_name), keys.DOMAIN_CLAIM_SK
 
 
 def domain_part(address: str) -> str:
@@ -273,8 +412,8 @@ class Expansion:
         """The mailbox's blocked-sender verdict, rules and auto-reply (read once per message)."""
         mailbox_id = str(mailbox["id"])
         if mailbox_id not in self._screened:
-            self._screened[mailbox_id] = rule_store.screen(
-                self.directory.table, self.plan.org_id, mailbox_id, self.context.senders
+            self._screened[mailbox_id] = self.directory.screening(
+                self.plan.org_id, mailbox_id, self.context.senders
             )
         return self._screened[mailbox_id]
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import calendar
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -57,20 +58,31 @@ def _sender_keys(senders: list[str | None]) -> list[str]:
     return list(candidates)
 
 
+def screen_keys(org_id: str, mailbox_id: str, senders: list[str | None]) -> list[tuple[str, str]]:
+    """The keys ``screen`` reads, for a caller that reads them with others in one BatchGetItem."""
+    pk = keys.mailbox_pk(org_id, mailbox_id)
+    return [(pk, sk) for sk in [*_sender_keys(senders), keys.RULESET_SK, keys.AUTO_REPLY_SK]]
+
+
+def screening_of(
+    org_id: str, mailbox_id: str, senders: list[str | None], found: Mapping[tuple[str, str], Item | None]
+) -> Screening:
+    """The screening from items already read (``found``: every key of ``screen_keys``, present or
+    None)."""
+    pk = keys.mailbox_pk(org_id, mailbox_id)
+    return Screening(
+        blocked=any(found.get((pk, sk)) is not None for sk in _sender_keys(senders)),
+        rule_set=found.get((pk, keys.RULESET_SK)),
+        auto_reply=found.get((pk, keys.AUTO_REPLY_SK)),
+    )
+
+
 def screen(table: Table, org_id: str, mailbox_id: str, senders: list[str | None]) -> Screening:
     """Blocked or not, with the rule set and auto-reply: one BatchGetItem (blocked-sender keys of the
     envelope sender and From address, plus the two settings items)."""
-    pk = keys.mailbox_pk(org_id, mailbox_id)
-    block_keys = _sender_keys(senders)
-    found = {
-        str(item["SK"]): item
-        for item in table.batch_get([(pk, sk) for sk in [*block_keys, keys.RULESET_SK, keys.AUTO_REPLY_SK]])
-    }
-    return Screening(
-        blocked=any(sk in found for sk in block_keys),
-        rule_set=found.get(keys.RULESET_SK),
-        auto_reply=found.get(keys.AUTO_REPLY_SK),
-    )
+    wanted = screen_keys(org_id, mailbox_id, senders)
+    read = {(str(item["PK"]), str(item["SK"])): item for item in table.batch_get(wanted)}
+    return screening_of(org_id, mailbox_id, senders, {key: read.get(key) for key in wanted})
 
 
 def _encoded(fields: Item) -> Item:
