@@ -132,11 +132,16 @@ def raw_client(service: str, *, region: str | None = None, endpoint_url: str | N
 
             # S3: SigV4 also for pre-signed URLs (botocore presigns with SigV2 in us-east-1, which S3
             # refuses for buckets created since 2020).
+            # DynamoDB: no client-side validation of parameters. Every request is built by
+            # store/table.py from boto3's typed serializer, and DynamoDB validates it again (a bad
+            # one is the same InvalidRequest either way); botocore walking every value of a message
+            # item was the largest part of inbound's own time (docs/performance.md).
             config = Config(
                 retries={"mode": "standard", "max_attempts": 3},
                 connect_timeout=5,
                 read_timeout=20,
                 signature_version="s3v4" if service == "s3" else None,
+                parameter_validation=service != "dynamodb",
             )
             # Any: the stubs only type literal service names.
             session: Any = boto3.session.Session(botocore_session=_botocore_session())
