@@ -135,7 +135,7 @@ def raw_client(service: str, *, region: str | None = None, endpoint_url: str | N
             # DynamoDB: no client-side validation of parameters. Every request is built by
             # store/table.py from boto3's typed serializer, and DynamoDB validates it again (a bad
             # one is the same InvalidRequest either way); botocore walking every value of a message
-            # item was the largest part of inbound's own time (docs/performance.md).
+            # item was the largest part of inbound's own time (docs/mail-inbound.md).
             config = Config(
                 retries={"mode": "standard", "max_attempts": 3},
                 connect_timeout=5,
