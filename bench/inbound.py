@@ -252,10 +252,10 @@ def report(rounds: list[Round], n: int) -> None:
     warm = [count for index, count in stored if index > 0]
     if warm:
         mean = sum(warm) / len(warm)
-        met = "met" if mean <= TARGET_DYNAMODB_REQUESTS else "NOT met"
+        verdict = "met" if mean <= TARGET_DYNAMODB_REQUESTS else "NOT met"
         print(
             f"DynamoDB requests per stored message: mean {mean:.2f}, max {max(warm)} "
-            f"(target: mean <= {TARGET_DYNAMODB_REQUESTS}: {met}); "
+            f"(target: mean <= {TARGET_DYNAMODB_REQUESTS}: {verdict}); "
             f"first message to the address {stored[0][1] if stored[0][0] == 0 else 'n/a'}"
         )
 
