@@ -10,8 +10,9 @@ A send, in order (each step can refuse it before anything leaves):
    message of this mailbox (how a forward carries the original's attachments), read from S3;
 4. the MIME is built by ``mail.compose`` (422 with the field: CR/LF/NUL, reserved headers, more
    than 50 recipients, size);
-5. no recipient is on the organization's suppression list (one BatchGetItem; 422
-   ``recipient_suppressed`` naming each one);
+5. the sender domain is active (403 ``domain_inactive``) and no recipient is on the organization's
+   suppression list (422 ``recipient_suppressed`` naming each one): one BatchGetItem that also reads
+   the domain's SMTP-relay claim (store/send_checks.py);
 6. the Sent copy fits the mailbox's quota (422 ``mailbox_over_quota``);
 7. SES v2 sends the raw message with the stack's configuration set (the TLS-requiring one for a
    mailbox with ``tls_enforce_out``; a sender domain with ``active: false`` refuses the send) and the tags
@@ -42,13 +43,22 @@ from mailroom.mail.header_text import bracketed_message_id, describe, refused_in
 from mailroom.mail.parse import ParsedMessage, Unparseable, parse
 from mailroom.observability import logger, traced
 from mailroom.services import contact_groups, mailbox_policy, smtp_relays
-from mailroom.store import addresses, domain_metrics, mail_objects, ses_outbound, suppressions, usage
+from mailroom.store import (
+    addresses,
+    domain_metrics,
+    mail_objects,
+    send_checks,
+    ses_outbound,
+    suppressions,
+    usage,
+)
 from mailroom.store import aliases as alias_store
 from mailroom.store import mail as mail_store
 from mailroom.store.errors import SendingPaused, SendRefused, StoreError, Throttled
 from mailroom.store.mail import Stored
 from mailroom.store.retry import retried
 from mailroom.store.table import Item, Table
+from mailroom.store.txn import Op
 
 MAX_LABELS = mail_store.MAX_LABELS
 MAX_LABEL_CHARS = 100
@@ -307,15 +317,20 @@ def clean_labels(labels: list[str]) -> list[str]:
 # ----------------------------------------------------------------------------- checks
 
 
-def check_suppressed(table: Table, org_id: str, composed: Composed) -> None:
-    """422 ``recipient_suppressed`` naming every suppressed recipient and its field."""
+def _recipient_fields(composed: Composed) -> dict[str, str]:
+    """Each recipient (lower-cased) and the first field naming it."""
     fields: dict[str, str] = {}
     for field_name, values in (("to", composed.to), ("cc", composed.cc), ("bcc", composed.bcc)):
         for value in values:
             fields.setdefault(value.address.lower(), field_name)
-    found = suppressions.find(table, org_id, fields)
+    return fields
+
+
+def refuse_suppressed(composed: Composed, found: dict[str, Item]) -> None:
+    """422 ``recipient_suppressed`` for the entries ``found`` among ``composed``'s recipients."""
     if not found:
         return
+    fields = _recipient_fields(composed)
     listed = sorted(found)
     raise Invalid(
         "recipient_suppressed",
@@ -411,8 +426,6 @@ def send(
     # Contact groups named as recipients (group:<id>) become their members' addresses.
     request = contact_groups.expand_recipients(table, mailbox, request)
     sender = sender or resolve_sender(table, mailbox, request.sender)
-    # mailcow's domain `active: false` and mailbox `tls_enforce_out` (services/mailbox_policy.py).
-    mailbox_policy.check_sender_domain(table, org_id, sender.domain_id)
     require_tls = mailbox_policy.requires_tls_out(mailbox)
     attachments = resolve_attachments(table, mailbox, request.attachments)
     draft = draft_of(request, sender, attachments)
@@ -421,7 +434,17 @@ def send(
         composed: Composed = mime.compose(draft, now=moment.timestamp())
     except ComposeError as exc:
         raise compose_error(exc) from exc
-    check_suppressed(table, org_id, composed)
+    # The sender domain, its SMTP-relay claim and the recipients' suppression entries: one read.
+    checks = send_checks.read(
+        table,
+        org_id,
+        domain_id=sender.domain_id,
+        ascii_domain=smtp_relays.relay_domain(composed.envelope_from),
+        recipients=[address.address for address in (*composed.to, *composed.cc, *composed.bcc)],
+    )
+    # mailcow's domain `active: false` and mailbox `tls_enforce_out` (services/mailbox_policy.py).
+    mailbox_policy.refuse_inactive(checks.domain)
+    refuse_suppressed(composed, checks.suppressed)
     check_quota(mailbox, len(composed.raw))
     try:
         parsed = parse(composed.raw)
@@ -436,6 +459,7 @@ def send(
     relayed = smtp_relays.relayed_send(
         table,
         org_id,
+        checks.relay_id,
         raw=composed.raw,
         envelope_from=composed.envelope_from,
         recipients=list(dict.fromkeys(composed.recipients)),
@@ -475,6 +499,8 @@ def send(
         message_id=message_id,
         subject_threading=not request.new_thread,
         meter={"messages_sent": 1, "sent_recipients": len(composed.recipients)},
+        # The domain's outbound counter moves with the Sent copy: no request of its own.
+        also=_outbound_counter(org_id, sender.domain_id, len(composed.recipients), moment),
     )
     try:
         outcome = retried(lambda: deliver(table, incoming))
@@ -497,7 +523,7 @@ def send(
             usage.add(table, org_id, moment.astimezone(UTC).strftime("%Y-%m"), **incoming.meter)
         except StoreError:
             logger().exception("usage not metered for a send without a Sent copy")
-    _count_outbound(table, org_id, sender.domain_id, len(composed.recipients), moment)
+        _count_outbound(table, org_id, sender.domain_id, len(composed.recipients), moment)
     if request.in_reply_to:
         # As composed: a Message-ID given without its angle brackets is written with them.
         replied_to = bracketed_message_id(request.in_reply_to.strip()) or request.in_reply_to
@@ -533,8 +559,16 @@ def _send_through_ses(
         raise ses_error(exc) from exc
 
 
+def _outbound_counter(org_id: str, domain_id: str | None, recipients: int, at: datetime) -> list[Op]:
+    """The domain's ``outbound_total`` per recipient, as an operation of the storing transaction."""
+    if not domain_id:
+        return []
+    return [domain_metrics.increment_op(org_id, domain_id, at.date().isoformat(), outbound_total=recipients)]
+
+
 def _count_outbound(table: Table, org_id: str, domain_id: str | None, recipients: int, at: datetime) -> None:
-    """Per recipient, like bounces and complaints, so the domain's rates are per recipient too."""
+    """Per recipient, like bounces and complaints, so the domain's rates are per recipient too (on
+    its own only for a send whose Sent copy was not stored: otherwise in the storing transaction)."""
     if not domain_id:
         return
     try:
