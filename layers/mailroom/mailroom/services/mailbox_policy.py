@@ -11,7 +11,7 @@
 from __future__ import annotations
 
 from mailroom.errors import Forbidden
-from mailroom.store.table import Item, Table
+from mailroom.store.table import Item
 
 
 def refuse_inactive(domain: Item | None) -> None:

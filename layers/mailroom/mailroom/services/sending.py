@@ -49,7 +49,6 @@ from mailroom.store import (
     mail_objects,
     send_checks,
     ses_outbound,
-    suppressions,
     usage,
 )
 from mailroom.store import aliases as alias_store
