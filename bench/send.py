@@ -353,7 +353,8 @@ def main(argv: Sequence[str]) -> int:
     print(f"token lookup (a token cache miss, not in the totals): {operations}")
     operations = ", ".join(f"{op} {n}" for op, n in sorted(flush.items()))
     print(
-        f"request-count flush (per organization, at most once a minute per instance; not in the totals): {operations}"
+        "request-count flush (per organization, at most once a minute per instance; not in the totals): "
+        + operations
     )
     return 0
 

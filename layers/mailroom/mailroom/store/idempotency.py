@@ -89,7 +89,7 @@ class IdempotencyStore:
         import json
 
         from aws_lambda_powertools.shared.json_encoder import Encoder
-        from aws_lambda_powertools.utilities.idempotency.persistence.base import STATUS_CONSTANTS
+        from aws_lambda_powertools.utilities.idempotency.persistence.datarecord import STATUS_CONSTANTS
 
         layer = self._layer
         names = {"#status": layer.status_attr, "#data": layer.data_attr, "#expiry": layer.expiry_attr}
@@ -104,6 +104,8 @@ class IdempotencyStore:
             attribute_values[":validation"] = {"S": layer._get_hashed_payload(data=request)}
             expression += ", #validation = :validation"
         key = layer._get_hashed_idempotency_key(data=request)
+        if key is None:  # never with this configuration: the key is the (token, Idempotency-Key) pair
+            raise ValueError("the request has no idempotency key")
         return {
             "Update": {
                 "Key": layer._get_key(key),
