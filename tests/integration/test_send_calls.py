@@ -186,3 +186,28 @@ def test_the_idempotency_completion_op_writes_what_powertools_writes(
         page = table.query_page(partition=keys.idempotency_pk(org_id), per_page=10, cursor=None)
         written[name] = {k for item in page.items for k in item}
     assert written["powertools"] == written["transaction"]
+
+
+def test_when_the_audit_transaction_fails_the_completion_is_written_alone(
+    sender: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The idempotency completion rides on the audit record's transaction; if that cannot be
+    written, the completion still is: the client's retry replays instead of sending again."""
+    from mailroom.store import audit
+    from mailroom.store.errors import ServiceUnavailable
+    from tests.support.lambda_api import call
+
+    def down(*_args: Any, **_kwargs: Any) -> None:
+        raise ServiceUnavailable("down")
+
+    monkeypatch.setattr(audit, "record", down)
+    body = {"to": "bob@example.net", "text": "once"}
+    headers = {"Idempotency-Key": "audit-down"}
+    before = len(sent_messages())
+    first, again = (
+        call("send", "POST", "/api/v1/messages/send", token=sender["token"], json_body=body, headers=headers)
+        for _ in range(2)
+    )
+    assert first.status == again.status == 201, (first.body, again.body)
+    assert again.headers["idempotent-replayed"] == "true"
+    assert again.json() == first.json() and len(sent_messages()) == before + 1
