@@ -12,7 +12,9 @@ AWS is moto's server in another process (on AWS, DynamoDB's work is not on the f
 Rounds alternate baseline and function after an unmeasured warm-up of each; each function round
 gets fresh deliveries (a delivered one is not posted again). A round counts only if the receiver
 got every POST and, for the function, every delivery is recorded as succeeded. Printed: deliveries
-per second (median of the rounds) and the ratio function/baseline (target >= 0.5).
+per second (median of the rounds) and the ratio function/baseline (target >= 0.5); the share of the
+function's time spent inside AWS calls (moto, the emulator) and the ratio without it; the AWS calls
+per delivery attempt by operation.
 
     python -m bench.webhooks [--deliveries N] [--rounds R]
 """
@@ -28,6 +30,7 @@ import statistics
 import subprocess
 import sys
 import time
+from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -206,17 +209,79 @@ class LambdaContext:
         return 60_000
 
 
-def run_function(fixture: Fixture, records: list[dict[str, Any]]) -> tuple[float, float]:
+class AwsCalls:
+    """AWS API calls the function makes, by ``service.Operation``, and the wall time spent inside
+    them (botocore ``before-call``/``after-call`` on every client of ``store.aws``; one per API call,
+    retries excluded). Counted only while ``active``. Calls made concurrently (the attempts' records
+    are written from a thread pool) overlap: ``seconds`` is the union of their intervals, the wall
+    time during which at least one call was in flight."""
+
+    def __init__(self) -> None:
+        import threading
+
+        self.active = False
+        self.counts: Counter[str] = Counter()
+        self.intervals: list[tuple[float, float]] = []
+        self._hooked: set[int] = set()
+        self._local = threading.local()
+        self._lock = threading.Lock()
+
+    def hook(self) -> None:
+        from mailroom.store import aws
+
+        for client in list(aws._clients.values()):
+            if id(client) not in self._hooked:
+                client.meta.events.register("before-call", self._before)
+                client.meta.events.register("after-call", self._after)
+                self._hooked.add(id(client))
+
+    def reset(self) -> None:
+        self.counts, self.intervals = Counter(), []
+
+    @property
+    def seconds(self) -> float:
+        busy, reached = 0.0, float("-inf")
+        for start, end in sorted(self.intervals):
+            if end > reached:
+                busy += end - max(start, reached)
+                reached = end
+        return busy
+
+    def _before(self, event_name: str, **_kwargs: Any) -> None:
+        if self.active:
+            _before, service, operation = event_name.split(".", 2)
+            with self._lock:
+                self.counts[f"{service}.{operation}"] += 1
+            self._local.started = time.perf_counter()
+
+    def _after(self, **_kwargs: Any) -> None:
+        started = getattr(self._local, "started", None)
+        if self.active and started is not None:
+            self._local.started = None
+            with self._lock:
+                self.intervals.append((started, time.perf_counter()))
+
+
+def run_function(
+    fixture: Fixture, records: list[dict[str, Any]], calls: AwsCalls | None = None
+) -> tuple[float, float]:
     from mailroom.entry.queues import webhook_delivery
     from mailroom.store import webhook_deliveries as deliveries
     from mailroom.store import webhooks
 
     before = received(fixture)
+    if calls is not None:
+        calls.hook()
+        calls.active = True
     started, cpu = time.perf_counter(), time.process_time()
-    for start in range(0, len(records), BATCH):
-        result = webhook_delivery({"Records": records[start : start + BATCH]}, LambdaContext())
-        if result.get("batchItemFailures"):
-            raise BenchError(f"the function reported failures: {result}")
+    try:
+        for start in range(0, len(records), BATCH):
+            result = webhook_delivery({"Records": records[start : start + BATCH]}, LambdaContext())
+            if result.get("batchItemFailures"):
+                raise BenchError(f"the function reported failures: {result}")
+    finally:
+        if calls is not None:
+            calls.active = False
     elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
     if received(fixture) - before != len(records):
         raise BenchError("the receiver did not get every delivery")
@@ -270,11 +335,15 @@ def measure(n: int, rounds: int) -> int:
         sink = io.StringIO()
         rates: dict[str, list[float]] = {"baseline": [], "function": []}
         cpu_ms: dict[str, list[float]] = {"baseline": [], "function": []}
+        calls = AwsCalls()
+        aws_share: list[float] = []
+        without_aws: list[float] = []
         with contextlib.redirect_stdout(sink):  # the function's JSON log lines: written, not shown
             for round_number in range(rounds + 1):
                 records, bodies, headers = prepare_round(fixture, n)
                 base_s, base_cpu = run_baseline(fixture, bodies, headers, client)
-                func_s, func_cpu = run_function(fixture, records)
+                calls.reset()
+                func_s, func_cpu = run_function(fixture, records, calls if round_number else None)
                 sink.seek(0)
                 sink.truncate()
                 if round_number == 0:
@@ -283,6 +352,9 @@ def measure(n: int, rounds: int) -> int:
                 rates["function"].append(n / func_s)
                 cpu_ms["baseline"].append(base_cpu * 1000 / n)
                 cpu_ms["function"].append(func_cpu * 1000 / n)
+                aws_share.append(calls.seconds / func_s)
+                without_aws.append(n / max(func_s - calls.seconds, 1e-9))
+                per_delivery = calls.counts
         run_on_thread_loop(client.aclose())
 
     base, func = statistics.median(rates["baseline"]), statistics.median(rates["function"])
@@ -297,6 +369,16 @@ def measure(n: int, rounds: int) -> int:
     print()
     verdict = "meets" if ratio >= TARGET else "misses"
     print(f"delivery function / bare httpx = {ratio:.2f} ({verdict} the target of >= {TARGET})")
+    share, own = statistics.median(aws_share), statistics.median(without_aws)
+    print(
+        f"time inside AWS calls (the emulator, over loopback): {share:.0%} of the function's; without it "
+        f"{own:.0f} deliveries/s, {own / base:.2f} of the baseline"
+    )
+    operations = ", ".join(f"{op} {count / n:.2f}" for op, count in sorted(per_delivery.items()))
+    print(
+        f"AWS calls per delivery attempt (last round, batches of {BATCH}): "
+        f"{sum(per_delivery.values()) / n:.2f} ({operations})"
+    )
     base_cpu, func_cpu = statistics.median(cpu_ms["baseline"]), statistics.median(cpu_ms["function"])
     print(
         f"CPU of this process per delivery (moto and the receiver excluded): baseline {base_cpu:.2f} ms, "

@@ -3,7 +3,7 @@
 Request-wide steps live in the middleware (they apply even when no route matches):
 request id → principal (401; 403 token_scope_blocked_by_plan: services/plans.py) → usage count (in
 memory: services/request_meter.py) → rate limit (429) → … → audit record → usage flush (when due)
-→ response headers.
+→ response headers. A mutation's idempotency completion is written in its audit record's transaction.
 
 The principal comes from the request's ``Authorization`` header (``mailroom.auth``: a lookup, then
 an in-memory cache): API Gateway runs no authorizer, so a request without the header reaches the
@@ -22,6 +22,7 @@ import hashlib
 import re
 import time
 from collections.abc import Awaitable, Callable, Coroutine
+from dataclasses import dataclass
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
@@ -126,6 +127,8 @@ class Pipeline:
                 principal = _authenticate(request, table)
                 request.state.principal = principal
                 request_meter.count(principal.org_id)  # in memory: docs/billing.md
+                # A mutation is audited below: its idempotency completion joins that transaction.
+                request.state.audited = request.method in MUTATING
                 extra_headers = _rate_limit(table, principal)
             response = await call_next(request)
         except MailroomError as error:
@@ -258,11 +261,26 @@ async def _idempotent(request: Request, handle: RouteHandler, principal: Princip
     else:
         headers = {k: response.headers[k] for k in _REPLAYED_HEADERS if k in response.headers}
         stored = {"status": response.status_code, "headers": headers, "body": base64.b64encode(body).decode()}
-        _settle("complete", lambda: store.complete(fingerprint, stored))
+        complete = Completion(
+            store.completion_op(fingerprint, stored), lambda: store.complete(fingerprint, stored)
+        )
+        if getattr(request.state, "audited", False):
+            request.state.completion = complete  # written with the audit record (``_audit``)
+        else:
+            _settle("complete", complete.alone)
     rebuilt = Response(content=body, status_code=response.status_code)
     rebuilt.raw_headers = [(k, v) for k, v in response.raw_headers if k.lower() != b"content-length"]
     rebuilt.headers["content-length"] = str(len(body))
     return rebuilt
+
+
+@dataclass(frozen=True, slots=True)
+class Completion:
+    """A request's idempotency completion: the operation for the audit record's transaction, and
+    the same write alone, for when that transaction cannot be written."""
+
+    op: dict[str, Any]
+    alone: Callable[[], None]
 
 
 def _settle(outcome: str, record: Callable[[], None]) -> None:
@@ -323,8 +341,20 @@ def _audit(table: Table, request: Request, org_id: str, actor: dict[str, Any], r
         "time": clock.isoformat(now),
         "time_epoch": int(now.timestamp()),
     }
+    retention_days = get_settings().audit_retention_days
+    completion: Completion | None = getattr(request.state, "completion", None)
+    if completion is not None:
+        # One transaction for both records of the request (one DynamoDB request instead of two).
+        try:
+            retried(lambda: audit.record(table, entry, retention_days=retention_days, also=[completion.op]))
+            return
+        except Exception:
+            # E.g. the organization is gone (the audit count's condition): each on its own then,
+            # the completion first (a client's retry must replay, not run again).
+            logger().warning("audit and idempotency records not written together", exc_info=True)
+            _settle("complete", completion.alone)
     try:
-        retried(lambda: audit.record(table, entry, retention_days=get_settings().audit_retention_days))
+        retried(lambda: audit.record(table, entry, retention_days=retention_days))
     except Exception:
         # The action already happened; losing its record must be loud, not a second failure.
         logger().exception("audit record not written", extra={"audit": entry})

@@ -60,6 +60,9 @@ class Incoming:
     # Usage counters this message moves besides its stored bytes (store/usage.py COUNTERS:
     # messages_received, messages_sent, ...), in the same transaction.
     meter: dict[str, int] = field(default_factory=dict)
+    # Messages of this mailbox the caller already looked up by RFC Message-ID (hash → item, None:
+    # not stored), so finding the thread does not ask again (a reply's parent, read by the send).
+    known_by_rfc_id: dict[str, Item | None] = field(default_factory=dict)
 
 
 class MetadataTooLarge(ValueError):
@@ -89,7 +92,11 @@ def _thread_for(table: Table, incoming: Incoming, rfc_message_id: str | None) ->
     for candidate in threading.parent_candidates(parsed.in_reply_to, parsed.references):
         if candidate == rfc_message_id:
             continue
-        parent = store.find_by_rfc_id(table, org_id, mailbox_id, threading.message_id_key(candidate))
+        hashed = threading.message_id_key(candidate)
+        if hashed in incoming.known_by_rfc_id:
+            parent = incoming.known_by_rfc_id[hashed]
+        else:
+            parent = store.find_by_rfc_id(table, org_id, mailbox_id, hashed)
         if parent is not None:
             return parent["thread_id"], store.get_thread(table, org_id, mailbox_id, parent["thread_id"])
     if incoming.subject_threading and threading.is_reply_subject(parsed.subject):

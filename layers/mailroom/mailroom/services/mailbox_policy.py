@@ -11,15 +11,11 @@
 from __future__ import annotations
 
 from mailroom.errors import Forbidden
-from mailroom.store import domains
-from mailroom.store.table import Item, Table
+from mailroom.store.table import Item
 
 
-def check_sender_domain(table: Table, org_id: str, domain_id: str | None) -> None:
-    """403 ``domain_inactive`` when the From address's domain is deactivated (one GetItem)."""
-    if not domain_id:
-        return
-    domain = domains.get(table, org_id, domain_id)
+def refuse_inactive(domain: Item | None) -> None:
+    """403 ``domain_inactive`` when ``domain`` (the From address's, already read) is deactivated."""
     if domain is not None and not domain.get("active", True):
         raise Forbidden(
             "domain_inactive",

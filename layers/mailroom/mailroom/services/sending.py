@@ -10,8 +10,9 @@ A send, in order (each step can refuse it before anything leaves):
    message of this mailbox (how a forward carries the original's attachments), read from S3;
 4. the MIME is built by ``mail.compose`` (422 with the field: CR/LF/NUL, reserved headers, more
    than 50 recipients, size);
-5. no recipient is on the organization's suppression list (one BatchGetItem; 422
-   ``recipient_suppressed`` naming each one);
+5. the sender domain is active (403 ``domain_inactive``) and no recipient is on the organization's
+   suppression list (422 ``recipient_suppressed`` naming each one): one BatchGetItem that also reads
+   the domain's SMTP-relay claim (store/send_checks.py);
 6. the Sent copy fits the mailbox's quota (422 ``mailbox_over_quota``);
 7. SES v2 sends the raw message with the stack's configuration set (the TLS-requiring one for a
    mailbox with ``tls_enforce_out``; a sender domain with ``active: false`` refuses the send) and the tags
@@ -20,8 +21,9 @@ A send, in order (each step can refuse it before anything leaves):
    the bytes as composed, Mailroom's Message-ID kept);
 8. the Sent copy is stored through ``mail_delivery.deliver`` (folder ``sent``, seen, the
    ``message.sent`` event in the same transaction) with the Message-ID SES gave the message, so a
-   reply to it threads here; then the domain's ``outbound_total`` counter and the replied-to
-   message's ``answered`` flag.
+   reply to it threads here; the domain's ``outbound_total`` counter and the replied-to message's
+   ``answered`` flag move in the same transaction (the replied-to message is read once, before
+   storing, for its thread and its flag).
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ import base64
 import binascii
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mailroom import clock, ids
 from mailroom.errors import Forbidden, Invalid, MailroomError, Unavailable, UpstreamFailed
@@ -42,19 +44,31 @@ from mailroom.mail.header_text import bracketed_message_id, describe, refused_in
 from mailroom.mail.parse import ParsedMessage, Unparseable, parse
 from mailroom.observability import logger, traced
 from mailroom.services import contact_groups, mailbox_policy, smtp_relays
-from mailroom.store import addresses, domain_metrics, mail_objects, ses_outbound, suppressions, usage
+from mailroom.store import (
+    addresses,
+    domain_metrics,
+    mail_objects,
+    send_checks,
+    ses_outbound,
+    usage,
+)
 from mailroom.store import aliases as alias_store
 from mailroom.store import mail as mail_store
-from mailroom.store.errors import SendingPaused, SendRefused, StoreError, Throttled
+from mailroom.store.errors import ConditionFailed, SendingPaused, SendRefused, StoreError, Throttled
 from mailroom.store.mail import Stored
 from mailroom.store.retry import retried
 from mailroom.store.table import Item, Table
+from mailroom.store.txn import Op, Rejected, Update
+
+if TYPE_CHECKING:
+    from mailroom.services.mail_delivery import Incoming, Outcome
 
 MAX_LABELS = mail_store.MAX_LABELS
 MAX_LABEL_CHARS = 100
 # Base64 grows data by 4/3: anything longer cannot fit the encoded message limit once decoded.
 MAX_BASE64_CHARS = mime.MAX_MESSAGE_BYTES * 4 // 3 + 4
 SENDING = "sending"
+ANSWERED = "answered"  # the role of the replied-to message's flag in the storing transaction
 
 
 @dataclass(frozen=True, slots=True)
@@ -307,15 +321,20 @@ def clean_labels(labels: list[str]) -> list[str]:
 # ----------------------------------------------------------------------------- checks
 
 
-def check_suppressed(table: Table, org_id: str, composed: Composed) -> None:
-    """422 ``recipient_suppressed`` naming every suppressed recipient and its field."""
+def _recipient_fields(composed: Composed) -> dict[str, str]:
+    """Each recipient (lower-cased) and the first field naming it."""
     fields: dict[str, str] = {}
     for field_name, values in (("to", composed.to), ("cc", composed.cc), ("bcc", composed.bcc)):
         for value in values:
             fields.setdefault(value.address.lower(), field_name)
-    found = suppressions.find(table, org_id, fields)
+    return fields
+
+
+def refuse_suppressed(composed: Composed, found: dict[str, Item]) -> None:
+    """422 ``recipient_suppressed`` for the entries ``found`` among ``composed``'s recipients."""
     if not found:
         return
+    fields = _recipient_fields(composed)
     listed = sorted(found)
     raise Invalid(
         "recipient_suppressed",
@@ -411,8 +430,6 @@ def send(
     # Contact groups named as recipients (group:<id>) become their members' addresses.
     request = contact_groups.expand_recipients(table, mailbox, request)
     sender = sender or resolve_sender(table, mailbox, request.sender)
-    # mailcow's domain `active: false` and mailbox `tls_enforce_out` (services/mailbox_policy.py).
-    mailbox_policy.check_sender_domain(table, org_id, sender.domain_id)
     require_tls = mailbox_policy.requires_tls_out(mailbox)
     attachments = resolve_attachments(table, mailbox, request.attachments)
     draft = draft_of(request, sender, attachments)
@@ -421,7 +438,17 @@ def send(
         composed: Composed = mime.compose(draft, now=moment.timestamp())
     except ComposeError as exc:
         raise compose_error(exc) from exc
-    check_suppressed(table, org_id, composed)
+    # The sender domain, its SMTP-relay claim and the recipients' suppression entries: one read.
+    checks = send_checks.read(
+        table,
+        org_id,
+        domain_id=sender.domain_id,
+        ascii_domain=smtp_relays.relay_domain(composed.envelope_from),
+        recipients=[address.address for address in (*composed.to, *composed.cc, *composed.bcc)],
+    )
+    # mailcow's domain `active: false` and mailbox `tls_enforce_out` (services/mailbox_policy.py).
+    mailbox_policy.refuse_inactive(checks.domain)
+    refuse_suppressed(composed, checks.suppressed)
     check_quota(mailbox, len(composed.raw))
     try:
         parsed = parse(composed.raw)
@@ -436,6 +463,7 @@ def send(
     relayed = smtp_relays.relayed_send(
         table,
         org_id,
+        checks.relay_id,
         raw=composed.raw,
         envelope_from=composed.envelope_from,
         recipients=list(dict.fromkeys(composed.recipients)),
@@ -451,8 +479,16 @@ def send(
         rfc_message_id = ses_outbound.amazon_message_id(ses_message_id)
         raw = with_message_id(composed.raw, rfc_message_id)
 
-    from mailroom.services.mail_delivery import Incoming, deliver
+    from mailroom.services.mail_delivery import Incoming
 
+    # A reply: the replied-to message, read once for both its thread and its ``answered`` flag.
+    replied, replied_key = None, None
+    if request.in_reply_to:
+        # As composed: a Message-ID given without its angle brackets is written with them.
+        replied_key = threading.message_id_key(
+            bracketed_message_id(request.in_reply_to.strip()) or request.in_reply_to
+        )
+        replied = _replied_to(table, org_id, mailbox_id, replied_key)
     incoming = Incoming(
         org_id=org_id,
         mailbox=mailbox,
@@ -475,16 +511,22 @@ def send(
         message_id=message_id,
         subject_threading=not request.new_thread,
         meter={"messages_sent": 1, "sent_recipients": len(composed.recipients)},
+        # The domain's outbound counter moves with the Sent copy: no request of its own.
+        also=[
+            *_outbound_counter(org_id, sender.domain_id, len(composed.recipients), moment),
+            *_answered(org_id, mailbox_id, replied),
+        ],
+        known_by_rfc_id={replied_key: replied} if replied_key else {},
     )
     try:
-        outcome = retried(lambda: deliver(table, incoming))
+        outcome = _store_sent(table, incoming)
     except Exception:
         # The mail is out: a failed request would be retried by the client and send it again. The
         # store is idempotent for this message id (the bytes go to the same keys, the transaction
         # is a conditional put), so it is tried once more (and through an AWS outage, for a while)
         # before giving up.
         logger().exception("storing the Sent copy failed; trying once more", extra={"message_id": message_id})
-        outcome = retried(lambda: deliver(table, incoming))
+        outcome = _store_sent(table, incoming)
     if outcome.stored in (Stored.OVER_QUOTA, Stored.NO_MAILBOX):
         # Sent, but the copy went to quarantine (quota filled meanwhile) or the mailbox vanished.
         logger().warning(
@@ -497,15 +539,13 @@ def send(
             usage.add(table, org_id, moment.astimezone(UTC).strftime("%Y-%m"), **incoming.meter)
         except StoreError:
             logger().exception("usage not metered for a send without a Sent copy")
-    _count_outbound(table, org_id, sender.domain_id, len(composed.recipients), moment)
-    if request.in_reply_to:
-        # As composed: a Message-ID given without its angle brackets is written with them.
-        replied_to = bracketed_message_id(request.in_reply_to.strip()) or request.in_reply_to
-        try:
-            mark_answered(table, org_id, mailbox_id, replied_to)
-        except StoreError:
-            # Sent and stored: a missing flag must not turn the send into an error (and a retry).
-            logger().exception("answered flag not set", extra={"message_id": message_id})
+        _count_outbound(table, org_id, sender.domain_id, len(composed.recipients), moment)
+        if replied is not None:
+            try:
+                mark_answered(table, org_id, mailbox_id, replied)
+            except StoreError:
+                # Sent: a missing flag must not turn the send into an error (and a retry).
+                logger().exception("answered flag not set", extra={"message_id": message_id})
     return Sent(message=outcome.message, ses_message_id=ses_message_id, stored=outcome.stored)
 
 
@@ -533,8 +573,16 @@ def _send_through_ses(
         raise ses_error(exc) from exc
 
 
+def _outbound_counter(org_id: str, domain_id: str | None, recipients: int, at: datetime) -> list[Op]:
+    """The domain's ``outbound_total`` per recipient, as an operation of the storing transaction."""
+    if not domain_id:
+        return []
+    return [domain_metrics.increment_op(org_id, domain_id, at.date().isoformat(), outbound_total=recipients)]
+
+
 def _count_outbound(table: Table, org_id: str, domain_id: str | None, recipients: int, at: datetime) -> None:
-    """Per recipient, like bounces and complaints, so the domain's rates are per recipient too."""
+    """Per recipient, like bounces and complaints, so the domain's rates are per recipient too (on
+    its own only for a send whose Sent copy was not stored: otherwise in the storing transaction)."""
     if not domain_id:
         return
     try:
@@ -544,17 +592,42 @@ def _count_outbound(table: Table, org_id: str, domain_id: str | None, recipients
         logger().exception("outbound counter not updated", extra={"org_id": org_id, "domain_id": domain_id})
 
 
-def mark_answered(table: Table, org_id: str, mailbox_id: str, in_reply_to: str) -> None:
-    """Set ``answered`` on the replied-to message of this mailbox, if it is stored here."""
-    from mailroom.store.errors import ConditionFailed
-    from mailroom.store.txn import Update
-
-    parent = mail_store.find_by_rfc_id(table, org_id, mailbox_id, threading.message_id_key(in_reply_to))
-    if parent is None or (parent.get("flags") or {}).get("answered"):
-        return
+def _replied_to(table: Table, org_id: str, mailbox_id: str, message_id_hash: str) -> Item | None:
+    """The replied-to message of this mailbox, if stored here (a failed lookup only costs the
+    reply its threading by reference and the parent's flag: the mail is already out)."""
     try:
-        Update(*mail_store.message_key(org_id, mailbox_id, parent["id"])).set(
-            **{"flags.answered": True}
-        ).apply(table)
+        return mail_store.find_by_rfc_id(table, org_id, mailbox_id, message_id_hash)
+    except StoreError:
+        logger().exception("replied-to message not looked up")
+        return None
+
+
+def _answered(org_id: str, mailbox_id: str, parent: Item | None) -> list[Op]:
+    """Set ``answered`` on the replied-to message, in the transaction storing the reply."""
+    if parent is None or (parent.get("flags") or {}).get("answered"):
+        return []
+    update = Update(*mail_store.message_key(org_id, mailbox_id, parent["id"]))
+    return [update.set(**{"flags.answered": True}).op(ANSWERED)]
+
+
+def _store_sent(table: Table, incoming: Incoming) -> Outcome:
+    """Store the Sent copy; without the replied-to message's flag if that message was deleted since
+    it was read (its operation's condition: the copy is stored all the same)."""
+    from mailroom.services.mail_delivery import deliver
+
+    try:
+        return retried(lambda: deliver(table, incoming))
+    except Rejected as rejected:
+        if ANSWERED not in rejected.roles:
+            raise
+    incoming.also = [op for op in incoming.also if op.role != ANSWERED]
+    return retried(lambda: deliver(table, incoming))
+
+
+def mark_answered(table: Table, org_id: str, mailbox_id: str, parent: Item) -> None:
+    """Set ``answered`` on the replied-to message on its own (when the Sent copy was not stored)."""
+    try:
+        for op in _answered(org_id, mailbox_id, parent):
+            table.transact([op.body])
     except ConditionFailed:
         return  # deleted meanwhile

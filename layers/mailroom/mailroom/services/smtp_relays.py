@@ -379,19 +379,25 @@ class Relayed:
         return {**initial, "recipients": recipients, "counts": counts}
 
 
+def relay_domain(envelope_from: str) -> str:
+    """The domain whose relay claim decides how a message from ``envelope_from`` goes out."""
+    return envelope_from.rpartition("@")[2].lower()
+
+
 def relayed_send(
     table: Table,
     org_id: str,
+    relay_id: str | None,
     *,
     raw: bytes,
     envelope_from: str,
     recipients: list[str],
     require_tls: bool = False,
 ) -> Relayed | None:
-    """Send through the relay of the sender's domain; None when that domain has no relay (then SES).
-    ``require_tls`` (a mailbox's tls_enforce_out): a relay reached without TLS refuses the send."""
-    domain = envelope_from.rpartition("@")[2].lower()
-    relay_id = store.domain_owner(table, org_id, domain)
+    """Send through the relay ``relay_id`` (the sender domain's claim, read with the send's other
+    checks: store/send_checks.py); None when the domain has none (then SES). ``require_tls`` (a
+    mailbox's tls_enforce_out): a relay reached without TLS refuses the send."""
+    domain = relay_domain(envelope_from)
     relay = store.get(table, org_id, relay_id) if relay_id else None
     if relay is None:
         return None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from mailroom import ids
@@ -9,8 +10,9 @@ from mailroom.store import keys, organizations
 from mailroom.store.table import Item, Page, Table, serialize
 
 
-def record(table: Table, entry: Item, *, retention_days: int) -> None:
-    """Write one audit record and count it on the organization (one transaction)."""
+def record(table: Table, entry: Item, *, retention_days: int, also: Sequence[dict[str, Any]] = ()) -> None:
+    """Write one audit record and count it on the organization (one transaction). ``also``: more
+    TransactWriteItems operations written with it (the request's idempotency completion)."""
     org_id = entry["org_id"]
     ulid = entry["id"].partition("_")[2]
     item: Item = {
@@ -30,6 +32,7 @@ def record(table: Table, entry: Item, *, retention_days: int) -> None:
         [
             {"Put": {"Item": serialize(item)}},
             organizations.counter_update(org_id, "audit_count", 1),
+            *also,
         ]
     )
 

@@ -82,6 +82,39 @@ class IdempotencyStore:
         with translated("dynamodb", "idempotency.complete"):
             self._layer.save_success(request, response)
 
+    def completion_op(self, request: dict[str, Any], response: dict[str, Any]) -> dict[str, Any]:
+        """``complete`` as a TransactWriteItems ``Update``: the attributes Powertools' ``save_success``
+        sets (status, response, expiry, payload hash), so the pipeline writes the completion in the
+        transaction of the request's audit record instead of a request of its own."""
+        import json
+
+        from aws_lambda_powertools.shared.json_encoder import Encoder
+        from aws_lambda_powertools.utilities.idempotency.persistence.datarecord import STATUS_CONSTANTS
+
+        layer = self._layer
+        names = {"#status": layer.status_attr, "#data": layer.data_attr, "#expiry": layer.expiry_attr}
+        attribute_values: dict[str, Any] = {
+            ":status": {"S": STATUS_CONSTANTS["COMPLETED"]},
+            ":data": {"S": json.dumps(response, cls=Encoder, sort_keys=True)},
+            ":expiry": {"N": str(layer._get_expiry_timestamp())},
+        }
+        expression = "SET #data = :data, #expiry = :expiry, #status = :status"
+        if layer.payload_validation_enabled:
+            names["#validation"] = layer.validation_key_attr
+            attribute_values[":validation"] = {"S": layer._get_hashed_payload(data=request)}
+            expression += ", #validation = :validation"
+        key = layer._get_hashed_idempotency_key(data=request)
+        if key is None:  # never with this configuration: the key is the (token, Idempotency-Key) pair
+            raise ValueError("the request has no idempotency key")
+        return {
+            "Update": {
+                "Key": layer._get_key(key),
+                "UpdateExpression": expression,
+                "ExpressionAttributeNames": names,
+                "ExpressionAttributeValues": attribute_values,
+            }
+        }
+
     def abandon(self, request: dict[str, Any], reason: Exception) -> None:
         """Forget a claim whose request failed on our side, so the client's retry runs again."""
         with translated("dynamodb", "idempotency.abandon"):

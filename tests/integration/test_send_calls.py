@@ -1,0 +1,218 @@
+"""The AWS calls a send makes, counted through SendFunction's real handler under moto (as deployed: the
+token lookup cached, request counts flushed once a minute), and the correctness of what was folded
+to make them few: the sender domain, its relay claim and the suppressions read together, the outbound
+counter and the replied-to message's ``answered`` flag in the Sent copy's transaction, an API
+mutation's idempotency completion in its audit record's transaction."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from mailroom.mail.parse import parse
+from mailroom.services.mail_delivery import Incoming, deliver
+from mailroom.services.organizations import NewOrganization
+from mailroom.settings import get_settings
+from mailroom.store import aws, domain_metrics, keys, mailboxes, suppressions
+from mailroom.store import mail as store
+from mailroom.store.idempotency import Claim, IdempotencyStore
+from mailroom.store.table import Table
+from tests.support.mailboxes import add_domain, create_mail_infrastructure, get, new_mailbox, ok
+from tests.support.sending import message_token, send, sent_messages
+
+
+@contextmanager
+def counted() -> Iterator[Counter[str]]:
+    """Every AWS API call made inside, by ``service.Operation`` (botocore's ``before-call``). Request
+    counts pending in this process are flushed first: the next flush is then a minute away."""
+    from mailroom.services import request_meter
+    from mailroom.store.table import Table
+
+    request_meter.flush(Table())
+    counts: Counter[str] = Counter()
+
+    def count(event_name: str, **_kwargs: Any) -> None:
+        _before, service, operation = event_name.split(".", 2)
+        counts[f"{service}.{operation}"] += 1
+
+    clients = list(aws._clients.values())
+    for client in clients:
+        client.meta.events.register("before-call", count)
+    try:
+        yield counts
+    finally:
+        for client in clients:
+            client.meta.events.unregister("before-call", count)
+
+
+@pytest.fixture
+def sender(org: NewOrganization, table: Table, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
+    bucket, _queue = create_mail_infrastructure()
+    monkeypatch.setenv("MAILROOM_MAIL_BUCKET", bucket)
+    monkeypatch.setenv("MAILROOM_SES_CONFIGURATION_SET", "mailroom-test-SendingConfigurationSet")
+    monkeypatch.setenv("MAILROOM_AUTH_CACHE_TTL", "3600")  # as deployed
+    monkeypatch.setenv("MAILROOM_USAGE_FLUSH_SECONDS", "60")  # as the template sets it
+    get_settings.cache_clear()
+    domain = add_domain(org, "example.com")
+    alice = new_mailbox(org, "alice", name="Alice Example")
+    token = message_token(org, alice["id"])
+    ok(send(token, {"to": "warm@example.net", "text": "clients and the token lookup"}), 201)
+    yield {"org_id": org.organization["id"], "mailbox": alice, "token": token, "domain": domain}
+    get_settings.cache_clear()
+
+
+def inbound(table: Table, org_id: str, mailbox_id: str, message_id: str) -> dict[str, Any]:
+    raw = (
+        f"From: carol@example.net\r\nTo: alice@example.com\r\nSubject: Plans\r\nMessage-ID: {message_id}\r\n"
+        "\r\nShall we?\r\n"
+    ).encode()
+    box = mailboxes.get(table, org_id, mailbox_id)
+    assert box is not None
+    return deliver(
+        table,
+        Incoming(
+            org_id=org_id,
+            mailbox=box,
+            raw=raw,
+            parsed=parse(raw),
+            folder_key="inbox",
+            direction="inbound",
+            received_at=datetime.now(UTC),
+            source_id=message_id,
+        ),
+    ).message
+
+
+def test_a_plain_send_makes_eight_aws_calls(sender: dict[str, Any]) -> None:
+    with counted() as calls:
+        ok(send(sender["token"], {"to": "bob@example.net", "subject": "Hi", "text": "hi"}), 201)
+    assert calls == Counter(
+        {
+            "dynamodb.UpdateItem": 1,  # the token's rate-limit window
+            "dynamodb.PutItem": 1,  # the idempotency claim
+            "dynamodb.GetItem": 1,  # the token's mailbox
+            "dynamodb.BatchGetItem": 1,  # sender domain, its relay claim, the suppressions
+            "sesv2.SendEmail": 1,
+            "s3.PutObject": 1,  # the Sent copy's bytes
+            "dynamodb.TransactWriteItems": 2,  # the Sent copy (+ counters); audit + idempotency
+        }
+    )
+
+
+def test_a_reply_reads_its_parent_once_and_flags_it_in_the_same_transaction(
+    sender: dict[str, Any], table: Table
+) -> None:
+    org_id, mailbox_id = sender["org_id"], sender["mailbox"]["id"]
+    original = inbound(table, org_id, mailbox_id, "<plans@example.net>")
+    draft = ok(get("send", sender["token"], f"/api/v1/messages/{original['id']}/reply"), 200)
+    with counted() as calls:
+        reply = ok(send(sender["token"], {**draft, "text": "Yes."}), 201)
+    assert calls["dynamodb.Query"] == 1 and calls["dynamodb.UpdateItem"] == 1  # the parent; the rate limit
+    assert sum(calls.values()) == 10  # the plain send's 8, the parent and the thread
+    assert reply["thread_id"] == original["thread_id"]
+    parent = store.get_message(table, org_id, mailbox_id, original["id"])
+    assert parent is not None and parent["flags"]["answered"] is True
+
+
+def test_a_reply_whose_parent_is_deleted_meanwhile_is_still_stored(
+    sender: dict[str, Any], table: Table, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The flag's condition fails (the parent is gone): the Sent copy is stored without it."""
+    from mailroom.services import sending
+
+    org_id, mailbox_id = sender["org_id"], sender["mailbox"]["id"]
+    original = inbound(table, org_id, mailbox_id, "<gone@example.net>")
+    draft = ok(get("send", sender["token"], f"/api/v1/messages/{original['id']}/reply"), 200)
+    read = sending._replied_to
+
+    def read_then_deleted(table: Table, org_id: str, mailbox_id: str, key: str) -> dict[str, Any] | None:
+        parent = read(table, org_id, mailbox_id, key)
+        assert parent is not None
+        table.delete(*store.message_key(org_id, mailbox_id, parent["id"]))
+        return parent
+
+    monkeypatch.setattr(sending, "_replied_to", read_then_deleted)
+    before = len(sent_messages())
+    reply = ok(send(sender["token"], {**draft, "text": "Yes."}), 201)
+    assert len(sent_messages()) == before + 1
+    stored = store.get_message(table, org_id, mailbox_id, reply["message_id"])
+    assert stored is not None and stored["folder_key"] == "sent"
+    assert store.get_message(table, org_id, mailbox_id, original["id"]) is None
+
+
+def test_the_outbound_counter_moves_with_the_sent_copy(sender: dict[str, Any], table: Table) -> None:
+    org_id, domain_id = sender["org_id"], sender["domain"]["id"]
+    today = datetime.now(UTC).date().isoformat()
+
+    def outbound() -> int:
+        days = domain_metrics.days(table, org_id, domain_id, first_day=today, last_day=today)
+        return int(days[0]["outbound_total"]) if days else 0
+
+    before = outbound()
+    ok(send(sender["token"], {"to": "a@example.net", "cc": "b@example.net", "text": "two"}), 201)
+    assert outbound() == before + 2
+
+
+def test_suppressed_recipients_are_still_refused_from_the_combined_read(
+    sender: dict[str, Any], table: Table
+) -> None:
+    suppressions.add(table, sender["org_id"], {"address": "gone@example.net", "reason": "hard_bounce"})
+    before = len(sent_messages())
+    refused = send(sender["token"], {"to": "ok@example.net", "bcc": "Gone@Example.net", "text": "x"})
+    assert refused.status == 422, refused.body
+    assert refused.json()["error"]["code"] == "recipient_suppressed"
+    assert len(sent_messages()) == before
+
+
+def test_the_idempotency_completion_op_writes_what_powertools_writes(
+    org: NewOrganization, table: Table
+) -> None:
+    """The completion written in the audit transaction replays exactly like Powertools' own."""
+    org_id = org.organization["id"]
+    idempotency = IdempotencyStore(table, org_id)
+    response = {"status": 201, "headers": {"content-type": "application/json"}, "body": "e30="}
+    written = {}
+    for name, complete in (
+        ("powertools", lambda request: idempotency.complete(request, response)),
+        ("transaction", lambda request: table.transact([idempotency.completion_op(request, response)])),
+    ):
+        request = {"token": "tok_1", "key": name, "method": "POST", "path": "/x", "body_sha256": "ab"}
+        assert idempotency.claim(request, remaining_ms=60_000).claim is Claim.NEW
+        complete(request)
+        replay = idempotency.claim(request, remaining_ms=60_000)
+        assert replay.claim is Claim.REPLAY and replay.stored == response
+        mismatch = {**request, "body_sha256": "cd"}
+        assert idempotency.claim(mismatch, remaining_ms=60_000).claim is Claim.MISMATCH
+        page = table.query_page(partition=keys.idempotency_pk(org_id), per_page=10, cursor=None)
+        written[name] = {k for item in page.items for k in item}
+    assert written["powertools"] == written["transaction"]
+
+
+def test_when_the_audit_transaction_fails_the_completion_is_written_alone(
+    sender: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The idempotency completion rides on the audit record's transaction; if that cannot be
+    written, the completion still is: the client's retry replays instead of sending again."""
+    from mailroom.store import audit
+    from mailroom.store.errors import ServiceUnavailable
+    from tests.support.lambda_api import call
+
+    def down(*_args: Any, **_kwargs: Any) -> None:
+        raise ServiceUnavailable("down")
+
+    monkeypatch.setattr(audit, "record", down)
+    body = {"to": "bob@example.net", "text": "once"}
+    headers = {"Idempotency-Key": "audit-down"}
+    before = len(sent_messages())
+    first, again = (
+        call("send", "POST", "/api/v1/messages/send", token=sender["token"], json_body=body, headers=headers)
+        for _ in range(2)
+    )
+    assert first.status == again.status == 201, (first.body, again.body)
+    assert again.headers["idempotent-replayed"] == "true"
+    assert again.json() == first.json() and len(sent_messages()) == before + 1
