@@ -642,3 +642,9 @@ def usage_sk(month: str) -> str:
 
 def invoice_sk(month: str) -> str:
     return f"{INVOICE_PREFIX}{month}"
+
+
+def message_id_entries_sk(message_id_hash: str) -> str:
+    """The mailbox's entries for one RFC Message-ID (store/mail_batch.py): what an import batch
+    reads for a whole chunk in one BatchGetItem instead of one GSI1 Query per message."""
+    return f"MSGID#{message_id_hash}"
