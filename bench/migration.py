@@ -79,6 +79,7 @@ DEFAULT_ROUNDS = 2
 TARGET_VS_FETCH = 0.5
 TARGET_VS_MBSYNC = 1.0
 TARGET_SCALING = 1.2
+TARGET_DYNAMODB_PER_MESSAGE = 0.1
 MB = 1024 * 1024
 
 
@@ -561,6 +562,17 @@ def report_breakdown(result: SizeResult) -> None:
             f"    {name:<66} {value:8.1f} s {100 * value / total:5.1f}%  {calls[name] / n:6.2f}/msg "
             f"{1000 * value / max(1, calls[name]):8.2f} ms"
         )
+    dynamodb = sum(count for name, count in calls.items() if name.startswith("aws dynamodb"))
+    batch_calls: Counter[str] = Counter()
+    for record in run.steps:
+        if record.step == "import_batch":
+            batch_calls.update(record.calls)
+    in_batches = sum(count for name, count in batch_calls.items() if name.startswith("aws dynamodb"))
+    print(
+        f"  DynamoDB requests per message: {dynamodb / n:.3f} for the whole job "
+        f"({_met(dynamodb / n, TARGET_DYNAMODB_PER_MESSAGE, at_least=False)}), "
+        f"{in_batches / n:.3f} in import_batch"
+    )
     steps: dict[str, list[StepRecord]] = {}
     for record in run.steps:
         steps.setdefault(record.step, []).append(record)

@@ -106,9 +106,10 @@ class ChunkStore:
         record them, written with the chunk's last group (or alone, after a fallback)."""
         messages, outcomes = self._parse(fetched)
         lookups = self._lookup(messages)
+        stored_threads = self._recognise_stored(messages, lookups)
         self._deduplicate(messages, lookups)
         to_store = [m for m in messages if m.outcome is None]
-        self._assign_threads(to_store, lookups)
+        self._assign_threads(to_store, lookups, stored_threads)
         self._prepare(to_store)
         for message in messages:
             if message.outcome is not None:
@@ -159,12 +160,16 @@ class ChunkStore:
         found = mail_batch.get_many(self.table, self.org_id, self.mailbox_id, wanted)
         lookups = _Lookups({sk: mail_batch.entries_of(item) for sk, item in found.items()})
         second: list[str] = []
-        if self.skip_duplicates:
-            for message in messages:
-                second += [
-                    keys.message_sk(mail_store.ulid_of(e.message_id))
-                    for e in lookups.entries.get(message.entry_key, [])
-                ]
+        for message in messages:
+            for entry in lookups.entries.get(message.entry_key, []):
+                # Its own entry (a re-run): the message and its thread. Others: duplicate candidates.
+                if entry.source == message.source_id:
+                    second += [
+                        keys.message_sk(mail_store.ulid_of(entry.message_id)),
+                        keys.thread_sk(mail_store.ulid_of(entry.thread_id)),
+                    ]
+                elif self.skip_duplicates:
+                    second.append(keys.message_sk(mail_store.ulid_of(entry.message_id)))
         for message in messages:
             for candidate in self._parents(message):
                 second += [
@@ -191,6 +196,19 @@ class ChunkStore:
 
     # ------------------------------------------------------------------ deciding
 
+    def _recognise_stored(self, messages: Sequence[_Message], lookups: _Lookups) -> dict[str, str]:
+        """Messages a previous run of this batch stored (their entries are written with them):
+        imported, not written again. Returns their Message-ID hashes → thread ids, so that replies
+        stored now join the threads they are in."""
+        threads: dict[str, str] = {}
+        for message in messages:
+            for entry in lookups.entries.get(message.entry_key, []):
+                if entry.source == message.source_id and entry.message_id in lookups.existing:
+                    message.outcome = Outcome("imported")
+                    if message.parsed.message_id:
+                        threads[threading.message_id_key(message.parsed.message_id)] = entry.thread_id
+        return threads
+
     def _deduplicate(self, messages: Sequence[_Message], lookups: _Lookups) -> None:
         """``ours`` (stored by this job before: imported), ``other`` (the mailbox has the same
         message: skipped), or to be stored; an earlier message of the chunk counts as stored."""
@@ -198,6 +216,8 @@ class ChunkStore:
             return
         in_chunk: dict[str, set[str]] = {}  # entry key → fingerprints of the chunk's stored messages
         for message in messages:
+            if message.outcome is not None:
+                continue
             stored = [
                 e for e in lookups.entries.get(message.entry_key, []) if e.message_id in lookups.existing
             ]
@@ -219,10 +239,12 @@ class ChunkStore:
                     continue
             in_chunk.setdefault(message.entry_key, set()).add(message.fingerprint)
 
-    def _assign_threads(self, messages: Sequence[_Message], lookups: _Lookups) -> None:
+    def _assign_threads(
+        self, messages: Sequence[_Message], lookups: _Lookups, stored: dict[str, str]
+    ) -> None:
         """Each message's thread, as mail_delivery would find it, from the chunk itself, the
         entries, and (where those cannot answer) the GSI1 Queries it would make."""
-        by_message_id: dict[str, str] = {}  # Message-ID hash → thread id, for the chunk's messages
+        by_message_id = dict(stored)  # Message-ID hash → thread id, for the chunk's messages
         by_subject: dict[str, str] = {}  # subject key → thread id, for the chunk's threads
         current: dict[str, Item] = {}  # thread id → the thread as the chunk leaves it
         for message in messages:
@@ -246,7 +268,7 @@ class ChunkStore:
             hashed = threading.message_id_key(candidate)
             if hashed in by_message_id:
                 thread_id = by_message_id[hashed]
-                return thread_id, current.get(thread_id)
+                return thread_id, current.get(thread_id) or lookups.threads.get(thread_id)
             entries = lookups.entries.get(self._parent_key(candidate), [])
             if entries:
                 thread_id = entries[0].thread_id
@@ -403,11 +425,19 @@ class ChunkStore:
                 if "checkpoint" in rejected.roles:
                     also = []  # counted meanwhile (a concurrent run): nothing more to record
                 if others or not (stored_before or "checkpoint" in rejected.roles):
+                    logger().warning(
+                        "import group refused: written message by message",
+                        extra={"migration_id": self.job["id"], "roles": rejected.roles[:10]},
+                    )
                     self._one_by_one(members, outcomes)
                     return False
                 # Stored by an earlier run (and counted with them): imported, not written again.
                 members = [m for m in members if m.message_id not in stored_before]
             except ItemTooLarge:
+                logger().warning(
+                    "import group too large: written message by message",
+                    extra={"migration_id": self.job["id"]},
+                )
                 self._one_by_one(members, outcomes)
                 return False
 
