@@ -78,6 +78,7 @@ class _Lookups:
     entries: dict[str, list[Entry]] = field(default_factory=dict)  # entry key → stored entries
     existing: set[str] = field(default_factory=set)  # message ids confirmed stored
     threads: dict[str, Item] = field(default_factory=dict)
+    subjects: dict[str, tuple[str, str]] = field(default_factory=dict)  # subject key → latest thread
 
 
 def entry_key(parsed: ParsedMessage, raw: bytes) -> str:
@@ -157,9 +158,16 @@ class ChunkStore:
         wanted = [m.entry_key for m in messages]
         for message in messages:
             wanted += [self._parent_key(c) for c in self._parents(message)]
+            if self.indexed and threading.is_reply_subject(message.parsed.subject):
+                wanted.append(keys.subject_entries_sk(threading.subject_key(message.parsed.subject)))
         found = mail_batch.get_many(self.table, self.org_id, self.mailbox_id, wanted)
         lookups = _Lookups({sk: mail_batch.entries_of(item) for sk, item in found.items()})
         second: list[str] = []
+        for sk, item in found.items():
+            latest = mail_batch.latest_thread(item) if sk.startswith("SUBJECT#") else None
+            if latest is not None:
+                lookups.subjects[sk] = latest
+                second.append(keys.thread_sk(mail_store.ulid_of(latest[0])))
         for message in messages:
             for entry in lookups.entries.get(message.entry_key, []):
                 # Its own entry (a re-run): the message and its thread. Others: duplicate candidates.
@@ -288,6 +296,9 @@ class ChunkStore:
             latest: Item | None = None
             if subject_key in by_subject:
                 latest = current.get(by_subject[subject_key])
+            elif self.indexed:
+                found = lookups.subjects.get(keys.subject_entries_sk(subject_key))
+                latest = lookups.threads.get(found[0]) if found else None
             else:
                 latest = mail_store.latest_thread_with_subject(
                     self.table, self.org_id, self.mailbox_id, subject_key

@@ -648,3 +648,9 @@ def message_id_entries_sk(message_id_hash: str) -> str:
     """The mailbox's entries for one RFC Message-ID (store/mail_batch.py): what an import batch
     reads for a whole chunk in one BatchGetItem instead of one GSI1 Query per message."""
     return f"MSGID#{message_id_hash}"
+
+
+def subject_entries_sk(subject_hash: str) -> str:
+    """The threads imported with one normalized subject (store/mail_batch.py), by last activity:
+    the subject fallback of threading for a whole chunk in one BatchGetItem."""
+    return f"SUBJECT#{subject_hash}"

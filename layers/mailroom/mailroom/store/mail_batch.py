@@ -26,6 +26,7 @@ from mailroom.store.table import Item, Table
 from mailroom.store.txn import MAX_OPERATIONS, Op, Update, put_new, run
 
 ENTRY_PREFIX = "m_"
+THREAD_PREFIX = "t_"
 FIXED_OPERATIONS = 3  # the mailbox's counters, the organization's storage, the month's usage
 
 
@@ -84,11 +85,25 @@ class Group:
     def operations_with(self, extra: Pending | None = None) -> int:
         chosen = [*self.messages, *([extra] if extra else [])]
         threads = {p.thread.thread_id for p in chosen}
+        subjects = {p.thread.subject_key for p in chosen}
         entries = {p.entry_key for p in chosen if p.entry_key}
-        return len(chosen) + len(threads) + len(entries) + FIXED_OPERATIONS + len(self.also)
+        return len(chosen) + len(threads) + len(subjects) + len(entries) + FIXED_OPERATIONS + len(self.also)
 
     def fits(self, extra: Pending, *, reserve: int) -> bool:
         return self.operations_with(extra) + reserve <= MAX_OPERATIONS
+
+
+def latest_thread(item: Item | None) -> tuple[str, str] | None:
+    """(thread id, last activity) of the latest thread in one ``SUBJECT#`` item."""
+    found = [
+        (str(at), f"thr_{name[len(THREAD_PREFIX) :]}")
+        for name, at in (item or {}).items()
+        if name.startswith(THREAD_PREFIX)
+    ]
+    if not found:
+        return None
+    at, thread_id = max(found)
+    return thread_id, at
 
 
 def _thread_op(org_id: str, mailbox_id: str, changes: Sequence[tuple[ThreadChange, int, bool]]) -> Op:
@@ -159,10 +174,20 @@ def operations(
         totals[total_attr] = totals.get(total_attr, 0) + 1
         totals[unread_attr] = totals.get(unread_attr, 0) + (1 if unread else 0)
         size_sum += size
+    subjects: dict[str, dict[str, str]] = {}
     for changes in threads.values():
         created_threads += 1 if any(c.created for c, _, _ in changes) else 0
         ops.append(_thread_op(org_id, mailbox_id, changes))
+        latest = max((c for c, _, _ in changes), key=lambda c: c.last_activity_at)
+        subjects.setdefault(latest.subject_key, {})[ulid_of(latest.thread_id)] = latest.last_activity_at
     pk = keys.mailbox_pk(org_id, mailbox_id)
+    for subject_key, latest_by_thread in subjects.items():
+        # The thread's last activity only grows while messages are added: no condition needed.
+        update = Update(pk, keys.subject_entries_sk(subject_key), upsert=True).set_if_absent(
+            type="subject_entries"
+        )
+        update.set(**{f"{THREAD_PREFIX}{ulid}": at for ulid, at in latest_by_thread.items()})
+        ops.append(update.op(f"subject:{subject_key}"))
     for entry_key, listed in entries.items():
         update = Update(pk, entry_key, upsert=True).set_if_absent(type="message_id_entries")
         update.set(**{f"{ENTRY_PREFIX}{ulid_of(e.message_id)}": e.value() for e in listed})
