@@ -121,6 +121,14 @@ A message imported without a Message-ID leaves a marker in its mailbox's partiti
 purge removes it with the mail), found by the digest of its raw bytes when skip_duplicates is on:
 
 digest marker  PK ORG#<org>#MBX#<mbx>       SK DIGEST#<sha256 of raw>  {message_id, source_id}
+
+Import batches (store/mail_batch.py) answer duplicates and threading for a whole chunk with
+BatchGetItem instead of GSI1 Queries per message: entries written in the transaction that stores
+the messages, in the mailbox's partition (the purge removes them with the mail):
+
+message-id entries PK ORG#<org>#MBX#<mbx>   SK MSGID#<message-id hash | digest-<sha256 of raw>>
+                                            {m_<msg ulid>: {id, thread, fp, src}}
+subject entries    PK ORG#<org>#MBX#<mbx>   SK SUBJECT#<subject hash>  {t_<thread ulid>: last activity}
 migration writes PK ORG#<org>#RATE#migrations-write:<tok id>  SK <minute epoch>  (10/min bucket)
 
 Email verification (services/verification.py, docs/verification.md). Credits are one item per
