@@ -39,8 +39,8 @@ IMAP, parsing, S3, DynamoDB, its own code, summed over the worker processes' thr
 once, so the sum exceeds the wall time), with AWS calls per message and the DynamoDB requests per
 message (target <= 0.1: imports write a chunk of messages with a few batched requests).
 Baselines run ``--rounds`` times (median), half before and half after the Mailroom import. The
-machine has 2 cores shared with other work: the wall-clock figures are indicative, the CPU times steadier. Nothing is
-asserted about timing.
+machine has 2 cores shared with other work: the wall-clock figures are indicative, the CPU times
+steadier. Nothing is asserted about timing.
 
     python -m bench.migration [--quick] [--messages N ...] [--rounds R] [--transport ssl|plain]
 """
