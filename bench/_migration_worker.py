@@ -131,7 +131,7 @@ def initialize() -> None:
     chunk_store: Any = migration_chunks.ChunkStore
     chunk_store.store = _timed("store one chunk: Mailroom's own code", chunk_store.store)
     importer: Any = migration_messages.Importer
-    importer._known = _timed("duplicate check: Mailroom's own code", importer._known)
+    importer.known = _timed("duplicate check (GSI1): Mailroom's own code", importer.known)
     delivery: Any = mail_delivery
     delivery.deliver = _timed("deliver: Mailroom's own code", mail_delivery.deliver)
 

@@ -138,7 +138,7 @@ class ChunkStore:
             source_id = rules.source_id(
                 job["id"], str(batch["raw_name"]), int(batch["uidvalidity"]), item.uid
             )
-            received_at = self.importer._received_at(item, parsed.date)
+            received_at = self.importer.received_at(item, parsed.date)
             messages.append(
                 _Message(
                     uid=item.uid,
@@ -238,7 +238,7 @@ class ChunkStore:
                 message.outcome = Outcome("skipped")
                 continue
             if not self.indexed:
-                known = self.importer._known(message.parsed, message.fetched.raw, message.source_id)
+                known = self.importer.known(message.parsed, message.fetched.raw, message.source_id)
                 if known == "ours":
                     message.outcome = Outcome("imported")
                     continue
@@ -289,7 +289,7 @@ class ChunkStore:
                     return thread_id, known or mail_store.get_thread(
                         self.table, self.org_id, self.mailbox_id, thread_id
                     )
-        received_at = self.importer._received_at(message.fetched, parsed.date)
+        received_at = self.importer.received_at(message.fetched, parsed.date)
         if threading.is_reply_subject(parsed.subject):
             cutoff = clock.isoformat(received_at - timedelta(days=threading.SUBJECT_FALLBACK_DAYS))
             subject_key = threading.subject_key(parsed.subject)
@@ -310,7 +310,7 @@ class ChunkStore:
     def _after(self, thread_id: str, thread: Item | None, message: _Message) -> Item:
         """The thread once the message is in it (what deliver's ThreadChange makes of it)."""
         parsed = message.parsed
-        received = clock.isoformat(self.importer._received_at(message.fetched, parsed.date))
+        received = clock.isoformat(self.importer.received_at(message.fetched, parsed.date))
         before = thread or {}
         last = max(received, str(before.get("last_activity_at", "")))
         is_latest = last == received
@@ -357,7 +357,7 @@ class ChunkStore:
             parsed=message.parsed,
             folder_key=str(batch["target_key"]),
             direction=self.importer.direction,
-            received_at=self.importer._received_at(fetched, message.parsed.date),
+            received_at=self.importer.received_at(fetched, message.parsed.date),
             source_id=message.source_id,
             seen="\\seen" in flags,
             flagged="\\flagged" in flags,

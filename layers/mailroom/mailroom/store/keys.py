@@ -117,8 +117,9 @@ the same transactions as the jobs it counts):
 
 capacity       PK MIGRATIONS#CAPACITY       SK #CAPACITY  {active, holders: set of mig ids}
 
-A message imported without a Message-ID leaves a marker in its mailbox's partition (so the mailbox
-purge removes it with the mail), found by the digest of its raw bytes when skip_duplicates is on:
+Imports before the Message-ID entries (below) left a marker for a message without a Message-ID in
+its mailbox's partition (the mailbox purge removes it with the mail), still read when skip_duplicates
+is on and the target held mail:
 
 digest marker  PK ORG#<org>#MBX#<mbx>       SK DIGEST#<sha256 of raw>  {message_id, source_id}
 

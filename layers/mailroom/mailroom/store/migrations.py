@@ -568,20 +568,6 @@ def get_digest_marker(table: Table, org_id: str, mailbox_id: str, digest: str) -
     return table.get(keys.mailbox_pk(org_id, mailbox_id), keys.digest_marker_sk(digest), consistent=False)
 
 
-def put_digest_marker(
-    table: Table, org_id: str, mailbox_id: str, digest: str, *, message_id: str, source_id: str
-) -> None:
-    table.put(
-        {
-            "PK": keys.mailbox_pk(org_id, mailbox_id),
-            "SK": keys.digest_marker_sk(digest),
-            "type": "digest_marker",
-            "message_id": message_id,
-            "source_id": source_id,
-        }
-    )
-
-
 # ----------------------------------------------------------------------------- helpers
 
 
