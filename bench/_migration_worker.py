@@ -109,7 +109,7 @@ def _after_call(**kwargs: Any) -> None:
 def initialize() -> None:
     """Runs once in each worker process: the handler imported, clients made, hooks installed."""
     from mailroom.imap.source import SourceSession
-    from mailroom.services import mail_delivery, migration_messages
+    from mailroom.services import mail_delivery, migration_chunks, migration_messages
     from mailroom.store import aws
     from tests.support.lambda_api import function_module
 
@@ -126,11 +126,12 @@ def initialize() -> None:
     session.uids = _timed_async("imap UID SEARCH", SourceSession.uids)
     session._fetch_chunk = _timed_async("imap UID FETCH (read+parse response)", SourceSession._fetch_chunk)
     session.close = _timed_async("imap LOGOUT", SourceSession.close)
-    messages: Any = migration_messages
-    messages.parse = _timed("parse MIME (mail.parse)", messages.parse)
+    chunks: Any = migration_chunks
+    chunks.parse = _timed("parse MIME (mail.parse)", chunks.parse)
+    chunk_store: Any = migration_chunks.ChunkStore
+    chunk_store.store = _timed("store one chunk: Mailroom's own code", chunk_store.store)
     importer: Any = migration_messages.Importer
-    importer.__call__ = _timed("store one message: Mailroom's own code", importer.__call__)
-    importer._known = _timed("duplicate check: Mailroom's own code", importer._known)
+    importer.known = _timed("duplicate check (GSI1): Mailroom's own code", importer.known)
     delivery: Any = mail_delivery
     delivery.deliver = _timed("deliver: Mailroom's own code", mail_delivery.deliver)
 

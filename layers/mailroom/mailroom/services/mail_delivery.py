@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -63,6 +64,9 @@ class Incoming:
     # Messages of this mailbox the caller already looked up by RFC Message-ID (hash → item, None:
     # not stored), so finding the thread does not ask again (a reply's parent, read by the send).
     known_by_rfc_id: dict[str, Item | None] = field(default_factory=dict)
+    # The thread chosen by the caller (id, current item or None for a new thread): an import batch
+    # resolves a whole chunk's threads with a few batched reads instead of queries per message.
+    thread: tuple[str, Item | None] | None = None
 
 
 class MetadataTooLarge(ValueError):
@@ -73,6 +77,17 @@ class MetadataTooLarge(ValueError):
 class Outcome:
     stored: Stored
     message: Item
+
+
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    """A message whose bytes are in S3, ready for its transaction (``commit``, or a collector's)."""
+
+    incoming: Incoming
+    message: Item
+    change: ThreadChange
+    event: Item | None
+    quota_bytes: int | None
 
 
 def _deterministic_ulid(at: datetime, seed: str) -> str:
@@ -146,7 +161,20 @@ def _write_bytes(incoming: Incoming, ulid: str) -> tuple[str, list[dict[str, Any
     return raw_key, attachments, _body_fields(incoming, ulid)
 
 
-def deliver(table: Table, incoming: Incoming) -> Outcome:
+def deliver(
+    table: Table, incoming: Incoming, *, collect: Callable[[Prepared], None] | None = None
+) -> Outcome:
+    """Store the message. With ``collect``, everything up to the transaction is done (ids, thread,
+    bytes in S3) and the prepared message goes to ``collect`` instead: the caller writes it with
+    others (``Stored.DEFERRED``) or hands it back to ``commit``."""
+    prepared = prepare(table, incoming)
+    if collect is not None:
+        collect(prepared)
+        return Outcome(stored=Stored.DEFERRED, message=prepared.message)
+    return commit(table, prepared)
+
+
+def prepare(table: Table, incoming: Incoming) -> Prepared:
     parsed, mailbox = incoming.parsed, incoming.mailbox
     org_id, mailbox_id = incoming.org_id, mailbox["id"]
     if incoming.message_id:
@@ -156,7 +184,7 @@ def deliver(table: Table, incoming: Incoming) -> Outcome:
     else:
         ulid = ids.ulid(int(incoming.received_at.timestamp() * 1000))
     rfc_message_id = incoming.rfc_message_id or parsed.message_id
-    thread_id, thread = _thread_for(table, incoming, rfc_message_id)
+    thread_id, thread = incoming.thread or _thread_for(table, incoming, rfc_message_id)
     received_iso = clock.isoformat(incoming.received_at)
     raw_key, attachments, body = _write_bytes(incoming, ulid)
 
@@ -219,6 +247,16 @@ def deliver(table: Table, incoming: Incoming) -> Outcome:
         event = events.new_event(org_id, incoming.event_type, message_summary(message))
     quota_mb = mailbox.get("quota")
     quota_bytes = int(quota_mb) * 1024 * 1024 if quota_mb else None
+    return Prepared(incoming=incoming, message=message, change=change, event=event, quota_bytes=quota_bytes)
+
+
+def commit(table: Table, prepared: Prepared) -> Outcome:
+    """The prepared message's transaction (store.mail.store_message); bytes of a refused one go
+    (over quota: to quarantine)."""
+    incoming, message, change, event = prepared.incoming, prepared.message, prepared.change, prepared.event
+    parsed, quota_bytes = incoming.parsed, prepared.quota_bytes
+    org_id, mailbox_id = incoming.org_id, incoming.mailbox["id"]
+    quota_mb = incoming.mailbox.get("quota")
     try:
         stored = store.store_message(
             table,

@@ -1,5 +1,6 @@
-"""The import_batch step: one batch of one folder's UIDs, fetched in chunks while a thread pool stores
-the messages (services/migration_messages.py), checkpointed as it goes, counted once at the end."""
+"""The import_batch step: one batch of one folder's UIDs, fetched in chunks while the previous chunk
+is stored (services/migration_chunks.py: a few batched requests per chunk), each chunk's outcomes
+checkpointed in the transaction that stores it, the batch counted once at the end."""
 
 from __future__ import annotations
 
@@ -11,10 +12,9 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, cast
 
 from mailroom.domain import migrations as rules
-from mailroom.observability import logger
+from mailroom.services.migration_chunks import CHUNK, ChunkStore
 from mailroom.services.migration_context import (
     BatchIncomplete,
-    MigrationFailed,
     State,
     active_job,
     run_source,
@@ -23,11 +23,11 @@ from mailroom.services.migration_context import (
     source_session,
     target_mailbox,
 )
-from mailroom.services.migration_messages import Importer, Outcome
+from mailroom.services.migration_messages import Outcome
 from mailroom.settings import get_settings
 from mailroom.store import migrations as store
-from mailroom.store.errors import StoreError
 from mailroom.store.table import Item, Table
+from mailroom.store.txn import Op
 
 if TYPE_CHECKING:
     from mailroom.imap.source import FetchedMessage
@@ -119,6 +119,9 @@ async def _import(
     run: BatchRun,
     remaining_ms: Callable[[], int],
 ) -> None:
+    """Fetch the pending UIDs and store them a chunk at a time (services/migration_chunks.py):
+    while one chunk is written, the next is fetched. Each chunk's outcomes are checkpointed in the
+    transaction that stores it."""
     from mailroom.imap.source import SourceError
 
     settings = get_settings()
@@ -126,46 +129,32 @@ async def _import(
     pending = [int(uid) for uid in batch["uids"] if int(uid) not in done]
     if not pending:
         return
-    store_one = Importer(table, job, mailbox, batch)
     loop = asyncio.get_running_loop()
-    threads = settings.migration_store_threads
-    in_flight: dict[asyncio.Future[Outcome], int] = {}
-    settled_since_checkpoint = 0
     out_of_time = False
-    failure: BaseException | None = None
+    with (
+        ThreadPoolExecutor(
+            max_workers=settings.migration_store_threads, thread_name_prefix="migration-s3"
+        ) as pool,
+        ThreadPoolExecutor(max_workers=1, thread_name_prefix="migration-chunk") as writer,
+    ):
+        chunks = ChunkStore(table, job, mailbox, batch, pool)
+        storing: asyncio.Future[None] | None = None
 
-    async def settle(wait_for_all: bool) -> None:
-        nonlocal settled_since_checkpoint, failure
-        if not in_flight:
-            return
-        finished, _ = await asyncio.wait(
-            list(in_flight), return_when=asyncio.ALL_COMPLETED if wait_for_all else asyncio.FIRST_COMPLETED
-        )
-        for future in finished:
-            uid = in_flight.pop(future)
-            try:
-                outcome = future.result()
-            except MigrationFailed as exc:
-                failure = failure or exc
-                continue
-            except StoreError as exc:
-                if exc.retryable:
-                    # AWS busy or unreachable: not the message's fault. Unsettled, so the retry stores it.
-                    failure = failure or exc
-                    continue
-                logger().exception(
-                    "message refused by the store", extra={"migration_id": job["id"], "uid": uid}
-                )
-                outcome = Outcome(
-                    "failed", f"UID {uid}: could not be stored ({exc.code or type(exc).__name__})"
-                )
-            except Exception as exc:  # a bug with this one message must not stop the others
-                logger().exception("message not imported", extra={"migration_id": job["id"], "uid": uid})
-                outcome = Outcome("failed", f"UID {uid}: could not be stored ({type(exc).__name__})")
-            run.settle(uid, outcome.kind, outcome.error)
-            settled_since_checkpoint += 1
+        def store_chunk(fetched: list[FetchedMessage]) -> None:
+            outcomes = chunks.store(fetched, lambda found: _checkpoint_operations(job, batch, run, found))
+            for item in fetched:
+                outcome = outcomes[item.uid]
+                run.settle(item.uid, outcome.kind, outcome.error)
+            run.new_imported, run.new_skipped = [], []  # recorded with the chunk
 
-    with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="migration-store") as pool:
+        async def flush(fetched: list[FetchedMessage]) -> None:
+            nonlocal storing
+            if storing is not None:
+                await storing
+                storing = None
+            if fetched:
+                storing = loop.run_in_executor(writer, store_chunk, fetched)
+
         try:
             async with source_session(job, password) as session:
                 uidvalidity, _exists = await session.select(str(batch["raw_name"]))
@@ -177,8 +166,10 @@ async def _import(
                     )
                     for uid in pending:
                         run.settle(uid, "failed")
+                    _checkpoint(table, job, batch, run)
                     return
                 returned: set[int] = set()
+                chunk: list[FetchedMessage] = []
                 # An async generator: closed at once when we stop early (time, failure).
                 fetching = cast(
                     "AsyncGenerator[FetchedMessage, None]",
@@ -187,31 +178,49 @@ async def _import(
                 async with contextlib.aclosing(fetching) as messages:
                     async for fetched in messages:
                         returned.add(fetched.uid)
-                        in_flight[loop.run_in_executor(pool, store_one, fetched)] = fetched.uid
-                        if len(in_flight) >= threads * 2:
-                            await settle(wait_for_all=False)
-                        if failure is not None:
-                            break
-                        if settled_since_checkpoint >= settings.migration_fetch_chunk:
-                            _checkpoint(table, job, batch, run)
-                            settled_since_checkpoint = 0
+                        chunk.append(fetched)
+                        if len(chunk) >= CHUNK:
+                            await flush(chunk)
+                            chunk = []
                         if remaining_ms() < TIME_SAFETY_MS:
                             out_of_time = True
                             break
-                await settle(wait_for_all=True)
-                if failure is None and not out_of_time:
-                    for uid in pending:
-                        if uid not in returned:
-                            run.settle(uid, "failed", f"UID {uid}: no longer on the source server")
+                await flush(chunk)
+                await flush([])
+                if not out_of_time:
+                    missing = [uid for uid in pending if uid not in returned]
+                    for uid in missing:
+                        run.settle(uid, "failed", f"UID {uid}: no longer on the source server")
+                    if missing:
+                        _checkpoint(table, job, batch, run)
         except SourceError as exc:
-            await settle(wait_for_all=True)
-            _checkpoint(table, job, batch, run)
+            if storing is not None:
+                await storing
             raise source_failure(exc) from None
         finally:
-            if in_flight:
-                await settle(wait_for_all=True)
-    _checkpoint(table, job, batch, run)
-    if failure is not None:
-        raise failure
+            if storing is not None and not storing.done():
+                with contextlib.suppress(Exception):
+                    await storing
     if out_of_time:
         raise BatchIncomplete(f"batch {batch['seq']}: {len(run.processed)} of {len(batch['uids'])} done")
+
+
+def _checkpoint_operations(
+    job: Item, batch: Item, run: BatchRun, outcomes: Mapping[int, Outcome]
+) -> list[Op]:
+    """What the batch's checkpoint becomes once ``outcomes`` are settled, as transaction operations
+    (``run`` itself is settled only after they are written)."""
+    tallies = dict(run.tallies)
+    for outcome in outcomes.values():
+        tallies[outcome.kind] = tallies.get(outcome.kind, 0) + 1
+    errors = [*run.errors, *(o.error for o in outcomes.values() if o.error)][:SAMPLE_ERRORS]
+    return store.checkpoint_operations(
+        job["org_id"],
+        job["id"],
+        batch=batch,
+        processed=[*run.processed, *outcomes],
+        tallies=tallies,
+        errors=errors,
+        imported=[*run.new_imported, *(u for u, o in outcomes.items() if o.kind == "imported")],
+        skipped=[*run.new_skipped, *(u for u, o in outcomes.items() if o.kind == "skipped")],
+    )

@@ -192,6 +192,9 @@ def plan(event: Mapping[str, Any], remaining_ms: Callable[[], int]) -> dict[str,
         batches_total=seq,
         batches_done=0,
         folder_count=len(planned),
+        # An empty target holds only what imports write from now on, with their Message-ID
+        # entries: its batches answer duplicates and threads from those alone (migration_chunks.py).
+        target_indexed=int(mailbox.get("message_count", 0)) == 0,
     )
     logger().info(
         "migration planned", extra={"migration_id": job["id"], "folders": len(planned), "batches": seq}

@@ -117,10 +117,19 @@ the same transactions as the jobs it counts):
 
 capacity       PK MIGRATIONS#CAPACITY       SK #CAPACITY  {active, holders: set of mig ids}
 
-A message imported without a Message-ID leaves a marker in its mailbox's partition (so the mailbox
-purge removes it with the mail), found by the digest of its raw bytes when skip_duplicates is on:
+Imports before the Message-ID entries (below) left a marker for a message without a Message-ID in
+its mailbox's partition (the mailbox purge removes it with the mail), still read when skip_duplicates
+is on and the target held mail:
 
 digest marker  PK ORG#<org>#MBX#<mbx>       SK DIGEST#<sha256 of raw>  {message_id, source_id}
+
+Import batches (store/mail_batch.py) answer duplicates and threading for a whole chunk with
+BatchGetItem instead of GSI1 Queries per message: entries written in the transaction that stores
+the messages, in the mailbox's partition (the purge removes them with the mail):
+
+message-id entries PK ORG#<org>#MBX#<mbx>   SK MSGID#<message-id hash | digest-<sha256 of raw>>
+                                            {m_<msg ulid>: {id, thread, fp, src}}
+subject entries    PK ORG#<org>#MBX#<mbx>   SK SUBJECT#<subject hash>  {t_<thread ulid>: last activity}
 migration writes PK ORG#<org>#RATE#migrations-write:<tok id>  SK <minute epoch>  (10/min bucket)
 
 Email verification (services/verification.py, docs/verification.md). Credits are one item per
@@ -642,3 +651,15 @@ def usage_sk(month: str) -> str:
 
 def invoice_sk(month: str) -> str:
     return f"{INVOICE_PREFIX}{month}"
+
+
+def message_id_entries_sk(message_id_hash: str) -> str:
+    """The mailbox's entries for one RFC Message-ID (store/mail_batch.py): what an import batch
+    reads for a whole chunk in one BatchGetItem instead of one GSI1 Query per message."""
+    return f"MSGID#{message_id_hash}"
+
+
+def subject_entries_sk(subject_hash: str) -> str:
+    """The threads imported with one normalized subject (store/mail_batch.py), by last activity:
+    the subject fallback of threading for a whole chunk in one BatchGetItem."""
+    return f"SUBJECT#{subject_hash}"

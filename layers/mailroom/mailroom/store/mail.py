@@ -38,6 +38,7 @@ class Stored(StrEnum):
     DUPLICATE = "duplicate"  # the same message id was stored before (a redelivered event)
     OVER_QUOTA = "over_quota"
     NO_MAILBOX = "no_mailbox"
+    DEFERRED = "deferred"  # handed to the caller's collector, written with others (an import batch)
 
 
 @dataclass(slots=True)

@@ -499,6 +499,37 @@ def remember_done(
         update.apply(table)
 
 
+def checkpoint_operations(
+    org_id: str,
+    job_id: str,
+    *,
+    batch: Item,
+    processed: Sequence[int],
+    tallies: Mapping[str, int],
+    errors: Sequence[str],
+    imported: Iterable[int],
+    skipped: Iterable[int],
+) -> list[Op]:
+    """``checkpoint_batch`` and ``remember_done`` as operations of the transaction that stores the
+    messages they record (role ``checkpoint``: the batch was counted meanwhile; ``done:<bucket>``)."""
+    update = Update(batch["PK"], batch["SK"]).equals("status", "pending")
+    update.set(processed=list(processed), tallies=dict(tallies), errors=list(errors)[:5])
+    ops = [update.op("checkpoint")]
+    folder = rules.folder_hash(str(batch["raw_name"]))
+    uidvalidity = int(batch["uidvalidity"])
+    by_bucket: dict[int, tuple[set[str], set[str]]] = {}
+    for uid in imported:
+        by_bucket.setdefault(rules.done_bucket(uid), (set(), set()))[0].add(str(uid))
+    for uid in skipped:
+        by_bucket.setdefault(rules.done_bucket(uid), (set(), set()))[1].add(str(uid))
+    ttl = int(time.time()) + WORKING_TTL_SECONDS
+    for bucket, (done, dupes) in sorted(by_bucket.items()):
+        sk = keys.migration_done_sk(folder, uidvalidity, bucket)
+        done_update = Update(keys.migration_pk(org_id, job_id), sk, upsert=True)
+        ops.append(done_update.add_to_set(imported=done, skipped=dupes).set(ttl=ttl).op(f"done:{bucket}"))
+    return ops
+
+
 # ----------------------------------------------------------------------------- duplicates
 
 DUPLICATE_CANDIDATES = 100  # messages sharing one Message-ID read per lookup (one Query page)
@@ -535,20 +566,6 @@ def messages_with_message_id(table: Table, org_id: str, mailbox_id: str, message
 
 def get_digest_marker(table: Table, org_id: str, mailbox_id: str, digest: str) -> Item | None:
     return table.get(keys.mailbox_pk(org_id, mailbox_id), keys.digest_marker_sk(digest), consistent=False)
-
-
-def put_digest_marker(
-    table: Table, org_id: str, mailbox_id: str, digest: str, *, message_id: str, source_id: str
-) -> None:
-    table.put(
-        {
-            "PK": keys.mailbox_pk(org_id, mailbox_id),
-            "SK": keys.digest_marker_sk(digest),
-            "type": "digest_marker",
-            "message_id": message_id,
-            "source_id": source_id,
-        }
-    )
 
 
 # ----------------------------------------------------------------------------- helpers
