@@ -350,19 +350,26 @@ def _specs(
     return specs
 
 
+# API functions that are clients of the API rather than readers of the table: the MCP server sends
+# every request's token on to the HTTP API, which the bench does not run. Served without a token, it
+# builds its whole app and answers 401 itself (the token is not this function's to look up).
+UNAUTHENTICATED_PROBES = frozenset({"mcp"})
+
+
 def build_events(targets: Sequence[Target], token: str) -> dict[str, Any]:
     """Real-shaped events from ``events/`` (the samples the tests use), filled in for this run. Every
     request carries the token; a public route ignores it."""
     from tests.support.lambda_api import http_event
 
-    return {
-        target.label: (
-            _worker_event(target)
-            if target.kind == "worker"
-            else http_event(target.method, target.path, token=token)
-        )
-        for target in targets
-    }
+    events: dict[str, Any] = {}
+    for target in targets:
+        if target.kind == "worker":
+            events[target.label] = _worker_event(target)
+        elif target.label in UNAUTHENTICATED_PROBES:
+            events[target.label] = {**http_event(target.method, target.path), "expect_status": 401}
+        else:
+            events[target.label] = http_event(target.method, target.path, token=token)
+    return events
 
 
 # Functions invoked by another service's action rather than an event source mapping.
