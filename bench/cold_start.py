@@ -399,7 +399,12 @@ def _worker_event(target: Target) -> dict[str, Any] | None:
     return event
 
 
-def measure(targets: Sequence[Target], runs: int, site: Site, clock: str, *, importtime_for: set[str]) -> int:
+@contextmanager
+def bench_world(
+    targets: Sequence[Target], site: Site
+) -> Iterator[tuple[dict[str, dict[str, Any]], dict[str, str]]]:
+    """A moto server with the template's table, an organization and its admin token; yields every
+    target's child spec (the baseline's too) and the children's environment."""
     from tests.support.aws import create_table_from_template, template
 
     doc = template()
@@ -429,27 +434,29 @@ def measure(targets: Sequence[Target], runs: int, site: Site, clock: str, *, imp
             claims = classify(f"Bearer {created.admin_token}", Table())
             if "org_id" not in claims:
                 raise BenchError(f"the bench's own token is refused: {claims}")
-            specs = _specs(targets, build_events(targets, created.admin_token), site)
-            env = _child_env(bench_env)
+            yield _specs(targets, build_events(targets, created.admin_token), site), _child_env(bench_env)
 
-            names = list(specs)
-            # One uncounted run each: writes __pycache__ for the code under test and warms the OS
-            # file cache, so every counted run starts from the same state (Lambda ships .pyc too).
-            for name in names:
-                run_child(specs[name], env, site)
-            samples = {name: Samples() for name in names}
-            for round_number in range(runs):
-                shift = round_number % len(names)
-                for name in names[shift:] + names[:shift]:
-                    samples[name].add(run_child(specs[name], env, site)[0])
-                    sys.stderr.write(".")
-                    sys.stderr.flush()
-            sys.stderr.write("\n")
 
-            flagged = report(targets, samples, runs, site, clock)
-            for label in [t.label for t in targets if t.label in flagged or t.label in importtime_for]:
-                _, stderr = run_child(specs[label], env, site, importtime=True)
-                print_importtime(label, stderr)
+def measure(targets: Sequence[Target], runs: int, site: Site, clock: str, *, importtime_for: set[str]) -> int:
+    with bench_world(targets, site) as (specs, env):
+        names = list(specs)
+        # One uncounted run each: writes __pycache__ for the code under test and warms the OS
+        # file cache, so every counted run starts from the same state (Lambda ships .pyc too).
+        for name in names:
+            run_child(specs[name], env, site)
+        samples = {name: Samples() for name in names}
+        for round_number in range(runs):
+            shift = round_number % len(names)
+            for name in names[shift:] + names[:shift]:
+                samples[name].add(run_child(specs[name], env, site)[0])
+                sys.stderr.write(".")
+                sys.stderr.flush()
+        sys.stderr.write("\n")
+
+        flagged = report(targets, samples, runs, site, clock)
+        for label in [t.label for t in targets if t.label in flagged or t.label in importtime_for]:
+            _, stderr = run_child(specs[label], env, site, importtime=True)
+            print_importtime(label, stderr)
     return 0
 
 
