@@ -29,9 +29,8 @@ snapshot to restore from.
 
 from __future__ import annotations
 
+import functools
 import random
-
-_registered = False
 
 
 def before_snapshot() -> None:
@@ -53,17 +52,14 @@ def after_restore() -> None:
     get_settings.cache_clear()
 
 
+@functools.cache  # once per process: the runtime would run a hook registered twice twice
 def register() -> bool:
-    """Register the hooks with Lambda's runtime, once per process; False where there is no runtime
-    support (not on Lambda)."""
-    global _registered
-    if _registered:
-        return True
+    """Register the hooks with Lambda's runtime; False where there is no runtime support (not on
+    Lambda)."""
     try:
         from snapshot_restore_py import register_after_restore, register_before_snapshot
     except ImportError:
         return False
     register_before_snapshot(before_snapshot)
     register_after_restore(after_restore)
-    _registered = True
     return True
