@@ -379,6 +379,13 @@ DIRECT_EVENTS = {"inbound": "ses_email_receiving.json"}
 PROBE_EVENTS: dict[str, dict[str, Any]] = {"migration_worker": {"step": "bench-probe", "state": {}}}
 
 
+# Queues whose messages are not about a mailbox: a message of the queue's own shape, for work that
+# does not exist (the bulk verification worker refuses any other shape, which fails the batch).
+SQS_BODIES: dict[str, dict[str, Any]] = {
+    "verify_bulk": {"org_id": "org_bench", "job_id": "vbj_bench", "chunk": 0, "emails": []},
+}
+
+
 def _worker_event(target: Target) -> dict[str, Any] | None:
     """The sample event of the worker's source, made to need no work: an SQS job for a mailbox that
     does not exist, a stream insert for an organization without webhooks, a schedule with nothing
@@ -392,8 +399,9 @@ def _worker_event(target: Target) -> dict[str, Any] | None:
         return None
     event = load_event(name)
     if target.source == "SQS":
+        body = SQS_BODIES.get(target.label, {"org_id": "org_bench", "mailbox_id": "mbx_bench"})
         for record in event["Records"]:
-            record["body"] = json.dumps({"org_id": "org_bench", "mailbox_id": "mbx_bench"})
+            record["body"] = json.dumps(body)
     elif target.label in DIRECT_EVENTS:
         event["Records"] = []
     return event
