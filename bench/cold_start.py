@@ -383,6 +383,7 @@ PROBE_EVENTS: dict[str, dict[str, Any]] = {"migration_worker": {"step": "bench-p
 # does not exist (the bulk verification worker refuses any other shape, which fails the batch).
 SQS_BODIES: dict[str, dict[str, Any]] = {
     "verify_bulk": {"org_id": "org_bench", "job_id": "vbj_bench", "chunk": 0, "emails": []},
+    "smtp_relay_test": {"org_id": "org_bench", "job_id": "rtj_bench"},
 }
 
 
