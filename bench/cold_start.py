@@ -350,19 +350,26 @@ def _specs(
     return specs
 
 
+# API functions that are clients of the API rather than readers of the table: the MCP server sends
+# every request's token on to the HTTP API, which the bench does not run. Served without a token, it
+# builds its whole app and answers 401 itself (the token is not this function's to look up).
+UNAUTHENTICATED_PROBES = frozenset({"mcp"})
+
+
 def build_events(targets: Sequence[Target], token: str) -> dict[str, Any]:
     """Real-shaped events from ``events/`` (the samples the tests use), filled in for this run. Every
     request carries the token; a public route ignores it."""
     from tests.support.lambda_api import http_event
 
-    return {
-        target.label: (
-            _worker_event(target)
-            if target.kind == "worker"
-            else http_event(target.method, target.path, token=token)
-        )
-        for target in targets
-    }
+    events: dict[str, Any] = {}
+    for target in targets:
+        if target.kind == "worker":
+            events[target.label] = _worker_event(target)
+        elif target.label in UNAUTHENTICATED_PROBES:
+            events[target.label] = {**http_event(target.method, target.path), "expect_status": 401}
+        else:
+            events[target.label] = http_event(target.method, target.path, token=token)
+    return events
 
 
 # Functions invoked by another service's action rather than an event source mapping.
@@ -370,6 +377,14 @@ DIRECT_EVENTS = {"inbound": "ses_email_receiving.json"}
 # The migration worker serves Step Functions tasks with a job's state; a step name it does not know
 # makes it load its whole step path (services, IMAP client) and refuse, without a job to work on.
 PROBE_EVENTS: dict[str, dict[str, Any]] = {"migration_worker": {"step": "bench-probe", "state": {}}}
+
+
+# Queues whose messages are not about a mailbox: a message of the queue's own shape, for work that
+# does not exist (the bulk verification worker refuses any other shape, which fails the batch).
+SQS_BODIES: dict[str, dict[str, Any]] = {
+    "verify_bulk": {"org_id": "org_bench", "job_id": "vbj_bench", "chunk": 0, "emails": []},
+    "smtp_relay_test": {"org_id": "org_bench", "job_id": "rtj_bench"},
+}
 
 
 def _worker_event(target: Target) -> dict[str, Any] | None:
@@ -385,14 +400,20 @@ def _worker_event(target: Target) -> dict[str, Any] | None:
         return None
     event = load_event(name)
     if target.source == "SQS":
+        body = SQS_BODIES.get(target.label, {"org_id": "org_bench", "mailbox_id": "mbx_bench"})
         for record in event["Records"]:
-            record["body"] = json.dumps({"org_id": "org_bench", "mailbox_id": "mbx_bench"})
+            record["body"] = json.dumps(body)
     elif target.label in DIRECT_EVENTS:
         event["Records"] = []
     return event
 
 
-def measure(targets: Sequence[Target], runs: int, site: Site, clock: str, *, importtime_for: set[str]) -> int:
+@contextmanager
+def bench_world(
+    targets: Sequence[Target], site: Site
+) -> Iterator[tuple[dict[str, dict[str, Any]], dict[str, str]]]:
+    """A moto server with the template's table, an organization and its admin token; yields every
+    target's child spec (the baseline's too) and the children's environment."""
     from tests.support.aws import create_table_from_template, template
 
     doc = template()
@@ -422,27 +443,29 @@ def measure(targets: Sequence[Target], runs: int, site: Site, clock: str, *, imp
             claims = classify(f"Bearer {created.admin_token}", Table())
             if "org_id" not in claims:
                 raise BenchError(f"the bench's own token is refused: {claims}")
-            specs = _specs(targets, build_events(targets, created.admin_token), site)
-            env = _child_env(bench_env)
+            yield _specs(targets, build_events(targets, created.admin_token), site), _child_env(bench_env)
 
-            names = list(specs)
-            # One uncounted run each: writes __pycache__ for the code under test and warms the OS
-            # file cache, so every counted run starts from the same state (Lambda ships .pyc too).
-            for name in names:
-                run_child(specs[name], env, site)
-            samples = {name: Samples() for name in names}
-            for round_number in range(runs):
-                shift = round_number % len(names)
-                for name in names[shift:] + names[:shift]:
-                    samples[name].add(run_child(specs[name], env, site)[0])
-                    sys.stderr.write(".")
-                    sys.stderr.flush()
-            sys.stderr.write("\n")
 
-            flagged = report(targets, samples, runs, site, clock)
-            for label in [t.label for t in targets if t.label in flagged or t.label in importtime_for]:
-                _, stderr = run_child(specs[label], env, site, importtime=True)
-                print_importtime(label, stderr)
+def measure(targets: Sequence[Target], runs: int, site: Site, clock: str, *, importtime_for: set[str]) -> int:
+    with bench_world(targets, site) as (specs, env):
+        names = list(specs)
+        # One uncounted run each: writes __pycache__ for the code under test and warms the OS
+        # file cache, so every counted run starts from the same state (Lambda ships .pyc too).
+        for name in names:
+            run_child(specs[name], env, site)
+        samples = {name: Samples() for name in names}
+        for round_number in range(runs):
+            shift = round_number % len(names)
+            for name in names[shift:] + names[:shift]:
+                samples[name].add(run_child(specs[name], env, site)[0])
+                sys.stderr.write(".")
+                sys.stderr.flush()
+        sys.stderr.write("\n")
+
+        flagged = report(targets, samples, runs, site, clock)
+        for label in [t.label for t in targets if t.label in flagged or t.label in importtime_for]:
+            _, stderr = run_child(specs[label], env, site, importtime=True)
+            print_importtime(label, stderr)
     return 0
 
 

@@ -18,7 +18,7 @@ from typing import Any
 from urllib.parse import parse_qs
 
 from local import faults
-from local.stack import ResourceSpec, Stack
+from local.stack import FunctionSpec, ResourceSpec, Stack
 
 log = logging.getLogger(__name__)
 
@@ -379,18 +379,32 @@ def _register_functions(stack: Stack, clients: Clients) -> None:
         for f in page["Functions"]
     }
     for spec in stack.functions.values():
-        if spec.name in registered:
-            continue
-        lam.create_function(
-            FunctionName=spec.name,
-            Runtime=spec.runtime,
-            Role=role_arn,
-            Handler=spec.handler,
-            Code={"ZipFile": archive.getvalue()},
-            Timeout=spec.timeout,
-            MemorySize=spec.memory_size,
-        )
+        if spec.name not in registered:
+            lam.create_function(
+                FunctionName=spec.name,
+                Runtime=spec.runtime,
+                Role=role_arn,
+                Handler=spec.handler,
+                Code={"ZipFile": archive.getvalue()},
+                Timeout=spec.timeout,
+                MemorySize=spec.memory_size,
+            )
+        _publish_alias(lam, spec)
     _mirror_for_ses_validation(stack, role_arn, archive.getvalue())
+
+
+def _publish_alias(lam: Any, spec: FunctionSpec) -> None:
+    """AutoPublishAlias as SAM deploys it: a published version and the alias on it, so that ARNs
+    qualified with the alias (Step Functions' tasks, schedules, SES rules) name a function moto knows."""
+    if not spec.alias:
+        return
+    try:
+        lam.get_alias(FunctionName=spec.name, Name=spec.alias)
+        return
+    except lam.exceptions.ResourceNotFoundException:
+        pass
+    version = lam.publish_version(FunctionName=spec.name)["Version"]
+    lam.create_alias(FunctionName=spec.name, Name=spec.alias, FunctionVersion=version)
 
 
 def _mirror_for_ses_validation(stack: Stack, role_arn: str, archive: bytes) -> None:
@@ -403,17 +417,20 @@ def _mirror_for_ses_validation(stack: Stack, role_arn: str, archive: bytes) -> N
     backend = lambda_backends[stack.naming.account_id][stack.naming.region]
     registered = {fn.function_name for fn in backend.list_functions()}
     for spec in stack.functions.values():
-        if spec.name in registered:
-            continue
-        backend.create_function(
-            {
-                "FunctionName": spec.name,
-                "Runtime": spec.runtime,
-                "Role": role_arn,
-                "Handler": spec.handler,
-                "Code": {"ZipFile": base64.b64encode(archive).decode()},
-            }
-        )
+        if spec.name not in registered:
+            backend.create_function(
+                {
+                    "FunctionName": spec.name,
+                    "Runtime": spec.runtime,
+                    "Role": role_arn,
+                    "Handler": spec.handler,
+                    "Code": {"ZipFile": base64.b64encode(archive).decode()},
+                }
+            )
+        if spec.alias and spec.alias not in {a.name for a in backend.list_aliases(spec.name)}:
+            version = backend.publish_version(spec.name)
+            assert version is not None  # the function was registered just above
+            backend.create_alias(spec.alias, spec.name, str(version.version), "", "")
 
 
 def _create_receipt_rules(stack: Stack, ses: Any) -> None:

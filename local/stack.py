@@ -39,6 +39,8 @@ class FunctionSpec:
     # EventInvokeConfig: retries of a failed asynchronous invocation, and where it goes after them.
     async_retries: int = 2
     async_on_failure_arn: str | None = None
+    # AutoPublishAlias: events and other resources reach the function through this alias (SnapStart).
+    alias: str | None = None
 
     @property
     def module_file(self) -> Path:
@@ -337,6 +339,7 @@ class Stack:
                 layer_dirs=tuple(self._layer_dirs(props.get("Layers") or [])),
                 async_retries=int(invoke_config.get("MaximumRetryAttempts", 2)),
                 async_on_failure_arn=str(on_failure) if on_failure else None,
+                alias=str(props["AutoPublishAlias"]) if props.get("AutoPublishAlias") else None,
             )
 
     def _layer_dirs(self, layer_arns: list[Any]) -> list[Path]:

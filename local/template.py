@@ -290,6 +290,8 @@ class Template:
             return self.parameters[name]
         if name.startswith("AWS::"):
             return self._pseudo(name)
+        if name.endswith(".Alias"):
+            return self.function_alias_arn(name.removesuffix(".Alias"))
         resource = self.body["Resources"].get(name)
         if resource is None:
             raise TemplateError(f"Ref to unknown parameter or resource {name}")
@@ -306,6 +308,18 @@ class Template:
         if kind in ("AWS::Serverless::HttpApi", "AWS::Serverless::Api", "AWS::ApiGatewayV2::Api"):
             return self.api_id(name)
         return self.physical_name(name)
+
+    def function_alias_arn(self, logical_id: str) -> str:
+        """SAM's ``!Ref <function>.Alias``: the ARN of the alias ``AutoPublishAlias`` names (qualified
+        ARNs reach the function locally, where there are no versions)."""
+        resource = self.body["Resources"].get(logical_id) or {}
+        if resource.get("Type") != "AWS::Serverless::Function":
+            raise TemplateError(f"Ref {logical_id}.Alias: not a function")
+        globals_ = (self.body.get("Globals") or {}).get("Function") or {}
+        alias = (resource.get("Properties") or {}).get("AutoPublishAlias", globals_.get("AutoPublishAlias"))
+        if not alias:
+            raise TemplateError(f"Ref {logical_id}.Alias: the function has no AutoPublishAlias")
+        return f"{self.arn(logical_id)}:{self.resolve(alias)}"
 
     def get_att(self, logical_id: str, attribute: str) -> Any:
         resource = self.body["Resources"].get(logical_id)

@@ -104,7 +104,9 @@ def websocket_apis(template: Any) -> list[WebSocketApiSpec]:
                 uri = str(child_props.get("IntegrationUri", ""))
                 found = re.search(r"functions/(?P<arn>.+)/invocations$", uri)
                 if found:
-                    integrations[template.ref(child)] = found["arn"]
+                    # An alias-qualified ARN (SnapStart: the template integrates the "live" alias)
+                    # names the function itself here, where there are no versions.
+                    integrations[template.ref(child)] = _unqualified(found["arn"])
             elif kind == "AWS::ApiGatewayV2::Route":
                 target = str(child_props.get("Target", "")).removeprefix("integrations/")
                 routes[template.ref(child)] = (str(child_props["RouteKey"]), target)
@@ -379,3 +381,9 @@ class WebSocketServer(HttpServer):
         super().__init__(
             app, port=port, host=host, name="websocket-api", what="the WebSocket API", ws="websockets-sansio"
         )
+
+
+def _unqualified(function_arn: str) -> str:
+    """``arn:aws:lambda:<region>:<account>:function:<name>[:<alias or version>]`` without the qualifier."""
+    parts = function_arn.split(":")
+    return ":".join(parts[:7]) if len(parts) > 7 and parts[5] == "function" else function_arn

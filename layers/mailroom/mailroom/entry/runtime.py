@@ -10,7 +10,12 @@ local stack, where every function shares one process and invocations run side by
 another's lines.
 
 A cold start is the first invocation of the handler, not of the process: on Lambda the two are the
-same (a process serves one function), on the local stack each function has its own.
+same (a process serves one function), on the local stack each function has its own. With SnapStart
+the first invocation of an environment resumed from the snapshot is its cold start too: init, and
+so the snapshot, never invokes the handler.
+
+Every handler module imports this one, so importing it registers the SnapStart runtime hooks
+(``entry/snapstart``): Lambda only runs hooks registered by the time init ends.
 """
 
 from __future__ import annotations
@@ -20,11 +25,14 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from mailroom import observability
+from mailroom.entry import snapstart
 
 R = TypeVar("R")
 Handler = Callable[[Any, Any], R]
 
 NO_DEADLINE_MS = 10**9
+
+snapstart.register()
 
 
 def remaining_ms(context: Any) -> int:

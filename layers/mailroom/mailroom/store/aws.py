@@ -189,6 +189,26 @@ def dynamodb() -> DynamoDBClient:
     return client("dynamodb")  # type: ignore[no-any-return]
 
 
+def prime(service: str = "dynamodb") -> None:
+    """Do, before any request, the work of building a client that is the same in every execution
+    environment: import boto3, read the service model, endpoint rules and retry settings into the
+    process's data loader. The client itself is thrown away and never cached: it is built with
+    placeholder credentials and makes no request, so no credentials, connection or environment's
+    identity ends up in a SnapStart snapshot (``entry/snapstart``); the first real client then only
+    resolves this environment's credentials."""
+    import boto3
+    from botocore.config import Config
+
+    session: Any = boto3.session.Session(botocore_session=_botocore_session())
+    session.client(
+        service,
+        region_name=get_settings().region,
+        aws_access_key_id="snapshot-priming",
+        aws_secret_access_key="snapshot-priming",  # noqa: S106 - a placeholder, never sent anywhere
+        config=Config(retries={"mode": "standard", "max_attempts": 3}),
+    ).close()
+
+
 def reset_clients() -> None:
     """Forget cached clients (tests that switch endpoints or regions)."""
     with _lock:
