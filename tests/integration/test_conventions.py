@@ -148,6 +148,23 @@ def failing_first(real: Any, *failures: Exception) -> Any:
     return call
 
 
+def completion_only_alone(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A mutation's idempotency completion is written in its audit record's transaction; when that
+    transaction cannot be written, the completion is written on its own. Make the joint write fail,
+    so the tests below reach the completion written alone, the path they are about."""
+    from mailroom.store import audit
+    from mailroom.store.errors import ServiceUnavailable
+
+    real = audit.record
+
+    def record(*args: Any, **kwargs: Any) -> Any:
+        if kwargs.get("also"):
+            raise ServiceUnavailable("the joint write is down")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(audit, "record", record)
+
+
 def test_a_done_request_answers_its_result_when_its_record_cannot_be_written(
     org: NewOrganization, table: Table, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -155,6 +172,7 @@ def test_a_done_request_answers_its_result_when_its_record_cannot_be_written(
     would make a second token."""
     from mailroom.store.errors import ServiceUnavailable
 
+    completion_only_alone(monkeypatch)
     down = failing_first(IdempotencyStore.complete, *(ServiceUnavailable("down") for _ in range(10)))
     monkeypatch.setattr(IdempotencyStore, "complete", down)
     created = create(org.admin_token, "unrecorded")
@@ -167,6 +185,7 @@ def test_a_brief_outage_while_recording_the_outcome_is_waited_out(
 ) -> None:
     from mailroom.store.errors import ServiceUnavailable, Throttled
 
+    completion_only_alone(monkeypatch)
     flaky = failing_first(IdempotencyStore.complete, Throttled("slow"), ServiceUnavailable("down"))
     monkeypatch.setattr(IdempotencyStore, "complete", flaky)
     first = create(org.admin_token, "outage")
@@ -319,6 +338,10 @@ def test_a_brief_outage_does_not_lose_the_audit_record(
     assert create(org.admin_token, "audited-anyway", name="ci").status == 201
     log = call("audit", "GET", "/api/v1/audit-log", token=org.admin_token).json()
     assert [entry["action"] for entry in log["data"]] == ["token.create"]
+    # The idempotency completion rode in the same (retried) transaction: the retry replays.
+    replayed = create(org.admin_token, "audited-anyway", name="ci")
+    assert replayed.status == 201
+    assert replayed.headers["idempotent-replayed"] == "true"
 
 
 def test_audit_filters_by_action_actor_and_time(org: NewOrganization) -> None:
