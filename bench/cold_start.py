@@ -11,7 +11,9 @@ a job's state, is measured at import only. The ``fastapi`` column says whether t
 imported FastAPI once it has served its event: functions that serve no HTTP must not (the import
 contracts in ``make lint`` hold it; this shows what it costs). AWS is a moto server on loopback,
 reached through ``AWS_ENDPOINT_URL``, so the first invoke pays for what a real one does (boto3
-import, client, DynamoDB round trips) without leaving the machine.
+import, client, DynamoDB round trips) without leaving the machine. The MCP function is a client of
+the API over HTTP (its first request reads the OpenAPI document and the token's identity): its
+child reaches the real API, every router in one app, served on loopback by this process.
 
 The packages are the layer's: ``layers/mailroom/requirements.txt`` installed for this interpreter
 into a cached folder (``.aws-sam/bench/``), and the children run without the virtualenv on
@@ -39,6 +41,7 @@ breakdown of that function: time by package, and which first-party module import
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import json
 import os
@@ -308,6 +311,56 @@ def moto_endpoint() -> Iterator[str]:
         server.stop()
 
 
+# Functions whose first request is served by calling the API over HTTP (the MCP server reads the
+# API's OpenAPI document and the token's identity from it, as on AWS through API Gateway).
+API_CLIENTS = frozenset({"mcp"})
+API_URL_VARIABLE = "MAILROOM_MCP_API_URL"
+
+
+@contextmanager
+def api_over_http() -> Iterator[str]:
+    """The real API (every router in one app, and its OpenAPI document) on loopback, in a thread of
+    this process, against the bench's moto and table: what an API client function's child reaches."""
+    import logging
+    import socket
+    import threading
+    import time
+
+    import uvicorn
+    from starlette.responses import JSONResponse
+    from starlette.types import Receive, Scope, Send
+
+    from mailroom.api import openapi
+    from mailroom.api.app import create_app
+    from mailroom.api.routers import all_routers
+
+    api = create_app(*all_routers())
+    document = JSONResponse(openapi.document())
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"] == "/api/openapi.json":  # the openapi function's
+            await document(scope, receive, send)
+        else:
+            await api(scope, receive, send)
+
+    logging.disable(logging.INFO)  # the API's access log lines, one per request, not the report's
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [listener]}, daemon=True)
+    thread.start()
+    while not server.started:
+        if not thread.is_alive():
+            raise BenchError("the API server for the MCP function did not start")
+        time.sleep(0.05)
+    try:
+        yield f"http://127.0.0.1:{listener.getsockname()[1]}"
+    finally:
+        server.should_exit = True
+        thread.join(10)
+        logging.disable(logging.NOTSET)
+
+
 @contextmanager
 def environment(values: dict[str, str]) -> Iterator[None]:
     """This process's environment for the run (the parent creates the organization and token through
@@ -396,7 +449,7 @@ def measure(targets: Sequence[Target], runs: int, site: Site, clock: str, *, imp
     from tests.support.aws import create_table_from_template, template
 
     doc = template()
-    with moto_endpoint() as endpoint:
+    with moto_endpoint() as endpoint, contextlib.ExitStack() as servers:
         bench_env = {
             **function_environment(doc),
             "MAILROOM_TABLE_NAME": TABLE_NAME,
@@ -424,6 +477,8 @@ def measure(targets: Sequence[Target], runs: int, site: Site, clock: str, *, imp
                 raise BenchError(f"the bench's own token is refused: {claims}")
             specs = _specs(targets, build_events(targets, created.admin_token), site)
             env = _child_env(bench_env)
+            if any(target.label in API_CLIENTS for target in targets):
+                env[API_URL_VARIABLE] = servers.enter_context(api_over_http())
 
             names = list(specs)
             # One uncounted run each: writes __pycache__ for the code under test and warms the OS
