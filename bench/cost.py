@@ -12,6 +12,11 @@ request tiers and bytes, SES recipients) and the handler's duration timed:
 * **webhook delivery**: ``bench.webhooks``' deliveries through the SQS-triggered delivery function
   in batches of 10 (AWS calls counted on this side of moto's server), plus what Lambda's SQS poller
   does per batch (one ReceiveMessage, one DeleteMessageBatch);
+* **migrated message**: ``bench.migration``'s corpus in a real Dovecot (plain IMAP on loopback),
+  imported by the migration workflow's tasks through the worker function's handler in this process
+  (tests.support.migrations' driver, batches one after the other); Step Functions transitions are
+  counted as the task states entered (a floor: the machine's Choice and Map states add some), the
+  Lambda duration is each task's wall time with moto in process (an upper bound).
 * **mailbox-month at rest**: a mailbox holding ``--mailbox-messages`` messages of bench.migration's
   corpus's mean size, stored as the inbound run stored them (S3 bytes per byte received, DynamoDB
   bytes per message, both measured).
@@ -21,13 +26,11 @@ For inbound and send, AWS is moto in this process, whose time per call says noth
 duration is the handler's own measured time (without the time inside AWS calls) plus
 ``--aws-call-ms`` per AWS call (an assumed round trip, 10 ms by default; both parts are printed).
 For webhooks, moto is its own process and the calls are loopback HTTP round trips: the measured
-wall time is used as it is. Prices are ``mailroom.domain.billing.PRICES['us-east-1']`` (docs/billing.md), the
-table the billing estimate uses. Free tiers are ignored.
+wall time is used as it is. Prices are ``mailroom.domain.billing.PRICES['us-east-1']``
+(docs/billing.md), the table the billing estimate uses. Free tiers are ignored.
 
-Not measured here: migrated messages (bench.migration runs its worker in other processes, where
-this meter cannot count; see the README's cost section).
-
-    python -m bench.cost [--messages N] [--sends N] [--deliveries N] [--mailbox-messages N] [--aws-call-ms MS]
+    python -m bench.cost [--messages N] [--sends N] [--deliveries N] [--migrated N] [--mailbox-messages N]
+                         [--aws-call-ms MS]
 """
 
 from __future__ import annotations
@@ -318,6 +321,106 @@ def measure_webhooks(meter: Meter, deliveries: int) -> Measured:
     )
 
 
+# ----------------------------------------------------------------------------- migration
+
+
+def measure_migration(meter: Meter, messages: int) -> Measured:
+    """``bench.migration``'s corpus, seeded into a real Dovecot, imported by the migration workflow's
+    steps (tests.support.migrations' driver: the state machine's tasks, one after the other) through
+    the worker function's handler, in this process so every AWS call is metered. The job is started
+    through the API before the meter runs."""
+    import pytest
+    from moto import mock_aws
+
+    from bench import migration as migration_bench
+    from mailroom.services.organizations import create_organization
+    from mailroom.settings import get_settings
+    from mailroom.store import aws
+    from mailroom.store import migrations as store
+    from mailroom.store.table import Table
+    from tests.support.aws import create_table_from_template
+    from tests.support.dovecot import DovecotServer
+    from tests.support.lambda_api import call
+    from tests.support.mailboxes import PASSWORD, add_domain, key, new_mailbox
+    from tests.support.migrations import WorkflowDriver, provision_migration_aws, start_body
+
+    memory = memory_mb("migration_worker")
+    tally = Tally()
+    walls: list[float] = []
+
+    class MeteredDriver(WorkflowDriver):
+        def invoke(self, state_name: str, event: dict[str, Any]) -> Any:
+            started = time.perf_counter()
+            try:
+                with meter.measuring(tally):
+                    return super().invoke(state_name, event)
+            finally:
+                walls.append(time.perf_counter() - started)
+
+    with DovecotServer() as server:
+        account = migration_bench.seed(server, messages)
+        environment = migration_bench._environment(0, server, "plain")
+        environment.pop("AWS_ENDPOINT_URL")
+        patch = pytest.MonkeyPatch()
+        try:
+            for name, value in environment.items():
+                patch.setenv(name, value)
+            patch.delenv("AWS_ENDPOINT_URL", raising=False)
+            get_settings.cache_clear()
+            aws.reset_clients()
+            with mock_aws():
+                create_table_from_template(aws.dynamodb(), migration_bench.TABLE_NAME)
+                provision_migration_aws(patch)
+                org = create_organization(Table(), name="Cost Co")
+                add_domain(org, "example.com")
+                mailbox = new_mailbox(org, "owner")
+                body = start_body(
+                    mailbox["id"],
+                    PASSWORD,
+                    source_host=migration_bench.HOST,
+                    source_port=migration_bench._port(server, "plain"),
+                    source_security="none",
+                    source_email=account.user,
+                    source_password=account.password,
+                )
+                started = call(
+                    "migrations",
+                    "POST",
+                    "/api/v1/migrations",
+                    token=org.admin_token,
+                    json_body=body,
+                    headers=key(),
+                )
+                if started.status != 201:
+                    raise RuntimeError(f"starting the migration: {started.status} {started.body[:300]!r}")
+                job = store.get(Table(), str(org.organization["id"]), started.json()["data"]["id"])
+                assert job is not None
+                driver = MeteredDriver()
+                runs = driver.run_job(job)
+                if runs[-1].end != "completed":
+                    raise RuntimeError(f"the migration ended {runs[-1].end}: {runs[-1].error}")
+        finally:
+            patch.undo()
+            get_settings.cache_clear()
+            aws.reset_clients()
+    invocations = len(driver.invocations)
+    work = _from_tally(tally, messages) + UnitWork(
+        lambda_invocations=invocations / messages,
+        lambda_gb_seconds=sum(gb_seconds(memory, wall) for wall in walls) / messages,
+        stepfunctions_transitions=invocations / messages,
+    )
+    return Measured(
+        "migrated message",
+        messages,
+        work,
+        tally,
+        sum(walls) / messages,
+        tally.seconds_in_aws / messages,
+        sum(walls) / messages,
+        memory,
+    )
+
+
 # ----------------------------------------------------------------------------- report
 
 
@@ -377,6 +480,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--messages", type=int, default=40, help="inbound messages (default 40)")
     parser.add_argument("--sends", type=int, default=20, help="sends (default 20)")
     parser.add_argument("--deliveries", type=int, default=50, help="webhook deliveries (default 50)")
+    parser.add_argument("--migrated", type=int, default=100, help="messages migrated (default 100)")
     parser.add_argument(
         "--mailbox-messages",
         type=int,
@@ -387,7 +491,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--aws-call-ms", type=float, default=10.0, help="assumed AWS round trip per call (default 10 ms)"
     )
     args = parser.parse_args(argv)
-    if args.messages < 2 or args.sends < 1 or args.deliveries < 10 or args.mailbox_messages < 1:
+    if args.messages < 2 or min(args.sends, args.migrated, args.mailbox_messages) < 1 or args.deliveries < 10:
         parser.error("--messages must be at least 2, --sends and --mailbox-messages 1, --deliveries 10")
     sys.path[:0] = [p for p in (str(ROOT), str(ROOT / "layers" / "mailroom")) if p not in sys.path]
     import logging
@@ -398,7 +502,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         inbound, at_rest = measure_inbound(meter, args.messages, args.aws_call_ms)
         sends = measure_send(meter, args.sends, args.aws_call_ms)
         webhook = measure_webhooks(meter, args.deliveries)
-    report([inbound, sends, webhook], at_rest, args.mailbox_messages)
+        migrated = measure_migration(meter, args.migrated)
+    report([inbound, sends, webhook, migrated], at_rest, args.mailbox_messages)
     return 0
 
 
