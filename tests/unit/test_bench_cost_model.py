@@ -84,3 +84,15 @@ def test_record_counts_s3_tiers_and_ses_recipients() -> None:
     record(tally, "sesv2", "SendEmail", destination, {})
     assert (tally.s3_put_tier, tally.s3_get_tier, tally.s3_bytes_put, tally.ses_recipients) == (2, 1, 5, 3)
     assert tally.requests("s3") == 4
+
+
+def test_lambda_memory_is_read_from_the_template() -> None:
+    from bench.cost import memory_mb
+    from tests.support.aws import template
+
+    resources = template()["Resources"].values()
+    inbound = next(r for r in resources if r["Properties"].get("CodeUri") == "functions/inbound/")
+    assert memory_mb("inbound") == inbound["Properties"]["MemorySize"]  # its own setting
+    assert memory_mb("send") == template()["Globals"]["Function"]["MemorySize"]  # the Globals'
+    with pytest.raises(LookupError):
+        memory_mb("no_such_function")
