@@ -418,6 +418,15 @@ def build_events(targets: Sequence[Target], token: str) -> dict[str, Any]:
     }
 
 
+# One body for every queue's worker: each reads the fields of its own jobs (a mailbox to purge, an
+# SMTP test or a verification chunk of a job), and none of them exists, so there is nothing to do.
+SQS_NO_WORK: dict[str, Any] = {
+    "org_id": "org_bench",
+    "mailbox_id": "mbx_bench",
+    "job_id": "job_bench",
+    "chunk": 0,
+    "emails": [],
+}
 # Functions invoked by another service's action rather than an event source mapping.
 DIRECT_EVENTS = {"inbound": "ses_email_receiving.json"}
 # The migration worker serves Step Functions tasks with a job's state; a step name it does not know
@@ -439,7 +448,7 @@ def _worker_event(target: Target) -> dict[str, Any] | None:
     event = load_event(name)
     if target.source == "SQS":
         for record in event["Records"]:
-            record["body"] = json.dumps({"org_id": "org_bench", "mailbox_id": "mbx_bench"})
+            record["body"] = json.dumps(SQS_NO_WORK)
     elif target.label in DIRECT_EVENTS:
         event["Records"] = []
     return event
