@@ -28,11 +28,18 @@ def logger() -> Logger:
     return Logger()
 
 
+METRICS_NAMESPACE = "Mailroom"  # template.yaml's POWERTOOLS_METRICS_NAMESPACE
+
+
 @lru_cache(maxsize=1)
 def metrics() -> Metrics:
+    """Powertools refuses to serialize metrics without a namespace: the environment's, else
+    Mailroom's own, so no environment (a bench, a script) can make a flush raise."""
+    import os
+
     from aws_lambda_powertools import Metrics
 
-    return Metrics()
+    return Metrics(namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE") or METRICS_NAMESPACE)
 
 
 @lru_cache(maxsize=1)
