@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -21,6 +20,8 @@ from typing import Any
 
 import pytest
 
+from tests.support import ports
+
 REPO = Path(__file__).resolve().parents[2]
 READY_LINE = "Mailroom local stack ready"
 START_TIMEOUT = 60.0
@@ -28,9 +29,7 @@ STOP_TIMEOUT = 20.0
 
 
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    return ports.free_port()
 
 
 def process_group_members(pgid: int) -> list[int]:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import shutil
-import socket
 import subprocess
 import time
 from collections.abc import Iterable, Iterator
@@ -15,6 +14,8 @@ from typing import Any
 import dns.message
 import dns.query
 import dns.rdatatype
+
+from tests.support import ports
 
 
 @dataclass(frozen=True)
@@ -37,9 +38,8 @@ class ZoneRecord:
 
 
 def free_udp_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+    """nsd binds the port for UDP and TCP both."""
+    return ports.free_port(udp=True)
 
 
 class AuthoritativeDns:

@@ -54,6 +54,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from mailroom.imap.models import SourceAccount
+from tests.support import ports
 from tests.support.mail_corpus import hostile_messages, stdlib_messages
 
 MISSING = (
@@ -78,14 +79,12 @@ def _binary(name: str) -> str | None:
 
 
 def _free_ports(count: int) -> list[int]:
-    sockets = [socket.socket(socket.AF_INET, socket.SOCK_STREAM) for _ in range(count)]
-    try:
-        for probe in sockets:
-            probe.bind(("127.0.0.1", 0))
-        return [int(probe.getsockname()[1]) for probe in sockets]
-    finally:
-        for probe in sockets:
-            probe.close()
+    chosen: list[int] = []
+    while len(chosen) < count:
+        port = ports.free_port()
+        if port not in chosen:
+            chosen.append(port)
+    return chosen
 
 
 def _die_with_parent() -> None:
