@@ -24,6 +24,26 @@ DOMAIN_NAME_RULES = (
 )
 
 
+class _NamedDomain(Strict):
+    """The checks of a domain's name and backup-MX flag, shared by create and full replace (each
+    declares the fields with its own defaults and descriptions)."""
+
+    @field_validator("domain", check_fields=False)
+    @classmethod
+    def valid_name(cls, value: str) -> str:
+        try:
+            return normalize_domain(value)
+        except InvalidDomainName as exc:
+            raise ValueError(str(exc)) from exc
+
+    @field_validator("backupmx", check_fields=False)
+    @classmethod
+    def no_backup_mx(cls, value: bool) -> bool:
+        if value:
+            raise ValueError("Mailroom receives through SES; it cannot act as a backup MX")
+        return value
+
+
 class DomainLimits(Strict):
     """The mailcow domain limits (MB for quotas)."""
 
@@ -47,7 +67,7 @@ class DomainLimits(Strict):
         return {k: v for k, v in self.model_dump().items() if k in service.DEFAULT_LIMITS and v is not None}
 
 
-class CreateDomain(DomainLimits):
+class CreateDomain(DomainLimits, _NamedDomain):
     """A domain to host. Its limits must be consistent: defquota ≤ maxquota ≤ quota (missing ones
     take their defaults: 3072, 10240, 10240 MB); a quota above the organization's storage is 422."""
 
@@ -67,21 +87,6 @@ class CreateDomain(DomainLimits):
         json_schema_extra={"enum": [False]},
         description="Backup MX is not supported (mail is received through SES): only false",
     )
-
-    @field_validator("domain")
-    @classmethod
-    def valid_name(cls, value: str) -> str:
-        try:
-            return normalize_domain(value)
-        except InvalidDomainName as exc:
-            raise ValueError(str(exc)) from exc
-
-    @field_validator("backupmx")
-    @classmethod
-    def no_backup_mx(cls, value: bool) -> bool:
-        if value:
-            raise ValueError("Mailroom receives through SES; it cannot act as a backup MX")
-        return value
 
     @model_validator(mode="after")
     def quotas_consistent(self) -> CreateDomain:
@@ -120,7 +125,7 @@ class UpdateDomain(DomainLimits):
         return fields
 
 
-class ReplaceDomain(Strict):
+class ReplaceDomain(_NamedDomain):
     """mailcow's domain update (PUT): the page's required fields are all required, and an optional
     field left out takes its default (description: none, feedback_enabled: true). The domain's
     note and catch-all have their own endpoints and are kept. Quotas must be consistent
@@ -149,21 +154,6 @@ class ReplaceDomain(Strict):
         ge=1, le=100_000_000, description="Total of the domain's mailbox quotas, MB; at most the storage"
     )
     feedback_enabled: bool = Field(default=True, description="Bounce and complaint feedback to the sender")
-
-    @field_validator("domain")
-    @classmethod
-    def valid_name(cls, value: str) -> str:
-        try:
-            return normalize_domain(value)
-        except InvalidDomainName as exc:
-            raise ValueError(str(exc)) from exc
-
-    @field_validator("backupmx")
-    @classmethod
-    def no_backup_mx(cls, value: bool) -> bool:
-        if value:
-            raise ValueError("Mailroom receives through SES; it cannot act as a backup MX")
-        return value
 
     @model_validator(mode="after")
     def quotas_consistent(self) -> ReplaceDomain:
