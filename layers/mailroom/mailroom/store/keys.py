@@ -206,6 +206,34 @@ usage          PK ORG#<org>                 SK USAGE#<yyyy-mm>    {messages_rece
                  api_requests}
 invoice        PK ORG#<org>                 SK INVOICE#<yyyy-mm>  {id invc_<yyyymm>_<digest>, usage,
                  plan, price, cost estimate}
+
+The automation model (mailtrigger-api.txt; docs/automation.md). An organization's rules, actions,
+routes and task configs live in one partition (each list is one Query of a prefix); its HEAD item
+counts them (limits hold in the transaction that adds one) and carries the version every change
+moves, so the route sets below are rebuilt monotonically. A route set is what inbound reads for one
+mailbox, or for every mailbox of a domain: the target's routes in order, with their rule's
+conditions and their actions' non-secret parameters copied in (one JSON document), fetched in the
+BatchGetItem inbound already makes per mailbox (no request of its own):
+
+automation head PK ORG#<org>#AUTOMATION     SK HEAD               {version, rule_count, action_count,
+                                            route_count, task_count}
+automation rule PK ORG#<org>#AUTOMATION     SK RULE#<rul id>      {name, match, conditions, version}
+action         PK ORG#<org>#AUTOMATION      SK ACTION#<act id>    {name, type, parameters, version;
+                                            a webhook's secret_ciphertext, KMS-sealed}
+route          PK ORG#<org>#AUTOMATION      SK ROUTE#<rte id>     {target, rule_id, action_ids,
+                                            position, stop, enabled, version}
+task config    PK ORG#<org>#AUTOMATION      SK TASK#<tsk id>      {schedule, action_id, query, ...}
+route set      PK ORG#<org>#AUTOMATION      SK ROUTESET#MBX#<mbx id> | ROUTESET#DOM#<dom id>
+                                            {routes (JSON), data_keys, built_version}
+task run       PK ORG#<org>#TASK#<tsk id>#RUNS  SK <run ulid>    {trigger, outcome, counts, ttl}
+
+In the mailbox's partition (the mailbox purge removes them with its mail):
+
+mailbox doc    PK ORG#<org>#MBX#<mbx>       SK DATA#<key>         {value (JSON text), bytes, version}
+mailbox docs   PK ORG#<org>#MBX#<mbx>       SK DATAMETA           {keys, bytes}: the data limits
+route hit      PK ORG#<org>#MBX#<mbx>       SK ROUTEHIT#<rte id>#<message ulid>  (a route's archive)
+action run     PK ORG#<org>#MBX#<mbx>       SK ACTRUN#<message ulid>#<rte id>#<act id>
+                                            {status, attempts, error, ttl}: runs once per message
 """
 
 from __future__ import annotations
@@ -663,3 +691,58 @@ def subject_entries_sk(subject_hash: str) -> str:
     """The threads imported with one normalized subject (store/mail_batch.py), by last activity:
     the subject fallback of threading for a whole chunk in one BatchGetItem."""
     return f"SUBJECT#{subject_hash}"
+
+
+# --- the automation model (see the module docstring) ----------------------------------------------
+
+AUTOMATION_HEAD_SK = "HEAD"
+AUTOMATION_RULE_PREFIX = "RULE#"
+AUTOMATION_ACTION_PREFIX = "ACTION#"
+AUTOMATION_ROUTE_PREFIX = "ROUTE#"
+AUTOMATION_TASK_PREFIX = "TASK#"
+MAILBOX_DATA_PREFIX = "DATA#"
+MAILBOX_DATA_META_SK = "DATAMETA"
+
+
+def automation_pk(org_id: str) -> str:
+    return f"ORG#{org_id}#AUTOMATION"
+
+
+def automation_rule_sk(rule_id: str) -> str:
+    return f"{AUTOMATION_RULE_PREFIX}{rule_id}"
+
+
+def automation_action_sk(action_id: str) -> str:
+    return f"{AUTOMATION_ACTION_PREFIX}{action_id}"
+
+
+def automation_route_sk(route_id: str) -> str:
+    return f"{AUTOMATION_ROUTE_PREFIX}{route_id}"
+
+
+def automation_task_sk(task_id: str) -> str:
+    return f"{AUTOMATION_TASK_PREFIX}{task_id}"
+
+
+def mailbox_route_set_sk(mailbox_id: str) -> str:
+    return f"ROUTESET#MBX#{mailbox_id}"
+
+
+def domain_route_set_sk(domain_id: str) -> str:
+    return f"ROUTESET#DOM#{domain_id}"
+
+
+def task_runs_pk(org_id: str, task_id: str) -> str:
+    return f"ORG#{org_id}#TASK#{task_id}#RUNS"
+
+
+def mailbox_data_sk(key: str) -> str:
+    return f"{MAILBOX_DATA_PREFIX}{key}"
+
+
+def route_hit_sk(route_id: str, message_ulid: str) -> str:
+    return f"ROUTEHIT#{route_id}#{message_ulid}"
+
+
+def action_run_sk(message_ulid: str, route_id: str, action_id: str) -> str:
+    return f"ACTRUN#{message_ulid}#{route_id}#{action_id}"
