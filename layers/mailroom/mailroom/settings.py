@@ -101,6 +101,11 @@ class Settings:
     # Usage metering (docs/billing.md): API requests are counted in memory and added to the month's
     # counter at most this many seconds apart (0: at every request; the template sets 60).
     usage_flush_seconds: int = 0
+    # Automation (docs/automation-execution.md): the queue of asynchronous actions, its dead-letter
+    # queue, and the seconds before each retry of an action (at most 12 h each: one visibility).
+    automation_queue_url: str | None = None
+    automation_dlq_url: str | None = None
+    automation_retry_schedule: tuple[int, ...] = (5, 300, 1800, 7200, 18000, 36000)
 
     @property
     def is_local(self) -> bool:
@@ -197,6 +202,9 @@ def get_settings() -> Settings:
         schedule_min_lead_seconds=_int("MAILROOM_SCHEDULE_MIN_LEAD_SECONDS", 60),
         support_address=(os.environ.get("MAILROOM_SUPPORT_ADDRESS") or "").strip() or None,
         support_hmac_secret=os.environ.get("MAILROOM_SUPPORT_HMAC_SECRET") or None,
+        automation_queue_url=os.environ.get("MAILROOM_AUTOMATION_QUEUE_URL") or None,
+        automation_dlq_url=os.environ.get("MAILROOM_AUTOMATION_DLQ_URL") or None,
+        automation_retry_schedule=_automation_schedule("MAILROOM_AUTOMATION_RETRY_SCHEDULE"),
     )
 
 
@@ -207,6 +215,20 @@ def _schedule(name: str) -> tuple[int, ...]:
         return parse_schedule(os.environ.get(name))
     except ValueError as exc:
         raise RuntimeError(f"{name}: {exc}") from exc
+
+
+def _automation_schedule(name: str) -> tuple[int, ...]:
+    from mailroom.domain.automation_runs import DEFAULT_RETRY_SCHEDULE, MAX_RETRY_DELAY_SECONDS
+    from mailroom.domain.webhooks import parse_schedule
+
+    raw = os.environ.get(name)
+    try:
+        schedule = parse_schedule(raw) if raw and raw.strip() else DEFAULT_RETRY_SCHEDULE
+    except ValueError as exc:
+        raise RuntimeError(f"{name}: {exc}") from exc
+    if any(delay > MAX_RETRY_DELAY_SECONDS for delay in schedule):
+        raise RuntimeError(f"{name}: each delay is at most {MAX_RETRY_DELAY_SECONDS} s (one SQS visibility)")
+    return schedule
 
 
 def _accounts(name: str) -> frozenset[str]:

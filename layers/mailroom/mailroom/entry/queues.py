@@ -27,7 +27,7 @@ class RetryScheduled(Exception):
 
 
 @functools.cache
-def _thread_loop_processor() -> type[Any]:
+def thread_loop_processor() -> type[Any]:
     """Powertools' async batch processor, running on this thread's loop: outside Lambda it uses
     ``asyncio.run``, which closes the loop and leaves the thread without one (see mailroom.loops)."""
     from aws_lambda_powertools.utilities.batch import AsyncBatchProcessor
@@ -85,7 +85,7 @@ def webhook_delivery(event: dict[str, Any], context: Any) -> dict[str, Any]:
         if outcome is Outcome.WAIT:
             raise RetryScheduled(job.message.delivery_id)
 
-    processor = _thread_loop_processor()(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
+    processor = thread_loop_processor()(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
     response = dict(
         async_process_partial_response(
             event=event, record_handler=handle, processor=processor, context=context

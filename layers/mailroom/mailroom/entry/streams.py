@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from mailroom.store.table import Item
 
 
-def _stream_image(image: dict[str, Any]) -> dict[str, Any]:
+def stream_image(image: dict[str, Any]) -> dict[str, Any]:
     """A stream record's image as the low-level client returns items (binary values as bytes)."""
 
     def convert(value: dict[str, Any]) -> dict[str, Any]:
@@ -64,7 +64,7 @@ def event_fanout(event: dict[str, Any], context: Any) -> dict[str, Any]:
         image = (record.get("dynamodb") or {}).get("NewImage")
         if record.get("eventName") != "INSERT" or not image:
             continue  # the event source's filter should not let these through
-        item = deserialize(_stream_image(image))
+        item = deserialize(stream_image(image))
         if item.get("type") == "event":
             sequences.append(str(record["dynamodb"]["SequenceNumber"]))
             items.append(item)
