@@ -30,7 +30,8 @@ def dispatch(entries: Sequence[Item]) -> Dispatched:
     owners: list[int] = []
     for position, entry in enumerate(entries):
         where = action_runs.log_entry_of(str(entry.get("PK", "")), str(entry.get("SK", "")))
-        found = pending_actions(*where, entry) if where is not None else []
+        waiting = int(entry.get("automation_pending") or 0) > 0  # what the stream's filter reads too
+        found = pending_actions(*where, entry) if where is not None and waiting else []
         if not found:
             result.ignored += 1
             continue

@@ -88,6 +88,7 @@ class BatchRunner:
         self.settings = settings
         self.client = client  # None: webhook_http's shared client of the running loop
         self.found: dict[tuple[str, str], Item] = {}
+        self._running: dict[str, asyncio.Task[Disposition]] = {}  # run id -> its handling, this batch
         self.outcomes: Counter[str] = Counter()  # done, failed, skipped, retried, duplicate
 
     def prefetch(self, queued: list[QueuedAction]) -> None:
@@ -96,6 +97,19 @@ class BatchRunner:
     # ------------------------------------------------------------------------- one message
 
     async def process(self, queued: QueuedAction) -> Disposition:
+        """Handle one message. A second message of the same run in this batch (the run enqueued
+        twice) waits for the first to be handled, then is deleted: the first one's message carries
+        the run on, whatever became of it (done, kept for a retry, or back after a failure)."""
+        earlier = self._running.get(queued.pending.run_id)
+        if earlier is not None:
+            await asyncio.wait([earlier])
+            self.outcomes["duplicate"] += 1
+            return Disposition.DONE
+        handling = asyncio.create_task(self._process(queued))
+        self._running[queued.pending.run_id] = handling
+        return await handling
+
+    async def _process(self, queued: QueuedAction) -> Disposition:
         pending = queued.pending
         known_run = self.found.get(action_runs.run_key(pending))
         if known_run is not None and known_run.get("status") in (runs.DONE, runs.SKIPPED):
