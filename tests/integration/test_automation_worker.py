@@ -333,6 +333,13 @@ def test_a_gone_endpoint_or_a_broken_template_fails_at_once(
         assert "nope" in second["error"]
         assert auto.queue_depth(queues.dlq_url) == 0  # nothing for the operator: the action is wrong
 
+        # Failed for good: another delivery of the same runs does not try again.
+        auto.dispatch(entry)
+        run_all(queues)
+        assert len(hook.received) == 1
+        (first, second), _ = auto.logged_actions(table, entry)
+        assert (first["attempts"], second["attempts"]) == (1, 1)
+
 
 def test_a_deleted_action_is_skipped_and_a_bad_message_is_reported_alone(
     table: Table,

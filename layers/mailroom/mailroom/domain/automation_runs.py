@@ -25,9 +25,17 @@ TERMINAL = frozenset({DONE, FAILED, SKIPPED})
 # The ACTRUN item's own states: ``running`` while a worker holds the lease, ``retry`` while its
 # message waits for the next attempt; then one of the terminal ones above.
 RUNNING, RETRY = "running", "retry"
-# A run in one of these may be claimed again: its retry came back, or (failed) its message was
-# redriven from the dead-letter queue. A run that is done or skipped never runs again.
-CLAIMABLE = frozenset({RETRY, FAILED})
+
+
+def finished(run: Mapping[str, Any] | None) -> bool:
+    """Whether an ACTRUN item is over for good: done, skipped, or failed for a reason retrying cannot
+    fix. A run that failed after its last retry (``redrivable``) may run again: its message was
+    parked in the dead-letter queue, and a redrive brings it back."""
+    if run is None:
+        return False
+    status = run.get("status")
+    return status in (DONE, SKIPPED) or (status == FAILED and not run.get("redrivable"))
+
 
 MESSAGE_VERSION = 1
 TEXT_CHARS = 16 * 1024  # the template context's message.text: its first 16 KB (characters)

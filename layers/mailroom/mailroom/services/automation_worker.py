@@ -111,8 +111,7 @@ class BatchRunner:
 
     async def _process(self, queued: QueuedAction) -> Disposition:
         pending = queued.pending
-        known_run = self.found.get(action_runs.run_key(pending))
-        if known_run is not None and known_run.get("status") in (runs.DONE, runs.SKIPPED):
+        if runs.finished(self.found.get(action_runs.run_key(pending))):
             self.outcomes["duplicate"] += 1
             return Disposition.DONE
         entry = self.found.get(action_runs.log_key(pending))
@@ -146,7 +145,7 @@ class BatchRunner:
     async def _not_claimed(self, queued: QueuedAction) -> Disposition:
         current = await _blocking(action_runs.get_run, self.table, queued.pending)
         status = (current or {}).get("status")
-        if status in (runs.DONE, runs.SKIPPED):
+        if runs.finished(current):
             self.outcomes["duplicate"] += 1
             return Disposition.DONE
         if status == runs.RUNNING:
@@ -254,6 +253,7 @@ class BatchRunner:
             **shared,
             "finished_at": clock.isoformat(now) if outcome.final else None,
             "next_attempt_at": next_at,
+            "redrivable": True if exhausted else None,
         }
         recorded = await _blocking(
             action_runs.finish,

@@ -3,13 +3,14 @@ message (in the mailbox's partition, so the mailbox purge removes it with the ma
 and the outcome written back into the message's processing-log entry.
 
 A worker *claims* a run before it acts: one conditional UpdateItem that succeeds only if no run
-exists, its last attempt asked for a retry, it failed (its message was redriven from the dead-letter
-queue), or the worker holding it let its lease run out. So a message delivered twice runs its action
-once; a run that is done or skipped never runs again. The claim carries a random token; *finishing*
-is one transaction conditioned on that token (a worker whose lease was taken over records nothing)
-that also updates the log entry's ``automation.actions[index]`` (conditioned on still naming the
-same route and action, and on the status read) and, when the action leaves ``pending``, decrements
-the entry's ``automation_pending``.
+exists, its last attempt asked for a retry, it failed after its last retry (``redrivable``: its
+message was parked in the dead-letter queue, and a redrive brings it back), or the worker holding
+it let its lease run out. So a message delivered twice runs its action once; a run that is done,
+skipped or failed for good never runs again. The claim carries a random token; *finishing* is one
+transaction conditioned on that token (a worker whose lease was taken over records nothing) that
+also updates the log entry's ``automation.actions[index]`` (conditioned on still naming the same
+route and action, and on the status read) and, when the action leaves ``pending``, decrements the
+entry's ``automation_pending``.
 """
 
 from __future__ import annotations
@@ -102,7 +103,8 @@ def log_entry_of(pk: str, sk: str) -> tuple[str, str, str] | None:
 def claim(
     table: Table, pending: PendingAction, *, token: str, now: datetime, lease_seconds: int
 ) -> Item | None:
-    """Take the run for one attempt (see the module docstring): the run as claimed, its
+    """Take the run for one attempt (see the module docstring; ``redrivable`` marks a run that failed
+    after its last retry): the run as claimed, its
     ``attempts`` counting this one; None when it is not claimable now (read it to learn why)."""
     pk, sk = run_key(pending)
     expiry = _epoch(now + timedelta(days=RUN_RETENTION_DAYS))
@@ -112,6 +114,7 @@ def claim(
             ":running": runs.RUNNING,
             ":retry": runs.RETRY,
             ":failed": runs.FAILED,
+            ":yes": True,
             ":token": token,
             ":lease": _epoch(now) + lease_seconds,
             ":now": _epoch(now),
@@ -136,7 +139,7 @@ def claim(
             " attempts = if_not_exists(attempts, :zero) + :one, #ttl = :ttl, #type = :type,"
             " started_at = :started, org_id = :org, mailbox_id = :mbx,"
             " message_ulid = :msg, route_id = :rte, action_id = :act, action_type = :kind",
-            condition="attribute_not_exists(PK) OR #st IN (:retry, :failed)"
+            condition="attribute_not_exists(PK) OR #st = :retry OR (#st = :failed AND redrivable = :yes)"
             " OR (#st = :running AND lease_until < :now)",
             names=names,
             expression_values=wire,
