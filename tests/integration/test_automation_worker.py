@@ -395,7 +395,7 @@ def test_the_dispatcher_filter_passes_only_new_entries_with_pending_actions(
     assert auto.queue_depth(queues.queue_url) == 0
 
 
-def test_the_dispatcher_reports_the_records_it_could_not_enqueue(
+def test_a_dispatcher_that_cannot_reach_the_queue_fails_its_batch_for_the_stream_to_retry(
     table: Table,
     org: NewOrganization,
     inbox: dict[str, Any],

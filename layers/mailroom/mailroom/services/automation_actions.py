@@ -304,7 +304,9 @@ def reply(table: Table, job: Job, body: Mapping[str, Any], *, now: datetime) -> 
     blocked = send_blocked(mailbox)
     if blocked is not None:
         return skipped(blocked.code)
-    interval = int(params.get("interval_days") or DEFAULT_REPLY_INTERVAL_DAYS)
+    interval = min(
+        max(int(params.get("interval_days") or DEFAULT_REPLY_INTERVAL_DAYS), 1), auto_reply.MAX_INTERVAL_DAYS
+    )
     if not action_runs.claim_reply(
         table,
         job.pending.org_id,
