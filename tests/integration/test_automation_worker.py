@@ -524,3 +524,24 @@ def test_a_reply_action_answers_once_per_sender_and_never_lists(
         ("skipped", "test_message"),
     ]
     assert outcomes[3]["detail"]["subject"] == "Re: Testing"
+
+
+def test_an_action_of_another_organization_is_never_run(
+    table: Table,
+    org: NewOrganization,
+    other_org: NewOrganization,
+    inbox: dict[str, Any],
+    bucket: str,
+    queues: auto.AutomationAws,
+    hook: Receiver,
+) -> None:
+    # A log entry naming another tenant's action id (however it came to): actions are read under the
+    # entry's own organization's key, so there is nothing to run.
+    foreign, _ = auto.put_action(table, org_id(other_org), "webhook", {"url": hook.url})
+    message = receive(table, org, inbox, bucket)
+    entry = entry_for(table, org, message, foreign)
+    auto.dispatch(entry)
+    run_all(queues)
+    assert hook.received == []
+    (logged,), pending = auto.logged_actions(table, entry)
+    assert (logged["status"], logged["error"], pending) == ("skipped", "action_deleted", 0)
