@@ -545,3 +545,35 @@ def test_an_action_of_another_organization_is_never_run(
     assert hook.received == []
     (logged,), pending = auto.logged_actions(table, entry)
     assert (logged["status"], logged["error"], pending) == ("skipped", "action_deleted", 0)
+
+
+def test_the_aws_calls_of_a_webhook_action(
+    table: Table,
+    org: NewOrganization,
+    inbox: dict[str, Any],
+    bucket: str,
+    queues: auto.AutomationAws,
+    hook: Receiver,
+) -> None:
+    """What docs/automation-execution.md counts: per batch one BatchGetItem; per action a claim and a
+    recording transaction; KMS once per action while its key is cached."""
+    from tests.integration.test_send_calls import counted
+
+    action, hook.secret = auto.put_action(table, org_id(org), "webhook", {"url": hook.url})
+    entries = [
+        entry_for(table, org, receive(table, org, inbox, bucket, subject=f"m{i}"), action) for i in range(2)
+    ]
+    auto.dispatch(entries[0])
+    with counted() as cold:
+        auto.work_round(queues)
+    auto.dispatch(entries[1])
+    with counted() as warm:
+        auto.work_round(queues)
+    assert all(r.verified for r in hook.received) and len(hook.received) == 2
+    assert cold == {
+        "dynamodb.BatchGetItem": 1,
+        "dynamodb.UpdateItem": 1,
+        "kms.Decrypt": 1,
+        "dynamodb.TransactWriteItems": 1,
+    }
+    assert warm == {"dynamodb.BatchGetItem": 1, "dynamodb.UpdateItem": 1, "dynamodb.TransactWriteItems": 1}
