@@ -101,6 +101,12 @@ class Settings:
     # Usage metering (docs/billing.md): API requests are counted in memory and added to the month's
     # counter at most this many seconds apart (0: at every request; the template sets 60).
     usage_flush_seconds: int = 0
+    # Task configs (docs/automation-tasks.md): the recurring schedules' group, the task runner's
+    # alias they (and action/execute) invoke, the role they run as, and where undeliverable firings go.
+    task_runner_function_arn: str | None = None
+    task_scheduler_role_arn: str | None = None
+    task_schedule_group: str = "default"
+    task_runner_dlq_arn: str | None = None
 
     @property
     def is_local(self) -> bool:
@@ -197,6 +203,10 @@ def get_settings() -> Settings:
         schedule_min_lead_seconds=_int("MAILROOM_SCHEDULE_MIN_LEAD_SECONDS", 60),
         support_address=(os.environ.get("MAILROOM_SUPPORT_ADDRESS") or "").strip() or None,
         support_hmac_secret=os.environ.get("MAILROOM_SUPPORT_HMAC_SECRET") or None,
+        task_runner_function_arn=os.environ.get("MAILROOM_TASK_RUNNER_FUNCTION_ARN") or None,
+        task_scheduler_role_arn=os.environ.get("MAILROOM_TASK_SCHEDULER_ROLE_ARN") or None,
+        task_schedule_group=os.environ.get("MAILROOM_TASK_SCHEDULE_GROUP") or "default",
+        task_runner_dlq_arn=os.environ.get("MAILROOM_TASK_RUNNER_DLQ_ARN") or None,
     )
 
 
