@@ -28,7 +28,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from mailroom import clock, errors
+from mailroom import clock, errors, loops
 from mailroom.domain import event_buses
 from mailroom.domain import tasks as rules
 from mailroom.domain import webhooks as webhook_rules
@@ -332,7 +332,7 @@ def _webhook(
         context.pop("data")
         body = json.dumps(context, separators=(",", ":"), default=str).encode()
     msg_id = f"msg_{run_id.removeprefix('run_')}"
-    error = asyncio.run(_post(url.url, action, msg_id, body, allow_private=settings.webhook_allow_private))
+    error = loops.run_on_thread_loop(_post(url.url, action, msg_id, body, allow_private=settings.webhook_allow_private))
     if error is None:
         tally.done = len(messages)
         return
@@ -344,21 +344,17 @@ async def _post(url: str, action: Item, msg_id: str, body: bytes, *, allow_priva
     from mailroom import webhook_http
 
     error: str | None = None
-    async with webhook_http.new_client(allow_private=allow_private) as client:
-        for attempt in range(WEBHOOK_ATTEMPTS):
-            headers = automation_signing.signed_headers(action, msg_id, body, timestamp=int(time.time()))
-            result = await webhook_http.post(client, url, body, headers)
-            if result.succeeded:
-                return None
-            error = result.error or f"HTTP {result.status_code}"
-            if (
-                result.status_code is not None
-                and 400 <= result.status_code < 500
-                and result.status_code != 429
-            ):
-                return error  # the receiver refused this body: sending it again would not help
-            if attempt < len(WEBHOOK_BACKOFF_SECONDS):
-                await asyncio.sleep(WEBHOOK_BACKOFF_SECONDS[attempt])
+    client = webhook_http.shared_client(allow_private=allow_private)
+    for attempt in range(WEBHOOK_ATTEMPTS):
+        headers = automation_signing.signed_headers(action, msg_id, body, timestamp=int(time.time()))
+        result = await webhook_http.post(client, url, body, headers)
+        if result.succeeded:
+            return None
+        error = result.error or f"HTTP {result.status_code}"
+        if result.status_code is not None and 400 <= result.status_code < 500 and result.status_code != 429:
+            return error  # the receiver refused this body: sending it again would not help
+        if attempt < len(WEBHOOK_BACKOFF_SECONDS):
+            await asyncio.sleep(WEBHOOK_BACKOFF_SECONDS[attempt])
     return error
 
 
