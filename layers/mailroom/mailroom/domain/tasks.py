@@ -40,7 +40,7 @@ class InvalidSchedule(ValueError):
 
 # --- schedule expressions ------------------------------------------------------------------------
 
-_RATE = re.compile(r"rate\((\d{1,9}) (minute|minutes|hour|hours|day|days)\)")
+_RATE = re.compile(r"rate\((\d{1,9}) (minute|minutes|hour|hours|day|days)\)", re.ASCII)
 _MONTHS = ("JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC")
 _DAYS = ("SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT")
 
@@ -118,7 +118,7 @@ def _check_field(text: str, spec: str, field: _Field) -> None:
     upper = spec.upper()
     if "L" in field.special and upper in ("L", "LW") and (upper == "L" or "W" in field.special):
         return
-    if field.name == "day-of-month" and upper.endswith("W") and upper[:-1].isdigit():
+    if field.name == "day-of-month" and upper.endswith("W") and _digits(upper[:-1]):
         _value(where, upper[:-1], field)
         return
     if field.name == "day-of-week":
@@ -133,7 +133,7 @@ def _check_field(text: str, spec: str, field: _Field) -> None:
             return
     for part in upper.split(","):
         base, slash, step = part.partition("/")
-        if slash and not (step.isdigit() and int(step) >= 1):
+        if slash and not (_digits(step) and int(step) >= 1):
             raise InvalidSchedule(f"{where}: a step is a positive whole number")
         if base == "*":
             continue
@@ -143,10 +143,15 @@ def _check_field(text: str, spec: str, field: _Field) -> None:
             raise InvalidSchedule(f"{where}: a range runs from low to high")
 
 
+def _digits(token: str) -> bool:
+    # ASCII only: str.isdigit() is true of "²", which int() refuses.
+    return token.isascii() and token.isdigit()
+
+
 def _value(where: str, token: str, field: _Field) -> int:
     if token in field.names:
         return field.names.index(token) + 1
-    if not token.isdigit():
+    if not _digits(token):
         raise InvalidSchedule(f"{where}: {token!r} is not a value of {field.name}")
     value = int(token)
     if not field.low <= value <= field.high:
