@@ -10,9 +10,9 @@ whose time has come is fired: its target function is invoked asynchronously with
 service does). A one-off schedule is then deleted when its ``ActionAfterCompletion`` says so, else
 remembered as fired.
 
-A recurring schedule's first firing is its first due time after it was created or last changed
-(``rate``: one interval after; ``cron``: the next matching minute in its time zone), then each
-following one; missed firings (the stack was down) coalesce into one, as EventBridge does not
+A recurring schedule first fires when it is first seen after it was created or changed (``rate``:
+at once, as Scheduler starts a rate schedule without a ``StartDate``; ``cron``: at the next
+matching minute in its time zone), then at each following due time; missed firings (the stack was down) coalesce into one, as EventBridge does not
 backfill either. ``rate_minute_seconds`` is how many real seconds a minute of a ``rate(...)``
 lasts (60; the e2e tests set a few, ``MAILROOM_LOCAL_RATE_MINUTE_SECONDS``, so ``rate(1 minute)``
 fires within the test), and ``fast_forward`` fires every recurring schedule once now.
@@ -122,7 +122,9 @@ class OneOffSchedules:
         if state is None:
             for stale in [v for v in self._recurring if v[:2] == key]:
                 del self._recurring[stale]
-            state = self._recurring[version] = _Recurring(expression, self._next(expression, now))
+            # Scheduler starts a rate schedule without a StartDate at once; cron at its next minute.
+            first = now if isinstance(expression, Rate) else expression.next_after(now)
+            state = self._recurring[version] = _Recurring(expression, first)
         if state.next_at is None or state.next_at > now:
             return False
         scheduled = state.next_at

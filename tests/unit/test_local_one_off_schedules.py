@@ -117,10 +117,14 @@ def test_recurring_schedules_fire_at_each_due_time_with_the_scheduled_time_fille
         # A rate minute lasts 6 seconds here (as MAILROOM_LOCAL_RATE_MINUTE_SECONDS=6 makes it).
         runner = OneOffSchedules(scheduler, lambda _arn, event: fired.append(event), rate_minute_seconds=6)
 
-        assert runner.run_due(start) == []  # the first pass only learns the schedules
+        # A rate schedule starts at once (no StartDate), then every (shortened) minute.
+        assert runner.run_due(start) == ["every-minute"]
         assert runner.run_due(start + timedelta(seconds=5)) == []
         assert runner.run_due(start + timedelta(seconds=6)) == ["every-minute"]
-        assert fired == [{"id": "every-minute", "at": "2030-01-01T06:58:36Z"}]
+        assert fired == [
+            {"id": "every-minute", "at": "2030-01-01T06:58:30Z"},
+            {"id": "every-minute", "at": "2030-01-01T06:58:36Z"},
+        ]
         # Missed firings coalesce into one; cron follows its zone's wall clock.
         fired.clear()
         assert sorted(runner.run_due(start + timedelta(minutes=2))) == ["at-eight", "every-minute"]
@@ -150,6 +154,6 @@ def test_recurring_schedules_fire_at_each_due_time_with_the_scheduled_time_fille
             Target={"Arn": TARGET, "RoleArn": f"arn:aws:iam::{ACCOUNT}:role/r", "Input": "{}"},
         )
         changed = start + timedelta(minutes=6)
-        assert runner.run_due(changed) == []
+        assert runner.run_due(changed) == ["every-minute"]  # changed: starts again at once
         assert runner.run_due(changed + timedelta(seconds=11)) == []
         assert runner.run_due(changed + timedelta(seconds=12)) == ["every-minute"]
