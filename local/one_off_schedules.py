@@ -12,10 +12,10 @@ remembered as fired.
 
 A recurring schedule first fires when it is first seen after it was created or changed (``rate``:
 at once, as Scheduler starts a rate schedule without a ``StartDate``; ``cron``: at the next
-matching minute in its time zone), then at each following due time; missed firings (the stack was down) coalesce into one, as EventBridge does not
-backfill either. ``rate_minute_seconds`` is how many real seconds a minute of a ``rate(...)``
-lasts (60; the e2e tests set a few, ``MAILROOM_LOCAL_RATE_MINUTE_SECONDS``, so ``rate(1 minute)``
-fires within the test), and ``fast_forward`` fires every recurring schedule once now.
+matching minute in its time zone), then at each following due time; missed firings (the stack was
+down) coalesce into one, as EventBridge does not backfill either. ``rate_minute_seconds`` is how
+many real seconds a minute of a ``rate(...)`` lasts (60; ``MAILROOM_LOCAL_RATE_MINUTE_SECONDS``:
+the e2e tests set a few, so ``rate(1 minute)`` fires within the test).
 
 Schedules survive a restart in the state snapshot (local/persistence.py); one that came due while
 the stack was down fires on the first pass after the start, as EventBridge delivers a late one.

@@ -332,7 +332,8 @@ def _webhook(
         context.pop("data")
         body = json.dumps(context, separators=(",", ":"), default=str).encode()
     msg_id = f"msg_{run_id.removeprefix('run_')}"
-    error = loops.run_on_thread_loop(_post(url.url, action, msg_id, body, allow_private=settings.webhook_allow_private))
+    allow_private = settings.webhook_allow_private
+    error = loops.run_on_thread_loop(_post(url.url, action, msg_id, body, allow_private=allow_private))
     if error is None:
         tally.done = len(messages)
         return
