@@ -344,9 +344,7 @@ def _task_config(
     run = create(http, f"/api/v1/task-configs/{task['id']}/action/execute", ops, status=202)
     values["run_id"] = [run["id"]]
     run_path = f"/api/v1/task-configs/{task['id']}/runs/{run['id']}"
-    waits.append(
-        lambda: _settled("the task run", lambda: get(http, run_path, ops)["status"] == "succeeded")
-    )
+    waits.append(lambda: _settled("the task run", lambda: get(http, run_path, ops)["status"] == "succeeded"))
 
 
 def close_month(stack: LocalStackProcess, *argv: str) -> dict[str, Any]:
