@@ -26,6 +26,7 @@ import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from mailroom import clock, errors, loops
@@ -145,7 +146,7 @@ def run_manual(table: Table, org_id: str, task_id: str, run_id: str, remaining: 
     return _run(table, leased, run_id, now, remaining)
 
 
-def _skipped(task: Item, now: Any) -> dict[str, Any]:
+def _skipped(task: Item, now: datetime) -> dict[str, Any]:
     return {
         "status": "skipped",
         "error": f"another run of this task is in progress ({task.get('lease_run', 'unknown')})",
@@ -154,7 +155,7 @@ def _skipped(task: Item, now: Any) -> dict[str, Any]:
     }
 
 
-def _run(table: Table, task: Item, run_id: str, started: Any, remaining: Remaining) -> str:
+def _run(table: Table, task: Item, run_id: str, started: datetime, remaining: Remaining) -> str:
     tally = Tally()
     try:
         _execute(table, task, run_id, tally, remaining)
@@ -175,7 +176,7 @@ def _run(table: Table, task: Item, run_id: str, started: Any, remaining: Remaini
     return status
 
 
-def _finish(table: Table, org_id: str, task_id: str, run_id: str, started: Any, tally: Tally) -> str:
+def _finish(table: Table, org_id: str, task_id: str, run_id: str, started: datetime, tally: Tally) -> str:
     status = rules.run_status(matched=tally.matched, done=tally.done, failed=tally.failed, error=tally.error)
     finished = clock.utcnow()
     store.finish_run(
