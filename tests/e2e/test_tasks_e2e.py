@@ -3,7 +3,7 @@ fires on its recurring schedule (the stack's rate minutes shortened to 2 seconds
 digest of the mailbox's mail, received over SMTP, that a receiver verifies with
 ``standardwebhooks``; ``action/execute`` runs it now; both runs are listed with their outcome.
 
-The action item is written as the CONTRACT of issue 14 specifies it (tests/support/automation.py)
+The action item is written as the CONTRACT of issue 14 specifies it (tests/support/task_actions.py)
 until the automation API that creates actions is merged."""
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ import pytest
 
 from tests.e2e.stack_process import LocalStackProcess, start_stack
 from tests.support.api_http import data, post, wait_for
-from tests.support.automation import put_action
+from tests.support.task_actions import put_action
 from tests.support.webhooks import Receiver, receiver
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("tasks")]

@@ -316,10 +316,10 @@ def _task_config(
 ) -> None:
     """A task config (docs/automation-tasks.md) whose schedule never fires during the sweep, and a
     finished run of it. Its action is written as the automation CONTRACT specifies the item
-    (tests/support/automation.py) until the automation API that creates actions is merged."""
+    (tests/support/task_actions.py) until the automation API that creates actions is merged."""
     import boto3
 
-    from tests.support.automation import put_action
+    from tests.support.task_actions import put_action
 
     http, ops, values = site.http, tenant.ops, tenant.values
     lines = (site.stack.state_dir / "local.env").read_text().splitlines()

@@ -1,4 +1,4 @@
-"""Automation items as the automation API writes them (the CONTRACT of issue 14), for tests of the
+"""Action items as the automation API writes them (the CONTRACT of issue 14), for tests of the
 parts that read them before that API is merged: an action item under the organization's automation
 partition, a webhook action's secret generated and KMS-sealed with context {org_id, action_id}.
 
