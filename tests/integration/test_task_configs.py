@@ -26,7 +26,6 @@ from mailroom.store import aws, keys, mailboxes
 from mailroom.store import mail as mail_store
 from mailroom.store.table import Table
 from mailroom.store.txn import Update
-from tests.support.task_actions import Action, put_action
 from tests.support.lambda_api import LambdaContext, function_module
 from tests.support.mailboxes import (
     add_domain,
@@ -39,6 +38,7 @@ from tests.support.mailboxes import (
     post,
     put,
 )
+from tests.support.task_actions import Action, put_action
 from tests.support.webhooks import provision_webhook_aws, receiver
 
 GROUP = "mailroom-test-tasks"
