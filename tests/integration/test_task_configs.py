@@ -456,6 +456,22 @@ def test_overlapping_runs_skip_and_a_firing_delivered_twice_runs_once(world: Wor
     # (Both succeed only if the first finished before the second took the lease.)
 
 
+def test_a_run_whose_runner_died_is_closed_by_the_run_that_takes_its_expired_lease(world: World) -> None:
+    task = create(world, **task_body(world, world.action("label", labels=["x"])))
+    assert fire(world, task["id"], "2026-12-07T08:00:00Z") == "succeeded"
+    (first,) = runs(world, task["id"])
+    # As if that run had died mid-way: still running, its lease expired.
+    pk, sk = keys.automation_pk(world.org_id), keys.automation_task_sk(task["id"])
+    Update(pk, sk).set(lease_run=first["id"], lease_until=1).apply(world.table)
+    Update(keys.task_runs_pk(world.org_id, task["id"]), first["id"].removeprefix("run_")).set(
+        status="running", finished_at=None
+    ).apply(world.table)
+    assert fire(world, task["id"], "2026-12-07T08:01:00Z") == "succeeded"
+    newer, dead = runs(world, task["id"])
+    assert newer["status"] == "succeeded" and dead["id"] == first["id"]
+    assert dead["status"] == "failed" and "runner stopped" in dead["error"] and dead["finished_at"]
+
+
 def test_a_schedule_whose_task_is_gone_deletes_itself(world: World) -> None:
     task = create(world, **task_body(world, world.action("delete")))
     world.table.delete(keys.automation_pk(world.org_id), keys.automation_task_sk(task["id"]))

@@ -10,7 +10,8 @@ paths, and two firings may overlap (a long run, a manual run during a scheduled 
 * a manual run moves its run item from queued to running conditionally: delivered again, it finds
   the run started and does nothing;
 * while a lease is held (until the holder gives it back, or ``LEASE_SECONDS`` after it was taken,
-  past the function's longest run), another run is recorded as ``skipped`` and does nothing.
+  past the function's longest run), another run is recorded as ``skipped`` and does nothing; the
+  run that takes over an expired lease closes its dead holder's run as failed.
 
 AWS calls per run: the task (1 UpdateItem: the lease), the run (1 PutItem or UpdateItem), the
 mailbox, the action (2 GetItem), the query (1 to 5 Queries per 200 messages; 1 more for a folder
@@ -115,6 +116,7 @@ def fire_scheduled(
         store.put_run(table, {**run, **_skipped(current, now)})
         return "skipped"
     store.put_run(table, {**run, "status": "running", "started_at": clock.isoformat(now)})
+    _close_abandoned(table, task, now)
     return _run(table, leased, run["id"], now, remaining)
 
 
@@ -143,7 +145,27 @@ def run_manual(table: Table, org_id: str, task_id: str, run_id: str, remaining: 
     if leased is None:
         store.finish_run(table, org_id, task_id, run_id, _skipped(task, now))
         return "skipped"
+    _close_abandoned(table, task, now)
     return _run(table, leased, run_id, now, remaining)
+
+
+def _close_abandoned(table: Table, before: Item, now: datetime) -> None:
+    """The lease just taken had expired: its holder died (a timeout, a crash) with its run still
+    ``running``; that run is closed as failed so the listing does not show it running for ever."""
+    holder = before.get("lease_run")
+    if not holder:
+        return
+    store.abandon_run(
+        table,
+        before["org_id"],
+        before["id"],
+        str(holder),
+        {
+            "status": "failed",
+            "error": "the runner stopped before the run finished (a time limit or a crash)",
+            "finished_at": clock.isoformat(now),
+        },
+    )
 
 
 def _skipped(task: Item, now: datetime) -> dict[str, Any]:

@@ -134,6 +134,16 @@ def start_run(table: Table, org_id: str, task_id: str, run_id: str, fields: dict
         return None
 
 
+def abandon_run(table: Table, org_id: str, task_id: str, run_id: str, fields: dict[str, Any]) -> None:
+    """Close a run whose runner died holding the lease (it is still ``running``); any other state,
+    or no such run, is left alone."""
+    pk, sk = run_key(org_id, task_id, run_id)
+    try:
+        Update(pk, sk).set(**fields).equals("status", "running").apply(table)
+    except ConditionFailed:
+        return
+
+
 def finish_run(table: Table, org_id: str, task_id: str, run_id: str, fields: dict[str, Any]) -> None:
     pk, sk = run_key(org_id, task_id, run_id)
     Update(pk, sk).set(**fields).apply(table)
