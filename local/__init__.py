@@ -38,6 +38,9 @@ Configuration (environment variables; all optional):
     Most function invocations running at once (a thread each). Default ``64``.
 ``MAILROOM_LOCAL_LOG_LEVEL``
     Log level of the local runtime itself (functions use the template's ``LogLevel``). Default ``INFO``.
+``MAILROOM_LOCAL_RATE_MINUTE_SECONDS``
+    Real seconds a minute of a ``rate(...)`` schedule a function made at run time lasts (a task
+    config's; ``local/one_off_schedules.py``). Default ``60``; the e2e tests set a few.
 ``MAILROOM_FAULTS``
     Fault injection (``local/faults.py``): ``"dynamodb=0.1,s3=0.1,sesv2=0.1,sqs=0.1,persist=0.1,seed=7"``
     fails that share of the functions' AWS call attempts with the service's own server error or

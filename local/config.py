@@ -35,6 +35,8 @@ class LocalConfig:
     region: str = "us-east-1"
     log_level: str = "INFO"
     faults: FaultPlan | None = None  # MAILROOM_FAULTS (local/faults.py)
+    # Real seconds a minute of a run-time rate(...) schedule lasts (local/one_off_schedules.py).
+    rate_minute_seconds: float = 60.0
 
     @property
     def moto_url(self) -> str:
@@ -75,6 +77,13 @@ class LocalConfig:
             region=env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or "us-east-1",
             log_level=(env.get("MAILROOM_LOCAL_LOG_LEVEL") or "INFO").upper(),
             faults=FaultPlan.parse(env.get("MAILROOM_FAULTS", "")),
+            rate_minute_seconds=float(
+                _int(
+                    "MAILROOM_LOCAL_RATE_MINUTE_SECONDS",
+                    env.get("MAILROOM_LOCAL_RATE_MINUTE_SECONDS") or "60",
+                    1,
+                )
+            ),
         )
 
 

@@ -1,16 +1,24 @@
 """EventBridge Scheduler schedules that functions create at run time (one-off ``at(...)``
-schedules, as a scheduled send makes), fired at their time like the real service does.
+schedules, as a scheduled send makes; recurring ``rate(...)``/``cron(...)`` ones, as a task config
+makes), fired at their time like the real service does.
 
 The template's own schedules are ``local.schedules.Scheduler``'s; these live in moto, so they are
 read from it: every ``interval`` seconds the schedules of every group are listed (a schedule's
-definition is read once, then cached by name and modification time), and each enabled ``at(...)``
-schedule whose time has come is fired: its target function is invoked asynchronously with the
-target's ``Input`` (retried as Lambda retries, as the real service does), then the schedule is
-deleted when its ``ActionAfterCompletion`` says so, else remembered as fired.
+definition is read once, then cached by name and modification time), and each enabled schedule
+whose time has come is fired: its target function is invoked asynchronously with the target's
+``Input`` (``<aws.scheduler.scheduled-time>`` filled in; retried as Lambda retries, as the real
+service does). A one-off schedule is then deleted when its ``ActionAfterCompletion`` says so, else
+remembered as fired.
+
+A recurring schedule first fires when it is first seen after it was created or changed (``rate``:
+at once, as Scheduler starts a rate schedule without a ``StartDate``; ``cron``: at the next
+matching minute in its time zone), then at each following due time; missed firings (the stack was
+down) coalesce into one, as EventBridge does not backfill either. ``rate_minute_seconds`` is how
+many real seconds a minute of a ``rate(...)`` lasts (60; ``MAILROOM_LOCAL_RATE_MINUTE_SECONDS``:
+the e2e tests set a few, so ``rate(1 minute)`` fires within the test).
 
 Schedules survive a restart in the state snapshot (local/persistence.py); one that came due while
 the stack was down fires on the first pass after the start, as EventBridge delivers a late one.
-``rate``/``cron`` schedules made at run time are not fired (nothing in Mailroom makes them).
 """
 
 from __future__ import annotations
@@ -20,14 +28,22 @@ import json
 import logging
 import threading
 from collections.abc import Callable
-from datetime import UTC, datetime
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from local.schedules import At, ScheduleExpressionError, parse_expression
+from local.schedules import At, Expression, Rate, ScheduleExpressionError, parse_expression
 
 log = logging.getLogger(__name__)
 
 Fire = Callable[[str, Any], None]  # (target ARN, the event)
+SCHEDULED_TIME = "<aws.scheduler.scheduled-time>"
+
+
+@dataclass
+class _Recurring:
+    expression: Expression
+    next_at: datetime | None
 
 
 class OneOffSchedules:
@@ -38,8 +54,11 @@ class OneOffSchedules:
         *,
         interval: float = 1.0,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        rate_minute_seconds: float = 60.0,
     ) -> None:
         self._scheduler = scheduler
+        self._rate_scale = rate_minute_seconds / 60.0
+        self._recurring: dict[tuple[str, str, Any], _Recurring] = {}
         self._fire = fire
         self._interval = interval
         self._clock = clock
@@ -51,7 +70,11 @@ class OneOffSchedules:
     def run_due(self, now: datetime) -> list[str]:
         """Fire every enabled one-off schedule due at ``now``; the names of those fired."""
         fired = []
-        for group, summary in self._listed():
+        listed = self._listed()
+        present = {(group, summary["Name"], summary.get("LastModificationDate")) for group, summary in listed}
+        for gone in [v for v in self._recurring if v not in present]:
+            del self._recurring[gone]
+        for group, summary in listed:
             key = (group, summary["Name"])
             if (
                 summary.get("State") != "ENABLED"
@@ -68,14 +91,13 @@ class OneOffSchedules:
                 log.warning("schedule %s/%s: %s is not fired here", *key, schedule["ScheduleExpression"])
                 self._fired.add((*key, summary.get("LastModificationDate")))
                 continue
-            if not isinstance(expression, At) or expression.moment > now:
+            if not isinstance(expression, At):
+                if self._recurring_due(key, summary, schedule, expression, now):
+                    fired.append(summary["Name"])
                 continue
-            target = schedule["Target"]
-            log.info("schedule %s/%s fired (%s)", *key, schedule["ScheduleExpression"])
-            try:
-                self._fire(target["Arn"], json.loads(target.get("Input") or "{}"))
-            except Exception:
-                log.exception("schedule %s/%s could not fire", *key)
+            if expression.moment > now:
+                continue
+            self._fire_target(key, schedule, expression.moment)
             fired.append(summary["Name"])
             if schedule.get("ActionAfterCompletion") == "DELETE":
                 # Deleted meanwhile (a cancel) is fine too.
@@ -85,6 +107,49 @@ class OneOffSchedules:
             else:
                 self._fired.add((*key, summary.get("LastModificationDate")))
         return fired
+
+    def _recurring_due(
+        self,
+        key: tuple[str, str],
+        summary: dict[str, Any],
+        schedule: dict[str, Any],
+        expression: Expression,
+        now: datetime,
+    ) -> bool:
+        """Fire a rate/cron schedule when due; its state is per definition (a change starts afresh)."""
+        version = (*key, summary.get("LastModificationDate"))
+        state = self._recurring.get(version)
+        if state is None:
+            for stale in [v for v in self._recurring if v[:2] == key]:
+                del self._recurring[stale]
+            # Scheduler starts a rate schedule without a StartDate at once; cron at its next minute.
+            first = now if isinstance(expression, Rate) else expression.next_after(now)
+            state = self._recurring[version] = _Recurring(expression, first)
+        if state.next_at is None or state.next_at > now:
+            return False
+        scheduled = state.next_at
+        self._fire_target(key, schedule, scheduled)
+        following = self._next(expression, scheduled)
+        while following is not None and following <= now:  # missed firings coalesce into this one
+            following = self._next(expression, following)
+        state.next_at = following
+        return True
+
+    def _next(self, expression: Expression, after: datetime) -> datetime | None:
+        if isinstance(expression, Rate):
+            return after + timedelta(seconds=expression.interval.total_seconds() * self._rate_scale)
+        return expression.next_after(after)
+
+    def _fire_target(self, key: tuple[str, str], schedule: dict[str, Any], scheduled: datetime) -> None:
+        target = schedule["Target"]
+        log.info("schedule %s/%s fired (%s)", *key, schedule["ScheduleExpression"])
+        text = (target.get("Input") or "{}").replace(
+            SCHEDULED_TIME, scheduled.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        )
+        try:
+            self._fire(target["Arn"], json.loads(text))
+        except Exception:
+            log.exception("schedule %s/%s could not fire", *key)
 
     def _listed(self) -> list[tuple[str, dict[str, Any]]]:
         found: list[tuple[str, dict[str, Any]]] = []

@@ -289,7 +289,9 @@ class LocalStack:
                 return
             invoker.submit(spec.logical_id, event)
 
-        one_off = OneOffSchedules(clients("scheduler"), fire)
+        one_off = OneOffSchedules(
+            clients("scheduler"), fire, rate_minute_seconds=self.config.rate_minute_seconds
+        )
         one_off.start()
         self._stops.append(("one-off schedules", one_off.stop))
 

@@ -106,6 +106,12 @@ class Settings:
     automation_queue_url: str | None = None
     automation_dlq_url: str | None = None
     automation_retry_schedule: tuple[int, ...] = (5, 300, 1800, 7200, 18000, 36000)
+    # Task configs (docs/automation-tasks.md): the recurring schedules' group, the task runner's
+    # alias they (and action/execute) invoke, the role they run as, and where undeliverable firings go.
+    task_runner_function_arn: str | None = None
+    task_scheduler_role_arn: str | None = None
+    task_schedule_group: str = "default"
+    task_runner_dlq_arn: str | None = None
 
     @property
     def is_local(self) -> bool:
@@ -205,6 +211,10 @@ def get_settings() -> Settings:
         automation_queue_url=os.environ.get("MAILROOM_AUTOMATION_QUEUE_URL") or None,
         automation_dlq_url=os.environ.get("MAILROOM_AUTOMATION_DLQ_URL") or None,
         automation_retry_schedule=_automation_schedule("MAILROOM_AUTOMATION_RETRY_SCHEDULE"),
+        task_runner_function_arn=os.environ.get("MAILROOM_TASK_RUNNER_FUNCTION_ARN") or None,
+        task_scheduler_role_arn=os.environ.get("MAILROOM_TASK_SCHEDULER_ROLE_ARN") or None,
+        task_schedule_group=os.environ.get("MAILROOM_TASK_SCHEDULE_GROUP") or "default",
+        task_runner_dlq_arn=os.environ.get("MAILROOM_TASK_RUNNER_DLQ_ARN") or None,
     )
 
 

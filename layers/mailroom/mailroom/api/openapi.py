@@ -29,6 +29,7 @@ PLAN_403 = (
 )
 
 COMMON_ERRORS: dict[int, str] = {
+    400: "bad_request: the body is not JSON (it could not be parsed at all).",
     401: "unauthenticated: no token, or a malformed, unknown, revoked or expired one.",
     403: "insufficient_scope or wrong_token_type: the token may not call this endpoint. " + PLAN_403,
     404: "not_found: nothing with this id for this caller (another organization's is not found too).",
@@ -73,7 +74,7 @@ def _statuses(path: str, method: str, operation: dict[str, Any], secured: bool) 
     if upper in MUTATING and secured:
         statuses.append(409)
     if operation.get("requestBody"):
-        statuses.append(413)
+        statuses += [400, 413]
     return statuses
 
 

@@ -419,6 +419,21 @@ _ROWS: tuple[tuple[str, str, Gate, str] | tuple[str, str, Gate, str, str], ...] 
     ("GET /api/v1/billing/invoices", "list_invoices", R, "List the closed monthly statements."),
     ("GET /api/v1/billing/invoices/{invoice_id}", "get_invoice", R,
      "Read one monthly statement (usage, plan price, AWS cost estimate)."),
+    # --- task configs (docs/automation-tasks.md) ---
+    ("GET /api/v1/task-configs", "list_task_configs", R, "List the scheduled automation tasks."),
+    ("POST /api/v1/task-configs", "create_task_config", W,
+     "Run an action over a mailbox query on a schedule (digest, archive, cleanup)."),
+    ("GET /api/v1/task-configs/{task_id}", "get_task_config", R, "Read one task, its schedule and last run."),
+    ("PUT /api/v1/task-configs/{task_id}", "replace_task_config", W, "Replace a task and its schedule."),
+    ("PATCH /api/v1/task-configs/{task_id}", "update_task_config", W,
+     "Change a task's schedule, query, action or enabled state."),
+    ("DELETE /api/v1/task-configs/{task_id}", "delete_task_config", D, "Delete a task and its schedule."),
+    ("POST /api/v1/task-configs/{task_id}/action/execute", "run_task_now", D,
+     "Run a task's action now (it may move, label or delete mail)."),
+    ("GET /api/v1/task-configs/{task_id}/runs", "list_task_runs", R,
+     "See a task's recent runs: outcome, counts, errors."),
+    ("GET /api/v1/task-configs/{task_id}/runs/{run_id}", "get_task_run", R,
+     "Check the outcome of one run (after run_task_now)."),
 )
 # fmt: on
 

@@ -68,3 +68,41 @@ def delete(name: str, group: str) -> bool:
     except ObjectMissing:
         return False
     return True
+
+
+# --- recurring schedules (task configs: services/task_configs.py) ---------------------------------
+
+
+def put_recurring(
+    name: str,
+    expression: str,
+    zone: str,
+    payload: dict[str, Any],
+    target: Target,
+    *,
+    enabled: bool,
+    create: bool,
+) -> None:
+    """One CreateSchedule (``create``) or UpdateSchedule call (a full replacement, as Scheduler's
+    update is) for a ``rate(...)``/``cron(...)`` schedule. Flexible time window off: a run starts
+    within the minute it is due. ``<aws.scheduler.scheduled-time>`` in ``payload`` strings is filled
+    in by Scheduler at each firing."""
+    destination: dict[str, Any] = {
+        "Arn": target.function_arn,
+        "RoleArn": target.role_arn,
+        "Input": json.dumps(payload, separators=(",", ":")),
+        # A firing that could not reach the function within an hour is dropped: the next one comes.
+        "RetryPolicy": {"MaximumEventAgeInSeconds": 3600, "MaximumRetryAttempts": RETRY_ATTEMPTS},
+    }
+    if target.dead_letter_arn:
+        destination["DeadLetterConfig"] = {"Arn": target.dead_letter_arn}
+    call = client("scheduler").create_schedule if create else client("scheduler").update_schedule
+    call(
+        Name=name,
+        GroupName=target.group,
+        ScheduleExpression=expression,
+        ScheduleExpressionTimezone=zone,
+        FlexibleTimeWindow={"Mode": "OFF"},
+        State="ENABLED" if enabled else "DISABLED",
+        Target=destination,
+    )

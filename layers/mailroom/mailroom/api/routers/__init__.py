@@ -31,6 +31,7 @@ def all_routers() -> list[APIRouter]:
         smtp,
         support,
         suppressions,
+        task_configs,
         tickets,
         tokens,
         verify,
@@ -89,4 +90,5 @@ def all_routers() -> list[APIRouter]:
         tickets.router,
         support.router,
         billing.router,
+        task_configs.router,
     ]
