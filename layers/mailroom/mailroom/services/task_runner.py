@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -38,7 +37,7 @@ from mailroom.domain.tasks import Query
 from mailroom.errors import MailroomError
 from mailroom.mail import templates
 from mailroom.observability import append_keys, logger
-from mailroom.services import automation_signing, message_listing, task_configs
+from mailroom.services import automation_webhooks, message_listing, task_configs
 from mailroom.services.folders import require_folder
 from mailroom.services.message_changes import (
     TO_TRASH,
@@ -356,6 +355,12 @@ def _webhook(
         body = json.dumps(context, separators=(",", ":"), default=str).encode()
     msg_id = f"msg_{run_id.removeprefix('run_')}"
     allow_private = settings.webhook_allow_private
+    try:
+        automation_webhooks.signing_key(action)  # unsealed once here (then cached), refused before any POST
+    except automation_webhooks.NoSecret as exc:
+        raise errors.validation(
+            "the webhook action has no secret", field="action_id", code="action_secret_missing"
+        ) from exc
     error = loops.run_on_thread_loop(_post(url.url, action, msg_id, body, allow_private=allow_private))
     if error is None:
         tally.done = len(messages)
@@ -370,7 +375,7 @@ async def _post(url: str, action: Item, msg_id: str, body: bytes, *, allow_priva
     error: str | None = None
     client = webhook_http.shared_client(allow_private=allow_private)
     for attempt in range(WEBHOOK_ATTEMPTS):
-        headers = automation_signing.signed_headers(action, msg_id, body, timestamp=int(time.time()))
+        headers = automation_webhooks.signed_headers(action, msg_id, body)
         result = await webhook_http.post(client, url, body, headers)
         if result.succeeded:
             return None
