@@ -19,6 +19,7 @@ def all_routers() -> list[APIRouter]:
         delete_intents,
         domains,
         invites,
+        mailbox_data,
         mailboxes,
         message_tokens,
         messages,
@@ -37,7 +38,6 @@ def all_routers() -> list[APIRouter]:
         webhooks,
     )
     from mailroom.api.routers import events as event_log
-    from mailroom.api.routers import mailbox_data
     from mailroom.api.routers.v0 import api_keys as v0_api_keys
     from mailroom.api.routers.v0 import domains as v0_domains
     from mailroom.api.routers.v0 import drafts as v0_drafts

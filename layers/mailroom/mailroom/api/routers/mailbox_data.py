@@ -95,7 +95,8 @@ def _mailbox_for(ops_scope: str, message_scope: str) -> Callable[[Request, str],
             require(ops_scope)(request)
         return LoadedMailbox(mailbox_service.load(Table(), principal.org_id, mailbox_id))
 
-    setattr(load, ACCESS_ATTRIBUTE, {TokenType.OPS.value: [ops_scope], TokenType.MESSAGE.value: [message_scope]})
+    access = {TokenType.OPS.value: [ops_scope], TokenType.MESSAGE.value: [message_scope]}
+    setattr(load, ACCESS_ATTRIBUTE, access)
     return load
 
 
@@ -136,7 +137,9 @@ async def get_document(key: DataKey, mailbox: Reader) -> dict[str, Any]:
     return one(service.get_document(Table(), mailbox.item, key))
 
 
-async def put_document(key: DataKey, body: DocumentInput, request: Request, mailbox: Writer) -> dict[str, Any]:
+async def put_document(
+    key: DataKey, body: DocumentInput, request: Request, mailbox: Writer
+) -> dict[str, Any]:
     """Store `value` under `key`, creating or replacing the document. Rules read it at once: the next
     message's conditions see the new value."""
     _audit(request, mailbox, key)
