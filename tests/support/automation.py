@@ -7,10 +7,19 @@ from __future__ import annotations
 
 import itertools
 import json
-from typing import Any
+from typing import Any, Protocol
 
 from mailroom.store import keys
-from mailroom.store.table import Table
+
+
+class Writer(Protocol):
+    """``mailroom.store.table.Table``, or anything writing items the same way (an e2e test writes
+    over the local stack's endpoint)."""
+
+    def put(self, item: dict[str, Any]) -> None: ...
+
+    def delete(self, pk: str, sk: str) -> Any: ...
+
 
 _ids = itertools.count(1)
 
@@ -61,7 +70,7 @@ def data_keys(routes: list[dict[str, Any]]) -> list[str]:
 
 
 def put_route_set(
-    table: Table,
+    table: Writer,
     org_id: str,
     routes: list[dict[str, Any]],
     *,
