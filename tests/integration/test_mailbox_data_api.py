@@ -41,19 +41,23 @@ def test_documents_are_created_replaced_patched_listed_and_deleted(
 ) -> None:
     token = org.admin_token
     created = ok(put(FUNCTION, token, path(inbox, "vip"), {"value": ["boss@example.net"]}))
-    assert created["value"] == ["boss@example.net"] and created["version"] == 1
+    assert created["key"] == "vip" and created["version"] == 1 and "value" not in created
     assert created["bytes"] == len(b'["boss@example.net"]')
+    assert ok(get(FUNCTION, token, path(inbox, "vip")))["value"] == ["boss@example.net"]
     ok(put(FUNCTION, token, path(inbox, "settings"), {"value": {"mode": "work", "note": "  spaced  "}}))
     ok(put(FUNCTION, token, path(inbox, "a.first"), {"value": 1}))
 
     patched = ok(
         patch(FUNCTION, token, path(inbox, "settings"), {"value": {"mode": "holiday", "note": None}})
     )
-    assert patched["value"] == {"mode": "holiday"} and patched["version"] == 2
+    assert patched["version"] == 2
+    assert ok(get(FUNCTION, token, path(inbox, "settings")))["value"] == {"mode": "holiday"}
     fresh = ok(patch(FUNCTION, token, path(inbox, "new"), {"value": {"a": {"b": 1}}}))
-    assert fresh["value"] == {"a": {"b": 1}} and fresh["version"] == 1
+    assert fresh["version"] == 1
+    assert ok(get(FUNCTION, token, path(inbox, "new")))["value"] == {"a": {"b": 1}}
     replaced = ok(put(FUNCTION, token, path(inbox, "vip"), {"value": "  kept as sent  "}))
-    assert replaced["value"] == "  kept as sent  " and replaced["version"] == 2
+    assert replaced["version"] == 2
+    assert ok(get(FUNCTION, token, path(inbox, "vip")))["value"] == "  kept as sent  "
 
     first = get(FUNCTION, token, path(inbox), per_page=2)
     body = first.json()
@@ -86,6 +90,11 @@ def test_limits_and_invalid_input(org: NewOrganization, table: Table, inbox: dic
     for _ in range(model.MAX_DEPTH + 1):
         deep = {"d": deep}
     assert put(FUNCTION, token, path(inbox, "deep"), {"value": deep}).error_code == "document_too_deep"
+    assert patch(FUNCTION, token, path(inbox, "deep"), {"value": deep}).error_code == "document_too_deep"
+    very_deep: Any = 1
+    for _ in range(900):  # deeper than Python's recursion would go through a naive merge
+        very_deep = {"d": very_deep}
+    assert patch(FUNCTION, token, path(inbox, "deep"), {"value": very_deep}).status == 422
     assert put(FUNCTION, token, path(inbox, "bad key!"), {"value": 1}).status == 422
     assert put(FUNCTION, token, path(inbox, "x" * 129), {"value": 1}).status == 422
     assert put(FUNCTION, token, path(inbox, "k"), {"value": 1, "extra": 2}).status == 422
@@ -112,7 +121,7 @@ def test_who_may_read_and_write(
     own = message_token(org, inbox["id"], ["messages:read", "messages:write"])
     reader = message_token(org, inbox["id"], ["messages:read"])
     assert ok(get(FUNCTION, own, path(inbox, "k")))["value"] == 1
-    assert ok(put(FUNCTION, own, path(inbox, "k"), {"value": 2}))["value"] == 2
+    assert ok(put(FUNCTION, own, path(inbox, "k"), {"value": 2}))["version"] == 2
     assert ok(get(FUNCTION, reader, path(inbox)))[0]["key"] == "k"
     assert put(FUNCTION, reader, path(inbox, "k"), {"value": 3}).error_code == "insufficient_scope"
     # Another mailbox, with a message token: as if it did not exist.

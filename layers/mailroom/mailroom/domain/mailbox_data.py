@@ -51,10 +51,16 @@ def _depth(value: Any, limit: int) -> int:
     return deepest
 
 
+def check_depth(value: Any) -> None:
+    """DataError when ``value`` nests deeper than a document may (checked before anything recurses
+    into it: a merge patch, the JSON encoder)."""
+    if _depth(value, MAX_DEPTH) > MAX_DEPTH:
+        raise DataError("document_too_deep", f"a document nests at most {MAX_DEPTH} levels")
+
+
 def encode(document: Any) -> str:
     """The document's stored form; DataError when it is too large or too deep."""
-    if _depth(document, MAX_DEPTH) > MAX_DEPTH:
-        raise DataError("document_too_deep", f"a document nests at most {MAX_DEPTH} levels")
+    check_depth(document)
     text = json.dumps(document, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
     size = len(text.encode())
     if size > MAX_DOCUMENT_BYTES:

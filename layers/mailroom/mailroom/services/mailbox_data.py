@@ -107,7 +107,8 @@ def _change(
 
 
 def put_document(table: Table, mailbox: Item, key: str, value: Any) -> tuple[dict[str, Any], bool]:
-    """Create or replace document ``key``: (the document, whether it was created)."""
+    """Create or replace document ``key``: (its summary, whether it was created). The summary, not
+    the value: an API answer is kept by the idempotency record, which holds far less than 400 KB."""
     text = _encoded(value)
     created: list[bool] = []
 
@@ -117,11 +118,17 @@ def put_document(table: Table, mailbox: Item, key: str, value: Any) -> tuple[dic
 
     written = _change(table, mailbox, checked_key(key), replace)
     assert written is not None
-    return view(written), created[-1]
+    return summary(written), created[-1]
 
 
 def patch_document(table: Table, mailbox: Item, key: str, patch: Any) -> dict[str, Any]:
-    """Apply an RFC 7386 merge patch to document ``key`` (absent: to null, so the patch creates it)."""
+    """Apply an RFC 7386 merge patch to document ``key`` (absent: to null, so the patch creates it);
+    its summary."""
+    try:
+        model.check_depth(patch)
+    except model.DataError as error:
+        fields = [{"field": "value", "message": error.message}]
+        raise errors.Invalid(error.code, error.message, fields=fields) from error
 
     def merged(current: Item | None) -> str:
         before = model.decode(str(current["value"])) if current is not None else None
@@ -129,7 +136,7 @@ def patch_document(table: Table, mailbox: Item, key: str, patch: Any) -> dict[st
 
     written = _change(table, mailbox, checked_key(key), merged)
     assert written is not None
-    return view(written)
+    return summary(written)
 
 
 def delete_document(table: Table, mailbox: Item, key: str) -> None:

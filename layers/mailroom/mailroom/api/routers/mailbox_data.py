@@ -141,14 +141,16 @@ async def put_document(
     key: DataKey, body: DocumentInput, request: Request, mailbox: Writer
 ) -> dict[str, Any]:
     """Store `value` under `key`, creating or replacing the document. Rules read it at once: the next
-    message's conditions see the new value."""
+    message's conditions see the new value. The answer is the document's key, size and version (not
+    the value you sent: a document may be 400 KB)."""
     _audit(request, mailbox, key)
     document, _created = service.put_document(Table(), mailbox.item, key, body.value)
     return one(document)
 
 
 async def patch_document(key: DataKey, body: PatchInput, request: Request, mailbox: Writer) -> dict[str, Any]:
-    """Change the document under `key` with a JSON Merge Patch (RFC 7386); an absent key is created."""
+    """Change the document under `key` with a JSON Merge Patch (RFC 7386); an absent key is created.
+    The answer is the document's key, size and version: GET it for the merged value."""
     _audit(request, mailbox, key)
     return one(service.patch_document(Table(), mailbox.item, key, body.value))
 
@@ -190,7 +192,7 @@ _route(
     put_document,
     "PUT",
     name="mailbox.data.put",
-    response_model=One[Document],
+    response_model=One[DocumentSummary],
     summary="Create or replace a data document",
     description=f"{put_document.__doc__} {LIMITS}",
     responses=WRITE_ERRORS,
@@ -200,7 +202,7 @@ _route(
     patch_document,
     "PATCH",
     name="mailbox.data.patch",
-    response_model=One[Document],
+    response_model=One[DocumentSummary],
     summary="Merge-patch a data document",
     description=f"{patch_document.__doc__} {LIMITS}",
     responses=WRITE_ERRORS,
