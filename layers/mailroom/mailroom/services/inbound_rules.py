@@ -289,7 +289,9 @@ def deliver_decided(
             incoming.also += decision.automation.operations(ulid, incoming.received_at)
         return deliver(table, incoming)
 
-    for _ in range(1 + inbound_automation.DATA_ATTEMPTS + 1):
+    # The first attempt, the folder fallback, then the data rounds (re-read, then refuse: each round
+    # past DATA_ATTEMPTS refuses at least one of the message's documents).
+    for _ in range(2 + inbound_automation.DATA_ATTEMPTS + inbound_automation.MAX_DATA_WRITES):
         try:
             outcome = attempt()
             break
