@@ -156,3 +156,24 @@ def test_each_path_answers_without_its_trailing_slash(org: NewOrganization, inbo
     assert call("GET", base)[1]["data"][0]["key"] == "k"
     assert call("GET", f"{base}/")[1]["data"][0]["key"] == "k"
     assert call("DELETE", f"{base}/k")[0] == 204
+
+
+def test_the_list_pages_through_documents_larger_than_a_query_reads(
+    org: NewOrganization, inbox: dict[str, Any]
+) -> None:
+    """Four documents near the size limit are more than a Query's 1 MB: a page may hold fewer than
+    asked, but it links to the rest, and every key is listed once."""
+    big = "x" * (model.MAX_DOCUMENT_BYTES - 1_000)
+    for key in ("d1", "d2", "d3", "d4"):
+        ok(put(FUNCTION, org.admin_token, path(inbox, key), {"value": big}))
+    listed: list[dict[str, Any]] = []
+    cursor: str | None = None
+    for _ in range(5):
+        query: dict[str, Any] = {"per_page": 10, **({"cursor": cursor} if cursor else {})}
+        page = get(FUNCTION, org.admin_token, path(inbox), **query).json()
+        listed += page["data"]
+        if page["links"]["next"] is None:
+            break
+        cursor = page["links"]["next"].split("cursor=")[1].split("&")[0]
+    assert [d["key"] for d in listed] == ["d1", "d2", "d3", "d4"]
+    assert {d["bytes"] for d in listed} == {len(big) + 2}
