@@ -263,3 +263,18 @@ def test_a_data_condition_costs_the_same_work_for_every_message() -> None:
         10 * small.lookups,
     )
     assert (small_hits, large_hits) == (1_000, 5_000)
+
+
+addresses = st.sampled_from(["ann@example.net", "ANN@Example.NET", "bob@example.org", "Zoë@example.net", "x"])
+
+
+@settings(max_examples=80, derandomize=True)
+@given(
+    document=st.lists(addresses, max_size=6) | st.dictionaries(addresses, st.integers(), max_size=4),
+    sender=addresses,
+)
+def test_in_data_is_casefolded_membership(document: Any, sender: str) -> None:
+    """The converted document answers exactly what a scan of it would."""
+    route_set = compiled(route("in", {"field": "from", "op": "in_data", "key": "k"}))
+    scanned = any(sender.casefold() == str(entry).casefold() for entry in document)
+    assert (matched(route_set, view(from_=(sender,)), {"k": document}) == ["in"]) is scanned
