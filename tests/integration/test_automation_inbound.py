@@ -359,6 +359,8 @@ def test_store_data_over_a_limit_fails_in_the_log_and_keeps_the_message(
     table: Table, org_id: str, bucket: str, inbox: dict[str, Any], org: NewOrganization
 ) -> None:
     put_document(org, inbox, "kept", {"a": 1})
+    full = ["x" * (400_000 - 10)]  # 399,994 bytes as stored: no room for {"word": ...}
+    put_document(org, inbox, "full", full)
     # The mailbox is at its key limit: a new key is refused in the message's transaction.
     table.update(
         keys.mailbox_pk(org_id, inbox["id"]),
@@ -369,7 +371,8 @@ def test_store_data_over_a_limit_fails_in_the_log_and_keeps_the_message(
     )
     new_key = auto.action("store_data", key="brand_new", source="subject", pattern=r"(?P<word>\w+)")
     existing = auto.action("store_data", key="kept", source="subject", pattern=r"(?P<word>\w+)")
-    auto.put_route_set(table, org_id, [auto.route(new_key, existing)], mailbox_id=inbox["id"])
+    too_big = auto.action("store_data", key="full", source="subject", pattern=r"(?P<word>\w+)", mode="append")
+    auto.put_route_set(table, org_id, [auto.route(new_key, existing, too_big)], mailbox_id=inbox["id"])
 
     report = receive(bucket, "hello")
 
@@ -378,8 +381,10 @@ def test_store_data_over_a_limit_fails_in_the_log_and_keeps_the_message(
     assert [(a["status"], a.get("error")) for a in actions] == [
         ("failed", "data_key_limit_reached"),
         ("done", None),
+        ("failed", "document_too_large"),  # nothing is dropped to make room
     ]
     assert document(table, org_id, inbox, "brand_new") is None
+    assert document(table, org_id, inbox, "full") == full
     assert document(table, org_id, inbox, "kept") == {"a": 1, "word": "hello"}
 
 
