@@ -18,7 +18,7 @@ import pytest
 from mailroom.store import keys
 from mailroom.store.table import deserialize, serialize
 from tests.e2e.stack_process import LocalStackProcess, start_stack
-from tests.support import automation as auto
+from tests.support import route_sets as auto
 from tests.support.api_http import data, wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("automation-inbound")]
@@ -68,7 +68,7 @@ def box(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Box]:
 
 
 class TableWriter:
-    """What tests.support.automation writes with, over the stack's own DynamoDB endpoint."""
+    """What tests.support.route_sets writes with, over the stack's own DynamoDB endpoint."""
 
     def __init__(self, box: Box) -> None:
         self.box = box

@@ -1,6 +1,6 @@
 """The automation model in the inbound pipeline (docs/automation-inbound.md), through the inbound
 function's real entry point on SES receipt events: route sets of a mailbox and of its domain (written
-as the automation API writes them: tests/support/automation.py), inline actions in the message's
+as the automation API writes them: tests/support/route_sets.py), inline actions in the message's
 transaction, async actions pending in the log entry, route hits, mailbox data read by conditions
 and written by ``store_data``, and the DynamoDB requests a message costs."""
 
@@ -21,7 +21,7 @@ from mailroom.store import aws, keys
 from mailroom.store import mail as store
 from mailroom.store import rules as rule_store
 from mailroom.store.table import Item, Table
-from tests.support import automation as auto
+from tests.support import route_sets as auto
 from tests.support import inbound as sim
 from tests.support.mailboxes import add_domain, create_mail_infrastructure, new_mailbox, ok, post, put
 from tests.support.sending import message_token
