@@ -57,6 +57,8 @@ def all_routers() -> list[APIRouter]:
         message_tokens.mailbox_router,
         message_tokens.router,
         rules.router,
+        # The automation model (issue 14): a mailbox's data documents.
+        mailbox_data.router,
         delete_intents.mailbox_router,
         delete_intents.router,
         aliases.router,
@@ -90,6 +92,4 @@ def all_routers() -> list[APIRouter]:
         tickets.router,
         support.router,
         billing.router,
-        # The automation model (issue 14): mailbox data.
-        mailbox_data.router,
     ]
