@@ -21,8 +21,8 @@ from mailroom.store import aws, keys
 from mailroom.store import mail as store
 from mailroom.store import rules as rule_store
 from mailroom.store.table import Item, Table
-from tests.support import route_sets as auto
 from tests.support import inbound as sim
+from tests.support import route_sets as auto
 from tests.support.mailboxes import add_domain, create_mail_infrastructure, new_mailbox, ok, post, put
 from tests.support.sending import message_token
 
