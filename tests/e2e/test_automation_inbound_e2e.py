@@ -1,7 +1,7 @@
 """Automation in the inbound pipeline end to end: a route set in the local stack's table (written as
 the automation API writes it), mail sent over SMTP to the stack's SES receiving, and what the
 routes did seen through the HTTP API: the message labelled, the document ``store_data`` wrote
-readable at ``/api/v1/mailbox/{mailboxId}/data/``, the log entry with the webhook pending."""
+readable at ``/api/v1/mailbox/{mailboxId}/data/``, the log entry with the webhook written pending."""
 
 from __future__ import annotations
 
@@ -134,10 +134,15 @@ def test_a_route_labels_stores_data_and_leaves_its_webhook_pending(box: Box) -> 
     entries = [e for e in log_entries(box) if tag in e["subject"]]
     assert len(entries) == 2
     for entry in entries:
-        assert entry["outcome"] == "delivered" and entry["automation_pending"] == 1
+        assert entry["outcome"] == "delivered"
         assert entry["automation"]["routes"] == [{"id": orders["id"], "name": "Orders", "matched": True}]
-        statuses = [(a["action_type"], a["status"]) for a in entry["automation"]["actions"]]
-        assert statuses == [("label", "done"), ("store_data", "done"), ("webhook", "pending")]
+        label_done, stored_done, webhook = entry["automation"]["actions"]
+        assert (label_done["action_type"], label_done["status"]) == ("label", "done")
+        assert (stored_done["action_type"], stored_done["status"]) == ("store_data", "done")
+        # Written pending; with the automation worker in the stack it may have run since (its action
+        # item does not exist here): pending and the count agree either way.
+        assert (webhook["action_type"], webhook["mode"]) == ("webhook", "async")
+        assert (webhook["status"] == "pending") == (entry["automation_pending"] == 1)
     stored = data(box.agent.get("/api/v1/messages", params={"per_page": 100}))
     assert {m["subject"]: m["labels"] for m in stored if tag in m["subject"]} == {
         f"order 41 {tag}": ["orders"],
