@@ -201,6 +201,12 @@ def populate(site: Site, tenant: Tenant, *, victim: bool) -> Callable[[], None]:
     event = {"summary": "Sweep", "start": "2026-03-16T09:00:00Z"}
     values["calendar_event_id"] = [create(http, "/api/v1/messages/calendar/events", message, event)["id"]]
 
+    # Mailbox data (docs/automation-inbound.md), on both sides under the same key: a key is a name
+    # the client chooses, not an id, so it is swept only with the other tenant's mailbox id.
+    values["mailboxId"] = [main["id"]]
+    ok(call(http, "PUT", f"/api/v1/mailbox/{main['id']}/data/sweep/", ops, {"value": {"swept": False}}))
+    values["key"] = ["sweep"]
+
     if victim:
         _everything_else(site, tenant, tag, main, waits)
 

@@ -412,6 +412,12 @@ def _values(view: MessageView, condition: Condition) -> Sequence[str]:
     return view.headers.get((condition.header or "").lower(), ())
 
 
+def field_values(view: MessageView, name: str, header: str | None = None) -> Sequence[str]:
+    """The values a text field ``name`` has in ``view`` (for ``header``: that header's), as the
+    conditions read them; the automation model's data conditions read the same (domain/route_sets.py)."""
+    return _values(view, Condition(name, "is", "", header))
+
+
 # --- compiled rules and evaluation ---------------------------------------------------------------
 
 

@@ -297,6 +297,17 @@ _ROWS: tuple[tuple[str, str, Gate, str] | tuple[str, str, Gate, str, str], ...] 
      "Get a mailbox's rules and auto-reply as one Sieve script."),
     ("PUT /api/v1/mailboxes/{mailbox_id}/sieve", "replace_sieve_script", D,
      "Replace ALL of a mailbox's rules and auto-reply with a Sieve script."),
+    # --- mailbox data (issue 14: docs/automation-inbound.md) ---
+    ("GET /api/v1/mailbox/{mailboxId}/data/", "list_mailbox_data", R,
+     "List the keys of a mailbox's data documents (what automation rules test and store)."),
+    ("GET /api/v1/mailbox/{mailboxId}/data/{key}/", "get_mailbox_data", R,
+     "Read one mailbox data document, e.g. a VIP list a rule checks senders against."),
+    ("PUT /api/v1/mailbox/{mailboxId}/data/{key}/", "set_mailbox_data", W,
+     "Create or replace a mailbox data document that automation rules read."),
+    ("PATCH /api/v1/mailbox/{mailboxId}/data/{key}/", "patch_mailbox_data", W,
+     "Change some members of a mailbox data document (JSON merge patch)."),
+    ("DELETE /api/v1/mailbox/{mailboxId}/data/{key}/", "delete_mailbox_data", D,
+     "Delete a mailbox data document."),
     # --- events (issue 19) ---
     ("GET /api/v1/events", "list_events", R,
      "See what happened lately (mail received, delivered, bounced, ...), newest first."),

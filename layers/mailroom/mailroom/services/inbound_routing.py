@@ -20,6 +20,7 @@ from typing import Any
 
 from mailroom.domain.domain_names import InvalidDomainName, normalize_domain
 from mailroom.mail import forwarding
+from mailroom.services import inbound_automation
 from mailroom.store import domains, keys, platform_domain
 from mailroom.store import rules as rule_store
 from mailroom.store.rules import Screening
@@ -176,6 +177,7 @@ class Directory:
                 if hint.mailbox_id is not None:
                     wanted.append((keys.org_pk(org_id), keys.mailbox_sk(hint.mailbox_id)))
                     wanted += rule_store.screen_keys(org_id, hint.mailbox_id, senders)
+                    wanted += inbound_automation.first_keys(org_id, hint.mailbox_id, hint.domain_id)
             orgs[org_id] = None
             wanted += [
                 (keys.org_pk(org_id), keys.domain_sk(domain_id)),
@@ -201,17 +203,28 @@ class Directory:
             if mailbox_id is not None:
                 wanted.append((keys.org_pk(org_id), keys.mailbox_sk(mailbox_id)))
                 wanted += rule_store.screen_keys(org_id, mailbox_id, senders)
+                wanted += inbound_automation.first_keys(org_id, mailbox_id, str(domain["id"]))
             if not (self._claims.get(domain_part(address)) or {}).get("shared"):
                 # A shared platform domain routes each address by its own claim: not hinted.
                 self.hints.put(address, RouteHint(org_id, str(domain["id"]), mailbox_id))
         self.prefetch(wanted)
 
-    def screening(self, org_id: str, mailbox_id: str, senders: list[str | None]) -> Screening:
-        """A mailbox's screening: from prefetched items, or one BatchGetItem of its own."""
+    def screening(
+        self, org_id: str, mailbox_id: str, senders: list[str | None], also: list[Key] | None = None
+    ) -> Screening:
+        """A mailbox's screening: from prefetched items, or one BatchGetItem of its own (with
+        ``also``: the mailbox's automation keys, services/inbound_automation.py)."""
         wanted = rule_store.screen_keys(org_id, mailbox_id, senders)
-        if all(key in self._items for key in wanted):
-            return rule_store.screening_of(org_id, mailbox_id, senders, self._items)
-        return rule_store.screen(self.table, org_id, mailbox_id, senders)
+        self.prefetch([*wanted, *(also or [])])
+        return rule_store.screening_of(org_id, mailbox_id, senders, self._items)
+
+    def automation(self, org_id: str, mailbox: Item) -> inbound_automation.Inputs | None:
+        """The mailbox's routes and what they read: prefetched with its screening, except what a
+        route set changed since this function last compiled it needs (one BatchGetItem then)."""
+        mailbox_id, domain_id = str(mailbox["id"]), mailbox.get("domain_id")
+        self.prefetch(inbound_automation.first_keys(org_id, mailbox_id, domain_id))
+        self.prefetch(inbound_automation.second_keys(org_id, mailbox_id, domain_id, self._items))
+        return inbound_automation.inputs(org_id, mailbox_id, domain_id, self._items)
 
     def domain(self, org_id: str, domain_id: str) -> Item | None:
         return self.item((keys.org_pk(org_id), keys.domain_sk(domain_id)))
@@ -311,6 +324,7 @@ class Expansion:
         self._visited: set[str] = set()
         self._forward_targets: set[str] = set()
         self._screened: dict[str, Screening] = {}
+        self._automation: dict[str, inbound_automation.Inputs | None] = {}
 
     def run(self) -> OrgPlan:
         for address, domain in self.plan.recipients.items():
@@ -413,9 +427,19 @@ class Expansion:
         mailbox_id = str(mailbox["id"])
         if mailbox_id not in self._screened:
             self._screened[mailbox_id] = self.directory.screening(
-                self.plan.org_id, mailbox_id, self.context.senders
+                self.plan.org_id,
+                mailbox_id,
+                self.context.senders,
+                also=inbound_automation.first_keys(self.plan.org_id, mailbox_id, mailbox.get("domain_id")),
             )
         return self._screened[mailbox_id]
+
+    def automation(self, mailbox: Item) -> inbound_automation.Inputs | None:
+        """The mailbox's routes (None: neither it nor its domain has any), read once per message."""
+        mailbox_id = str(mailbox["id"])
+        if mailbox_id not in self._automation:
+            self._automation[mailbox_id] = self.directory.automation(self.plan.org_id, mailbox)
+        return self._automation[mailbox_id]
 
     def blocked(self, mailbox: Item) -> bool:
         # Blocked senders are the first rule: nothing else runs for them.

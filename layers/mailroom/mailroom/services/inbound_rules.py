@@ -28,6 +28,7 @@ from mailroom.domain.rule_view import view_of
 from mailroom.domain.rules import CompiledRule, Disposition, MessageView, compile_rules, evaluate
 from mailroom.mail import folders
 from mailroom.mail.parse import ParsedMessage
+from mailroom.services import inbound_automation
 from mailroom.services.inbound_routing import Copy, Expansion
 from mailroom.services.mail_delivery import Incoming, Outcome, deliver, source_message_id
 from mailroom.services.rules import RuleSet, rule_set_of
@@ -52,6 +53,7 @@ class Decision:
     auto_reply: AutoReply | None = None  # set when this message is to be answered
     auto_reply_note: str | None = None  # the outcome, or why not
     forwards: dict[str, str] = field(default_factory=dict)  # target → forwarded or why not
+    automation: inbound_automation.Run | None = None  # the routes' run (a mailbox with routes)
 
     @property
     def rejected(self) -> bool:
@@ -86,19 +88,25 @@ def decide(
     envelope_from: str | None,
     spam: bool,
     at: datetime,
+    routes: inbound_automation.Inputs | None = None,
 ) -> Decision | None:
-    """None for a mailbox with no rules and no auto-reply (delivered as always, with no log entry)."""
+    """None for a mailbox with no rules, no auto-reply and no routes (delivered as always, with no
+    log entry). The routes run after the rules (services/inbound_automation.py)."""
     rule_set, compiled = compiled_rules(str(mailbox["org_id"]), str(mailbox["id"]), screening.rule_set)
     settings = auto_reply.from_item(screening.auto_reply)
-    if not rule_set.rules and not settings.enabled:
+    if not rule_set.rules and not settings.enabled and routes is None:
         return None
     disposition = evaluate(compiled, view)
-    decision = Decision(disposition)
+    automation = inbound_automation.run(routes, view, disposition, spam=spam) if routes is not None else None
+    decision = Decision(disposition, automation=automation)
+    folder_keys = dict(rule_set.folder_keys)
+    if automation is not None and automation.folder is not None:
+        folder_keys[automation.folder[0]] = automation.folder[1]
     if disposition.discard:
         decision.folder_key, decision.folder_path = "trash", "Trash"
     elif disposition.folder is not None and not spam:
         decision.folder_path = disposition.folder
-        decision.folder_key = rule_set.folder_keys.get(disposition.folder)
+        decision.folder_key = folder_keys.get(disposition.folder)
     if settings.enabled:
         if not settings.active_at(at):
             decision.auto_reply_note = "outside_schedule"
@@ -143,6 +151,7 @@ def run(
                 envelope_from=envelope_from,
                 spam=spam,
                 at=at,
+                routes=expansion.automation(copy.mailbox),
             )
             if decision is not None:
                 decisions[mailbox_id] = decision
@@ -185,6 +194,9 @@ def folder_check(org_id: str, mailbox_id: str, decision: Decision) -> list[Op]:
     ]
 
 
+NOT_KEPT = frozenset({"rejected", Stored.OVER_QUOTA.value, Stored.NO_MAILBOX.value})
+
+
 def log_entry(
     decision: Decision,
     *,
@@ -194,7 +206,14 @@ def log_entry(
     outcome: str | None = None,
 ) -> dict[str, Any]:
     disposition = decision.disposition
+    final = outcome or disposition.outcome
+    automation = (
+        decision.automation.log_fields(kept=final not in NOT_KEPT, reason=final)
+        if decision.automation is not None
+        else {}
+    )
     return {
+        **automation,
         "message_id": message_id,
         "ses_message_id": ses_message_id,
         "from": message.from_address,
@@ -211,7 +230,7 @@ def log_entry(
             }
             for action in disposition.actions
         ],
-        "outcome": outcome or disposition.outcome,
+        "outcome": final,
         "folder": decision.folder_path,
         "auto_reply": decision.auto_reply_note,
         "evaluation_us": disposition.evaluation_us,
@@ -266,19 +285,33 @@ def deliver_decided(
         )
         log = rule_store.log_item(org_id, mailbox_id, ulid, entry, incoming.received_at)
         incoming.also = [*folder_check(org_id, mailbox_id, decision), rule_store.log_op(log)]
+        if decision.automation is not None:
+            incoming.also += decision.automation.operations(ulid, incoming.received_at)
         return deliver(table, incoming)
 
-    try:
-        outcome = attempt()
-    except Rejected as rejected:
-        if rejected.roles != ["rule_folder"]:
-            raise
-        # The folder was deleted after the rule was saved: the message goes where it would have
-        # gone without the rule, and the log says why.
-        decision.folder_key, decision.folder_path = None, None
-        incoming.folder_key = default_folder
-        outcome_note = "folder_missing"
-        outcome = attempt()
+    # The first attempt, the folder fallback, then the data rounds (re-read, then refuse: each round
+    # past DATA_ATTEMPTS refuses at least one of the message's documents).
+    for _ in range(2 + inbound_automation.DATA_ATTEMPTS + inbound_automation.MAX_DATA_WRITES):
+        try:
+            outcome = attempt()
+            break
+        except Rejected as rejected:
+            handled = False
+            if "rule_folder" in rejected.roles and outcome_note is None:
+                # The folder was deleted after the rule was saved: the message goes where it would
+                # have gone without the rule, and the log says why.
+                decision.folder_key, decision.folder_path = None, None
+                incoming.folder_key = default_folder
+                outcome_note = "folder_missing"
+                handled = True
+            if decision.automation is not None and decision.automation.recover(table, rejected):
+                handled = True  # a store_data document changed meanwhile, or a limit: planned again
+            if not handled or set(rejected.roles) - {"rule_folder", *rejected.by("data")}:
+                raise
+    else:
+        raise RuntimeError(f"{message_id}: the storing transaction kept failing on its conditions")
+    if outcome.stored is Stored.STORED and decision.automation is not None:
+        decision.automation.after_stored(table, ulid, incoming.received_at)
     if outcome.stored not in (Stored.STORED, Stored.DUPLICATE):
         entry = log_entry(
             decision,

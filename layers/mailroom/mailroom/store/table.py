@@ -306,7 +306,9 @@ class Table:
             kwargs["IndexName"] = index
         response = self._query_from(kwargs, start_key)
         items = [deserialize(w) for w in response.get("Items", [])]
-        more = len(items) > per_page
+        # A Query stops at 1 MB of items read: a page of large items can end short of per_page with
+        # more to come (LastEvaluatedKey), and must still link to the rest.
+        more = len(items) > per_page or bool(items and response.get("LastEvaluatedKey"))
         items = items[:per_page]
         if direction == "prev":
             items.reverse()

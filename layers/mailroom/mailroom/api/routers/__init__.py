@@ -19,6 +19,7 @@ def all_routers() -> list[APIRouter]:
         delete_intents,
         domains,
         invites,
+        mailbox_data,
         mailboxes,
         message_tokens,
         messages,
@@ -57,6 +58,8 @@ def all_routers() -> list[APIRouter]:
         message_tokens.mailbox_router,
         message_tokens.router,
         rules.router,
+        # The automation model (issue 14): a mailbox's data documents.
+        mailbox_data.router,
         delete_intents.mailbox_router,
         delete_intents.router,
         aliases.router,
