@@ -51,6 +51,9 @@ OPS_SCOPES: frozenset[str] = frozenset(
         "tickets:write",
         # Usage and invoices (docs/billing.md), as on the contract page.
         "billing:read",
+        # The automation model (docs/automation.md): rules, actions, routes, their logs and test mail.
+        "automation:read",
+        "automation:write",
     }
 )
 

@@ -11,6 +11,7 @@ def all_routers() -> list[APIRouter]:
         aliases,
         audit,
         auth,
+        automation,
         billing,
         calendar,
         cloudflare,
@@ -89,4 +90,5 @@ def all_routers() -> list[APIRouter]:
         tickets.router,
         support.router,
         billing.router,
+        automation.router,
     ]
