@@ -36,8 +36,6 @@ from pydantic import (
 
 from mailroom.domain import addresses
 from mailroom.domain import rules as rule_model
-from mailroom.mail import folders
-from mailroom.mail import templates as message_templates
 
 # ----------------------------------------------------------------------------- limits
 
@@ -63,6 +61,7 @@ MAX_URL_CHARS = 2048
 MAX_TEMPLATE_CHARS = 64 * 1024
 MAX_PATTERN_CHARS = 1000
 MAX_DETAIL_TYPE_CHARS = 128  # EventBridge's limit for DetailType
+MAX_FOLDER_CHARS = 255  # mail/folders.py's limit (the path is made canonical by the service)
 
 DATA_KEY_PATTERN = r"^[A-Za-z0-9_.-]{1,128}$"
 _DATA_KEY_RE = re.compile(DATA_KEY_PATTERN)
@@ -122,20 +121,6 @@ class Parameters(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=False)
 
 
-def _template(source: str, what: str) -> str:
-    """A Jinja2 sandbox template (mail/templates.py's rules) reading only the context's variables."""
-    try:
-        used = message_templates.check(message_templates.Parts(subject="", text=source, html=None))
-    except message_templates.TemplateError as exc:
-        raise ValueError(f"{what}: {exc.message.removeprefix('text, ')}") from exc
-    unknown = sorted(set(used) - TEMPLATE_VARIABLES)
-    if unknown:
-        raise ValueError(
-            f"{what} reads {', '.join(unknown)}; a template reads {', '.join(sorted(TEMPLATE_VARIABLES))}"
-        )
-    return source
-
-
 class WebhookParameters(Parameters):
     """An https POST signed per Standard Webhooks with the action's own secret."""
 
@@ -151,11 +136,6 @@ class WebhookParameters(Parameters):
         max_length=MAX_WEBHOOK_DATA_KEYS,
         description="Mailbox data documents the template reads as data[key]",
     )
-
-    @field_validator("body_template")
-    @classmethod
-    def _body(cls, value: str | None) -> str | None:
-        return None if value is None else _template(value, "body_template")
 
     @field_validator("data_keys")
     @classmethod
@@ -201,11 +181,6 @@ class ReplyParameters(Parameters):
     html: str | None = Field(default=None, max_length=MAX_TEMPLATE_CHARS)
     interval_days: int = Field(default=1, ge=1, le=365)
 
-    @field_validator("subject", "text", "html")
-    @classmethod
-    def _templates(cls, value: str | None) -> str | None:
-        return None if value is None else _template(value, "the template")
-
 
 def _label(value: str) -> str:
     action = rule_model.Action("add_label", label=value)
@@ -225,16 +200,10 @@ class LabelParameters(Parameters):
         return list(dict.fromkeys(value))
 
 
-def _folder(value: str) -> str:
-    try:
-        return folders.canonical(value)
-    except folders.InvalidFolder as exc:
-        raise ValueError(str(exc)) from exc
-
-
 class MoveParameters(Parameters):
-    folder: Annotated[str, AfterValidator(_folder)] = Field(
-        max_length=folders.MAX_PATH_CHARS,
+    folder: str = Field(
+        min_length=1,
+        max_length=MAX_FOLDER_CHARS,
         description="A folder path (INBOX, Archive, Projects/2026...); a folder the mailbox lacks is "
         "logged as folder_missing and the message stays where it would go",
     )
@@ -312,9 +281,18 @@ def _location(loc: Iterable[int | str]) -> str:
     return ".".join(["parameters", *(str(part) for part in loc)])
 
 
+TEMPLATE_PARAMETERS: dict[str, tuple[str, ...]] = {
+    "webhook": ("body_template",),
+    "reply": ("subject", "text", "html"),
+}
+"""The parameters that are Jinja2 templates: their syntax and variables are checked where the
+template engine lives (mail/templates.py, by the service), against ``TEMPLATE_VARIABLES``."""
+
+
 def validate_parameters(action_type: str, raw: Mapping[str, Any]) -> dict[str, Any]:
-    """The parameters in canonical form (defaults filled in, addresses and folders normalized);
-    AutomationError ``invalid_parameters`` naming every failing field."""
+    """The parameters in canonical form (defaults filled in, addresses normalized);
+    AutomationError ``invalid_parameters`` naming every failing field. Templates and folder paths
+    are checked by the service too (``TEMPLATE_PARAMETERS``; mail/ is a sibling of this package)."""
     model = PARAMETER_MODELS.get(action_type)
     if model is None:
         raise AutomationError(

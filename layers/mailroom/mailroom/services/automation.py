@@ -14,6 +14,8 @@ from typing import Any
 from mailroom import clock, errors, ids
 from mailroom.domain import automation as model
 from mailroom.domain import webhooks as webhook_rules
+from mailroom.mail import folders
+from mailroom.mail import templates as message_templates
 from mailroom.services import webhooks as webhook_service
 from mailroom.services.automation_changes import Plan, Snapshot, change, in_use
 from mailroom.store import automation as store
@@ -24,7 +26,11 @@ from mailroom.store.table import Item, Page, Table
 
 
 def _invalid(exc: model.AutomationError) -> errors.Invalid:
-    kind = errors.LimitReached if exc.code.endswith("_limit_reached") or exc.code.startswith("too_many") else errors.Invalid
+    kind = (
+        errors.LimitReached
+        if exc.code.endswith("_limit_reached") or exc.code.startswith("too_many")
+        else errors.Invalid
+    )
     return kind(exc.code, exc.message, fields=[{"field": f, "message": m} for f, m in exc.fields])
 
 
@@ -110,7 +116,9 @@ def create_rule(table: Table, org_id: str, fields: Mapping[str, Any]) -> dict[st
     return rule_view(change(table, org_id, plan).result)
 
 
-def update_rule(table: Table, org_id: str, rule_id: str, fields: Mapping[str, Any], *, partial: bool) -> dict[str, Any]:
+def update_rule(
+    table: Table, org_id: str, rule_id: str, fields: Mapping[str, Any], *, partial: bool
+) -> dict[str, Any]:
     """PUT (``partial`` False: every field as sent, defaults for the rest) or PATCH (the fields sent
     over the stored ones). The route sets of the targets whose enabled routes use it follow."""
 
@@ -180,6 +188,14 @@ async def validated_parameters(action_type: str, raw: Mapping[str, Any]) -> dict
         parameters = model.validate_parameters(action_type, raw)
     except model.AutomationError as exc:
         raise _invalid(exc) from exc
+    for name in model.TEMPLATE_PARAMETERS.get(action_type, ()):
+        if parameters.get(name) is not None:
+            _check_template(name, parameters[name])
+    if action_type == "move":
+        try:
+            parameters["folder"] = folders.canonical(parameters["folder"])
+        except folders.InvalidFolder as exc:
+            raise _parameter_error("parameters.folder", str(exc)) from exc
     if action_type == "webhook":
         try:
             await webhook_service.check_url(parameters["url"], allow_private=_allow_private())
@@ -191,6 +207,27 @@ async def validated_parameters(action_type: str, raw: Mapping[str, Any]) -> dict
         except errors.Invalid as exc:
             raise errors.validation(exc.message, field="parameters.event_bus_arn", code=exc.code) from exc
     return parameters
+
+
+def _parameter_error(field: str, message: str) -> errors.Invalid:
+    return errors.Invalid(
+        "invalid_parameters", f"{field}: {message}", fields=[{"field": field, "message": message}]
+    )
+
+
+def _check_template(name: str, source: str) -> None:
+    """A template as the executors render it (mail/templates.py's sandbox), reading only the
+    template context's variables (a misspelt one would fail every message, not this request)."""
+    try:
+        used = message_templates.check(message_templates.Parts(subject="", text=source, html=None))
+    except message_templates.TemplateError as exc:
+        raise _parameter_error(f"parameters.{name}", exc.message.removeprefix("text, ")) from exc
+    unknown = sorted(set(used) - model.TEMPLATE_VARIABLES)
+    if unknown:
+        readable = ", ".join(sorted(model.TEMPLATE_VARIABLES))
+        raise _parameter_error(
+            f"parameters.{name}", f"reads {', '.join(unknown)}; a template reads {readable}"
+        )
 
 
 def _allow_private() -> bool:
@@ -231,7 +268,9 @@ async def create_action(table: Table, org_id: str, fields: Mapping[str, Any]) ->
         }
 
     def plan(_: Snapshot) -> Plan:
-        item = _stamped({**_action_item(org_id, action_id, fields, parameters), **sealed}, None, clock.now_iso())
+        item = _stamped(
+            {**_action_item(org_id, action_id, fields, parameters), **sealed}, None, clock.now_iso()
+        )
         return Plan(item, [store.put_item("action", item, new=True)], counts={"action_count": 1})
 
     view = action_view(change(table, org_id, plan).result)
@@ -259,8 +298,12 @@ async def update_action(
 
     def plan(snapshot: Snapshot) -> Plan:
         previous = snapshot.item("action", action_id)
-        kept = {k: previous[k] for k in ("secret_ciphertext", "secret_last_four") if k in previous}
-        item = _stamped({**_action_item(org_id, action_id, merged, parameters), **kept}, previous, clock.now_iso())
+        kept: dict[str, Any] = {
+            k: previous[k] for k in ("secret_ciphertext", "secret_last_four") if k in previous
+        }
+        item = _stamped(
+            {**_action_item(org_id, action_id, merged, parameters), **kept}, previous, clock.now_iso()
+        )
         users = [r for r in snapshot.routes_using("action", action_id) if r.get("enabled", True)]
         return Plan(
             item,
@@ -323,7 +366,9 @@ def _check_references(snapshot: Snapshot, fields: Mapping[str, Any]) -> None:
     """422 naming a rule or action that is not the organization's."""
     rule_id = fields.get("rule_id")
     if rule_id and store.get(snapshot.table, snapshot.org_id, "rule", str(rule_id)) is None:
-        raise errors.validation(f"no rule {rule_id} in this organization", field="rule_id", code="unknown_rule")
+        raise errors.validation(
+            f"no rule {rule_id} in this organization", field="rule_id", code="unknown_rule"
+        )
     found = store.many(snapshot.table, snapshot.org_id, "action", fields["action_ids"])
     missing = [a for a in fields["action_ids"] if a not in found]
     if missing:
@@ -362,18 +407,31 @@ def _route_plan(snapshot: Snapshot, fields: Mapping[str, Any], previous: Item | 
         clock.now_iso(),
     )
     targets = {target} | ({model.target_of(previous)} if previous else set())
-    operations = [store.put_item("route", item, new=previous is None), store.target_exists(snapshot.org_id, *target)]
-    return Plan(item, operations, counts={} if previous else {"route_count": 1}, targets=targets, routes=[*others, item])
+    operations = [
+        store.put_item("route", item, new=previous is None),
+        store.target_exists(snapshot.org_id, *target),
+    ]
+    return Plan(
+        item,
+        operations,
+        counts={} if previous else {"route_count": 1},
+        targets=targets,
+        routes=[*others, item],
+    )
 
 
 def create_route(table: Table, org_id: str, fields: Mapping[str, Any]) -> dict[str, Any]:
     """The route, and its target's route set rebuilt with it."""
     checked = _route_fields(fields)
     route_id = ids.new_id("rte")
-    return route_view(change(table, org_id, lambda snapshot: _route_plan(snapshot, checked, None, route_id)).result)
+    return route_view(
+        change(table, org_id, lambda snapshot: _route_plan(snapshot, checked, None, route_id)).result
+    )
 
 
-def update_route(table: Table, org_id: str, route_id: str, fields: Mapping[str, Any], *, partial: bool) -> dict[str, Any]:
+def update_route(
+    table: Table, org_id: str, route_id: str, fields: Mapping[str, Any], *, partial: bool
+) -> dict[str, Any]:
     """PUT or PATCH; the route sets of its old and new target are rebuilt."""
 
     def plan(snapshot: Snapshot) -> Plan:

@@ -84,7 +84,7 @@ def rebuilt(snapshot: Snapshot, plan: Plan) -> list[store.BuiltSet]:
     if len(plan.targets) > model.MAX_ROUTE_SETS_PER_CHANGE:
         raise errors.validation(
             f"this change affects the routes of {len(plan.targets)} mailboxes and domains; at most "
-            f"{model.MAX_ROUTE_SETS_PER_CHANGE} per change (route a domain rather than each of its mailboxes)",
+            f"{model.MAX_ROUTE_SETS_PER_CHANGE} per change (route a domain rather than each mailbox)",
             code="change_too_wide",
         )
     routes = plan.routes if plan.routes is not None else snapshot.routes()

@@ -123,7 +123,9 @@ async def replace_rule(
     """Replace the name, description, match and conditions (fields left out take their defaults).
     Routes that use it match by the new conditions from the next message on."""
     audit_target(request, "automation_rule", automation_rule_id)
-    return one(service.update_rule(Table(), principal.org_id, automation_rule_id, body.fields(), partial=False))
+    return one(
+        service.update_rule(Table(), principal.org_id, automation_rule_id, body.fields(), partial=False)
+    )
 
 
 @router.patch(
@@ -138,7 +140,9 @@ async def update_rule(
 ) -> dict[str, Any]:
     """Change only the fields sent (`conditions`, when sent, replaces the list)."""
     audit_target(request, "automation_rule", automation_rule_id)
-    return one(service.update_rule(Table(), principal.org_id, automation_rule_id, body.fields(), partial=True))
+    return one(
+        service.update_rule(Table(), principal.org_id, automation_rule_id, body.fields(), partial=True)
+    )
 
 
 @router.delete(
@@ -318,7 +322,9 @@ async def get_route(route_id: RouteId, principal: Reader) -> dict[str, Any]:
     summary="Replace a route",
     responses={**ROUTE_404, **errors(e409=CONCURRENT, e422=ROUTE_ERRORS)},
 )
-async def replace_route(route_id: RouteId, body: RouteInput, request: Request, principal: Writer) -> dict[str, Any]:
+async def replace_route(
+    route_id: RouteId, body: RouteInput, request: Request, principal: Writer
+) -> dict[str, Any]:
     """Replace every field (fields left out take their defaults; `position` left out keeps the
     route's place when the target stays)."""
     audit_target(request, "automation_route", route_id)
@@ -332,7 +338,9 @@ async def replace_route(route_id: RouteId, body: RouteInput, request: Request, p
     summary="Change some fields of a route",
     responses={**ROUTE_404, **errors(e409=CONCURRENT, e422=ROUTE_ERRORS)},
 )
-async def update_route(route_id: RouteId, body: RoutePatch, request: Request, principal: Writer) -> dict[str, Any]:
+async def update_route(
+    route_id: RouteId, body: RoutePatch, request: Request, principal: Writer
+) -> dict[str, Any]:
     """Change only the fields sent: e.g. `{"enabled": false}` pauses it, `{"position": 0}` runs it
     first."""
     audit_target(request, "automation_route", route_id)

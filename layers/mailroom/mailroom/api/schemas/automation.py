@@ -76,7 +76,9 @@ class Condition(Strict):
         "regex), bytes for size, true/false for the flags; none for in_data / not_in_data",
     )
     header: str | None = Field(
-        default=None, max_length=rule_model.MAX_HEADER_NAME_CHARS, description="The header's name, for field header"
+        default=None,
+        max_length=rule_model.MAX_HEADER_NAME_CHARS,
+        description="The header's name, for field header",
     )
     key: str | None = Field(
         default=None,
