@@ -14,17 +14,17 @@ from mailroom.api.models import ListOf, One, errors, one
 from mailroom.api.pipeline import api_router, audit_target
 from mailroom.api.principal import require
 from mailroom.api.schemas.automation import (
-    ActionInput,
-    ActionPatch,
-    ActionView,
-    ActionWithSecret,
-    ParametersView,
+    ActionParametersView,
+    AutomationActionInput,
+    AutomationActionPatch,
+    AutomationActionView,
+    AutomationActionWithSecret,
+    AutomationRuleInput,
+    AutomationRulePatch,
+    AutomationRuleView,
     RouteInput,
     RoutePatch,
     RouteView,
-    RuleInput,
-    RulePatch,
-    RuleView,
 )
 from mailroom.domain.principal import Principal
 from mailroom.services import automation as service
@@ -70,7 +70,7 @@ def _page(request: Request, listing: service.Listing, page_query: pagination.Pag
 @router.get(
     "/rules",
     name="automation.rules.list",
-    response_model=ListOf[RuleView],
+    response_model=ListOf[AutomationRuleView],
     summary="List rules",
     responses=LIST_ERRORS,
 )
@@ -86,11 +86,11 @@ async def list_rules(request: Request, principal: Reader, page_query: PageParams
     "/rules",
     name="automation.rules.create",
     status_code=201,
-    response_model=One[RuleView],
+    response_model=One[AutomationRuleView],
     summary="Create a rule",
     responses=errors(e409=CONCURRENT, e422=f"{RULE_ERRORS}, rule_limit_reached"),
 )
-async def create_rule(body: RuleInput, request: Request, principal: Writer) -> dict[str, Any]:
+async def create_rule(body: AutomationRuleInput, request: Request, principal: Writer) -> dict[str, Any]:
     """A reusable condition set (the mailbox rules' language plus data conditions) that routes
     name; `match` all or any of the conditions; no condition matches every message."""
     view = service.create_rule(Table(), principal.org_id, body.fields())
@@ -101,7 +101,7 @@ async def create_rule(body: RuleInput, request: Request, principal: Writer) -> d
 @router.get(
     "/rules/{automation_rule_id}",
     name="automation.rules.get",
-    response_model=One[RuleView],
+    response_model=One[AutomationRuleView],
     summary="Get a rule",
     responses=RULE_404,
 )
@@ -113,12 +113,12 @@ async def get_rule(automation_rule_id: RuleId, principal: Reader) -> dict[str, A
 @router.put(
     "/rules/{automation_rule_id}",
     name="automation.rules.replace",
-    response_model=One[RuleView],
+    response_model=One[AutomationRuleView],
     summary="Replace a rule",
     responses={**RULE_404, **errors(e409=CONCURRENT, e422=RULE_ERRORS)},
 )
 async def replace_rule(
-    automation_rule_id: RuleId, body: RuleInput, request: Request, principal: Writer
+    automation_rule_id: RuleId, body: AutomationRuleInput, request: Request, principal: Writer
 ) -> dict[str, Any]:
     """Replace the name, description, match and conditions (fields left out take their defaults).
     Routes that use it match by the new conditions from the next message on."""
@@ -131,12 +131,12 @@ async def replace_rule(
 @router.patch(
     "/rules/{automation_rule_id}",
     name="automation.rules.update",
-    response_model=One[RuleView],
+    response_model=One[AutomationRuleView],
     summary="Change some fields of a rule",
     responses={**RULE_404, **errors(e409=CONCURRENT, e422=RULE_ERRORS)},
 )
 async def update_rule(
-    automation_rule_id: RuleId, body: RulePatch, request: Request, principal: Writer
+    automation_rule_id: RuleId, body: AutomationRulePatch, request: Request, principal: Writer
 ) -> dict[str, Any]:
     """Change only the fields sent (`conditions`, when sent, replaces the list)."""
     audit_target(request, "automation_rule", automation_rule_id)
@@ -173,7 +173,7 @@ WritableAction = Annotated[Item, Depends(_writable_action)]
 @router.get(
     "/actions",
     name="automation.actions.list",
-    response_model=ListOf[ActionView],
+    response_model=ListOf[AutomationActionView],
     summary="List actions",
     responses=LIST_ERRORS,
 )
@@ -189,11 +189,11 @@ async def list_actions(request: Request, principal: Reader, page_query: PagePara
     "/actions",
     name="automation.actions.create",
     status_code=201,
-    response_model=One[ActionWithSecret],
+    response_model=One[AutomationActionWithSecret],
     summary="Create an action (a webhook action's secret is returned once)",
     responses=errors(e409=CONCURRENT, e422=f"{ACTION_ERRORS}, action_limit_reached"),
 )
-async def create_action(body: ActionInput, request: Request, principal: Writer) -> dict[str, Any]:
+async def create_action(body: AutomationActionInput, request: Request, principal: Writer) -> dict[str, Any]:
     """An action configuration routes run: `webhook`, `eventbridge`, `forward`, `reply` (run after
     the message is stored, from a queue, with retries) or `label`, `move`, `store_data`, `delete`
     (applied as it is stored). A webhook action's `secret` signs its requests per Standard Webhooks
@@ -206,7 +206,7 @@ async def create_action(body: ActionInput, request: Request, principal: Writer) 
 @router.get(
     "/actions/{action_id}",
     name="automation.actions.get",
-    response_model=One[ActionView],
+    response_model=One[AutomationActionView],
     summary="Get an action",
     responses=ACTION_404,
 )
@@ -218,7 +218,7 @@ async def get_action(action_id: ActionId, principal: Reader) -> dict[str, Any]:
 @router.get(
     "/actions/{action_id}/parameters",
     name="automation.actions.parameters",
-    response_model=One[ParametersView],
+    response_model=One[ActionParametersView],
     summary="The action type's parameter schema and the action's values",
     responses=ACTION_404,
 )
@@ -231,11 +231,13 @@ async def get_parameters(action_id: ActionId, principal: Reader) -> dict[str, An
 @router.put(
     "/actions/{action_id}",
     name="automation.actions.replace",
-    response_model=One[ActionView],
+    response_model=One[AutomationActionView],
     summary="Replace an action",
     responses={**ACTION_404, **errors(e409=CONCURRENT, e422=f"{ACTION_ERRORS}, action_type_immutable")},
 )
-async def replace_action(body: ActionInput, action: WritableAction, principal: Writer) -> dict[str, Any]:
+async def replace_action(
+    body: AutomationActionInput, action: WritableAction, principal: Writer
+) -> dict[str, Any]:
     """Replace the name, description and parameters; `action_type` must be the action's own. A
     webhook action keeps its secret. Routes that run it use the new parameters from the next
     message on."""
@@ -245,11 +247,13 @@ async def replace_action(body: ActionInput, action: WritableAction, principal: W
 @router.patch(
     "/actions/{action_id}",
     name="automation.actions.update",
-    response_model=One[ActionView],
+    response_model=One[AutomationActionView],
     summary="Change some fields of an action",
     responses={**ACTION_404, **errors(e409=CONCURRENT, e422=f"{ACTION_ERRORS}, action_type_immutable")},
 )
-async def update_action(body: ActionPatch, action: WritableAction, principal: Writer) -> dict[str, Any]:
+async def update_action(
+    body: AutomationActionPatch, action: WritableAction, principal: Writer
+) -> dict[str, Any]:
     """Change only the fields sent; `parameters`, when sent, replaces them whole."""
     return one(await service.update_action(Table(), principal.org_id, action, body.fields(), partial=True))
 

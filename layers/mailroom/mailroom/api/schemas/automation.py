@@ -61,7 +61,7 @@ def _no_nulls(values: Any, nullable: tuple[str, ...]) -> Any:
 # ----------------------------------------------------------------------------- rules
 
 
-class Condition(Strict):
+class AutomationCondition(Strict):
     """One test, in the mailbox rules' language (docs/rules.md) plus two over the mailbox's data
     documents: `{"field": "data", "key": K, "op": <text op>, "value": V}` tests document K (a string,
     each element of a list, a number's or boolean's JSON text); `{"field": <text field>, "op":
@@ -92,7 +92,7 @@ class Condition(Strict):
 
 
 Conditions = Annotated[
-    list[Condition],
+    list[AutomationCondition],
     Field(
         max_length=rule_model.MAX_CONDITIONS,
         description=f"At most {rule_model.MAX_CONDITIONS} (422 too_many_conditions); none: every message",
@@ -100,7 +100,7 @@ Conditions = Annotated[
 ]
 
 
-class RuleInput(Strict):
+class AutomationRuleInput(Strict):
     name: Name
     description: Description = None
     match: Literal["all", "any"] = Field(default="all", description="all or any of the conditions")
@@ -115,7 +115,7 @@ class RuleInput(Strict):
         }
 
 
-class RulePatch(Strict):
+class AutomationRulePatch(Strict):
     """Only the fields sent change; `description: null` clears it."""
 
     name: Name | None = None
@@ -135,7 +135,7 @@ class RulePatch(Strict):
         return changes
 
 
-class ConditionView(BaseModel):
+class AutomationConditionView(BaseModel):
     field: ConditionField
     op: ConditionOp
     value: str | int | bool | None = None
@@ -143,12 +143,12 @@ class ConditionView(BaseModel):
     key: str | None = None
 
 
-class RuleView(BaseModel):
+class AutomationRuleView(BaseModel):
     id: str = Field(description="rul_...")
     name: str
     description: str | None
     match: Literal["all", "any"]
-    conditions: list[ConditionView]
+    conditions: list[AutomationConditionView]
     version: int = Field(description="Moves on every change")
     created_at: Timestamp
     updated_at: Timestamp
@@ -165,7 +165,7 @@ PARAMETERS_HELP = (
 )
 
 
-class ActionInput(Strict):
+class AutomationActionInput(Strict):
     name: Name
     description: Description = None
     action_type: ActionType
@@ -175,7 +175,7 @@ class ActionInput(Strict):
         return self.model_dump()
 
 
-class ActionPatch(Strict):
+class AutomationActionPatch(Strict):
     """Only the fields sent change; `parameters`, when sent, replaces them whole; `action_type`, when
     sent, must be the action's own (422 action_type_immutable)."""
 
@@ -193,7 +193,7 @@ class ActionPatch(Strict):
         return {name: getattr(self, name) for name in self.model_fields_set}
 
 
-class ActionView(BaseModel):
+class AutomationActionView(BaseModel):
     id: str = Field(description="act_...")
     name: str
     description: str | None
@@ -209,14 +209,14 @@ class ActionView(BaseModel):
     updated_at: Timestamp
 
 
-class ActionWithSecret(ActionView):
+class AutomationActionWithSecret(AutomationActionView):
     secret: str | None = Field(
         default=None,
         description="webhook: the Standard Webhooks signing secret (whsec_...), shown only in this response",
     )
 
 
-class ParametersView(BaseModel):
+class ActionParametersView(BaseModel):
     action_id: str
     action_type: ActionType
     schema_: dict[str, Any] = Field(alias="schema", description="The JSON Schema of the type's parameters")
@@ -226,7 +226,7 @@ class ParametersView(BaseModel):
 # ----------------------------------------------------------------------------- routes
 
 
-class Target(Strict):
+class RouteTarget(Strict):
     """Exactly one: a mailbox, or every mailbox of a domain (422 otherwise)."""
 
     mailbox_id: Id | None = None
@@ -235,7 +235,7 @@ class Target(Strict):
 
 class RouteInput(Strict):
     name: Name
-    target: Target
+    target: RouteTarget
     rule_id: Id | None = Field(default=None, description="rul_...; null: every message")
     action_ids: list[Id] = Field(
         min_length=1,
@@ -264,7 +264,7 @@ class RoutePatch(Strict):
     """Only the fields sent change; `rule_id: null` makes the route match every message."""
 
     name: Name | None = None
-    target: Target | None = None
+    target: RouteTarget | None = None
     rule_id: Id | None = None
     action_ids: list[Id] | None = Field(default=None, min_length=1, max_length=model.MAX_ACTIONS_PER_ROUTE)
     position: int | None = Field(default=None, ge=0, le=model.MAX_POSITION)
@@ -283,7 +283,7 @@ class RoutePatch(Strict):
         return changes
 
 
-class TargetView(BaseModel):
+class RouteTargetView(BaseModel):
     mailbox_id: str | None = None
     domain_id: str | None = None
 
@@ -291,7 +291,7 @@ class TargetView(BaseModel):
 class RouteView(BaseModel):
     id: str = Field(description="rte_...")
     name: str
-    target: TargetView
+    target: RouteTargetView
     rule_id: str | None
     action_ids: list[str]
     position: int
