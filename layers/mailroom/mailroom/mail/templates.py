@@ -78,6 +78,9 @@ SAFE_FILTERS = frozenset(
         "batch",
         "slice",
         "items",
+        # A value as JSON (strings quoted and escaped): what a webhook action's body template needs
+        # to put message text into a JSON body (docs/automation.md). At most ~6x its input.
+        "tojson",
     }
 )
 
