@@ -105,13 +105,7 @@ def is_data_key(key: str) -> bool:
     return bool(_DATA_KEY_RE.match(key))
 
 
-def _data_key(value: str) -> str:
-    if not is_data_key(value):
-        raise ValueError("a data key is 1 to 128 characters of A-Z a-z 0-9 _ . -")
-    return value
-
-
-DataKey = Annotated[str, AfterValidator(_data_key), Field(description="1 to 128 of A-Z a-z 0-9 _ . -")]
+DataKey = Annotated[str, Field(pattern=DATA_KEY_PATTERN, description="1 to 128 of A-Z a-z 0-9 _ . -")]
 
 
 # ----------------------------------------------------------------------------- action parameters
