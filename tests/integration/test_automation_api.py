@@ -597,3 +597,20 @@ def test_scopes_isolation_and_audit(
     records = audit.list_page(table, org_id, per_page=50, cursor=None).items
     created = [r for r in records if r["action"] == "automation.actions.create"]
     assert created and created[0]["target"]["id"] == action["id"]
+
+
+def test_a_body_that_is_not_utf8_is_a_validation_error(org: NewOrganization, env: WebhookAws) -> None:
+    """FastAPI answers 400 for a body it cannot decode; the API answers it like a body that is not
+    JSON: 422 in the envelope, as documented."""
+    from tests.support.lambda_api import LambdaContext, function_module, http_event
+
+    event = http_event(
+        "POST",
+        "/api/v1/rules/",
+        token=org.admin_token,
+        headers={"content-type": "application/json", "idempotency-key": "undecodable"},
+        body=b'{"name": "\xff\xfe"}',
+    )
+    response = function_module(FUNCTION).handler(event, LambdaContext(function_name=FUNCTION))
+    assert response["statusCode"] == 422, response
+    assert json.loads(response["body"])["error"]["code"] == "validation_error"

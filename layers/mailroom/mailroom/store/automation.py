@@ -175,7 +175,7 @@ def commit(
     to ``limits``. Raises VersionChanged, LimitHit or TargetGone; nothing is written then."""
     new_version = version_read + 1
     update = Update(keys.automation_pk(org_id), keys.AUTOMATION_HEAD_SK, upsert=True)
-    update.set(version=new_version, updated_at=now_iso, org_id=org_id)
+    update.set(type="automation_head", version=new_version, updated_at=now_iso, org_id=org_id)
     # Another change since the read: everything this one decided may be stale.
     if version_read:
         update.equals("version", version_read)
