@@ -362,6 +362,13 @@ def test_routes_build_the_route_sets_inbound_reads(
         token, "routes", {"name": "All", "target": {"domain_id": domain_id}, "action_ids": [label["id"]]}
     )
     assert whole_domain["position"] == 0 and second["position"] == 5
+    by_mailbox = call(
+        FUNCTION, "GET", "/api/v1/routes/", token=token, query={"mailbox_id": mailbox["id"]}
+    ).json()
+    assert [r["id"] for r in by_mailbox["data"]] == sorted([first["id"], second["id"]])
+    assert by_mailbox["meta"]["total"] is None
+    by_domain = call(FUNCTION, "GET", "/api/v1/routes", token=token, query={"domain_id": domain_id}).json()
+    assert [r["id"] for r in by_domain["data"]] == [whole_domain["id"]]
 
     stored = route_set(table, org, "mailbox", mailbox["id"])
     assert stored is not None and stored["type"] == "route_set"

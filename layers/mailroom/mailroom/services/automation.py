@@ -45,15 +45,24 @@ def load(table: Table, org_id: str, kind: str, item_id: str) -> Item:
 class Listing:
     page: Page
     views: list[dict[str, Any]]
-    total: int
+    total: int | None
 
 
-def list_of(table: Table, org_id: str, kind: str, *, per_page: int, cursor: str | None) -> Listing:
-    """A page of the organization's rules, actions or routes in creation order; the total is the
-    HEAD item's maintained count."""
-    page = store.list_page(table, org_id, kind, per_page=per_page, cursor=cursor)
+def list_of(
+    table: Table,
+    org_id: str,
+    kind: str,
+    *,
+    per_page: int,
+    cursor: str | None,
+    target: tuple[str, str] | None = None,
+) -> Listing:
+    """A page of the organization's rules, actions or routes in creation order (routes: of one
+    mailbox or domain, when ``target`` names it); the total is the HEAD item's maintained count
+    (None for one target's routes: it is not counted)."""
+    page = store.list_page(table, org_id, kind, per_page=per_page, cursor=cursor, target=target)
     view = {"rule": rule_view, "action": action_view, "route": route_view}[kind]
-    total = int(store.head(table, org_id).get(store.COUNTER[kind], 0))
+    total = None if target else int(store.head(table, org_id).get(store.COUNTER[kind], 0))
     return Listing(page, [view(item) for item in page.items], total)
 
 

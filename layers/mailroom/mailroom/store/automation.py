@@ -57,9 +57,31 @@ def get(table: Table, org_id: str, kind: str, item_id: str) -> Item | None:
     return table.get(keys.automation_pk(org_id), KIND_SK[kind](item_id))
 
 
-def list_page(table: Table, org_id: str, kind: str, *, per_page: int, cursor: str | None) -> Page:
+def list_page(
+    table: Table,
+    org_id: str,
+    kind: str,
+    *,
+    per_page: int,
+    cursor: str | None,
+    target: tuple[str, str] | None = None,
+) -> Page:
+    """A page of one kind in id (creation) order; routes optionally of one target only (a filter:
+    such pages link forward only)."""
+    filtered = None
+    if target is not None:
+        kind_of_target, target_id = target
+        filtered = (
+            "#target.#id = :target",
+            {"#target": "target", "#id": f"{kind_of_target}_id"},
+            values(target=target_id),
+        )
     return table.query_page(
-        partition=keys.automation_pk(org_id), sk_prefix=KIND_PREFIX[kind], per_page=per_page, cursor=cursor
+        partition=keys.automation_pk(org_id),
+        sk_prefix=KIND_PREFIX[kind],
+        per_page=per_page,
+        cursor=cursor,
+        filter_expression=filtered,
     )
 
 

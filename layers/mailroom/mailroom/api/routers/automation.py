@@ -7,8 +7,9 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import Depends, Path, Request, Response
+from fastapi import Depends, Path, Query, Request, Response
 
+from mailroom import errors as kinds
 from mailroom.api import pagination
 from mailroom.api.models import ListOf, One, errors, one
 from mailroom.api.pipeline import api_router, audit_target
@@ -282,10 +283,30 @@ async def delete_action(action_id: ActionId, request: Request, principal: Writer
     summary="List routes",
     responses=LIST_ERRORS,
 )
-async def list_routes(request: Request, principal: Reader, page_query: PageParams) -> dict[str, Any]:
-    """The organization's routes in creation order (each target runs its own by position)."""
+async def list_routes(
+    request: Request,
+    principal: Reader,
+    page_query: PageParams,
+    mailbox_id: Annotated[
+        str | None,
+        Query(max_length=64, description="Only the routes of this mailbox (its own, not its domain's)"),
+    ] = None,
+    domain_id: Annotated[
+        str | None, Query(max_length=64, description="Only the routes of this domain")
+    ] = None,
+) -> dict[str, Any]:
+    """The organization's routes in creation order (each target runs its own by position), or one
+    mailbox's or domain's (`meta.total` is then null)."""
+    if mailbox_id and domain_id:
+        raise kinds.validation("filter by mailbox_id or by domain_id, not both", field="domain_id")
+    target = ("mailbox", mailbox_id) if mailbox_id else ("domain", domain_id) if domain_id else None
     listing = service.list_of(
-        Table(), principal.org_id, "route", per_page=page_query.per_page, cursor=page_query.cursor
+        Table(),
+        principal.org_id,
+        "route",
+        per_page=page_query.per_page,
+        cursor=page_query.cursor,
+        target=target,
     )
     return _page(request, listing, page_query)
 
