@@ -198,7 +198,7 @@ def test_webhook_action_secret_is_shown_once_and_sealed_to_the_action(
         "action_type": "webhook",
         "parameters": {
             "url": "https://hooks.example.test/orders",
-            "body_template": '{"subject": "{{ message.subject }}", "orders": {{ data.orders | length }}}',
+            "body_template": '{"subject": {{ message.subject | tojson }}, "n": {{ data.orders | length }}}',
             "data_keys": ["orders", "orders"],
         },
     }
@@ -514,7 +514,7 @@ def test_routes_refuse_what_is_not_the_organizations(
 
 
 def test_deleting_a_rule_or_action_a_route_uses_is_409_naming_the_route(
-    org: NewOrganization, mailbox: dict[str, Any]
+    org: NewOrganization, mailbox: dict[str, Any], table: Table
 ) -> None:
     token = org.admin_token
     label = make(token, "actions", LABEL)
@@ -534,6 +534,13 @@ def test_deleting_a_rule_or_action_a_route_uses_is_409_naming_the_route(
         assert route["id"] in found["message"] and "Orders route" in found["message"]
     assert send(token, "DELETE", f"/api/v1/routes/{route['id']}").status == 204
     assert send(token, "DELETE", f"/api/v1/rules/{rule['id']}").status == 204
+    # A task config (docs/automation-tasks.md: its item in the same partition) runs it too.
+    org_id = org.organization["id"]
+    task = {"type": "task", "id": "tsk_digest", "org_id": org_id, "name": "Digest", "action_id": label["id"]}
+    table.put({"PK": keys.automation_pk(org_id), "SK": keys.automation_task_sk("tsk_digest"), **task})
+    found = error(send(token, "DELETE", f"/api/v1/actions/{label['id']}"), 409, "in_use")
+    assert "tsk_digest (Digest)" in found["message"]
+    table.delete(keys.automation_pk(org_id), keys.automation_task_sk("tsk_digest"))
     assert send(token, "DELETE", f"/api/v1/actions/{label['id']}").status == 204
 
 

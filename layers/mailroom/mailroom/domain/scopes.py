@@ -51,7 +51,7 @@ OPS_SCOPES: frozenset[str] = frozenset(
         "tickets:write",
         # Usage and invoices (docs/billing.md), as on the contract page.
         "billing:read",
-        # The automation model (docs/automation.md): rules, actions, routes, their logs and test mail.
+        # The automation model (docs/automation.md): rules, actions, routes, task configs.
         "automation:read",
         "automation:write",
     }

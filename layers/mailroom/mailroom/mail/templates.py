@@ -18,6 +18,7 @@ What a template may do, and why:
 
 from __future__ import annotations
 
+import json
 import operator
 import sys
 import time
@@ -36,6 +37,7 @@ MAX_SOURCE_CHARS = 100_000  # per part
 MAX_OUTPUT_CHARS = 1_000_000  # per part, rendered
 MAX_RENDER_SECONDS = 1.0
 MAX_PRODUCT_CHARS = 100_000  # 'x' * n, [..] * n: larger results are refused before they are built
+JSON_PART = "body_template"  # the part name a JSON body template's errors carry
 TEMPLATE_FILENAME = "<template>"  # what Jinja names the code of a template compiled from a string
 
 SAFE_FILTERS = frozenset(
@@ -78,9 +80,6 @@ SAFE_FILTERS = frozenset(
         "batch",
         "slice",
         "items",
-        # A value as JSON (strings quoted and escaped): what a webhook action's body template needs
-        # to put message text into a JSON body (docs/automation.md). At most ~6x its input.
-        "tojson",
     }
 )
 
@@ -190,6 +189,19 @@ def _environment(*, html: bool) -> _Sandbox:
 
 _TEXT = _environment(html=False)
 _HTML = _environment(html=True)
+# JSON bodies (automation webhooks, docs/automation-execution.md): the text environment plus
+# ``tojson``, which quotes and escapes a value as JSON (its indent bounded: output grows with it).
+_JSON = _environment(html=False)
+
+
+def _tojson(value: Any, indent: int | None = None) -> Any:
+    if indent is not None and not 0 <= int(indent) <= 8:
+        raise SecurityError("tojson's indent is 0 to 8")
+    text = json.dumps(value, indent=indent, ensure_ascii=False, default=str)
+    return _bounded(text)
+
+
+_JSON.filters["tojson"] = _tojson
 
 
 @dataclass(frozen=True, slots=True)
@@ -200,6 +212,8 @@ class Parts:
 
 
 def _env_for(part: str) -> _Sandbox:
+    if part == JSON_PART:
+        return _JSON
     return _HTML if part == "html" else _TEXT
 
 
@@ -304,3 +318,22 @@ def render(parts: Parts, variables: Mapping[str, Any]) -> Parts:
     text = None if parts.text is None else _render_part("text", parts.text, variables, deadline)
     html = None if parts.html is None else _render_part("html", parts.html, variables, deadline)
     return Parts(subject=subject, text=text, html=html)
+
+
+def check_json(source: str) -> list[str]:
+    """Compile a JSON body template (``TemplateError`` on a syntax error); the variables it reads."""
+    _compiled(JSON_PART, source)
+    return sorted(meta.find_undeclared_variables(_parse(JSON_PART, source)) - set(_JSON.globals))
+
+
+def render_json(source: str, variables: Mapping[str, Any]) -> Any:
+    """Render a template that writes a JSON document (strings through ``tojson``) and parse it: the
+    value, or ``TemplateError`` (``template_not_json`` when the output is not one JSON document).
+    Bounded like the message templates (time, size, the sandbox)."""
+    text = _render_part(JSON_PART, source, variables, time.monotonic() + MAX_RENDER_SECONDS)
+    try:
+        return json.loads(text)
+    except ValueError as exc:
+        raise TemplateError(
+            "template_not_json", JSON_PART, f"{JSON_PART}: the rendered body is not JSON ({exc})"
+        ) from exc

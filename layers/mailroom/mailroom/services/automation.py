@@ -225,12 +225,17 @@ def _parameter_error(field: str, message: str) -> errors.Invalid:
 
 
 def _check_template(name: str, source: str) -> None:
-    """A template as the executors render it (mail/templates.py's sandbox), reading only the
-    template context's variables (a misspelt one would fail every message, not this request)."""
+    """A template as the executors render it (mail/templates.py's sandbox: a webhook body in its JSON
+    environment, with ``tojson``), reading only the template context's variables (a misspelt one
+    would fail every message, not this request)."""
     try:
-        used = message_templates.check(message_templates.Parts(subject="", text=source, html=None))
+        if name == "body_template":
+            used = message_templates.check_json(source)
+        else:
+            used = message_templates.check(message_templates.Parts(subject="", text=source, html=None))
     except message_templates.TemplateError as exc:
-        raise _parameter_error(f"parameters.{name}", exc.message.removeprefix("text, ")) from exc
+        message = exc.message.removeprefix(f"{exc.part}, ")
+        raise _parameter_error(f"parameters.{name}", message) from exc
     unknown = sorted(set(used) - model.TEMPLATE_VARIABLES)
     if unknown:
         readable = ", ".join(sorted(model.TEMPLATE_VARIABLES))
@@ -325,11 +330,12 @@ async def update_action(
 
 
 def delete_action(table: Table, org_id: str, action_id: str) -> None:
-    """409 ``in_use`` while a route runs it."""
+    """409 ``in_use`` while a route or a task config runs it."""
 
     def plan(snapshot: Snapshot) -> Plan:
         previous = snapshot.item("action", action_id)
-        users = snapshot.routes_using("action", action_id)
+        tasks = [t for t in store.all_of(table, org_id, "task") if t.get("action_id") == action_id]
+        users = [*snapshot.routes_using("action", action_id), *tasks]
         if users:
             raise in_use("action", action_id, users)
         return Plan(previous, [store.delete_item("action", org_id, action_id)], counts={"action_count": -1})

@@ -67,12 +67,13 @@ class Plan:
     actions: dict[str, Item] = field(default_factory=dict)
 
 
-def in_use(kind: str, item_id: str, routes: Iterable[Item]) -> errors.Conflict:
-    used_by = [f"{r['id']} ({r['name']})" for r in routes]
+def in_use(kind: str, item_id: str, users: Iterable[Item]) -> errors.Conflict:
+    """409 naming the routes (and task configs) that use a rule or an action."""
+    used_by = [f"{u['id']} ({u.get('name', '')})" for u in users]
     return errors.conflict(
-        f"The {kind} {item_id} is used by the route(s) {', '.join(used_by)}.",
+        f"The {kind} {item_id} is used by {', '.join(used_by)}.",
         code="in_use",
-        hint="Remove it from those routes, or delete them, first.",
+        hint="Remove it from those routes (or task configs), or delete them, first.",
     )
 
 
@@ -147,7 +148,9 @@ def change(table: Table, org_id: str, plan_of: Callable[[Snapshot], Plan]) -> Pl
         except store.VersionChanged:
             continue
         except store.LimitHit as exc:
-            counter = next(c for c, d in plan.counts.items() if d > 0)
+            counter = next((c for c, d in plan.counts.items() if d > 0), None)
+            if counter is None:  # nothing to hold to a limit: the HEAD moved meanwhile after all
+                continue
             code, message = LIMIT_CODES[counter]
             raise errors.LimitReached(code, message, hint="Delete one first.") from exc
         except store.TargetGone as exc:

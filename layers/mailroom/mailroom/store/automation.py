@@ -22,6 +22,7 @@ KIND_PREFIX = {
     "rule": keys.AUTOMATION_RULE_PREFIX,
     "action": keys.AUTOMATION_ACTION_PREFIX,
     "route": keys.AUTOMATION_ROUTE_PREFIX,
+    "task": keys.AUTOMATION_TASK_PREFIX,  # task configs (their own API): read to refuse deleting an action
 }
 KIND_SK = {
     "rule": keys.automation_rule_sk,
