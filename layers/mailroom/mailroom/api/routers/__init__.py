@@ -62,6 +62,7 @@ def all_routers() -> list[APIRouter]:
         aliases.router,
         auth.router,
         webhooks.router,
+        automation.router,  # /api/v1/rules, /actions, /routes (docs/automation.md)
         # Before messages: /messages/contacts and /messages/calendar are not message ids.
         contacts.router,
         contacts.groups_router,
@@ -90,5 +91,4 @@ def all_routers() -> list[APIRouter]:
         tickets.router,
         support.router,
         billing.router,
-        automation.router,
     ]
