@@ -268,3 +268,14 @@ def test_the_template_declares_the_collections_slash_form() -> None:
     declared = {route.path for route in Stack.load(REPO / "template.yaml").routes}
     for collection in ("/api/v1/rules", "/api/v1/actions", "/api/v1/routes", "/api/v1/domains"):
         assert {collection, f"{collection}/", f"{collection}/{{proxy+}}"} <= declared
+
+
+def test_the_api_models_name_what_the_domain_accepts() -> None:
+    from typing import get_args
+
+    from mailroom.api.schemas import automation as schemas
+    from mailroom.domain import rules as rule_model
+
+    assert set(get_args(schemas.ActionType)) == set(model.ACTION_TYPES)
+    assert set(get_args(schemas.ConditionOp)) == {*rule_model.TEXT_OPS, *rule_model.SIZE_OPS, *model.DATA_OPS}
+    assert set(get_args(schemas.ConditionField)) == {*rule_model.FIELDS, "data"}

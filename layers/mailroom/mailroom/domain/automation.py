@@ -76,8 +76,6 @@ DEFAULT_DETAIL_TYPE = "Mailroom Automation"
 DEFAULT_REPLY_SUBJECT = "Re: {{ message.subject }}"
 
 DATA_OPS = ("in_data", "not_in_data")
-CONDITION_OPS = (*rule_model.TEXT_OPS, *rule_model.SIZE_OPS, *DATA_OPS)
-CONDITION_FIELDS = (*rule_model.FIELDS, "data")
 
 
 def mode_of(action_type: str) -> str:
