@@ -91,6 +91,21 @@ BODIES: dict[str, Any] = {
     },
     "PUT /api/v1/mailboxes/{mailbox_id}": {"active": False, "name": "Swept", "quota": 256},
     "PUT /api/v1/aliases/{alias_id}": {"goto": ["sweep@example.net"], "active": False},
+    # The automation model: a leak would answer 200 (or 422 for a target the caller does not own).
+    "PUT /api/v1/rules/{automation_rule_id}": {"name": "Swept"},
+    "PATCH /api/v1/rules/{automation_rule_id}": {"name": "Swept"},
+    "PUT /api/v1/actions/{action_id}": {
+        "name": "Swept",
+        "action_type": "label",
+        "parameters": {"labels": ["x"]},
+    },
+    "PATCH /api/v1/actions/{action_id}": {"name": "Swept"},
+    "PUT /api/v1/routes/{route_id}": {
+        "name": "Swept",
+        "target": {"mailbox_id": "mbx_swept"},
+        "action_ids": ["act_x"],
+    },
+    "PATCH /api/v1/routes/{route_id}": {"enabled": False},
 }
 
 # Operations that legitimately answer something else than 404 for another tenant's id, and why.

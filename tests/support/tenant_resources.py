@@ -260,6 +260,21 @@ def _everything_else(
     rule = {"name": "sweep", "actions": [{"type": "add_label", "label": "swept"}]}
     values["rule_id"] = [create(http, f"/api/v1/mailboxes/{main['id']}/rules", ops, rule)["id"]]
 
+    # The automation model (docs/automation.md): an action, a rule and a route joining them on the
+    # main mailbox (its route set is rebuilt with it).
+    label = {"name": "Sweep", "action_type": "label", "parameters": {"labels": ["swept"]}}
+    values["action_id"] = [create(http, "/api/v1/actions", ops, label)["id"]]
+    condition = {"field": "subject", "op": "contains", "value": f"automation-{tag}"}
+    automation_rule = create(http, "/api/v1/rules", ops, {"name": "Sweep", "conditions": [condition]})
+    values["automation_rule_id"] = [automation_rule["id"]]
+    route = {
+        "name": "Sweep",
+        "target": {"mailbox_id": main["id"]},
+        "rule_id": automation_rule["id"],
+        "action_ids": values["action_id"],
+    }
+    values["route_id"] = [create(http, "/api/v1/routes", ops, route)["id"]]
+
     migration = start_migration(site, tenant, migrated)
     values["migration_id"].insert(0, migration["id"])  # a batch's job is a migration too
     waits.append(lambda: _migrated(site, tenant, migration["id"]))

@@ -161,9 +161,26 @@ async def _on_validation_error(request: Request, exc: Exception) -> JSONResponse
     return render(request, error)
 
 
+# What FastAPI raises (400) for a body it cannot even decode (not UTF-8): the same mistake as a
+# body that is not JSON, which it answers 422 json_invalid; one documented answer for both.
+_UNDECODABLE_BODY = "There was an error parsing the body"
+
+
 async def _on_http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     status = exc.status_code
+    if status == 400 and exc.detail == _UNDECODABLE_BODY:
+        message = "The request body is not JSON text in UTF-8."
+        return render(
+            request,
+            ApiError(
+                422,
+                "validation_error",
+                message,
+                fields=[{"field": "body", "message": message}],
+                hint="Send a JSON body encoded in UTF-8.",
+            ),
+        )
     code = {404: "not_found", 405: "method_not_allowed", 400: "bad_request"}.get(status, "http_error")
     message = str(exc.detail) if exc.detail else HTTPStatus(status).phrase
     if status == 404 and message == "Not Found":

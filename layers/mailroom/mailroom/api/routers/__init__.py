@@ -11,6 +11,7 @@ def all_routers() -> list[APIRouter]:
         aliases,
         audit,
         auth,
+        automation,
         billing,
         calendar,
         cloudflare,
@@ -65,6 +66,7 @@ def all_routers() -> list[APIRouter]:
         aliases.router,
         auth.router,
         webhooks.router,
+        automation.router,  # /api/v1/rules, /actions, /routes (docs/automation.md)
         # Before messages: /messages/contacts and /messages/calendar are not message ids.
         contacts.router,
         contacts.groups_router,
