@@ -4,7 +4,7 @@ documents that automation rules test and ``store_data`` actions write (docs/auto
 Ops tokens need ``automation:read`` / ``automation:write``; the mailbox's own message token reads
 with ``messages:read`` and writes with ``messages:write`` (another mailbox's id is 404 for it, as
 for one that does not exist). Each path answers with or without its trailing slash: the page writes
-it, clients often leave it out.
+it, clients often leave it out (api/paths.py strips it before routing).
 """
 
 from __future__ import annotations
@@ -109,13 +109,11 @@ def _audit(request: Request, mailbox: LoadedMailbox, key: str) -> None:
 
 
 def _route(path: str, endpoint: Callable[..., Any], method: str, **options: Any) -> None:
-    """Register ``endpoint`` at the documented path (with the page's trailing slash) and, out of the
-    document, at the same path without it: one operation, two spellings, the same audit name."""
-    for spelling, documented in ((path, True), (path.rstrip("/"), False)):
-        router.add_api_route(spelling, endpoint, methods=[method], include_in_schema=documented, **options)
+    """One operation per path; the page's trailing-slash spelling reaches it too (api/paths.py)."""
+    router.add_api_route(path, endpoint, methods=[method], **options)
 
 
-LIST, ONE = "/{mailboxId}/data/", "/{mailboxId}/data/{key}/"
+LIST, ONE = "/{mailboxId}/data", "/{mailboxId}/data/{key}"
 
 
 async def list_documents(
