@@ -298,7 +298,7 @@ _ROWS: tuple[tuple[str, str, Gate, str] | tuple[str, str, Gate, str, str], ...] 
     ("PUT /api/v1/mailboxes/{mailbox_id}/sieve", "replace_sieve_script", D,
      "Replace ALL of a mailbox's rules and auto-reply with a Sieve script."),
     # --- mailbox data (issue 14: docs/automation-inbound.md) ---
-    ("GET /api/v1/mailbox/{mailboxId}", "list_mailbox_data", R,
+    ("GET /api/v1/mailbox/{mailboxId}/data", "list_mailbox_data", R,
      "List the keys of a mailbox's data documents (what automation rules test and store)."),
     ("GET /api/v1/mailbox/{mailboxId}/data/{key}", "get_mailbox_data", R,
      "Read one mailbox data document, e.g. a VIP list a rule checks senders against."),
