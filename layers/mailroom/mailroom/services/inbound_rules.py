@@ -28,7 +28,7 @@ from mailroom.domain.rule_view import view_of
 from mailroom.domain.rules import CompiledRule, Disposition, MessageView, compile_rules, evaluate
 from mailroom.mail import folders
 from mailroom.mail.parse import ParsedMessage
-from mailroom.services.inbound_routing import Copy, Expansion
+from mailroom.services.inbound_routing import Copy, Expansion, OrgPlan
 from mailroom.services.mail_delivery import Incoming, Outcome, deliver, source_message_id
 from mailroom.services.rules import RuleSet, rule_set_of
 from mailroom.store import keys
@@ -52,6 +52,7 @@ class Decision:
     auto_reply: AutoReply | None = None  # set when this message is to be answered
     auto_reply_note: str | None = None  # the outcome, or why not
     forwards: dict[str, str] = field(default_factory=dict)  # target → forwarded or why not
+    test: bool = False  # a test message (services/testmail.py): its log entry says so
 
     @property
     def rejected(self) -> bool:
@@ -216,6 +217,7 @@ def log_entry(
         "auto_reply": decision.auto_reply_note,
         "evaluation_us": disposition.evaluation_us,
         "created_at": clock.now_iso(),
+        **({"test": True} if decision.test else {}),
     }
 
 
@@ -302,3 +304,10 @@ def deliver_decided(
         )
         rule_store.set_log_auto_reply(table, org_id, mailbox_id, ulid, result)
     return outcome
+
+
+def mark_test(plan: OrgPlan, decisions: dict[str, Decision]) -> None:
+    """A test message (services/testmail.py) is logged in every mailbox it reaches, with rules or
+    routes or none: a mailbox without any gets an empty decision (delivered as always)."""
+    for mailbox_id in plan.copies:
+        decisions.setdefault(mailbox_id, Decision(Disposition())).test = True

@@ -20,6 +20,7 @@ def all_routers() -> list[APIRouter]:
         domains,
         invites,
         mailboxes,
+        mailtrigger_mailbox,
         message_tokens,
         messages,
         migration_batches,
@@ -89,4 +90,5 @@ def all_routers() -> list[APIRouter]:
         tickets.router,
         support.router,
         billing.router,
+        mailtrigger_mailbox.router,
     ]
