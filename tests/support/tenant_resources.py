@@ -253,6 +253,9 @@ def _everything_else(
 
     rule = {"name": "sweep", "actions": [{"type": "add_label", "label": "swept"}]}
     values["rule_id"] = [create(http, f"/api/v1/mailboxes/{main['id']}/rules", ops, rule)["id"]]
+    # The MailTrigger view's processing log (docs/automation-mailbox.md): a test message's entry.
+    tested = create(http, f"/api/v1/mailbox/{main['id']}/testmail/", ops, {"subject": "Sweep test"})
+    values["log_id"] = [tested["log_id"]]
 
     migration = start_migration(site, tenant, migrated)
     values["migration_id"].insert(0, migration["id"])  # a batch's job is a migration too

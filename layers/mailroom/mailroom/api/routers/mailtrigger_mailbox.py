@@ -98,7 +98,7 @@ def _audit(request: Request, mailbox: LoadedMailbox, **details: Any) -> None:
     "GET",
     "/",
     name="mailtrigger.mailbox.list",
-    response_model=ListOf[schemas.Mailbox],
+    response_model=ListOf[schemas.MailTriggerMailbox],
     summary="List mailboxes (MailTrigger view)",
 )
 async def list_mailboxes(
@@ -121,14 +121,14 @@ async def list_mailboxes(
     "/",
     name="mailtrigger.mailbox.create",
     status_code=201,
-    response_model=One[schemas.Mailbox],
+    response_model=One[schemas.MailTriggerMailbox],
     summary="Create a mailbox (MailTrigger view)",
     responses=errors(
         e409="address_taken: the address is a mailbox, alias or pending invite already", e422=MAILBOX_ERRORS
     ),
 )
 async def create_mailbox(
-    body: schemas.CreateMailbox,
+    body: schemas.MailTriggerCreateMailbox,
     request: Request,
     principal: Annotated[Principal, Depends(require("mailboxes:create"))],
 ) -> dict[str, Any]:
@@ -157,7 +157,7 @@ async def create_mailbox(
     "GET",
     "/{mailbox_id}/",
     name="mailtrigger.mailbox.get",
-    response_model=One[schemas.Mailbox],
+    response_model=One[schemas.MailTriggerMailbox],
     summary="Get a mailbox (MailTrigger view)",
     responses=NOT_FOUND,
 )
@@ -183,11 +183,13 @@ Writable = Annotated[LoadedMailbox, Depends(mailbox_for("mailboxes:write", None)
     "PATCH",
     "/{mailbox_id}/",
     name="mailtrigger.mailbox.update",
-    response_model=One[schemas.Mailbox],
+    response_model=One[schemas.MailTriggerMailbox],
     summary="Update a mailbox's name, active flag, quota or note",
     responses=_UPDATE_ERRORS,
 )
-async def update_mailbox(body: schemas.UpdateMailbox, request: Request, mailbox: Writable) -> dict[str, Any]:
+async def update_mailbox(
+    body: schemas.MailTriggerUpdateMailbox, request: Request, mailbox: Writable
+) -> dict[str, Any]:
     """Change the fields sent. A new quota moves the domain's quota with it, atomically."""
     given = body.model_fields_set
     _audit(request, mailbox, fields=sorted(given))
@@ -201,12 +203,12 @@ async def update_mailbox(body: schemas.UpdateMailbox, request: Request, mailbox:
     "PUT",
     "/{mailbox_id}/",
     name="mailtrigger.mailbox.replace",
-    response_model=One[schemas.Mailbox],
+    response_model=One[schemas.MailTriggerMailbox],
     summary="Replace a mailbox's name, active flag, quota and note",
     responses=_UPDATE_ERRORS,
 )
 async def replace_mailbox(
-    body: schemas.ReplaceMailbox, request: Request, mailbox: Writable
+    body: schemas.MailTriggerReplaceMailbox, request: Request, mailbox: Writable
 ) -> dict[str, Any]:
     """The editable mailbox as a whole: name, active and quota must be sent; a note left out is
     cleared. Its address, password and forwarding are not touched here."""
@@ -335,7 +337,7 @@ LogReader = Annotated[LoadedMailbox, Depends(mailbox_for(AUTOMATION_READ, "messa
     "GET",
     "/{mailbox_id}/logs/",
     name="mailtrigger.mailbox.logs",
-    response_model=ListOf[schemas.LogEntry],
+    response_model=ListOf[schemas.ProcessingLogEntry],
     response_model_by_alias=True,
     summary="The mailbox's processing log",
     responses=NOT_FOUND,
@@ -358,7 +360,7 @@ async def list_logs(
     "GET",
     "/{mailbox_id}/logs/{log_id}/",
     name="mailtrigger.mailbox.log",
-    response_model=One[schemas.LogEntry],
+    response_model=One[schemas.ProcessingLogEntry],
     response_model_by_alias=True,
     summary="One entry of the processing log",
     responses=errors(e404="not_found: no such mailbox, or no such entry in its log"),

@@ -17,7 +17,7 @@ QUOTA_DESCRIPTION = "MB; at most the domain's maxquota (422 quota_exceeds_maxquo
 # --- mailboxes ----------------------------------------------------------------------------------------
 
 
-class MailboxLinks(BaseModel):
+class MailTriggerMailboxLinks(BaseModel):
     self: str
     archives: str = Field(description="The mailbox's stored mail")
     data: str = Field(description="The mailbox data documents rules and actions read")
@@ -26,7 +26,7 @@ class MailboxLinks(BaseModel):
     send: str = Field(description="POST to send mail through the mailbox")
 
 
-class Mailbox(BaseModel):
+class MailTriggerMailbox(BaseModel):
     """A mailbox as the MailTrigger view shows it (the same mailbox as /api/v1/mailboxes/{id})."""
 
     id: str = Field(description="mbx_...")
@@ -42,10 +42,10 @@ class Mailbox(BaseModel):
     note: str | None
     created_at: Timestamp
     updated_at: Timestamp
-    links: MailboxLinks
+    links: MailTriggerMailboxLinks
 
 
-class CreateMailbox(Strict):
+class MailTriggerCreateMailbox(Strict):
     """A mailbox on one of the organization's domains. Without a password it can receive and be
     driven by tokens, but cannot sign in until one is set (POST /api/v1/mailboxes/{id}/password)."""
 
@@ -68,7 +68,7 @@ class CreateMailbox(Strict):
     note: str | None = Field(default=None, max_length=2000)
 
 
-class UpdateMailbox(Strict):
+class MailTriggerUpdateMailbox(Strict):
     """Only the fields sent change; name and note may be null (cleared), active and quota not."""
 
     name: DisplayName | None = Field(default=None, max_length=255)
@@ -85,7 +85,7 @@ class UpdateMailbox(Strict):
         return value
 
 
-class ReplaceMailbox(Strict):
+class MailTriggerReplaceMailbox(Strict):
     """The whole editable mailbox: name, active and quota must be sent; note left out is cleared."""
 
     name: DisplayName | None = Field(max_length=255, description="Display name; null clears it")
@@ -123,13 +123,13 @@ class ArchivedMessage(BaseModel):
 # --- the processing log -------------------------------------------------------------------------------
 
 
-class AutomationRoute(BaseModel):
+class LogAutomationRoute(BaseModel):
     id: str | None = Field(description="rte_...")
     name: str | None
     matched: bool
 
 
-class AutomationAction(BaseModel):
+class LogAutomationAction(BaseModel):
     route_id: str | None
     action_id: str | None
     action_type: str | None = Field(
@@ -145,9 +145,9 @@ class AutomationAction(BaseModel):
     detail: dict[str, Any] | None = None
 
 
-class Automation(BaseModel):
-    routes: list[AutomationRoute] = Field(description="The mailbox's and its domain's routes, in order")
-    actions: list[AutomationAction] = Field(description="What each matched route's actions did")
+class LogAutomation(BaseModel):
+    routes: list[LogAutomationRoute] = Field(description="The mailbox's and its domain's routes, in order")
+    actions: list[LogAutomationAction] = Field(description="What each matched route's actions did")
 
 
 class LogLinks(BaseModel):
@@ -155,7 +155,7 @@ class LogLinks(BaseModel):
     message: str | None = Field(description="The stored message (null when none was stored)")
 
 
-class LogEntry(BaseModel):
+class ProcessingLogEntry(BaseModel):
     model_config = ConfigDict(populate_by_name=True)
 
     id: str = Field(description="log_<ulid>: the stored message is msg_<the same ulid>")
@@ -174,7 +174,7 @@ class LogEntry(BaseModel):
     rule_actions: list[LoggedAction] = Field(description="What the mailbox rules' actions did")
     auto_reply: str | None = Field(description="The auto-reply's outcome (null without one)")
     evaluation_us: int = Field(description="Time the rules took, in microseconds")
-    automation: Automation | None = Field(description="Routes and actions; null where none ran")
+    automation: LogAutomation | None = Field(description="Routes and actions; null where none ran")
     automation_pending: int = Field(description="Async actions not finished yet: poll until 0")
     created_at: Timestamp
     links: LogLinks
@@ -229,4 +229,4 @@ class TestMailResult(BaseModel):
     log_id: str = Field(description="Poll GET .../logs/{log_id}/ until automation_pending is 0")
     message_id: str | None = Field(description="The stored copy (null when none was stored)")
     status: str = Field(description="The log entry's outcome (delivered, moved, ...)")
-    log: LogEntry = Field(description="The log entry as it stands now")
+    log: ProcessingLogEntry = Field(description="The log entry as it stands now")
