@@ -374,6 +374,10 @@ def test_archives_by_time_and_by_route(
     assert subjects(until=iso[1]) == ["Message 1", "Message 0"]
     assert subjects(since=iso[1], until=iso[1]) == ["Message 1"]
     assert subjects(subject="message 0") == ["Message 0"]
+    # A moment without a zone is UTC; the extremes of the calendar bound nothing.
+    assert subjects(since=times[1].replace(tzinfo=None).isoformat()) == ["Message 2", "Message 1"]
+    extremes = {"since": "0001-01-01T00:00:00Z", "until": "9999-12-31T23:59:59.999999Z"}
+    assert subjects(**extremes) == ["Message 2", "Message 1", "Message 0"]
     assert (
         get(FUNCTION, org.admin_token, f"{BASE}/{inbox['id']}/archives/", since=iso[2], until=iso[0]).status
         == 422
@@ -394,6 +398,7 @@ def test_archives_by_time_and_by_route(
         table.put(hit)
     assert subjects(route=route_id) == ["Message 2", "Message 1"]
     assert subjects(route=route_id, until=iso[1]) == ["Message 1"]
+    assert subjects(route=route_id, **extremes) == ["Message 2", "Message 1"]
     assert subjects(route=ids.new_id("rte")) == []
     paged = get(
         FUNCTION, org.admin_token, f"{BASE}/{inbox['id']}/archives/", route=route_id, per_page=1

@@ -6,8 +6,8 @@ with its automation block (routes matched, each action's outcome).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from mailroom import errors, ids
@@ -106,12 +106,31 @@ def _ulid_range(query: ArchiveQuery) -> tuple[str, str]:
     return low, high
 
 
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)  # ULIDs start there: no message is older
+
+
+def _utc(moment: datetime | None) -> datetime | None:
+    """A moment sent without a zone is UTC (as every moment Mailroom writes); one before the epoch
+    is the epoch."""
+    if moment is None:
+        return None
+    return max(moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC), EPOCH)
+
+
+def _after(moment: datetime) -> datetime | None:
+    try:
+        return moment + timedelta(milliseconds=1)
+    except OverflowError:  # the last moment there is: nothing comes after it
+        return None
+
+
 def archives(
     table: Table, mailbox: Item, query: ArchiveQuery, *, per_page: int, cursor: str | None
 ) -> Archive:
     """A page of the mailbox's stored mail, newest first. ``route_id``: only the messages that route
     matched (its hit items, then the messages by key: two requests a page); a message deleted since
     is left out of its page."""
+    query = replace(query, since=_utc(query.since), until=_utc(query.until))
     if query.since is not None and query.until is not None and query.since > query.until:
         raise errors.validation("since must not be later than until", field="since")
     if query.route_id is None:
@@ -121,7 +140,7 @@ def archives(
             subject=query.subject,
             since=query.since,
             # The listing's bound is exclusive; until is inclusive to the millisecond.
-            before=query.until + timedelta(milliseconds=1) if query.until else None,
+            before=_after(query.until) if query.until else None,
         )
         listing = message_listing.list_messages(table, mailbox, filters, per_page=per_page, cursor=cursor)
         return Archive(listing.page, [archive_view(v) for v in listing.views], listing.total)
