@@ -130,18 +130,16 @@ def test_mailboxes_list_create_view_update_and_the_two_step_delete(org: NewOrgan
     assert intent["status"] == "pending" and intent["mailbox_id"] == created["id"]
     assert ok(get(FUNCTION, org.admin_token, mailbox_path))["id"] == created["id"]  # nothing deleted yet
 
-    wrong = call(
-        FUNCTION, "DELETE", mailbox_path, token=org.admin_token, query={"confirm": ids.new_id("dli")}
-    )
+    wrong = call(FUNCTION, "DELETE", mailbox_path, token=org.admin_token, query={"intent": ids.new_id("dli")})
     assert wrong.status == 404
-    confirmed = call(FUNCTION, "DELETE", mailbox_path, token=org.admin_token, query={"confirm": intent["id"]})
+    confirmed = call(FUNCTION, "DELETE", mailbox_path, token=org.admin_token, query={"intent": intent["id"]})
     assert confirmed.status == 200, confirmed.body
     assert (
         confirmed.json()["data"]["mailbox_deleted"] is True
         and confirmed.json()["data"]["status"] == "confirmed"
     )
     assert get(FUNCTION, org.admin_token, mailbox_path).status == 404
-    again = call(FUNCTION, "DELETE", mailbox_path, token=org.admin_token, query={"confirm": intent["id"]})
+    again = call(FUNCTION, "DELETE", mailbox_path, token=org.admin_token, query={"intent": intent["id"]})
     assert again.status == 404
 
 
@@ -151,7 +149,7 @@ def test_an_intent_for_another_mailbox_does_not_delete_this_one(
     other = new_mailbox(org, "other")
     intent = delete(FUNCTION, org.admin_token, f"{BASE}/{other['id']}/").json()["data"]
     mixed = call(
-        FUNCTION, "DELETE", f"{BASE}/{inbox['id']}/", token=org.admin_token, query={"confirm": intent["id"]}
+        FUNCTION, "DELETE", f"{BASE}/{inbox['id']}/", token=org.admin_token, query={"intent": intent["id"]}
     )
     assert mixed.status == 404
     assert ok(get(FUNCTION, org.admin_token, f"{BASE}/{inbox['id']}/"))["id"] == inbox["id"]

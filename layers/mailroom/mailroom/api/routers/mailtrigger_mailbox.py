@@ -5,7 +5,7 @@ and ``/api/v1/mailbox/{mailbox_id}/`` with its ``archives/``, ``logs/``, ``logs/
 
 The mailboxes are those of ``/api/v1/mailboxes`` (services/mailboxes.py: the same limits, quotas
 and validation); deleting one goes through the delete-intent rules of v1 (a first ``DELETE`` makes
-an intent, a second with ``?confirm=<intent id>`` confirms it), so the per-token daily budget and
+an intent, a second with ``?intent=<intent id>`` confirms it), so the per-token daily budget and
 cooldown guard this path as they guard the other.
 
 Scopes: ops tokens use the mailbox scopes for the mailboxes themselves, ``automation:read`` for the
@@ -228,11 +228,11 @@ async def replace_mailbox(
     responses={
         202: {
             "model": One[IntentView],
-            "description": "Without `confirm`: a delete intent, valid 15 minutes; nothing is deleted yet. "
-            "Send the same DELETE with `?confirm=<its id>` to delete the mailbox",
+            "description": "Without `intent`: a delete intent, valid 15 minutes; nothing is deleted yet. "
+            "Send the same DELETE with `?intent=<its id>` to delete the mailbox",
         },
         **errors(
-            e404="not_found: no such mailbox, or `confirm` names no delete intent of this mailbox",
+            e404="not_found: no such mailbox, or `intent` names no delete intent of this mailbox",
             e409="intent_already_confirmed: an intent is single use; concurrent_update (retry)",
             e410="intent_expired: make a new intent and confirm it within 15 minutes",
         ),
@@ -245,32 +245,31 @@ async def replace_mailbox(
 async def delete_mailbox(
     request: Request,
     mailbox: Annotated[LoadedMailbox, Depends(mailbox_for("mailboxes:delete", None))],
-    confirm: Annotated[
+    intent: Annotated[
         str | None,
         Query(max_length=64, description="The id of the delete intent the first DELETE answered (dli_...)"),
     ] = None,
 ) -> Any:
-    """Deleting a mailbox takes two calls, as the v1 delete intents do: without `confirm` the
+    """Deleting a mailbox takes two calls, as the v1 delete intents do: without `intent` the
     answer is 202 with a delete intent (nothing is deleted); the same DELETE with
-    `?confirm=<intent id>` within 15 minutes deletes the mailbox at once (its address is free, its
+    `?intent=<intent id>` within 15 minutes deletes the mailbox at once (its address is free, its
     message tokens revoked, its mail purged asynchronously) and answers 200 with the confirmed
     intent. Deletes count against the token's daily budget and cooldown."""
     item = mailbox.item
-    if confirm is None:
+    if intent is None:
         _audit(request, mailbox)
-        intent = deletion.create_intent(Table(), mailbox.principal, item)
-        audit_target(request, "delete_intent", intent["id"], mailbox_id=item["id"], address=item["address"])
-        body = one(deletion.intent_view(intent))
+        created = deletion.create_intent(Table(), mailbox.principal, item)
+        audit_target(request, "delete_intent", created["id"], mailbox_id=item["id"], address=item["address"])
+        body = one(deletion.intent_view(created))
         return JSONResponse(status_code=202, content=jsonable_encoder(body))
-    audit_target(request, "delete_intent", confirm, mailbox_id=item["id"], address=item["address"])
-    intent = deletion.load_intent(Table(), mailbox.principal.org_id, confirm)
-    if intent["mailbox_id"] != item["id"]:
+    audit_target(request, "delete_intent", intent, mailbox_id=item["id"], address=item["address"])
+    if deletion.load_intent(Table(), mailbox.principal.org_id, intent)["mailbox_id"] != item["id"]:
         raise kinds.not_found("Delete intent")
-    confirmed = deletion.confirm(Table(), mailbox.principal, confirm)
+    confirmed = deletion.confirm(Table(), mailbox.principal, intent)
     audit_target(
         request,
         "delete_intent",
-        confirm,
+        intent,
         mailbox_id=item["id"],
         address=item["address"],
         revoked_message_tokens=confirmed.revoked_tokens,
