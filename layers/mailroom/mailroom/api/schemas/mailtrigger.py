@@ -132,8 +132,8 @@ class LogAutomationRoute(BaseModel):
 class LogAutomationAction(BaseModel):
     route_id: str | None
     action_id: str | None
-    action_type: str | None = Field(
-        description="webhook, eventbridge, forward, reply, label, move, store_data, delete"
+    action_type: (
+        Literal["webhook", "eventbridge", "forward", "reply", "label", "move", "store_data", "delete"] | None
     )
     mode: Literal["inline", "async"] | None = Field(
         description="inline: done while the message was stored; async: run afterwards, with retries"
