@@ -462,3 +462,9 @@ def test_scopes_of_ops_and_message_tokens(org: NewOrganization, inbox: dict[str,
     assert post_testmail(org, other, token=writer).status == 404
     assert get(FUNCTION, own, f"{BASE}/").status == 403  # listing is the organization's
     assert patch(FUNCTION, own, f"{BASE}/{inbox['id']}/", {"name": "x"}).status == 403
+
+
+def test_a_body_that_is_not_json_is_a_validation_error(org: NewOrganization, inbox: dict[str, Any]) -> None:
+    for body in (b"\xff\xfe", b"{not json"):
+        status, answer = bare("POST", f"{BASE}/{inbox['id']}/testmail/", org.admin_token, body)
+        assert status == 422 and answer["error"]["code"] == "validation_error", answer
