@@ -452,6 +452,8 @@ def test_scopes_of_ops_and_message_tokens(org: NewOrganization, inbox: dict[str,
 
     own = message_token(org, inbox["id"], ["messages:read"])
     assert ok(get(FUNCTION, own, f"{BASE}/{inbox['id']}/"))["id"] == inbox["id"]
+    assert ok(get(FUNCTION, own, f"{BASE}/{inbox['address']}/"))["id"] == inbox["id"]
+    assert get(FUNCTION, own, f"{BASE}/{other['address']}/").status == 404
     assert len(ok(get(FUNCTION, own, f"{BASE}/{inbox['id']}/logs/"))) == 1
     assert ok(get(FUNCTION, own, f"{BASE}/{inbox['id']}/archives/"))[0]["subject"] == "Test message"
     for path in ("", "logs/", "archives/"):  # another mailbox: as if it did not exist

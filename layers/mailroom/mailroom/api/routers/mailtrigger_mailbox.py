@@ -70,13 +70,17 @@ def mailbox_for(ops_scope: str, message_scope: str | None) -> Callable[[Request,
 
     def load(request: Request, mailbox_id: MailboxId) -> LoadedMailbox:
         principal = current(request)
+        own: str | None = None  # a message token's own mailbox: the only one it may name
         if principal.token_type is TokenType.MESSAGE and message_scope is not None:
             require(message_scope, token_type=TokenType.MESSAGE)(request)
-            if principal.mailbox_id != mailbox_id:
-                raise kinds.not_found("Mailbox")
+            own = principal.mailbox_id or ""
         else:
             require(ops_scope)(request)
-        return LoadedMailbox(principal, mailbox_service.load(Table(), principal.org_id, mailbox_id))
+        # By id or address; for a message token, another mailbox is as absent as a missing one.
+        mailbox = mailbox_service.load(Table(), principal.org_id, mailbox_id)
+        if own is not None and mailbox["id"] != own:
+            raise kinds.not_found("Mailbox")
+        return LoadedMailbox(principal, mailbox)
 
     # The document's x-mailroom-scopes reads this (require() is called inside, out of its sight).
     access = {TokenType.OPS.value: [ops_scope]}
