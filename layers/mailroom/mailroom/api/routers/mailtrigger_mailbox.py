@@ -413,8 +413,8 @@ async def send_testmail(
     `automation_pending` is 0. A test message has no return path: nothing answers it."""
     _audit(request, mailbox)
     request_body = body.request() if body is not None else testmail.TestMessage()
-    outcome = testmail.send_test(Table(), mailbox.item, request_body)
-    view = mailtrigger.log_view(outcome.log, mailbox.item["id"])
+    log = testmail.send_test(Table(), mailbox.item, request_body)
+    view = mailtrigger.log_view(log, mailbox.item["id"])
     audit_target(request, "mailbox", mailbox.item["id"], address=mailbox.item["address"], log_id=view["id"])
     response.headers["Location"] = view["links"]["self"]
     return one(
