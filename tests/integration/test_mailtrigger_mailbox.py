@@ -1,10 +1,12 @@
-"""The MailTrigger mailbox view (``/api/v1/mailbox/``) through its function's handler under moto:
+"""The MailTrigger mailbox view (``/api/v1/mailbox``) through its function's handler under moto:
 mailboxes and their delete flow, test mail through the real inbound pipeline (SES's bucket, the
 rules, the store, the log), the log's automation block, archives by date and by route, sending,
 scopes and message tokens, and every path with and without its trailing slash."""
 
 from __future__ import annotations
 
+import base64
+import json
 from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
@@ -70,15 +72,11 @@ def post_testmail(
     return post(FUNCTION, token or org.admin_token, f"{BASE}/{mailbox['id']}/testmail/", body)
 
 
-def bare(method: str, path: str, token: str, body: bytes | None = None) -> tuple[int, Any]:
-    """The function's answer to ``path`` exactly as sent (no slash added), bypassing the document
-    check: the bare form is deliberately not in the document, the slashed one is."""
+def raw_post(path: str, token: str, body: bytes) -> tuple[int, Any]:
+    """POST ``body`` as it is (not JSON-encoded by the helper)."""
     headers = {"Idempotency-Key": key()["Idempotency-Key"], "content-type": "application/json"}
-    event = http_event(method, path, token=token, headers=headers, body=body)
+    event = http_event("POST", path, token=token, headers=headers, body=body)
     response = function_module(FUNCTION).handler(event, LambdaContext(function_name=FUNCTION))
-    import base64
-    import json
-
     raw = response.get("body") or ""
     payload = base64.b64decode(raw) if response.get("isBase64Encoded") else raw.encode()
     return response["statusCode"], json.loads(payload) if payload else None
@@ -93,7 +91,7 @@ def test_mailboxes_list_create_view_update_and_the_two_step_delete(org: NewOrgan
         post(FUNCTION, org.admin_token, f"{BASE}/", {"local_part": "Hooks", "domain": "example.com"}), 201
     )
     assert created["address"] == "hooks@example.com" and created["active"] is True
-    assert created["links"]["logs"] == f"{BASE}/{created['id']}/logs/"
+    assert created["links"]["logs"] == f"{BASE}/{created['id']}/logs"
     mailbox_path = f"{BASE}/{created['id']}/"
 
     # The same mailbox as /api/v1/mailboxes, readable by id or by address.
@@ -156,17 +154,21 @@ def test_an_intent_for_another_mailbox_does_not_delete_this_one(
     assert ok(get(FUNCTION, org.admin_token, f"{BASE}/{other['id']}/"))["id"] == other["id"]
 
 
-def test_every_path_answers_without_its_trailing_slash(org: NewOrganization, inbox: dict[str, Any]) -> None:
+def test_every_path_answers_with_and_without_its_trailing_slash(
+    org: NewOrganization, inbox: dict[str, Any]
+) -> None:
+    """The contract page writes the slash, the document does not: both reach the operation."""
     token = org.admin_token
-    assert bare("GET", BASE, token)[1]["data"][0]["id"] == inbox["id"]
-    assert bare("GET", f"{BASE}/{inbox['id']}", token)[1]["data"]["id"] == inbox["id"]
-    status, tested = bare("POST", f"{BASE}/{inbox['id']}/testmail", token, b"{}")
-    assert status == 201 and tested["data"]["status"] == "delivered"
-    log_id = tested["data"]["log_id"]
-    assert bare("GET", f"{BASE}/{inbox['id']}/logs/{log_id}", token)[1]["data"]["id"] == log_id
-    assert bare("GET", f"{BASE}/{inbox['id']}/logs", token)[1]["data"][0]["id"] == log_id
-    archived = bare("GET", f"{BASE}/{inbox['id']}/archives", token)[1]["data"]
-    assert [m["id"] for m in archived] == [tested["data"]["message_id"]]
+    for slash in ("/", ""):
+        assert ok(get(FUNCTION, token, f"{BASE}{slash}"))[0]["id"] == inbox["id"]
+        assert ok(get(FUNCTION, token, f"{BASE}/{inbox['id']}{slash}"))["id"] == inbox["id"]
+        tested = ok(post(FUNCTION, token, f"{BASE}/{inbox['id']}/testmail{slash}", {}), 201)
+        assert tested["status"] == "delivered"
+        log_id = tested["log_id"]
+        assert ok(get(FUNCTION, token, f"{BASE}/{inbox['id']}/logs/{log_id}{slash}"))["id"] == log_id
+        assert ok(get(FUNCTION, token, f"{BASE}/{inbox['id']}/logs{slash}"))[0]["id"] == log_id
+        archived = ok(get(FUNCTION, token, f"{BASE}/{inbox['id']}/archives{slash}"))
+        assert archived[0]["id"] == tested["message_id"]
 
 
 # --- test mail ----------------------------------------------------------------------------------------
@@ -180,7 +182,7 @@ def test_testmail_runs_the_inbound_pipeline_and_is_logged_as_a_test(
     data = result.json()["data"]
     log_id, message_id = data["log_id"], data["message_id"]
     assert data["status"] == "delivered" and log_id.removeprefix("log_") == message_id.removeprefix("msg_")
-    assert result.headers["location"] == f"{BASE}/{inbox['id']}/logs/{log_id}/"
+    assert result.headers["location"] == f"{BASE}/{inbox['id']}/logs/{log_id}"
     assert data["log"]["test"] is True and data["log"]["automation_pending"] == 0
 
     # The message lies where SES's receipt rule writes, and was stored like any received mail.
@@ -468,5 +470,5 @@ def test_scopes_of_ops_and_message_tokens(org: NewOrganization, inbox: dict[str,
 
 def test_a_body_that_is_not_json_is_a_validation_error(org: NewOrganization, inbox: dict[str, Any]) -> None:
     for body in (b"\xff\xfe", b"{not json"):
-        status, answer = bare("POST", f"{BASE}/{inbox['id']}/testmail/", org.admin_token, body)
+        status, answer = raw_post(f"{BASE}/{inbox['id']}/testmail", org.admin_token, body)
         assert status == 422 and answer["error"]["code"] == "validation_error", answer

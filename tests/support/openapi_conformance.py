@@ -64,6 +64,10 @@ def _validator(schema: dict[str, Any]) -> Draft202012Validator:
 
 
 def find(method: str, path: str) -> Operation | None:
+    # The API takes one trailing slash as optional on every path (mailroom/api/paths.py); the
+    # document names each path once, without it.
+    if len(path) > 1 and path.endswith("/"):
+        path = path[:-1]
     for operation in _operations():
         if operation.method == method.upper() and operation.pattern.match(path):
             return operation

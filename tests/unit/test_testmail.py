@@ -1,5 +1,5 @@
-"""The test message's MIME (services/testmail.build) read back by the parser inbound uses, and the
-slash-tolerant declaration of the MailTrigger paths (api/slash_tolerant.py)."""
+"""The test message's MIME (services/testmail.build) read back by the parser inbound uses, and what
+it refuses."""
 
 from __future__ import annotations
 
@@ -7,11 +7,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from fastapi import APIRouter
-from fastapi.routing import APIRoute
 
 from mailroom import errors
-from mailroom.api.slash_tolerant import operation
 from mailroom.mail.parse import parse
 from mailroom.services.testmail import DEFAULT_SUBJECT, DEFAULT_TEXT, TestMessage, build
 
@@ -66,19 +63,3 @@ def test_what_a_message_cannot_carry_is_refused_naming_the_field(request_: TestM
     with pytest.raises(errors.Invalid) as refused:
         build(MAILBOX, request_, at=AT)
     assert [f["field"] for f in refused.value.fields or []] == [field]
-
-
-def test_an_operation_is_declared_slashed_and_bare_with_only_the_slashed_form_documented() -> None:
-    router = APIRouter(prefix="/api/v1/thing")
-
-    @operation(router, "GET", "/{thing_id}/", name="thing.get")
-    async def get_thing(thing_id: str) -> dict[str, str]:
-        return {"id": thing_id}
-
-    routes = [route for route in router.routes if isinstance(route, APIRoute)]
-    assert [(r.path, r.include_in_schema, r.name) for r in routes] == [
-        ("/api/v1/thing/{thing_id}/", True, "thing.get"),
-        ("/api/v1/thing/{thing_id}", False, "thing.get"),
-    ]
-    with pytest.raises(ValueError, match="slashed"):
-        operation(router, "GET", "/{thing_id}")

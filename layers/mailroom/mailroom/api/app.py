@@ -6,6 +6,7 @@ from fastapi import APIRouter, FastAPI
 
 from mailroom import __version__
 from mailroom.api import errors
+from mailroom.api.paths import TrailingSlash
 from mailroom.api.pipeline import MailroomRoute, Pipeline
 
 DESCRIPTION = (
@@ -26,6 +27,8 @@ def create_app(*routers: APIRouter) -> FastAPI:
     )
     errors.install(app)
     app.middleware("http")(Pipeline(*routers))
+    # Added last, so outermost: the pipeline and routing see the path without its trailing slash.
+    app.add_middleware(TrailingSlash)
     for router in routers:
         # Every route must run the route half of the pipeline (auth requirement, idempotency, audit).
         unwrapped = [getattr(r, "path", r) for r in router.routes if not isinstance(r, MailroomRoute)]

@@ -161,23 +161,24 @@ async def _on_validation_error(request: Request, exc: Exception) -> JSONResponse
     return render(request, error)
 
 
-# FastAPI's answer to a body it cannot decode as JSON at all (not UTF-8, say): JSON that does not
-# parse reaches the validation handler instead. Both are a bad body: 422, as documented everywhere.
-_UNPARSEABLE_BODY = "There was an error parsing the body"
+# What FastAPI raises (400) for a body it cannot even decode (not UTF-8): the same mistake as a
+# body that is not JSON, which it answers 422 json_invalid; one documented answer for both.
+_UNDECODABLE_BODY = "There was an error parsing the body"
 
 
 async def _on_http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     status = exc.status_code
-    if status == 400 and exc.detail == _UNPARSEABLE_BODY:
+    if status == 400 and exc.detail == _UNDECODABLE_BODY:
+        message = "The request body is not JSON text in UTF-8."
         return render(
             request,
             ApiError(
                 422,
                 "validation_error",
-                "The request body is not valid JSON (UTF-8).",
-                fields=[{"field": "body", "message": "not valid JSON (UTF-8)"}],
-                hint="Send a JSON body encoded as UTF-8.",
+                message,
+                fields=[{"field": "body", "message": message}],
+                hint="Send a JSON body encoded in UTF-8.",
             ),
         )
     code = {404: "not_found", 405: "method_not_allowed", 400: "bad_request"}.get(status, "http_error")

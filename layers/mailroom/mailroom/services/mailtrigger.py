@@ -28,7 +28,7 @@ LOG_PREFIX = "log_"
 
 def mailbox_view(mailbox: Item) -> dict[str, Any]:
     mailbox_id = mailbox["id"]
-    here = f"{BASE}/{mailbox_id}/"
+    here = f"{BASE}/{mailbox_id}"
     return {
         "id": mailbox_id,
         "address": mailbox["address"],
@@ -45,11 +45,11 @@ def mailbox_view(mailbox: Item) -> dict[str, Any]:
         "updated_at": mailbox["updated_at"],
         "links": {
             "self": here,
-            "archives": f"{here}archives/",
-            "data": f"{here}data/",
-            "logs": f"{here}logs/",
-            "testmail": f"{here}testmail/",
-            "send": f"{here}mail/send/",
+            "archives": f"{here}/archives",
+            "data": f"{here}/data",
+            "logs": f"{here}/logs",
+            "testmail": f"{here}/testmail",
+            "send": f"{here}/mail/send",
         },
     }
 
@@ -214,7 +214,7 @@ def log_view(item: Item, mailbox_id: str) -> dict[str, Any]:
         "automation_pending": max(0, int(item.get("automation_pending", 0))),
         "created_at": item.get("created_at"),
         "links": {
-            "self": f"{BASE}/{mailbox_id}/logs/{log_id}/",
+            "self": f"{BASE}/{mailbox_id}/logs/{log_id}",
             "message": f"/api/v1/messages/{message_id}" if message_id else None,
         },
     }

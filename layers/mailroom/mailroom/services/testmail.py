@@ -1,4 +1,4 @@
-"""Test mail (``POST /api/v1/mailbox/{id}/testmail/``): a message built here and received by the
+"""Test mail (``POST /api/v1/mailbox/{id}/testmail``): a message built here and received by the
 real inbound pipeline, for a user to check a mailbox's routes and rules (docs/automation-mailbox.md).
 
 The message goes exactly where SES's receipt rule would leave one (``<inbound prefix><id>`` in the

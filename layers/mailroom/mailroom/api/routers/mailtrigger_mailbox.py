@@ -1,7 +1,7 @@
-"""The MailTrigger mailbox view (mailtrigger-api.txt; docs/automation-mailbox.md): ``/api/v1/mailbox/``
-and ``/api/v1/mailbox/{mailbox_id}/`` with its ``archives/``, ``logs/``, ``logs/{log_id}/``,
-``testmail/`` and ``mail/send/``, each answered with or without its trailing slash
-(api/slash_tolerant.py). ``data/`` is the mailbox_data function's (more specific routes win).
+"""The MailTrigger mailbox view (mailtrigger-api.txt; docs/automation-mailbox.md): ``/api/v1/mailbox``
+and ``/api/v1/mailbox/{mailbox_id}`` with its ``archives``, ``logs``, ``logs/{log_id}``, ``testmail``
+and ``mail/send``, each also with the trailing slash the contract page writes (api/paths.py).
+``data`` is the mailbox_data function's (its routes are more specific).
 
 The mailboxes are those of ``/api/v1/mailboxes`` (services/mailboxes.py: the same limits, quotas
 and validation); deleting one goes through the delete-intent rules of v1 (a first ``DELETE`` makes
@@ -34,7 +34,6 @@ from mailroom.api.principal import ACCESS_ATTRIBUTE, current, require
 from mailroom.api.routers.delete_intents import ConfirmedIntent, IntentView
 from mailroom.api.routers.send import SendMessageBody, SentView
 from mailroom.api.schemas import mailtrigger as schemas
-from mailroom.api.slash_tolerant import operation
 from mailroom.domain.principal import Principal
 from mailroom.domain.tokens import TokenType
 from mailroom.services import composing, deletion, mailtrigger, testmail
@@ -97,10 +96,8 @@ def _audit(request: Request, mailbox: LoadedMailbox, **details: Any) -> None:
 # --- mailboxes ----------------------------------------------------------------------------------------
 
 
-@operation(
-    router,
-    "GET",
-    "/",
+@router.get(
+    "",
     name="mailtrigger.mailbox.list",
     response_model=ListOf[schemas.MailTriggerMailbox],
     summary="List mailboxes (MailTrigger view)",
@@ -119,10 +116,8 @@ async def list_mailboxes(
     return pagination.envelope(request, listing.page, data, per_page=page_query.per_page, total=listing.total)
 
 
-@operation(
-    router,
-    "POST",
-    "/",
+@router.post(
+    "",
     name="mailtrigger.mailbox.create",
     status_code=201,
     response_model=One[schemas.MailTriggerMailbox],
@@ -156,10 +151,8 @@ async def create_mailbox(
     return one(mailtrigger.mailbox_view(created))
 
 
-@operation(
-    router,
-    "GET",
-    "/{mailbox_id}/",
+@router.get(
+    "/{mailbox_id}",
     name="mailtrigger.mailbox.get",
     response_model=One[schemas.MailTriggerMailbox],
     summary="Get a mailbox (MailTrigger view)",
@@ -182,10 +175,8 @@ _UPDATE_ERRORS = {
 Writable = Annotated[LoadedMailbox, Depends(mailbox_for("mailboxes:write", None))]
 
 
-@operation(
-    router,
-    "PATCH",
-    "/{mailbox_id}/",
+@router.patch(
+    "/{mailbox_id}",
     name="mailtrigger.mailbox.update",
     response_model=One[schemas.MailTriggerMailbox],
     summary="Update a mailbox's name, active flag, quota or note",
@@ -202,10 +193,8 @@ async def update_mailbox(
     return one(mailtrigger.mailbox_view(updated))
 
 
-@operation(
-    router,
-    "PUT",
-    "/{mailbox_id}/",
+@router.put(
+    "/{mailbox_id}",
     name="mailtrigger.mailbox.replace",
     response_model=One[schemas.MailTriggerMailbox],
     summary="Replace a mailbox's name, active flag, quota and note",
@@ -222,10 +211,8 @@ async def replace_mailbox(
     return one(mailtrigger.mailbox_view(updated))
 
 
-@operation(
-    router,
-    "DELETE",
-    "/{mailbox_id}/",
+@router.delete(
+    "/{mailbox_id}",
     name="mailtrigger.mailbox.delete",
     response_model=One[ConfirmedIntent],
     summary="Delete a mailbox: an intent first, then its confirmation",
@@ -290,10 +277,8 @@ Until = Annotated[
 TextFilter = Annotated[str | None, Query(min_length=1, max_length=200)]
 
 
-@operation(
-    router,
-    "GET",
-    "/{mailbox_id}/archives/",
+@router.get(
+    "/{mailbox_id}/archives",
     name="mailtrigger.mailbox.archives",
     response_model=ListOf[schemas.ArchivedMessage],
     summary="Browse a mailbox's stored mail, by date or by route",
@@ -335,10 +320,8 @@ async def list_archives(
 LogReader = Annotated[LoadedMailbox, Depends(mailbox_for(AUTOMATION_READ, "messages:read"))]
 
 
-@operation(
-    router,
-    "GET",
-    "/{mailbox_id}/logs/",
+@router.get(
+    "/{mailbox_id}/logs",
     name="mailtrigger.mailbox.logs",
     response_model=ListOf[schemas.ProcessingLogEntry],
     response_model_by_alias=True,
@@ -358,10 +341,8 @@ async def list_logs(
     return pagination.envelope(request, page, data, per_page=page_query.per_page, total=None)
 
 
-@operation(
-    router,
-    "GET",
-    "/{mailbox_id}/logs/{log_id}/",
+@router.get(
+    "/{mailbox_id}/logs/{log_id}",
     name="mailtrigger.mailbox.log",
     response_model=One[schemas.ProcessingLogEntry],
     response_model_by_alias=True,
@@ -376,10 +357,8 @@ async def get_log(log_id: LogId, mailbox: LogReader) -> dict[str, Any]:
 # --- test mail and sending ----------------------------------------------------------------------------
 
 
-@operation(
-    router,
-    "POST",
-    "/{mailbox_id}/testmail/",
+@router.post(
+    "/{mailbox_id}/testmail",
     name="mailtrigger.mailbox.testmail",
     status_code=201,
     response_model=One[schemas.TestMailResult],
@@ -390,7 +369,7 @@ async def get_log(log_id: LogId, mailbox: LogReader) -> dict[str, Any]:
             "description": "Received and logged",
             "headers": {
                 "Location": {
-                    "description": "The log entry: /api/v1/mailbox/{mailbox_id}/logs/{log_id}/",
+                    "description": "The log entry: /api/v1/mailbox/{mailbox_id}/logs/{log_id}",
                     "required": True,
                     "schema": {"type": "string"},
                 }
@@ -422,10 +401,8 @@ async def send_testmail(
     )
 
 
-@operation(
-    router,
-    "POST",
-    "/{mailbox_id}/mail/send/",
+@router.post(
+    "/{mailbox_id}/mail/send",
     name="mailtrigger.mailbox.send",
     status_code=201,
     response_model=One[SentView],

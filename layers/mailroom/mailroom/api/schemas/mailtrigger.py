@@ -161,7 +161,7 @@ class ProcessingLogEntry(BaseModel):
     id: str = Field(description="log_<ulid>: the stored message is msg_<the same ulid>")
     message_id: str | None = Field(description="The stored message (null when none was stored)")
     ses_message_id: str | None = Field(description="SES's id of the message (tst_... for test mail)")
-    test: bool = Field(description="A test message (POST .../testmail/)")
+    test: bool = Field(description="A test message (POST .../testmail)")
     from_: str | None = Field(alias="from")
     subject: str | None
     outcome: str = Field(
@@ -226,7 +226,7 @@ class TestMail(BaseModel):
 
 
 class TestMailResult(BaseModel):
-    log_id: str = Field(description="Poll GET .../logs/{log_id}/ until automation_pending is 0")
+    log_id: str = Field(description="Poll GET .../logs/{log_id} until automation_pending is 0")
     message_id: str | None = Field(description="The stored copy (null when none was stored)")
     status: str = Field(description="The log entry's outcome (delivered, moved, ...)")
     log: ProcessingLogEntry = Field(description="The log entry as it stands now")
