@@ -51,8 +51,7 @@ OPS_SCOPES: frozenset[str] = frozenset(
         "tickets:write",
         # Usage and invoices (docs/billing.md), as on the contract page.
         "billing:read",
-        # The automation model (mailtrigger-api.txt; docs/automation.md): rules, actions, routes,
-        # tasks, and a mailbox's processing log, archives and test mail.
+        # The automation model (docs/automation.md): rules, actions, routes, task configs.
         "automation:read",
         "automation:write",
     }
