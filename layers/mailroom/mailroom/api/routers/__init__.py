@@ -54,6 +54,7 @@ def all_routers() -> list[APIRouter]:
         domains.router,
         invites.router,
         mailboxes.router,
+        mailtrigger_mailbox.router,  # /api/v1/mailbox: the MailTrigger view (issue 14)
         message_tokens.mailbox_router,
         message_tokens.router,
         rules.router,
@@ -90,5 +91,4 @@ def all_routers() -> list[APIRouter]:
         tickets.router,
         support.router,
         billing.router,
-        mailtrigger_mailbox.router,
     ]
