@@ -200,7 +200,7 @@ def receive(table: Table, mail: ReceivedMail) -> Report:
                 expansion, message, envelope_from=mail.envelope_from, spam=mail.verdicts.is_spam
             )
             if mail.test:
-                inbound_rules.mark_test(plan, decisions)
+                inbound_rules.mark_test(plan.copies, decisions)
         _act(
             table,
             mail,

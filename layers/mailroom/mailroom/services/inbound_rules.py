@@ -17,6 +17,7 @@ a work folder).
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
@@ -28,7 +29,7 @@ from mailroom.domain.rule_view import view_of
 from mailroom.domain.rules import CompiledRule, Disposition, MessageView, compile_rules, evaluate
 from mailroom.mail import folders
 from mailroom.mail.parse import ParsedMessage
-from mailroom.services.inbound_routing import Copy, Expansion, OrgPlan
+from mailroom.services.inbound_routing import Copy, Expansion
 from mailroom.services.mail_delivery import Incoming, Outcome, deliver, source_message_id
 from mailroom.services.rules import RuleSet, rule_set_of
 from mailroom.store import keys
@@ -49,10 +50,10 @@ class Decision:
     disposition: Disposition
     folder_key: str | None = None  # None: where it goes anyway (Inbox, or Spam)
     folder_path: str | None = None
+    test: bool = False  # a test message (services/testmail.py): its log entry says so
     auto_reply: AutoReply | None = None  # set when this message is to be answered
     auto_reply_note: str | None = None  # the outcome, or why not
     forwards: dict[str, str] = field(default_factory=dict)  # target → forwarded or why not
-    test: bool = False  # a test message (services/testmail.py): its log entry says so
 
     @property
     def rejected(self) -> bool:
@@ -306,8 +307,9 @@ def deliver_decided(
     return outcome
 
 
-def mark_test(plan: OrgPlan, decisions: dict[str, Decision]) -> None:
-    """A test message (services/testmail.py) is logged in every mailbox it reaches, with rules or
-    routes or none: a mailbox without any gets an empty decision (delivered as always)."""
-    for mailbox_id in plan.copies:
+def mark_test(mailbox_ids: Iterable[str], decisions: dict[str, Decision]) -> None:
+    """A test message (services/testmail.py) is logged in every mailbox it reaches (``mailbox_ids``:
+    its copies), with rules or routes or none: a mailbox without any gets an empty decision
+    (delivered as always)."""
+    for mailbox_id in mailbox_ids:
         decisions.setdefault(mailbox_id, Decision(Disposition())).test = True
