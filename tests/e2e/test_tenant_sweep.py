@@ -90,6 +90,10 @@ BODIES: dict[str, Any] = {
         "quota": 1024,
     },
     "PUT /api/v1/mailboxes/{mailbox_id}": {"active": False, "name": "Swept", "quota": 256},
+    "PATCH /api/v1/mailbox/{mailbox_id}": {"name": "Swept"},
+    "PUT /api/v1/mailbox/{mailbox_id}": {"active": False, "name": "Swept", "quota": 256},
+    "POST /api/v1/mailbox/{mailbox_id}/testmail": {"subject": "swept"},
+    "POST /api/v1/mailbox/{mailbox_id}/mail/send": {"to": "sweep@example.net", "text": "swept"},
     "PUT /api/v1/aliases/{alias_id}": {"goto": ["sweep@example.net"], "active": False},
     # The automation model: a leak would answer 200 (or 422 for a target the caller does not own).
     "PUT /api/v1/rules/{automation_rule_id}": {"name": "Swept"},

@@ -259,6 +259,9 @@ def _everything_else(
 
     rule = {"name": "sweep", "actions": [{"type": "add_label", "label": "swept"}]}
     values["rule_id"] = [create(http, f"/api/v1/mailboxes/{main['id']}/rules", ops, rule)["id"]]
+    # The MailTrigger view's processing log (docs/automation-mailbox.md): a test message's entry.
+    tested = create(http, f"/api/v1/mailbox/{main['id']}/testmail/", ops, {"subject": "Sweep test"})
+    values["log_id"] = [tested["log_id"]]
 
     # The automation model (docs/automation.md): an action, a rule and a route joining them on the
     # main mailbox (its route set is rebuilt with it).

@@ -90,6 +90,9 @@ class ReceivedMail:
     verdicts: Verdicts
     bucket: str | None = None  # None: the mail bucket
     raw: bytes | None = None  # already read (the S3 event path reads it to learn the rest)
+    # A test message (services/testmail.py): set by the code that built it, never read from the
+    # message, so no sender can mark mail as a test. Every mailbox it reaches logs it.
+    test: bool = False
 
 
 @dataclass(slots=True)
@@ -196,6 +199,8 @@ def receive(table: Table, mail: ReceivedMail) -> Report:
             decisions = inbound_rules.run(
                 expansion, message, envelope_from=mail.envelope_from, spam=mail.verdicts.is_spam
             )
+            if mail.test:
+                inbound_rules.mark_test(plan.copies, decisions)
         _act(
             table,
             mail,

@@ -17,6 +17,7 @@ a work folder).
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
@@ -50,6 +51,7 @@ class Decision:
     disposition: Disposition
     folder_key: str | None = None  # None: where it goes anyway (Inbox, or Spam)
     folder_path: str | None = None
+    test: bool = False  # a test message (services/testmail.py): its log entry says so
     auto_reply: AutoReply | None = None  # set when this message is to be answered
     auto_reply_note: str | None = None  # the outcome, or why not
     forwards: dict[str, str] = field(default_factory=dict)  # target → forwarded or why not
@@ -235,6 +237,7 @@ def log_entry(
         "auto_reply": decision.auto_reply_note,
         "evaluation_us": disposition.evaluation_us,
         "created_at": clock.now_iso(),
+        **({"test": True} if decision.test else {}),
     }
 
 
@@ -335,3 +338,11 @@ def deliver_decided(
         )
         rule_store.set_log_auto_reply(table, org_id, mailbox_id, ulid, result)
     return outcome
+
+
+def mark_test(mailbox_ids: Iterable[str], decisions: dict[str, Decision]) -> None:
+    """A test message (services/testmail.py) is logged in every mailbox it reaches (``mailbox_ids``:
+    its copies), with rules or routes or none: a mailbox without any gets an empty decision
+    (delivered as always)."""
+    for mailbox_id in mailbox_ids:
+        decisions.setdefault(mailbox_id, Decision(Disposition())).test = True

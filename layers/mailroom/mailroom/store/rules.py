@@ -224,3 +224,8 @@ def log_page(table: Table, org_id: str, mailbox_id: str, *, per_page: int, curso
         cursor=cursor,
         newest_first=True,
     )
+
+
+def get_log(table: Table, org_id: str, mailbox_id: str, ulid: str) -> Item | None:
+    """One entry of the processing log (the stored message's ulid names it)."""
+    return table.get(keys.mailbox_pk(org_id, mailbox_id), keys.rule_log_sk(ulid))

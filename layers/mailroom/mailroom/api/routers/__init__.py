@@ -22,6 +22,7 @@ def all_routers() -> list[APIRouter]:
         invites,
         mailbox_data,
         mailboxes,
+        mailtrigger_mailbox,
         message_tokens,
         messages,
         migration_batches,
@@ -56,6 +57,7 @@ def all_routers() -> list[APIRouter]:
         domains.router,
         invites.router,
         mailboxes.router,
+        mailtrigger_mailbox.router,  # /api/v1/mailbox: the MailTrigger view (issue 14)
         message_tokens.mailbox_router,
         message_tokens.router,
         rules.router,
