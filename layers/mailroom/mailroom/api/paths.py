@@ -5,8 +5,11 @@ without; a client written against either must reach the same operation, with the
 idempotency key and audit record, and without a redirect (a 307 would make clients send a POST
 twice, and API Gateway's host is not the one a Location would name). The path is normalized before
 anything reads it, so routing, the pipeline and the OpenAPI document (which names each path once,
-without the slash) all see one form. The gateway routes both forms to the function
-(template.yaml: a collection's ``/x/`` event; ``/x/{proxy+}`` covers ``/x/{id}/``).
+without the slash) all see one form. The gateway routes both forms to the function through the collection's
+``/x/{proxy+}`` route (which also covers ``/x/{id}/``): a route key cannot end in ``/`` (SAM drops
+such an event's route, and API Gateway refuses it), so template.yaml declares none. That an HTTP API
+sends ``/x/`` to ``/x/{proxy+}`` is reported by users (storacha/w3infra#166), not confirmed here
+against AWS; the local gateway routes ``/x/`` to ``/x``, the same function.
 """
 
 from __future__ import annotations
