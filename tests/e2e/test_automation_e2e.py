@@ -1,9 +1,10 @@
-"""Automation actions end to end in the local stack: mail sent over SMTP is stored by the inbound
-function; its processing-log entry with a pending webhook action (written per the CONTRACT by the
-test, as the inbound stage writes it once merged) reaches the dispatcher through the table's stream
-poller, the worker through the SQS poller, and a receiver on loopback that verifies the signed POST
-with the standardwebhooks library. The receiver refuses the first attempt: the retry comes one
-second later (the stack runs with a one-second retry schedule) with the same webhook-id.
+"""The page's use case end to end in the local stack, through the real API only: create a webhook
+action, define a rule, connect them with a route (mailtrigger-api.txt writes every path with a
+trailing slash: so does this test), send test mail through the real inbound pipeline, read the
+processing log, and see the signed POST arrive at a receiver on loopback that verifies it with the
+standardwebhooks library. Mail sent over SMTP takes the same route. The receiver refuses the first
+attempt: the retry comes one second later (the stack runs with a one-second retry schedule) with the
+same webhook-id, and the log entry ends done after two attempts.
 """
 
 from __future__ import annotations
@@ -13,16 +14,14 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 import boto3
 import httpx
 import pytest
 
-from mailroom.domain import webhooks as signing
 from mailroom.store import keys
-from mailroom.store.table import deserialize, serialize
+from mailroom.store.table import deserialize
 from tests.e2e.stack_process import LocalStackProcess, start_stack
 from tests.support.api_http import data
 from tests.support.webhooks import fail_first, receiver
@@ -106,90 +105,109 @@ def stored_message(setup: Setup, subject: str) -> dict[str, Any] | None:
     return next((m for m in found if m.get("subject") == subject), None)
 
 
-def webhook_action(setup: Setup, url: str, template: str) -> tuple[dict[str, Any], str]:
-    """The action item the automation API writes: its secret sealed with the stack's KMS key under
-    the CONTRACT's encryption context."""
-    kms = setup.aws("kms")
-    (alias,) = [a for a in kms.list_aliases()["Aliases"] if a["AliasName"].startswith("alias/mailroom-")]
-    action_id = f"act_{uuid.uuid4().hex}"
-    secret = signing.new_secret()
-    sealed = kms.encrypt(
-        KeyId=alias["AliasName"],
-        Plaintext=secret.encode(),
-        EncryptionContext={"org_id": setup.org_id, "action_id": action_id},
-    )["CiphertextBlob"]
-    now = datetime.now(UTC).isoformat()
-    item = {
-        "PK": keys.automation_pk(setup.org_id),
-        "SK": keys.automation_action_sk(action_id),
-        "type": "action",
-        "id": action_id,
-        "org_id": setup.org_id,
-        "name": "notify the shop",
-        "action_type": "webhook",
-        "parameters": {"url": url, "body_template": template},
-        "secret_ciphertext": bytes(sealed),
-        "version": 1,
-        "created_at": now,
-        "updated_at": now,
-    }
-    setup.aws("dynamodb").put_item(TableName=setup.table, Item=serialize(item))
-    return item, secret
+def api(setup: Setup) -> httpx.Client:
+    auth = {"Authorization": f"Bearer {setup.stack.admin_token}"}
+    return httpx.Client(base_url=setup.stack.api_url, headers=auth, timeout=30)
 
 
-def log_entry(setup: Setup, message: dict[str, Any], action: dict[str, Any]) -> dict[str, Any]:
-    route_id = f"rte_{uuid.uuid4().hex}"
-    ulid = str(message["id"]).partition("_")[2]
-    item = {
-        "PK": keys.mailbox_pk(setup.org_id, setup.mailbox["id"]),
-        "SK": keys.rule_log_sk(ulid),
-        "type": "rule_log",
-        "message_id": message["id"],
-        "subject": message["subject"],
-        "outcome": "delivered",
-        "test": False,
-        "automation_pending": 1,
-        "automation": {
-            "routes": [{"id": route_id, "name": "orders to the shop", "matched": True}],
-            "actions": [
-                {
-                    "route_id": route_id,
-                    "action_id": action["id"],
-                    "action_type": "webhook",
-                    "mode": "async",
-                    "status": "pending",
-                }
-            ],
-        },
-        "ttl": int(time.time()) + 86400,
-    }
-    setup.aws("dynamodb").put_item(TableName=setup.table, Item=serialize(item))
-    return item
+def build_route(client: httpx.Client, setup: Setup, url: str, word: str) -> tuple[str, str]:
+    """The page's "build a route via API": an action, a rule, a route. Returns (route id, secret)."""
+    template = '{"order": {{ message.subject | tojson }}, "route": {{ route.name | tojson }}}'
+    action = data(
+        write(
+            client,
+            "/api/v1/actions/",
+            {
+                "name": "notify the shop",
+                "action_type": "webhook",
+                "parameters": {"url": url, "body_template": template},
+            },
+        ),
+        201,
+    )
+    parameters = data(client.get(f"/api/v1/actions/{action['id']}/parameters/"))
+    assert parameters["values"]["url"] == url and "url" in parameters["schema"]["properties"]
+    rule = data(
+        write(
+            client,
+            "/api/v1/rules/",
+            {
+                "name": "orders",
+                "match": "all",
+                "conditions": [{"field": "subject", "op": "contains", "value": word}],
+            },
+        ),
+        201,
+    )
+    route = data(
+        write(
+            client,
+            "/api/v1/routes/",
+            {
+                "name": "orders to the shop",
+                "target": {"mailbox_id": setup.mailbox["id"]},
+                "rule_id": rule["id"],
+                "action_ids": [action["id"]],
+                "stop": True,
+            },
+        ),
+        201,
+    )
+    return str(route["id"]), str(action["secret"])
 
 
-def test_a_message_with_a_pending_webhook_action_reaches_the_receiver_signed(setup: Setup) -> None:
-    subject = f"Order {uuid.uuid4().hex[:6]}"
-    smtp(setup, subject)
-    message = until(lambda: stored_message(setup, subject))
-    with receiver(fail_first(1, 503)) as hook:
-        template = '{"order": {{ message.subject | tojson }}, "route": {{ route.name | tojson }}}'
-        action, hook.secret = webhook_action(setup, hook.url, template)
-        entry = log_entry(setup, message, action)
+def settled_log(client: httpx.Client, setup: Setup, log_id: str) -> dict[str, Any]:
+    def finished() -> dict[str, Any] | None:
+        entry = data(client.get(f"/api/v1/mailbox/{setup.mailbox['id']}/logs/{log_id}/"))
+        return entry if entry["automation_pending"] == 0 else None
+
+    found: dict[str, Any] = until(finished)
+    return found
+
+
+def test_build_a_route_via_the_api_then_verify_it_with_test_mail_and_logs(setup: Setup) -> None:
+    word = f"order-{uuid.uuid4().hex[:6]}"
+    with api(setup) as client, receiver(fail_first(1, 503)) as hook:
+        route_id, hook.secret = build_route(client, setup, hook.url, word)
+        sent = data(
+            write(
+                client, f"/api/v1/mailbox/{setup.mailbox['id']}/testmail/", {"subject": f"New {word} 1042"}
+            ),
+            201,
+        )
 
         received = hook.wait_for(lambda got: any(r.status == 204 for r in got), timeout=30)
         assert [r.status for r in received] == [503, 204]
         assert all(r.verified for r in received)
         assert len({r.webhook_id for r in received}) == 1
-        assert received[-1].json() == {"order": subject, "route": "orders to the shop"}
+        body = received[-1].json()
+        assert (body["order"], body["route"]) == (f"New {word} 1042", "orders to the shop")
 
-        def finished() -> dict[str, Any] | None:
-            item = setup.aws("dynamodb").get_item(
-                TableName=setup.table, Key=serialize({"PK": entry["PK"], "SK": entry["SK"]})
-            )["Item"]
-            current = deserialize(item)
-            return current if int(current["automation_pending"]) == 0 else None
-
-        current = until(finished)
-        (logged,) = current["automation"]["actions"]
-        assert (logged["status"], logged["attempts"]) == ("done", 2)
+        entry = settled_log(client, setup, sent["log_id"])
+        assert entry["test"] is True
+        assert [r["id"] for r in entry["automation"]["routes"] if r["matched"]] == [route_id]
+        (logged,) = entry["automation"]["actions"]
+        assert (logged["status"], logged["attempts"], logged["mode"]) == ("done", 2, "async")
         assert logged["detail"]["status_code"] == 204
+
+        archive = data(
+            client.get(f"/api/v1/mailbox/{setup.mailbox['id']}/archives/", params={"route": route_id})
+        )
+        assert [m["subject"] for m in archive] == [f"New {word} 1042"]
+
+
+def test_mail_over_smtp_takes_the_same_route_and_other_mail_does_not(setup: Setup) -> None:
+    word = f"order-{uuid.uuid4().hex[:6]}"
+    with api(setup) as client, receiver() as hook:
+        _, hook.secret = build_route(client, setup, hook.url, word)
+        smtp(setup, f"Unrelated {uuid.uuid4().hex[:6]}")
+        subject = f"Re: {word} shipped"
+        smtp(setup, subject)
+        message = until(lambda: stored_message(setup, subject))
+        received = hook.wait_for(bool, timeout=30)
+        assert [r.json()["order"] for r in received] == [subject]
+        assert received[0].verified
+        log_id = "log_" + str(message["id"]).partition("_")[2]  # an entry's id names its message
+        entry = settled_log(client, setup, log_id)
+        assert entry.get("test") in (None, False)
+        assert [a["status"] for a in entry["automation"]["actions"]] == ["done"]
