@@ -483,3 +483,99 @@ def test_routes_and_data_cost_no_extra_request_per_message(
         {"s": "first with routes"},
         {"s": "second with routes"},
     ]
+
+
+# --- the automation API's own route sets ---------------------------------------------------------------
+
+
+def test_routes_built_through_the_automation_api_run_on_inbound_mail(
+    table: Table, org: NewOrganization, org_id: str, bucket: str, inbox: dict[str, Any]
+) -> None:
+    """The route-set builder (services/automation_changes.py) and the inbound stage agree on the
+    format: data conditions (an ``in_data`` has a key and no value), store_data and a webhook."""
+    token = org.admin_token
+    put_document(org, inbox, "vips", ["ann@example.net"])
+    label = ok(
+        post(
+            "automation",
+            token,
+            "/api/v1/actions/",
+            {
+                "name": "vip",
+                "action_type": "label",
+                "parameters": {"labels": ["vip"]},
+            },
+        ),
+        201,
+    )
+    keep = ok(
+        post(
+            "automation",
+            token,
+            "/api/v1/actions/",
+            {
+                "name": "orders",
+                "action_type": "store_data",
+                "parameters": {"key": "orders", "source": "subject", "pattern": r"order (?P<number>\d+)"},
+            },
+        ),
+        201,
+    )
+    hook = ok(
+        post(
+            "automation",
+            token,
+            "/api/v1/actions/",
+            {
+                "name": "notify",
+                "action_type": "forward",
+                "parameters": {"to": ["desk@partner.example.org"]},
+            },
+        ),
+        201,
+    )
+    rule = ok(
+        post(
+            "automation",
+            token,
+            "/api/v1/rules/",
+            {
+                "name": "vip orders",
+                "match": "all",
+                "conditions": [
+                    {"field": "from", "op": "in_data", "key": "vips"},
+                    {"field": "subject", "op": "contains", "value": "order"},
+                ],
+            },
+        ),
+        201,
+    )
+    route = ok(
+        post(
+            "automation",
+            token,
+            "/api/v1/routes/",
+            {
+                "name": "VIP orders",
+                "target": {"domain_id": inbox["domain_id"]},
+                "rule_id": rule["id"],
+                "action_ids": [label["id"], keep["id"], hook["id"]],
+            },
+        ),
+        201,
+    )
+
+    receive(bucket, "Your order 1234")
+    receive(bucket, "Your order 99", sender="Bob <bob@example.net>")
+
+    assert message(table, org_id, inbox, "Your order 1234")["labels"] == ["vip"]
+    assert message(table, org_id, inbox, "Your order 99").get("labels") in (None, [])
+    assert document(table, org_id, inbox, "orders") == {"number": "1234"}
+    entry = log_of(table, org_id, inbox, "Your order 1234")
+    assert [r["id"] for r in entry["automation"]["routes"] if r["matched"]] == [route["id"]]
+    statuses = [(a["action_type"], a["status"]) for a in entry["automation"]["actions"]]
+    assert statuses == [("label", "done"), ("store_data", "done"), ("forward", "pending")]
+    assert entry["automation_pending"] == 1
+    assert not [
+        r for r in log_of(table, org_id, inbox, "Your order 99")["automation"]["routes"] if r["matched"]
+    ]
