@@ -2,9 +2,7 @@
 fires on its recurring schedule (the stack's rate minutes shortened to 2 seconds) and POSTs a
 digest of the mailbox's mail, received over SMTP, that a receiver verifies with
 ``standardwebhooks``; ``action/execute`` runs it now; both runs are listed with their outcome.
-
-The action item is written as the CONTRACT of issue 14 specifies it (tests/support/task_actions.py)
-until the automation API that creates actions is merged."""
+The webhook action is made through the automation API (its secret shown once, in that response)."""
 
 from __future__ import annotations
 
@@ -17,13 +15,11 @@ from email.policy import SMTP
 from pathlib import Path
 from typing import Any
 
-import boto3
 import httpx
 import pytest
 
 from tests.e2e.stack_process import LocalStackProcess, start_stack
 from tests.support.api_http import data, post, wait_for
-from tests.support.task_actions import put_action
 from tests.support.webhooks import Receiver, receiver
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("tasks")]
@@ -39,12 +35,6 @@ class World:
     hook: Receiver
 
 
-def local_env(stack: LocalStackProcess) -> dict[str, str]:
-    lines = (stack.state_dir / "local.env").read_text().splitlines()
-    return dict(line.split("=", 1) for line in lines if "=" in line and not line.startswith("#"))
-
-
-@pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     state: Path = tmp_path_factory.mktemp("tasks-state")
     with (
@@ -75,29 +65,10 @@ def smtp_send(world: World, subject: str) -> None:
 
 
 def webhook_action(world: World) -> tuple[str, str]:
-    """(action id, its secret): a webhook action to the receiver, KMS-sealed with the stack's key."""
-    env = local_env(world.stack)
-    aws = {
-        "endpoint_url": world.stack.moto_url,
-        "region_name": env.get("AWS_REGION", "us-east-1"),
-        "aws_access_key_id": "testing",
-        "aws_secret_access_key": "testing",
-    }
-    kms = boto3.client("kms", **aws)
-    (alias,) = [
-        a["AliasName"] for a in kms.list_aliases()["Aliases"] if a["AliasName"].startswith("alias/mailroom-")
-    ]
-    action = put_action(
-        boto3.client("dynamodb", **aws),
-        env["MAILROOM_TABLE_NAME"],
-        world.org_id,
-        "webhook",
-        {"url": world.hook.url},
-        kms=kms,
-        key_id=alias,
-    )
-    assert action.secret is not None
-    return action.id, action.secret
+    """(action id, its secret): a webhook action to the receiver, made through the automation API."""
+    body = {"name": "digest", "action_type": "webhook", "parameters": {"url": world.hook.url}}
+    action = data(post(world.admin, "/api/v1/actions/", body), 201)
+    return str(action["id"]), str(action["secret"])
 
 
 def runs(world: World, task_id: str) -> list[dict[str, Any]]:

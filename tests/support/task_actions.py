@@ -1,8 +1,8 @@
-"""Action items as the automation API writes them (the CONTRACT of issue 14), for tests of the
-parts that read them before that API is merged: an action item under the organization's automation
-partition, a webhook action's secret generated and KMS-sealed with context {org_id, action_id}.
-
-After the merge, tests that can afford it create actions through ``/api/v1/actions`` instead.
+"""Action items as the automation API writes them (docs/automation.md), for the task runner's
+in-process tests: an action item under the organization's automation partition, a webhook action's
+secret generated and KMS-sealed with context {org_id, action_id}. The API would refuse what these
+tests need (a webhook URL on a name only the test's resolver knows, an item without its secret);
+the e2e tests and the tenant sweep create their actions through ``/api/v1/actions``.
 """
 
 from __future__ import annotations

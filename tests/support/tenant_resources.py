@@ -339,28 +339,19 @@ def _task_config(
     site: Site, tenant: Tenant, org_id: str, main: Mapping[str, Any], waits: list[Callable[[], None]]
 ) -> None:
     """A task config (docs/automation-tasks.md) whose schedule never fires during the sweep, and a
-    finished run of it. Its action is written as the automation CONTRACT specifies the item
-    (tests/support/task_actions.py) until the automation API that creates actions is merged."""
-    import boto3
-
-    from tests.support.task_actions import put_action
-
+    finished run of it, running a label action made through the automation API."""
     http, ops, values = site.http, tenant.ops, tenant.values
-    lines = (site.stack.state_dir / "local.env").read_text().splitlines()
-    env = dict(line.split("=", 1) for line in lines if "=" in line and not line.startswith("#"))
-    dynamodb = boto3.client(
-        "dynamodb",
-        endpoint_url=site.stack.moto_url,
-        region_name=env.get("AWS_REGION", "us-east-1"),
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
+    action = create(
+        http,
+        "/api/v1/actions",
+        ops,
+        {"name": "Swept", "action_type": "label", "parameters": {"labels": ["swept"]}},
     )
-    action = put_action(dynamodb, env["MAILROOM_TABLE_NAME"], org_id, "label", {"labels": ["swept"]})
     body = {
         "name": "Sweep",
         "mailbox_id": main["id"],
         "schedule": "cron(0 0 1 1 ? 2199)",
-        "action_id": action.id,
+        "action_id": action["id"],
         "query": {"subject_contains": "matches-nothing-in-the-sweep"},
     }
     task = create(http, "/api/v1/task-configs", ops, body)
