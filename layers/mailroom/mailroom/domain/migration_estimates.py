@@ -191,12 +191,13 @@ def sample_plan(counts: Sequence[int], budget: int) -> list[int]:
 
 
 def spread(count: int, take: int) -> list[int]:
-    """``take`` of the 1-based positions ``1..count``, evenly spread (old and new messages alike)."""
+    """``take`` of the 1-based positions ``1..count``: the middle of each of ``take`` equal stretches
+    (old and new messages alike; a size that grows with age is not biased either way)."""
     if take <= 0 or count <= 0:
         return []
     if take >= count:
         return list(range(1, count + 1))
-    return sorted({1 + (i * count) // take for i in range(take)})
+    return [(2 * i + 1) * count // (2 * take) + 1 for i in range(take)]
 
 
 # --- the estimate ----------------------------------------------------------------------------------
