@@ -119,8 +119,8 @@ def test_spread_positions_are_distinct_in_range_one_per_stretch(count: int, take
     assert all(1 <= p <= count for p in positions)
     assert len(positions) == min(count, take)
     if 0 < take <= count:
-        stretch = count / take
-        assert all(i * stretch <= p - 1 < (i + 1) * stretch for i, p in enumerate(positions))
+        # The i-th position lies in the i-th of ``take`` equal stretches (integers: no rounding).
+        assert all(i * count <= (p - 1) * take < (i + 1) * count for i, p in enumerate(positions))
 
 
 def test_spread_takes_the_middle_of_each_stretch() -> None:
