@@ -197,7 +197,12 @@ def spread(count: int, take: int) -> list[int]:
         return []
     if take >= count:
         return list(range(1, count + 1))
-    return [(2 * i + 1) * count // (2 * take) + 1 for i in range(take)]
+    positions = []
+    for i in range(take):
+        first = -(-i * count // take)  # the 0-based indices of stretch i: ceil(i·count/take) ...
+        last = -(-(i + 1) * count // take) - 1  # ... to ceil((i+1)·count/take) - 1
+        positions.append((first + last + 1) // 2 + 1)
+    return positions
 
 
 # --- the estimate ----------------------------------------------------------------------------------
