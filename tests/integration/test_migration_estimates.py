@@ -226,3 +226,42 @@ def test_a_preview_probes_rows_and_a_completed_job_makes_throughput_measured(
     assumptions = again["time_estimate"]["assumptions"]
     assert assumptions["messages_per_second"] == round(rate, 3)
     assert assumptions["per_job_overhead_seconds"] == round(int(record["overhead_ms"]) / 1000, 3)
+
+
+def test_the_plan_sizes_only_the_uids_it_will_import(
+    no_status_size: DovecotServer, dovecot_server: DovecotServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What the plan step measures (``Target`` with UIDs, after ``import_since``): by UID, never
+    the whole folder's STATUS SIZE."""
+    from mailroom.imap.source import SourceSession
+    from mailroom.loops import run_on_thread_loop
+
+    sizes = {}
+    for server in (no_status_size, dovecot_server):
+        user, _password = server.new_user("plan")
+        messages = [message(n, 100 + 50 * n) for n in range(30)]
+        server.seed(user, "INBOX", messages)
+        wanted = messages[10:]  # as if import_since left out the first ten
+
+        async def measure(server: DovecotServer = server, user: str = user) -> Any:
+            session = await SourceSession.open(
+                server.account(user), allow_private=True, ca_file=server.ca_file
+            )
+            async with session:
+                folders = await session.folders()
+                inbox = next(f for f in folders if f.name == "INBOX")
+                await session.select(inbox.raw_name)
+                uids = (await session.uids())[10:]
+                return await migration_probe.measure(session, [migration_probe.Target(inbox, uids)])
+
+        async def main() -> Any:
+            return await measure()
+
+        exact = run_on_thread_loop(main())
+        assert (exact.messages, exact.bytes, exact.basis) == (20, sum(len(m) for m in wanted), "counted")
+        monkeypatch.setattr(migration_probe, "SAMPLE_MESSAGES", 5)
+        sampled = run_on_thread_loop(main())
+        monkeypatch.undo()
+        assert (sampled.messages, sampled.basis, sampled.sampled_messages) == (20, "sampled", 5)
+        sizes[server.port] = sampled.bytes
+    assert abs(sizes[no_status_size.port] - sum(len(m) for m in wanted)) / sum(len(m) for m in wanted) < 0.05

@@ -211,8 +211,9 @@ class SourceSession:
         return sorted(set(self._parsed(parse.parse_search, result, "UID SEARCH")))
 
     async def sizes(self, numbers: Sequence[int], *, by_uid: bool = False) -> dict[int, int]:
-        """RFC822.SIZE of the selected folder's messages with these sequence numbers (``by_uid``:
-        UIDs), one FETCH: number → octets. A number the server returns nothing for is left out."""
+        """RFC822.SIZE of the selected folder's messages with these sequence numbers (at most the
+        folder's EXISTS: a server refuses the FETCH otherwise) or, ``by_uid``, UIDs (one the folder
+        lacks is left out), one FETCH: number → octets."""
         self._require_selected()
         if not numbers:
             return {}
