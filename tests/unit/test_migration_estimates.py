@@ -82,7 +82,7 @@ def test_a_sample_stands_for_its_folder_and_for_folders_not_opened() -> None:
     size = source_size(
         [FolderSizes(100, sampled=(1000, 3000)), FolderSizes(10, exact_bytes=7), FolderSizes(50)]
     )
-    # 100 × 2000 + 7 + 50 × the mean of every sample (2000)
+    # 100 * 2000 + 7 + 50 * the mean of every sample (2000)
     assert (size.messages, size.bytes, size.basis) == (160, 300_007, "sampled")
 
 
