@@ -115,9 +115,10 @@ def _destinations(data: str, max_rows: int) -> set[str]:
     return found
 
 
-def _lookups(
-    table: Table, org_id: str, data: str, max_rows: int
-) -> tuple[Callable[[str], str | None], Callable[[str], bool]]:
+Lookups = tuple[Callable[[str], str | None], Callable[[str], bool]]
+
+
+def _lookups(table: Table, org_id: str, data: str, max_rows: int) -> Lookups:
     """``mailbox_id_for`` (an active mailbox of the organization with this address) and
     ``destination_busy`` (the mailbox is importing right now) for the preview."""
     wanted = sorted(_destinations(data, max_rows))
@@ -151,8 +152,12 @@ def _preview(
     *,
     throughput: Throughput | None = None,
     sources: Mapping[int, SourceSize] | None = None,
+    lookups: Lookups | None = None,
 ) -> Preview:
-    mailbox_id_for, destination_busy = _lookups(table, org["id"], request.data, limits.max_rows_per_batch)
+    """The preview; ``lookups`` when an earlier call made them (a preview again with probed sizes)."""
+    mailbox_id_for, destination_busy = lookups or _lookups(
+        table, org["id"], request.data, limits.max_rows_per_batch
+    )
     try:
         return preview_rows(
             request.data,
@@ -185,11 +190,14 @@ async def preview(table: Table, org_id: str, request: BulkRequest, *, measure: b
     org = scheduler.organization(table, org_id)
     limits = scheduler.batch_limits(org)
     deployment = Throughput.of(jobs_store.throughput(table))
-    result = _preview(table, org, request, limits, throughput=deployment)
+    lookups = _lookups(table, org_id, request.data, limits.max_rows_per_batch)
+    result = _preview(table, org, request, limits, throughput=deployment, lookups=lookups)
     if not measure or not result.valid_rows:
         return result.as_dict()
     sources = await _probe(result.valid_rows)
-    return _preview(table, org, request, limits, throughput=deployment, sources=sources).as_dict()
+    return _preview(
+        table, org, request, limits, throughput=deployment, sources=sources, lookups=lookups
+    ).as_dict()
 
 
 async def _probe(valid: Sequence[BulkRow]) -> dict[int, SourceSize]:
