@@ -14,7 +14,6 @@ from mailroom.domain.bulk.estimates import (
     check_row_limit,
     estimate_storage,
     estimate_time,
-    human_duration,
 )
 from mailroom.domain.bulk.preview import Preview, batch_name, preview
 from mailroom.domain.bulk.request import (
@@ -27,6 +26,7 @@ from mailroom.domain.bulk.request import (
 )
 from mailroom.domain.bulk.rows import BulkRow, RowCategory
 from mailroom.domain.bulk.servers import ImapServer
+from mailroom.domain.migration_estimates import human_duration
 from mailroom.store.organizations import DEFAULT_LIMITS
 from tests.support.bulk import MAILBOXES, fake_resolve
 

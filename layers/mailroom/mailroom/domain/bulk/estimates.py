@@ -25,10 +25,7 @@ from mailroom.domain.migration_estimates import (
     SourceSize,
     Throughput,
     human_duration,
-    plural,
 )
-
-__all__ = ["human_duration", "plural"]  # re-exported: the preview and its tests name them here
 
 # --- limits ----------------------------------------------------------------------------------------
 

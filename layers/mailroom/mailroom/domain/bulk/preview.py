@@ -21,12 +21,11 @@ from mailroom.domain.bulk.estimates import (
     estimate_storage,
     estimate_time,
     measured,
-    plural,
 )
 from mailroom.domain.bulk.request import MAX_BATCH_NAME_LENGTH, InvalidBulkRequest, ServerRequest
 from mailroom.domain.bulk.rows import BulkRow, categorize, category_counts
 from mailroom.domain.bulk.servers import PresetResolver, provider_of, resolve_request_server
-from mailroom.domain.migration_estimates import SourceSize, Throughput
+from mailroom.domain.migration_estimates import SourceSize, Throughput, plural
 
 _CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
 
