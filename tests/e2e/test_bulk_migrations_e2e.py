@@ -99,6 +99,12 @@ def test_a_batch_of_three_accounts_runs_two_at_a_time_and_imports_everything(wor
     preview = post(world.admin, "/api/v1/migrations/bulk/preview", {"data": rows, **server})
     assert preview.status_code == 200, preview.text
     assert preview.json()["counts"]["valid"] == 3 and preview.json()["limits"]["concurrent_per_account"] == 2
+    # Every row's source counted and sized (Dovecot offers STATUS=SIZE) by the preview's probe.
+    basis = preview.json()["time_estimate"]["basis"]
+    assert (basis["messages"], basis["size"]) == ("counted", "counted"), basis
+    assert [row["source_size"]["messages"] for row in preview.json()["rows"]] == [
+        sum(counts[index] for counts in SEEDED.values()) for index in range(3)
+    ]
 
     started = post(world.admin, "/api/v1/migrations/bulk", {"data": rows, "name": "Three accounts", **server})
     batch = data(started, 201)
@@ -125,6 +131,12 @@ def test_a_batch_of_three_accounts_runs_two_at_a_time_and_imports_everything(wor
             0,
         ), job
     assert view["imported_messages"] == sum(sum(counts) for counts in SEEDED.values())
+
+    # The three completed jobs are now the deployment's measured throughput.
+    again = post(world.admin, "/api/v1/migrations/bulk/preview", {"data": rows, **server})
+    assert again.status_code == 200, again.text
+    measured = again.json()["time_estimate"]["basis"]
+    assert measured["throughput"] == "measured" and measured["jobs_measured"] == basis["jobs_measured"] + 3
 
     # The third job started only once one of the first two had ended (its end started it), and
     # every job ran in one execution of the state machine that succeeded.

@@ -121,6 +121,33 @@ def test_fetch_in_chunks_returns_every_message_byte_for_byte(
     assert max(len(message.raw) for message in fetched["INBOX"]) > 2_000_000
 
 
+def test_folder_sizes_and_message_sizes_are_the_servers_octets(
+    dovecot_server: DovecotServer, corpus: Corpus
+) -> None:
+    """STATUS=SIZE (Dovecot offers it) gives each folder's octets in the listing; RFC822.SIZE is read
+    by sequence number or by UID, only for the numbers asked (a number past the end is left out)."""
+    user, seeded = corpus
+
+    async def scenario() -> tuple[list[SourceFolder], dict[int, int], dict[int, int], list[int]]:
+        async with await open_as(dovecot_server, user) as session:
+            assert "STATUS=SIZE" in session.capabilities
+            folders = await session.folders()
+            _, exists = await session.select("INBOX")
+            by_number = await session.sizes([1, 3, exists])
+            uids = await session.uids()
+            by_uid = await session.sizes([uids[0], uids[-1], uids[-1] + 100], by_uid=True)
+            return folders, by_number, by_uid, uids
+
+    folders, by_number, by_uid, uids = run(scenario())
+    by_name = {folder.name: folder for folder in folders}
+    for name, messages in seeded.items():
+        assert by_name[name].size == sum(len(m.raw) for m in messages), name
+    assert by_name["Work"].size is None  # not selectable: no STATUS
+    inbox = seeded["INBOX"]
+    assert by_number == {1: len(inbox[0].raw), 3: len(inbox[2].raw), len(inbox): len(inbox[-1].raw)}
+    assert by_uid == {uids[0]: len(inbox[0].raw), uids[-1]: len(inbox[-1].raw)}
+
+
 def test_uids_since_a_date_are_those_received_that_day_or_later(dovecot_server: DovecotServer) -> None:
     user, _ = dovecot_server.new_user()
     days = [datetime(2024, 3, 1, 12, 0, tzinfo=UTC) + timedelta(days=n) for n in range(10)]

@@ -96,7 +96,10 @@ def _die_with_parent() -> None:
 class DovecotServer:
     host = "127.0.0.1"
 
-    def __init__(self) -> None:
+    def __init__(self, *, without_capabilities: Collection[str] = ()) -> None:
+        """``without_capabilities``: capabilities the server must not announce once logged in
+        (``STATUS=SIZE``, say), to test a client against a server that lacks them."""
+        self._without = frozenset(c.upper() for c in without_capabilities)
         dovecot, doveadm = _binary("dovecot"), _binary("doveadm")
         if dovecot is None or doveadm is None:
             raise RuntimeError(MISSING)
@@ -353,6 +356,12 @@ class DovecotServer:
         temporary.chmod(0o644)
         temporary.replace(self.root / "passwd.d" / user)
 
+    def _capability_line(self) -> str:
+        if not self._without:
+            return ""
+        kept = [c for c in _POST_LOGIN_CAPABILITIES.split() if c.upper() not in self._without]
+        return f"  imap_capability = {' '.join(kept)}\n"
+
     def _write_config(self) -> None:
         root = self.root
         self.config_file.write_text(f"""\
@@ -405,7 +414,7 @@ namespace inbox {{
 }}
 protocol imap {{
   mail_max_userip_connections = 200
-}}
+{self._capability_line()}}}
 service imap-login {{
   chroot =
   inet_listener imap {{
@@ -430,6 +439,14 @@ service auth-worker {{
   user = $default_internal_user
 }}
 """)
+
+
+_POST_LOGIN_CAPABILITIES = (  # what Dovecot 2.3.19 announces after login, read from it
+    "IMAP4rev1 SASL-IR LOGIN-REFERRALS ID ENABLE IDLE SORT SORT=DISPLAY THREAD=REFERENCES THREAD=REFS "
+    "THREAD=ORDEREDSUBJECT MULTIAPPEND URL-PARTIAL CATENATE UNSELECT CHILDREN NAMESPACE UIDPLUS "
+    "LIST-EXTENDED I18NLEVEL=1 CONDSTORE QRESYNC ESEARCH ESORT SEARCHRES WITHIN CONTEXT=SEARCH LIST-STATUS "
+    "BINARY MOVE SNIPPET=FUZZY PREVIEW=FUZZY PREVIEW STATUS=SIZE SAVEDATE LITERAL+ NOTIFY SPECIAL-USE"
+)
 
 
 def _identities() -> tuple[int, int, str, str, str]:

@@ -14,7 +14,6 @@ from mailroom.domain.bulk.estimates import (
     check_row_limit,
     estimate_storage,
     estimate_time,
-    human_duration,
 )
 from mailroom.domain.bulk.preview import Preview, batch_name, preview
 from mailroom.domain.bulk.request import (
@@ -27,6 +26,7 @@ from mailroom.domain.bulk.request import (
 )
 from mailroom.domain.bulk.rows import BulkRow, RowCategory
 from mailroom.domain.bulk.servers import ImapServer
+from mailroom.domain.migration_estimates import human_duration
 from mailroom.store.organizations import DEFAULT_LIMITS
 from tests.support.bulk import MAILBOXES, fake_resolve
 
@@ -189,7 +189,15 @@ def test_preview_end_to_end_serializes_to_json() -> None:
     assert body["limits"] == {"max_rows_per_batch": 300, "concurrent_per_account": 5, "global_capacity": 20}
     assert body["time_estimate"]["estimated_seconds"] == 100  # two mailboxes side by side
     assert body["time_estimate"]["human"] == "about 2 minutes"
-    assert body["storage"] == {"estimated_bytes": 100_000_000, "available_bytes": 10**12, "fits": True}
+    defaults = {"messages": "default", "size": "default", "throughput": "default", "jobs_measured": 0}
+    assert body["storage"] == {
+        "estimated_bytes": 100_000_000,
+        "available_bytes": 10**12,
+        "fits": True,
+        "basis": defaults,
+    }
+    assert body["time_estimate"]["basis"] == defaults
+    assert all(row["source_size"] is None for row in body["rows"])  # nothing probed
     assert "pw1" not in json.dumps(body)
     assert [row.password for row in result.valid_rows] == ["pw1", "pw2"]
 

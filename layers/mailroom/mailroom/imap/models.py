@@ -38,6 +38,7 @@ class SourceFolder:
     messages: int
     uidvalidity: int | None
     selectable: bool
+    size: int | None = None
 
 
 @dataclass(frozen=True)

@@ -132,6 +132,21 @@ class ImapProtocol(aioimaplib.IMAP4ClientProtocol):  # type: ignore[misc]  # aio
         )
         return await self.execute(command)
 
+    async def fetch_items(
+        self, message_set: str, items: str, *, by_uid: bool, inactivity_limit: float
+    ) -> Any:
+        """``[UID] FETCH message_set items`` (sequence numbers unless ``by_uid``), bounded like
+        ``uid_fetch``."""
+        command = FetchCommand(
+            self.new_tag(),
+            message_set,
+            items,
+            prefix="UID" if by_uid else "",
+            loop=self.loop,
+            timeout=inactivity_limit,
+        )
+        return await self.execute(command)
+
     # -- parsing ------------------------------------------------------------------------------
 
     def data_received(self, d: bytes) -> None:

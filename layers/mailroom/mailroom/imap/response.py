@@ -240,6 +240,26 @@ def parse_fetch(lines: Sequence[Part]) -> tuple[list[dict[str, Value]], list[str
     return fetched, problems
 
 
+def parse_sizes(lines: Sequence[Part], *, by_uid: bool) -> dict[int, int]:
+    """RFC822.SIZE per message of a ``FETCH (UID RFC822.SIZE)`` response, keyed by UID (``by_uid``)
+    or by sequence number; a response without a readable size is left out."""
+    sizes: dict[int, int] = {}
+    for group in split_responses(data_parts(lines)):
+        try:
+            tokens = tokenize(group)
+        except ResponseError:
+            continue
+        if len(tokens) < 3 or text(tokens[1]).upper() != "FETCH" or not isinstance(tokens[2], list):
+            continue
+        items = tokens[2]
+        values = {text(k).upper(): v for k, v in zip(items[::2], items[1::2], strict=False)}
+        number = values.get("UID") if by_uid else tokens[0]
+        size = values.get("RFC822.SIZE")
+        if isinstance(number, str) and number.isdigit() and isinstance(size, str) and size.isdigit():
+            sizes[int(number)] = int(size)
+    return sizes
+
+
 def fetched_message(items: dict[str, Value]) -> FetchedMessage | None:
     """The message a ``UID FETCH (UID FLAGS INTERNALDATE RFC822.SIZE BODY.PEEK[])`` response carries.
 

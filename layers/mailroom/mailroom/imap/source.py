@@ -145,7 +145,9 @@ class SourceSession:
         folders: list[SourceFolder] = []
         for entry, name, use in zip(entries, names, uses, strict=True):
             selectable = not {attribute.casefold() for attribute in entry.attributes} & _NOT_SELECTABLE
-            messages, uidvalidity = (await self._status(entry.raw_name, name)) if selectable else (0, None)
+            messages, uidvalidity, size = (
+                (await self._status(entry.raw_name, name)) if selectable else (0, None, None)
+            )
             folders.append(
                 SourceFolder(
                     name=name,
@@ -156,22 +158,24 @@ class SourceSession:
                     messages=messages,
                     uidvalidity=uidvalidity,
                     selectable=selectable,
+                    size=size,
                 )
             )
         folders.sort(key=lambda folder: (folder.special_use != "inbox", folder.name.casefold(), folder.name))
         return folders
 
-    async def _status(self, raw_name: str, name: str) -> tuple[int, int | None]:
-        result = await self._run(
-            self._protocol.simple_command("STATUS", quote(raw_name), "(MESSAGES UIDVALIDITY)"), "STATUS"
-        )
+    async def _status(self, raw_name: str, name: str) -> tuple[int, int | None, int | None]:
+        # STATUS=SIZE (RFC 8438): the folder's octets in the same round trip, when offered.
+        with_size = "STATUS=SIZE" in self.capabilities
+        items = "(MESSAGES UIDVALIDITY SIZE)" if with_size else "(MESSAGES UIDVALIDITY)"
+        result = await self._run(self._protocol.simple_command("STATUS", quote(raw_name), items), "STATUS")
         if result.result != "OK":
             # Listed a moment ago but not countable (removed meanwhile, or a server quirk): show it
             # empty rather than fail the whole listing.
             logger().warning("STATUS refused", extra={"folder": name, "response": _completion_text(result)})
-            return 0, None
+            return 0, None, None
         counters = self._parsed(parse.parse_status, result, "STATUS")
-        return counters.get("MESSAGES", 0), counters.get("UIDVALIDITY")
+        return counters.get("MESSAGES", 0), counters.get("UIDVALIDITY"), counters.get("SIZE")
 
     async def select(self, raw_name: str) -> tuple[int, int]:
         """Opens a folder read-only (EXAMINE; SELECT if the server rejects that): (uidvalidity, exists).
@@ -205,6 +209,28 @@ class SourceSession:
         result = await self._run(self._protocol.search(*criteria, by_uid=True, charset=None), "UID SEARCH")
         self._ok(result, "UID SEARCH")
         return sorted(set(self._parsed(parse.parse_search, result, "UID SEARCH")))
+
+    async def sizes(self, numbers: Sequence[int], *, by_uid: bool = False) -> dict[int, int]:
+        """RFC822.SIZE of the selected folder's messages with these sequence numbers (at most the
+        folder's EXISTS: a server refuses the FETCH otherwise) or, ``by_uid``, UIDs (one the folder
+        lacks is left out), one FETCH: number → octets."""
+        self._require_selected()
+        if not numbers:
+            return {}
+        result = await self._run(
+            self._protocol.fetch_items(
+                uid_set(numbers),
+                "(UID RFC822.SIZE)",
+                by_uid=by_uid,
+                inactivity_limit=self._account.timeout_seconds,
+            ),
+            f"FETCH RFC822.SIZE of {len(numbers)} messages",
+            inactivity_bound=True,
+        )
+        self._ok(result, "FETCH RFC822.SIZE")
+        wanted = set(numbers)
+        found = self._parsed(lambda lines: parse.parse_sizes(lines, by_uid=by_uid), result, "FETCH")
+        return {number: size for number, size in found.items() if number in wanted}
 
     async def fetch(self, uids: Sequence[int], *, chunk_size: int = 200) -> AsyncIterator[FetchedMessage]:
         """The messages with these UIDs from the selected folder, ascending, ``chunk_size`` per FETCH.

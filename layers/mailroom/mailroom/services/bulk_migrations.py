@@ -15,7 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from datetime import date
 from typing import Any
@@ -32,11 +32,14 @@ from mailroom.domain.bulk.preview import preview as preview_rows
 from mailroom.domain.bulk.request import BASIC_COLUMNS, InvalidBulkRequest, RowLimitExceeded, ServerRequest
 from mailroom.domain.bulk.rows import BulkRow
 from mailroom.domain.bulk.servers import PresetResolver, resolve_request_server
+from mailroom.domain.migration_estimates import SourceSize, Throughput, spread
 from mailroom.errors import Conflict, LimitReached
+from mailroom.imap.models import SourceAccount
 from mailroom.observability import logger
 from mailroom.services import bulk_scheduler as scheduler
 from mailroom.services import bulk_views as views
 from mailroom.services import migration_jobs as jobs
+from mailroom.services import migration_probe as probe
 from mailroom.settings import get_settings
 from mailroom.store import keys
 from mailroom.store import migration_batches as store
@@ -112,9 +115,10 @@ def _destinations(data: str, max_rows: int) -> set[str]:
     return found
 
 
-def _lookups(
-    table: Table, org_id: str, data: str, max_rows: int
-) -> tuple[Callable[[str], str | None], Callable[[str], bool]]:
+Lookups = tuple[Callable[[str], str | None], Callable[[str], bool]]
+
+
+def _lookups(table: Table, org_id: str, data: str, max_rows: int) -> Lookups:
     """``mailbox_id_for`` (an active mailbox of the organization with this address) and
     ``destination_busy`` (the mailbox is importing right now) for the preview."""
     wanted = sorted(_destinations(data, max_rows))
@@ -140,8 +144,20 @@ def _resolve_preset() -> PresetResolver:
     return presets.resolve
 
 
-def _preview(table: Table, org: Item, request: BulkRequest, limits: BatchLimits) -> Preview:
-    mailbox_id_for, destination_busy = _lookups(table, org["id"], request.data, limits.max_rows_per_batch)
+def _preview(
+    table: Table,
+    org: Item,
+    request: BulkRequest,
+    limits: BatchLimits,
+    *,
+    throughput: Throughput | None = None,
+    sources: Mapping[int, SourceSize] | None = None,
+    lookups: Lookups | None = None,
+) -> Preview:
+    """The preview; ``lookups`` when an earlier call made them (a preview again with probed sizes)."""
+    mailbox_id_for, destination_busy = lookups or _lookups(
+        table, org["id"], request.data, limits.max_rows_per_batch
+    )
     try:
         return preview_rows(
             request.data,
@@ -152,6 +168,8 @@ def _preview(table: Table, org: Item, request: BulkRequest, limits: BatchLimits)
             destination_busy=destination_busy,
             available_storage_bytes=_available_storage_bytes(org),
             allow_private_hosts=get_settings().imap_allow_private,
+            throughput=throughput,
+            sources=sources,
         )
     except RowLimitExceeded as exc:
         raise LimitReached(
@@ -164,11 +182,48 @@ def _preview(table: Table, org: Item, request: BulkRequest, limits: BatchLimits)
         raise errors.validation(str(exc), field=exc.field) from exc
 
 
-def preview(table: Table, org_id: str, request: BulkRequest) -> dict[str, Any]:
-    """Every row's category, the limits, time and storage estimates. 422 for the request as a
-    whole (``validation_error``, ``row_limit_exceeded``)."""
+async def preview(table: Table, org_id: str, request: BulkRequest, *, measure: bool = True) -> dict[str, Any]:
+    """Every row's category, the limits, time and storage estimates. The estimates use the
+    deployment's recorded throughput and, with ``measure``, what a bounded probe of some valid
+    rows' sources found (services/migration_probe.py). 422 for the request as a whole
+    (``validation_error``, ``row_limit_exceeded``)."""
     org = scheduler.organization(table, org_id)
-    return _preview(table, org, request, scheduler.batch_limits(org)).as_dict()
+    limits = scheduler.batch_limits(org)
+    deployment = Throughput.of(jobs_store.throughput(table))
+    lookups = _lookups(table, org_id, request.data, limits.max_rows_per_batch)
+    result = _preview(table, org, request, limits, throughput=deployment, lookups=lookups)
+    if not measure or not result.valid_rows:
+        return result.as_dict()
+    sources = await _probe(result.valid_rows)
+    return _preview(
+        table, org, request, limits, throughput=deployment, sources=sources, lookups=lookups
+    ).as_dict()
+
+
+async def _probe(valid: Sequence[BulkRow]) -> dict[int, SourceSize]:
+    """Probe up to ``PREVIEW_ROWS`` of the valid rows, spread over the data (row → size)."""
+    chosen = [valid[p - 1] for p in spread(len(valid), probe.PREVIEW_ROWS)]
+    timeout = float(get_settings().imap_timeout_seconds)
+    accounts = []
+    for row in chosen:
+        server = row.server
+        if server is None:
+            continue  # a valid row has its server
+        accounts.append(
+            (
+                row.row,
+                SourceAccount(
+                    server.host,
+                    server.port,
+                    server.security,
+                    row.source_email or "",
+                    row.password or "",
+                    timeout_seconds=timeout,
+                ),
+            )
+        )
+    found = await probe.probe_accounts([account for _, account in accounts])
+    return {number: size for (number, _), size in zip(accounts, found, strict=True) if size is not None}
 
 
 # ----------------------------------------------------------------------------- reading

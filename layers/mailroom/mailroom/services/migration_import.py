@@ -47,9 +47,13 @@ class BatchRun:
     new_skipped: list[int] = field(default_factory=list)
     folder_error: str | None = None
 
-    def settle(self, uid: int, outcome: str, error: str | None = None) -> None:
+    def settle(self, uid: int, outcome: str, error: str | None = None, *, size: int = 0) -> None:
+        """``size``: the message's RFC822.SIZE when it was fetched (tallied as ``bytes``, what the
+        deployment's throughput records)."""
         self.processed.append(uid)
         self.tallies[outcome] = self.tallies.get(outcome, 0) + 1
+        if size:
+            self.tallies["bytes"] = self.tallies.get("bytes", 0) + size
         if outcome == "imported":
             self.new_imported.append(uid)
         elif outcome == "skipped":
@@ -141,10 +145,13 @@ async def _import(
         storing: asyncio.Future[None] | None = None
 
         def store_chunk(fetched: list[FetchedMessage]) -> None:
-            outcomes = chunks.store(fetched, lambda found: _checkpoint_operations(job, batch, run, found))
+            sizes = {item.uid: item.size for item in fetched}
+            outcomes = chunks.store(
+                fetched, lambda found: _checkpoint_operations(job, batch, run, found, sizes)
+            )
             for item in fetched:
                 outcome = outcomes[item.uid]
-                run.settle(item.uid, outcome.kind, outcome.error)
+                run.settle(item.uid, outcome.kind, outcome.error, size=item.size)
             run.new_imported, run.new_skipped = [], []  # recorded with the chunk
 
         async def flush(fetched: list[FetchedMessage]) -> None:
@@ -206,13 +213,15 @@ async def _import(
 
 
 def _checkpoint_operations(
-    job: Item, batch: Item, run: BatchRun, outcomes: Mapping[int, Outcome]
+    job: Item, batch: Item, run: BatchRun, outcomes: Mapping[int, Outcome], sizes: Mapping[int, int]
 ) -> list[Op]:
     """What the batch's checkpoint becomes once ``outcomes`` are settled, as transaction operations
-    (``run`` itself is settled only after they are written)."""
+    (``run`` itself is settled only after they are written, as ``BatchRun.settle`` tallies)."""
     tallies = dict(run.tallies)
-    for outcome in outcomes.values():
+    for uid, outcome in outcomes.items():
         tallies[outcome.kind] = tallies.get(outcome.kind, 0) + 1
+        if sizes.get(uid):
+            tallies["bytes"] = tallies.get("bytes", 0) + sizes[uid]
     errors = [*run.errors, *(o.error for o in outcomes.values() if o.error)][:SAMPLE_ERRORS]
     return store.checkpoint_operations(
         job["org_id"],

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from mailroom import clock, errors
 from mailroom.domain import migrations as rules
+from mailroom.domain.migration_estimates import job_record
 from mailroom.errors import Unavailable
 from mailroom.observability import logger
 from mailroom.settings import get_settings
@@ -266,13 +267,23 @@ def fail(
 
 def complete(table: Table, job: Item, *, attempt: int) -> bool:
     """End an active job as completed with ``migration.completed``; its sealed password goes in the
-    same transaction. False if it was not active in ``attempt``."""
+    same transaction, and what it measured (messages and bytes moved, time spent) joins the
+    deployment's throughput there too, so a job counts once. ``job`` is as read after its last
+    batch was counted. False if it was not active in ``attempt``."""
     now = clock.now_iso()
     fields = {"finished_at": now, "updated_at": now, "error_code": None, "error_message": None}
     ended = {**job, **fields, "status": rules.COMPLETED}
     event = events.new_event(job["org_id"], "migration.completed", event_data(ended))
+    record = job_record(job, now)
     return store.finish(
-        table, job, status=rules.COMPLETED, fields=fields, attempt=attempt, event=event, remove_secret=True
+        table,
+        job,
+        status=rules.COMPLETED,
+        fields=fields,
+        attempt=attempt,
+        event=event,
+        remove_secret=True,
+        throughput=record.as_dict() if record else None,
     )
 
 

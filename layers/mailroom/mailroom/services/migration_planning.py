@@ -11,10 +11,13 @@ from dataclasses import dataclass
 from datetime import date
 from typing import TYPE_CHECKING, Any
 
+from mailroom import clock
 from mailroom.domain import migrations as rules
+from mailroom.domain.migration_estimates import SourceSize
 from mailroom.errors import MailroomError
 from mailroom.mail import folders as folder_rules
 from mailroom.observability import logger
+from mailroom.services import migration_probe as probe
 from mailroom.services.migration_context import (
     State,
     active_job,
@@ -102,7 +105,7 @@ def plan(event: Mapping[str, Any], remaining_ms: Callable[[], int]) -> dict[str,
     password = source_password(table, job)
     since = date.fromisoformat(str(job["import_since"])) if job.get("import_since") else None
 
-    async def survey() -> tuple[list[tuple[SourceFolder, int, list[int]]], list[str]]:
+    async def survey() -> tuple[list[tuple[SourceFolder, int, list[int]]], list[str], SourceSize]:
         async with source_session(job, password) as session:
             chosen, missing = _chosen(await session.folders(), job)
             found = []
@@ -110,9 +113,11 @@ def plan(event: Mapping[str, Any], remaining_ms: Callable[[], int]) -> dict[str,
                 uidvalidity, exists = await session.select(folder.raw_name)
                 uids = await session.uids(since) if exists else []
                 found.append((folder, uidvalidity, uids))
-            return found, missing
+            # What the job will move, for its estimate (bounded; services/migration_probe.py).
+            size = await probe.measure(session, [probe.Target(f, uids) for f, _, uids in found])
+            return found, missing, size
 
-    surveyed, missing = run_source(survey())
+    surveyed, missing, size = run_source(survey())
 
     planned: list[PlannedFolder] = []
     for seq, (folder, uidvalidity, uids) in enumerate(surveyed):
@@ -192,6 +197,11 @@ def plan(event: Mapping[str, Any], remaining_ms: Callable[[], int]) -> dict[str,
         batches_total=seq,
         batches_done=0,
         folder_count=len(planned),
+        transferred_messages=0,
+        transferred_bytes=0,
+        source_bytes=size.bytes,
+        size_basis=size.basis,
+        processing_at=clock.now_iso(),  # the end of its overhead, the start of its transfer
         # An empty target holds only what imports write from now on, with their Message-ID
         # entries: its batches answer duplicates and threads from those alone (migration_chunks.py).
         target_indexed=int(mailbox.get("message_count", 0)) == 0,

@@ -22,6 +22,7 @@ from typing import Any
 from mailroom import clock, errors, ids
 from mailroom.domain import migrations as rules
 from mailroom.domain import passwords
+from mailroom.domain.migration_estimates import SourceSize, Throughput, estimate_migration
 from mailroom.errors import Invalid, MailroomError, Unavailable
 from mailroom.services import bulk_scheduler
 from mailroom.services import migration_jobs as jobs
@@ -51,20 +52,24 @@ class StartRequest:
 # ----------------------------------------------------------------------------- test a connection
 
 
-async def test_connection(source: Source) -> dict[str, int]:
-    """Log in and list the folders with their message counts (decoded names). 422
-    ``connection_failed`` with a readable message when the source cannot be used."""
+async def test_connection(table: Table, source: Source) -> dict[str, Any]:
+    """Log in and list the folders with their message counts (decoded names), then size them
+    within bounds (services/migration_probe.py): ``{folders, estimate}``, the estimate from those
+    counts and sizes at the deployment's recorded throughput. 422 ``connection_failed`` with a
+    readable message when the source cannot be used."""
     from mailroom.imap.source import SourceError, open_session
+    from mailroom.services import migration_probe as probe
 
     server = jobs.resolve_server(source)
 
-    async def listing() -> list[Any]:
+    async def listing() -> tuple[list[Any], SourceSize]:
         async with open_session(jobs.source_account(source, server)) as session:
-            return list(await session.folders())
+            folders = list(await session.folders())
+            return folders, await probe.measure(session, probe.listed_targets(folders))
 
     try:
         # Each IMAP step is bounded; the whole must also end before the API's own timeout.
-        found = await asyncio.wait_for(listing(), timeout=TEST_CONNECTION_SECONDS)
+        found, size = await asyncio.wait_for(listing(), timeout=TEST_CONNECTION_SECONDS)
     except TimeoutError:
         raise Invalid(
             "connection_failed",
@@ -77,7 +82,24 @@ async def test_connection(source: Source) -> dict[str, int]:
             jobs.readable(exc),
             hint="Check source_host, source_port, source_security and the credentials, then try again.",
         ) from exc
-    return {f.name: int(f.messages or 0) for f in found if f.selectable}
+    folders = {f.name: int(f.messages or 0) for f in found if f.selectable}
+    return {"folders": folders, "estimate": estimate_migration(size, throughput(table)).as_dict()}
+
+
+def throughput(table: Table) -> Throughput:
+    """What this deployment's completed jobs recorded (the defaults before the first)."""
+    return Throughput.of(store.throughput(table))
+
+
+def job_estimate(job: Item, deployment: Throughput) -> dict[str, Any]:
+    """A job's estimate: once planned, from its source's counted messages and their sizes (the
+    plan step's probe); before, the defaults."""
+    size = None
+    if job.get("size_basis"):
+        size = SourceSize(
+            int(job.get("total_messages", 0)), int(job.get("source_bytes", 0)), job["size_basis"]
+        )
+    return estimate_migration(size, deployment).as_dict()
 
 
 # ----------------------------------------------------------------------------- reading
@@ -113,7 +135,8 @@ def view(table: Table, job: Item) -> dict[str, Any]:
 
 
 def _with_folders(table: Table, job: Item) -> dict[str, Any]:
-    return jobs.job_view(job, store.folders(table, job["org_id"], job["id"]))
+    view = jobs.job_view(job, store.folders(table, job["org_id"], job["id"]))
+    return {**view, "estimate": job_estimate(job, throughput(table))}
 
 
 # ----------------------------------------------------------------------------- starting

@@ -116,6 +116,9 @@ The platform-wide concurrency cap is a platform item (like the domain claim: ids
 the same transactions as the jobs it counts):
 
 capacity       PK MIGRATIONS#CAPACITY       SK #CAPACITY  {active, holders: set of mig ids}
+throughput     PK MIGRATIONS#THROUGHPUT     SK #THROUGHPUT  {jobs, messages, bytes, transfer_ms,
+                 overhead_ms, updated_at}: the sums of every completed job's record (no tenant data),
+                 added to in the transaction that completes the job; what estimates read (one GetItem).
 
 Imports before the Message-ID entries (below) left a marker for a message without a Message-ID in
 its mailbox's partition (the mailbox purge removes it with the mail), still read when skip_duplicates
@@ -558,6 +561,8 @@ MIGRATION_PREFIX = "MIGRATION#"
 MIGRATION_SLOTS_SK = "MIGRATION_SLOTS"
 MIGRATION_CAPACITY_PK = "MIGRATIONS#CAPACITY"
 MIGRATION_CAPACITY_SK = "#CAPACITY"
+MIGRATION_THROUGHPUT_PK = "MIGRATIONS#THROUGHPUT"
+MIGRATION_THROUGHPUT_SK = "#THROUGHPUT"
 MIGRATION_SECRET_SK = "SECRET"  # noqa: S105 - a sort key, not a secret
 
 

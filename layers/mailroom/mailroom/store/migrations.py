@@ -28,7 +28,14 @@ from mailroom.store.txn import Op, Rejected, Update, delete, put, put_new, run
 BATCH_WRITE_MAX = 25
 WORKING_TTL_SECONDS = 60 * 24 * 3600  # batches and imported sets outlive any attempt by far
 _ACTIVE = sorted(rules.ACTIVE)
-_COUNTERS = ("total_messages", "imported_messages", "failed_messages", "skipped_duplicates")
+_COUNTERS = (
+    "total_messages",
+    "imported_messages",
+    "failed_messages",
+    "skipped_duplicates",
+    "transferred_messages",  # handled while processing in this attempt: the throughput's messages
+    "transferred_bytes",
+)
 
 
 # ----------------------------------------------------------------------------- items
@@ -54,6 +61,17 @@ def get(table: Table, org_id: str, job_id: str) -> Item | None:
 
 def slots(table: Table, org_id: str) -> Item | None:
     return table.get(keys.org_pk(org_id), keys.MIGRATION_SLOTS_SK)
+
+
+def throughput(table: Table) -> Item | None:
+    """The sums of every completed job's record (keys.py's throughput item), None before the first."""
+    return table.get(keys.MIGRATION_THROUGHPUT_PK, keys.MIGRATION_THROUGHPUT_SK, consistent=False)
+
+
+def _record_throughput(record: Mapping[str, int], now: str) -> Op:
+    update = Update(keys.MIGRATION_THROUGHPUT_PK, keys.MIGRATION_THROUGHPUT_SK, upsert=True)
+    update.add(jobs=1, **{name: int(value) for name, value in record.items()}).set(updated_at=now)
+    return update.op("throughput")
 
 
 def capacity_in_use(table: Table) -> int:
@@ -217,11 +235,13 @@ def finish(
     attempt: int | None = None,
     event: Item | None = None,
     remove_secret: bool,
+    throughput: Mapping[str, int] | None = None,
 ) -> bool:
     """End an active job: terminal ``status`` and ``fields``, both slots released, the event
-    written, the sealed password removed (``remove_secret``), all in one transaction conditional
-    on the job being active (in ``attempt``, when given). False if it was not (someone else ended
-    it first: nothing changed)."""
+    written, the sealed password removed (``remove_secret``), the job's ``throughput`` record
+    (messages, bytes, transfer_ms, overhead_ms) added to the deployment's sums, all in one
+    transaction conditional on the job being active (in ``attempt``, when given), so a job counts
+    once. False if it was not (someone else ended it first: nothing changed)."""
     if status not in rules.TERMINAL:
         raise ValueError(f"{status} is not a terminal status")
     org_id, job_id = job["org_id"], job["id"]
@@ -236,6 +256,8 @@ def finish(
         operations.append(put_new("event", event))
     if remove_secret:
         operations.append(delete("secret", keys.migration_pk(org_id, job_id), keys.MIGRATION_SECRET_SK))
+    if throughput is not None:
+        operations.append(_record_throughput(throughput, str(fields.get("updated_at") or _now_iso())))
     try:
         run(table, operations)
     except Rejected as rejected:
@@ -389,6 +411,7 @@ def count_batch(
     up by its tallies, in one transaction conditional on the job's attempt. False if it was
     counted before (a re-run) or belongs to an attempt that is over."""
     imported, skipped, failed = (int(tallies.get(k, 0)) for k in ("imported", "skipped", "failed"))
+    transferred = int(tallies.get("bytes", 0))  # RFC822.SIZE of what the batch fetched
     marker = Update(batch["PK"], batch["SK"]).equals("status", "pending")
     marker.set(status="done", tallies=dict(tallies), counted_at=_now_iso())
     folder = Update(keys.migration_pk(org_id, job_id), keys.migration_folder_sk(int(batch["folder_seq"])))
@@ -398,7 +421,14 @@ def count_batch(
     elif sample_error:
         folder.set_if_absent(error=sample_error)
     job = Update(keys.org_pk(org_id), keys.migration_sk(job_id)).equals("attempt", int(batch["attempt"]))
-    job.add(imported_messages=imported, skipped_duplicates=skipped, failed_messages=failed, batches_done=1)
+    job.add(
+        imported_messages=imported,
+        skipped_duplicates=skipped,
+        failed_messages=failed,
+        transferred_messages=imported + skipped + failed,
+        transferred_bytes=transferred,
+        batches_done=1,
+    )
     job.set(updated_at=_now_iso())
     try:
         run(table, [marker.op("batch"), folder.op("folder"), job.op("job")])

@@ -24,6 +24,7 @@ from mailroom.api.routers.migrations import (
     RATE_LIMITED,
     ErrorCode,
     ErrorReason,
+    EstimateBasis,
     FolderStrategy,
     JobStatus,
     Password,
@@ -87,7 +88,7 @@ WritableBatch = Annotated[Item, Depends(_writable)]
 # ----------------------------------------------------------------------------- requests
 
 
-class PreviewBulk(Strict):
+class BulkData(Strict):
     data: Data = Field(
         description="CSV, one row per line: source_email,source_password,destination_email (with "
         "per_row_server: ...,source_host,source_port,source_security). A header row and blank lines are "
@@ -113,7 +114,16 @@ class PreviewBulk(Strict):
     )
 
 
-class StartBulk(PreviewBulk):
+class PreviewBulk(BulkData):
+    measure_sources: bool = Field(
+        default=True,
+        description="Log in to some valid rows' sources (at most 10, spread over the data, 5 at a time, "
+        "within 15 s) to count their messages and size them for the estimates; false answers at once "
+        "with the recorded throughput and default mailbox sizes",
+    )
+
+
+class StartBulk(BulkData):
     name: str | None = Field(
         default=None,
         max_length=MAX_BATCH_NAME_LENGTH,
@@ -172,6 +182,11 @@ class PreviewRow(BaseModel):
     source_port: int | None
     source_security: Security | None
     message: str | None = Field(description="Why the row is not valid (never quotes a field)")
+    source_size: RowSourceSize | None = Field(
+        default=None,
+        description="Preview only: what probing this row's source found; null when it was not probed (not "
+        "chosen, not valid, or it could not be read in time)",
+    )
 
 
 class BatchLimits(BaseModel):
@@ -183,10 +198,25 @@ class BatchLimits(BaseModel):
 
 
 class Assumptions(BaseModel):
-    average_mailbox_messages: int
-    average_message_bytes: int
-    messages_per_second: float
-    per_job_overhead_seconds: float
+    """The figures the estimates use; basis says which are measured."""
+
+    average_mailbox_messages: int = Field(
+        ge=0, description="For a row not probed: the probed rows' mean, else the default 5,000"
+    )
+    average_message_bytes: int = Field(
+        ge=0, description="The probed sources' bytes per message, else the default 75,000"
+    )
+    messages_per_second: float = Field(ge=0, description="Per job: measured on completed jobs, else 10")
+    per_job_overhead_seconds: float = Field(ge=0, description="Log in, list, plan: measured, else 30")
+
+
+class RowSourceSize(BaseModel):
+    """What the preview's probe found of a row's source."""
+
+    messages: int = Field(ge=0, description="Messages in its selectable folders")
+    bytes: int = Field(ge=0, description="Their size, counted, sampled or default (size_basis)")
+    size_basis: Literal["counted", "sampled", "default"]
+    sampled_messages: int = Field(ge=0, description="Messages whose RFC822.SIZE was read")
 
 
 class TimeEstimate(BaseModel):
@@ -197,12 +227,14 @@ class TimeEstimate(BaseModel):
     messages: int = Field(ge=0)
     rows_assumed: int = Field(ge=0, description="Rows whose message count is the assumed average")
     assumptions: Assumptions
+    basis: EstimateBasis
 
 
 class StorageEstimate(BaseModel):
     estimated_bytes: int = Field(ge=0)
     available_bytes: int = Field(ge=0)
     fits: bool
+    basis: EstimateBasis
 
 
 class PreviewResult(BaseModel):
@@ -294,7 +326,7 @@ class BatchView(BaseModel):
     finished_at: Timestamp | None
 
 
-def _request(body: PreviewBulk) -> service.BulkRequest:
+def _request(body: BulkData) -> service.BulkRequest:
     extra: dict[str, Any] = {}
     if isinstance(body, StartBulk):
         extra = {
@@ -325,13 +357,16 @@ def _request(body: PreviewBulk) -> service.BulkRequest:
     summary="Preview bulk migration data",
     description="Validates CSV data without starting anything: every row's category (valid, or the first "
     "check it fails), the counts, the organization's limits, a time estimate and a storage estimate. "
+    "The estimates use the throughput this deployment recorded on completed migrations and, unless "
+    "`measure_sources` is false, the message counts and sizes of up to 10 valid rows' sources (probed "
+    "within 15 s); each says its `basis`. "
     "Answers the preview itself (not in a `data` envelope). Use it before POST /api/v1/migrations/bulk. "
     "Counts as a migration write.",
     responses=documented(e422=REQUEST_ERRORS, e429=RATE_LIMITED),
 )
 async def preview_bulk(body: PreviewBulk, request: Request, principal: Writer) -> dict[str, Any]:
     audit_target(request, "bulk_migration_preview", body.provider or "generic_imap")
-    return service.preview(Table(), principal.org_id, _request(body))
+    return await service.preview(Table(), principal.org_id, _request(body), measure=body.measure_sources)
 
 
 @router.post(

@@ -1,6 +1,8 @@
 """What a batch is held to (the organization's limits) and what it will take: a time estimate (jobs
 start in row order as slots free up) and a storage estimate against the organization's pool. The
-assumptions are stated in the answer, since nothing is known of a mailbox before it is opened."""
+figures used are stated in the answer (``assumptions``) with where each comes from (``basis``):
+the rows whose sources were probed (domain/migration_estimates.py), the throughput the deployment
+recorded, defaults for the rest."""
 
 from __future__ import annotations
 
@@ -12,6 +14,18 @@ from typing import Any
 
 from mailroom.domain.bulk.request import BATCH_ROWS_LIMIT, CONCURRENCY_LIMIT, RowLimitExceeded
 from mailroom.domain.bulk.rows import BulkRow
+from mailroom.domain.migration_estimates import (
+    DEFAULT_MAILBOX_MESSAGES,
+    DEFAULT_MESSAGE_BYTES,
+    DEFAULT_MESSAGES_PER_SECOND,
+    DEFAULT_OVERHEAD_SECONDS,
+    Basis,
+    CountBasis,
+    SizeBasis,
+    SourceSize,
+    Throughput,
+    human_duration,
+)
 
 # --- limits ----------------------------------------------------------------------------------------
 
@@ -52,23 +66,53 @@ def check_row_limit(rows: int, limit: int) -> None:
 
 @dataclass(frozen=True, slots=True)
 class Assumptions:
-    """What an estimate assumes where nothing is known. The defaults are placeholders, NOT
-    measurements: a mid-sized mailbox (5,000 messages of 75 KB) and a per-job rate of 10
-    messages/second with 30 s to connect and plan. Replace ``messages_per_second`` with the rate
-    bench/ measures for the IMAP fetch once it exists."""
+    """The figures an estimate uses: measured where ``Basis`` says so, else the defaults
+    (placeholders, NOT measurements: a mid-sized mailbox of 5,000 messages of 75 KB, 10 messages a
+    second with 30 s to connect and plan)."""
 
-    average_mailbox_messages: int = 5_000
-    average_message_bytes: int = 75_000
-    messages_per_second: float = 10.0
-    per_job_overhead_seconds: float = 30.0
+    average_mailbox_messages: int = DEFAULT_MAILBOX_MESSAGES
+    average_message_bytes: int = DEFAULT_MESSAGE_BYTES
+    messages_per_second: float = DEFAULT_MESSAGES_PER_SECOND
+    per_job_overhead_seconds: float = DEFAULT_OVERHEAD_SECONDS
 
     def as_dict(self) -> dict[str, Any]:
         return {
             "average_mailbox_messages": self.average_mailbox_messages,
             "average_message_bytes": self.average_message_bytes,
-            "messages_per_second": self.messages_per_second,
-            "per_job_overhead_seconds": self.per_job_overhead_seconds,
+            "messages_per_second": round(self.messages_per_second, 3),
+            "per_job_overhead_seconds": round(self.per_job_overhead_seconds, 3),
         }
+
+
+DEFAULT_BASIS = Basis("default", "default", "default", 0)
+
+
+def measured(
+    valid_rows: int, sources: Mapping[int, SourceSize], throughput: Throughput
+) -> tuple[Assumptions, Basis]:
+    """The assumptions for a batch whose probed rows found ``sources`` (row → size), at the
+    deployment's ``throughput``: a row not probed is taken as the probed rows' mean mailbox, their
+    bytes per message stand for every row's, and the basis says how much of that is measured."""
+    probed = list(sources.values())
+    messages = sum(s.messages for s in probed)
+    sized = [s for s in probed if s.basis != "default"]
+    sized_messages = sum(s.messages for s in sized)
+    assumptions = Assumptions(
+        average_mailbox_messages=round(messages / len(probed)) if probed else DEFAULT_MAILBOX_MESSAGES,
+        average_message_bytes=(
+            round(sum(s.bytes for s in sized) / sized_messages) if sized_messages else DEFAULT_MESSAGE_BYTES
+        ),
+        messages_per_second=throughput.messages_per_second,
+        per_job_overhead_seconds=throughput.overhead_seconds,
+    )
+    counts: CountBasis = "default"
+    if probed:
+        counts = "counted" if len(probed) >= valid_rows else "sampled"
+    size: SizeBasis = "default"
+    if sized:
+        every = len(sized) >= valid_rows and all(s.basis == "counted" for s in sized)
+        size = "counted" if every else "sampled"
+    return assumptions, Basis(counts, size, throughput.basis, throughput.jobs)
 
 
 DEFAULT_ASSUMPTIONS = Assumptions()
@@ -83,6 +127,7 @@ class TimeEstimate:
     messages: int
     rows_assumed: int  # rows whose message count is the assumed average
     assumptions: Assumptions
+    basis: Basis = DEFAULT_BASIS
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -93,6 +138,7 @@ class TimeEstimate:
             "messages": self.messages,
             "rows_assumed": self.rows_assumed,
             "assumptions": self.assumptions.as_dict(),
+            "basis": self.basis.as_dict(),
         }
 
 
@@ -101,12 +147,14 @@ class StorageEstimate:
     estimated_bytes: int
     available_bytes: int
     fits: bool
+    basis: Basis = DEFAULT_BASIS
 
     def as_dict(self) -> dict[str, Any]:
         return {
             "estimated_bytes": self.estimated_bytes,
             "available_bytes": self.available_bytes,
             "fits": self.fits,
+            "basis": self.basis.as_dict(),
         }
 
 
@@ -120,6 +168,7 @@ def estimate_time(
     concurrency: int,
     assumptions: Assumptions = DEFAULT_ASSUMPTIONS,
     message_counts: Mapping[int, int] | None = None,
+    basis: Basis = DEFAULT_BASIS,
 ) -> TimeEstimate:
     """How long the valid rows take: each job ``overhead + messages / rate``, started in row order
     as slots free up (what ``next_jobs_to_start`` does), ``concurrency`` at a time. With every
@@ -140,6 +189,7 @@ def estimate_time(
         messages=sum(messages),
         rows_assumed=sum(1 for row in valid if row.row not in counts),
         assumptions=assumptions,
+        basis=basis,
     )
 
 
@@ -151,34 +201,22 @@ def _makespan(durations: Sequence[float], workers: int) -> float:
     return max(free_at, default=0.0)
 
 
-def plural(count: int, unit: str) -> str:
-    return f"{count} {unit}{'' if count == 1 else 's'}"
-
-
-def human_duration(seconds: int) -> str:
-    """``about 2 hours 5 minutes``: minutes rounded up (an estimate that runs over disappoints)."""
-    if seconds < 60:
-        return "less than a minute"
-    minutes = math.ceil(seconds / 60)
-    if minutes < 60:
-        return f"about {plural(minutes, 'minute')}"
-    hours, minutes = divmod(minutes, 60)
-    if hours < 48:
-        return f"about {plural(hours, 'hour')}" + (f" {plural(minutes, 'minute')}" if minutes else "")
-    days, hours = divmod(math.ceil(seconds / 3600), 24)
-    return f"about {plural(days, 'day')}" + (f" {plural(hours, 'hour')}" if hours else "")
-
-
 def estimate_storage(
     rows: Sequence[BulkRow],
     *,
     available_bytes: int,
     assumptions: Assumptions = DEFAULT_ASSUMPTIONS,
     message_counts: Mapping[int, int] | None = None,
+    message_bytes: Mapping[int, int] | None = None,
+    basis: Basis = DEFAULT_BASIS,
 ) -> StorageEstimate:
-    """Messages of the valid rows times the average message size, against what the caller says
-    the organization's storage pool has free."""
+    """The valid rows' bytes (a probed row's own, else its messages times the average message size),
+    against what the caller says the organization's storage pool has free."""
     valid = [row for row in rows if row.is_valid]
-    messages = sum(_row_messages(valid, message_counts or {}, assumptions))
-    estimated = messages * assumptions.average_message_bytes
-    return StorageEstimate(estimated, max(available_bytes, 0), estimated <= available_bytes)
+    known = message_bytes or {}
+    counts = _row_messages(valid, message_counts or {}, assumptions)
+    estimated = sum(
+        known[row.row] if row.row in known else messages * assumptions.average_message_bytes
+        for row, messages in zip(valid, counts, strict=True)
+    )
+    return StorageEstimate(estimated, max(available_bytes, 0), estimated <= available_bytes, basis)
