@@ -66,9 +66,10 @@ validate: venv $(CHECKOV_STAMP)
 	$(BIN)/cfn-lint template.yaml
 	$(CHECKOV_VENV)/bin/checkov --config-file .checkov.yaml --quiet
 
-# Three workers on two cores: e2e tests spend much of their time waiting on the local stacks.
+# Three workers on two cores: e2e tests spend much of their time waiting on the local stacks. The
+# slowest tests are listed at the end, so a run that grows shows where.
 test: lint system-deps validate
-	$(BIN)/python -m pytest -n 3 --dist loadgroup $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n 3 --dist loadgroup --durations=30 $(PYTEST_ARGS)
 
 test-unit: venv
 	$(BIN)/python -m pytest tests/unit $(PYTEST_ARGS)

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -48,6 +50,9 @@ def process_group_members(pgid: int) -> list[int]:
     return members
 
 
+_PORT_TAKEN = re.compile(r"address already in use|is not available")
+
+
 class LocalStackProcess:
     def __init__(
         self, state_dir: Path, extra_env: dict[str, str] | None = None, *, stop_timeout: float = STOP_TIMEOUT
@@ -55,27 +60,49 @@ class LocalStackProcess:
         self.state_dir = state_dir
         # The final snapshot on exit grows with the state: a stack holding hundreds of messages needs longer.
         self.stop_timeout = stop_timeout
-        self.api_port, self.smtp_port, self.moto_port = free_port(), free_port(), free_port()
-        self.ws_port = free_port()
-        self.ws_url = f"ws://127.0.0.1:{self.ws_port}/events"  # the WebSocket API's stage
-        self.api_url = f"http://127.0.0.1:{self.api_port}"
-        self.moto_url = f"http://127.0.0.1:{self.moto_port}"
         self.env = {
             **{k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "MAILROOM_"))},
             "PYTHONUNBUFFERED": "1",
-            "MAILROOM_API_PORT": str(self.api_port),
-            "MAILROOM_SMTP_PORT": str(self.smtp_port),
-            "MAILROOM_MOTO_PORT": str(self.moto_port),
-            "MAILROOM_WS_PORT": str(self.ws_port),
             "MAILROOM_STATE_DIR": str(state_dir),
             **(extra_env or {}),
         }
+        self._draw_ports()
         self.process: subprocess.Popen[str] | None = None
         self.output: list[str] = []
         self._ready = threading.Event()
         self.admin_token = ""
 
+    def _draw_ports(self) -> None:
+        self.api_port, self.smtp_port, self.moto_port = free_port(), free_port(), free_port()
+        self.ws_port = free_port()
+        self.ws_url = f"ws://127.0.0.1:{self.ws_port}/events"  # the WebSocket API's stage
+        self.api_url = f"http://127.0.0.1:{self.api_port}"
+        self.moto_url = f"http://127.0.0.1:{self.moto_port}"
+        self.env.update(
+            {
+                "MAILROOM_API_PORT": str(self.api_port),
+                "MAILROOM_SMTP_PORT": str(self.smtp_port),
+                "MAILROOM_MOTO_PORT": str(self.moto_port),
+                "MAILROOM_WS_PORT": str(self.ws_port),
+            }
+        )
+
     def start(self) -> None:
+        """Start the stack; a first start that lost a port to another process between the draw and
+        its bind (another worker's server, drawn at the same moment) draws new ports once. A restart
+        keeps its ports: a client holds the URLs."""
+        redraws = 1 if self.process is None else 0
+        while not self._start(fail=redraws == 0):
+            if not _PORT_TAKEN.search(self.logs()):
+                assert self.process is not None
+                pytest.fail(f"the local stack did not start (exit {self.process.returncode}):\n{self.logs()}")
+            redraws -= 1
+            self._draw_ports()
+            # What the failed start wrote (its bootstrap's token files) must not pass for state.
+            shutil.rmtree(self.state_dir)
+            self.state_dir.mkdir()
+
+    def _start(self, *, fail: bool) -> bool:
         self.output = []
         self._ready.clear()
         self.process = subprocess.Popen(
@@ -92,8 +119,11 @@ class LocalStackProcess:
         while not self._ready.wait(0.1):
             if self.process.poll() is not None or time.monotonic() > deadline:
                 self.kill()
+                if not fail:
+                    return False
                 pytest.fail(f"the local stack did not start (exit {self.process.returncode}):\n{self.logs()}")
         self.admin_token = (self.state_dir / "admin-token").read_text().strip()
+        return True
 
     def _read(self, process: subprocess.Popen[str]) -> None:
         assert process.stdout is not None

@@ -35,6 +35,7 @@ class World:
     hook: Receiver
 
 
+@pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     state: Path = tmp_path_factory.mktemp("tasks-state")
     with (
