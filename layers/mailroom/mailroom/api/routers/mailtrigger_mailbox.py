@@ -32,7 +32,7 @@ from mailroom.api.models import ListOf, One, errors, one
 from mailroom.api.pipeline import api_router, audit_target
 from mailroom.api.principal import ACCESS_ATTRIBUTE, current, require
 from mailroom.api.routers.delete_intents import ConfirmedIntent, IntentView
-from mailroom.api.routers.send import SendMessageBody, SentView
+from mailroom.api.routers.send import SENT_201, SendMessageBody, SentView
 from mailroom.api.schemas import mailtrigger as schemas
 from mailroom.domain.principal import Principal
 from mailroom.domain.tokens import TokenType
@@ -409,16 +409,7 @@ async def send_testmail(
     response_model_exclude_unset=True,
     summary="Send a message through the mailbox",
     responses={
-        201: {
-            "description": "Sent (SES accepted it); the Sent copy is stored",
-            "headers": {
-                "Location": {
-                    "description": "The Sent copy: /api/v1/messages/{message_id}",
-                    "required": True,
-                    "schema": {"type": "string"},
-                }
-            },
-        },
+        201: SENT_201,
         **NOT_FOUND,
         **errors(
             e403="mailbox_inactive or mailbox_paused: this mailbox may not send now; domain_inactive",

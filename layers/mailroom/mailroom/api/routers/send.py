@@ -167,6 +167,19 @@ class SendBody(SendMessageBody):
         return self
 
 
+# The 201 of every send (also POST /api/v1/mailbox/{id}/mail/send): where the Sent copy is.
+SENT_201: dict[str, Any] = {
+    "description": "Sent (SES accepted it); the Sent copy is stored",
+    "headers": {
+        "Location": {
+            "description": "The Sent copy: /api/v1/messages/{message_id}",
+            "required": True,
+            "schema": {"type": "string"},
+        }
+    },
+}
+
+
 class SentView(BaseModel):
     message_id: str = Field(description="The Sent copy's id (msg_...): GET /api/v1/messages/{id}")
     thread_id: str
@@ -249,16 +262,7 @@ _UID = Annotated[str, Path(description="The message's id (msg_...)")]
     response_model_exclude_unset=True,
     summary="Send a message as this mailbox; the Sent copy is stored in its thread",
     responses={
-        201: {
-            "description": "Sent (SES accepted it); the Sent copy is stored",
-            "headers": {
-                "Location": {
-                    "description": "The Sent copy: /api/v1/messages/{message_id}",
-                    "required": True,
-                    "schema": {"type": "string"},
-                }
-            },
-        },
+        201: SENT_201,
         **errors(
             e403="mailbox_inactive or mailbox_paused: this mailbox may not send now; domain_inactive: the "
             "From address's domain is deactivated",
