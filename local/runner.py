@@ -373,6 +373,7 @@ class LocalStack:
                 region=config.region,
                 starting_position="LATEST",
                 trim=trim_for,
+                appends=moto_streams.APPENDS,
             )
             poller.start()
             self._stops.append((f"stream poller {mapping.function}", poller.stop))

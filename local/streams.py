@@ -44,6 +44,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 POLL_INTERVAL_SECONDS = 0.25
+IDLE_WAIT_SECONDS = 5.0  # with an append signal: an idle poller reads again after this at the latest
 READ_LIMIT = 1000
 MAX_RETRY_PAUSE_SECONDS = 5.0
 _OPERATORS = frozenset({"prefix", "suffix", "equals-ignore-case", "exists", "anything-but", "numeric"})
@@ -62,6 +63,14 @@ class FilterPatternError(ValueError):
 
 class Invoker(Protocol):
     def invoke(self, ref: str, event: Any) -> Any: ...
+
+
+class Appends(Protocol):
+    """Counts appends to the emulated streams (local.moto_patches.streams.APPENDS in the stack)."""
+
+    def count(self) -> int: ...
+    def wait(self, seen: int, timeout: float, stop: threading.Event) -> None: ...
+    def wake(self) -> None: ...
 
 
 # ----------------------------------------------------------------------------- filter patterns
@@ -243,6 +252,7 @@ class StreamPoller:
         starting_position: str | None = None,
         trim: Callable[[str, int], None] | None = None,
         retry_pause_seconds: float = 0.1,
+        appends: Appends | None = None,
     ) -> None:
         self.mapping = mapping
         self.table_name = table_name
@@ -260,6 +270,7 @@ class StreamPoller:
         self.checkpoint: int | None = None  # sequence number of the last record done with
         self._limit = mapping.batch_size
         self._failures = 0
+        self._appends = appends
         self._stop = threading.Event()
         self._thread = threading.Thread(
             target=self._loop, name=f"ddbstream-{mapping.function}-{mapping.event}", daemon=True
@@ -271,6 +282,8 @@ class StreamPoller:
 
     def stop(self, timeout: float = 35.0) -> None:
         self._stop.set()
+        if self._appends is not None:
+            self._appends.wake()
         if self._thread.is_alive():
             self._thread.join(timeout)
 
@@ -446,8 +459,15 @@ class StreamPoller:
     def _loop(self) -> None:
         while not self._stop.is_set():
             try:
-                if self.poll_once() == 0:
+                seen = self._appends.count() if self._appends is not None else 0
+                before = self.checkpoint
+                if self.poll_once() > 0 or self.checkpoint != before:  # more may be there already
+                    continue
+                if self._appends is None:
                     self._stop.wait(POLL_INTERVAL_SECONDS)
+                else:
+                    # An append counted after ``seen`` wakes the poller at once; the timeout is a backstop.
+                    self._appends.wait(seen, IDLE_WAIT_SECONDS, self._stop)
             except Exception:
                 log.exception("%s: reading the stream of %s failed", self.mapping.function, self.table_name)
                 self._stop.wait(1.0)

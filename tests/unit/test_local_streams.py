@@ -283,3 +283,37 @@ def test_a_rolled_back_transaction_does_not_blind_the_poller(aws, runtime, recor
     put(clients, stack, "second")
     drain(poller)
     assert invocations(records) == [["first"], ["second"]]
+
+
+def test_an_idle_poller_sleeps_until_an_append_and_stops_at_once(aws, runtime, records, monkeypatch):
+    import time
+
+    from local import streams
+
+    # Were the poller still reading on a timer, this backstop would make the test wait a minute.
+    monkeypatch.setattr(streams, "IDLE_WAIT_SECONDS", 60.0)
+    stack, clients = aws
+    poller = make_poller(stack, clients, runtime, appends=moto_streams.APPENDS)
+    reads = 0
+    read = poller._read
+
+    def counted_read():
+        nonlocal reads
+        reads += 1
+        return read()
+
+    poller._read = counted_read  # type: ignore[method-assign]
+    poller._thread.start()
+    try:
+        time.sleep(1.5)  # a timer of 0.25 s would read six times
+        idle_reads = reads
+        put(clients, stack, "job-late")
+        deadline = time.monotonic() + 10
+        while not (records / "Changes.jsonl").exists() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert invocations(records) == [["job-late"]]
+        assert idle_reads <= 2  # the first read found nothing; then the poller slept
+    finally:
+        started = time.monotonic()
+        poller.stop()
+        assert time.monotonic() - started < 5 and not poller._thread.is_alive()
