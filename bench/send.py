@@ -21,7 +21,8 @@ Scenarios:
 
 Baseline, same run: SES SendEmail, S3 PutObject of the raw message and one DynamoDB
 TransactWriteItems, i.e. send, keep the bytes, record the message atomically. Printed: calls per
-operation, the total, and the ratio total / baseline (3 calls) for each scenario.
+operation, the total, and the ratio total / baseline (3 calls) for each scenario, and the plain
+send against its target (issue 23: at most 6; docs/sending.md "Cost per send" lists them).
 
     python -m bench.send [--rounds N]
 """
@@ -42,6 +43,7 @@ REGION = "us-east-1"
 TABLE = "mailroom-bench-send"
 BUCKET = "mailroom-bench-send-mail"
 BASELINE_CALLS = 3
+TARGET_PLAIN = 6  # issue 23
 
 
 class Calls:
@@ -349,6 +351,9 @@ def main(argv: Sequence[str]) -> int:
         spread = "" if len(set(counts)) == 1 else f" (varied: {counts})"
         operations = ", ".join(f"{op} {n}" for op, n in sorted(detail[name].items()))
         print(f"{name:<10} {median:>5.0f} {median / BASELINE_CALLS:>6.2f}  {operations}{spread}")
+    plain = statistics.median(totals["plain"])
+    verdict = "met" if plain <= TARGET_PLAIN else "NOT met"
+    print(f"plain send: {plain:.0f} AWS calls (target <= {TARGET_PLAIN}: {verdict})")
     operations = ", ".join(f"{op} {n}" for op, n in sorted(authentication.items()))
     print(f"token lookup (a token cache miss, not in the totals): {operations}")
     operations = ", ".join(f"{op} {n}" for op, n in sorted(flush.items()))

@@ -21,7 +21,7 @@ from mailroom.settings import get_settings
 from mailroom.store import aws, domain_metrics, keys, mailboxes, suppressions
 from mailroom.store import mail as store
 from mailroom.store.idempotency import Claim, IdempotencyStore
-from mailroom.store.table import Table
+from mailroom.store.table import Table, values
 from tests.support.mailboxes import add_domain, create_mail_infrastructure, get, new_mailbox, ok
 from tests.support.sending import message_token, send, sent_messages
 
@@ -88,18 +88,18 @@ def inbound(table: Table, org_id: str, mailbox_id: str, message_id: str) -> dict
     ).message
 
 
-def test_a_plain_send_makes_eight_aws_calls(sender: dict[str, Any]) -> None:
+def test_a_plain_send_makes_six_aws_calls(sender: dict[str, Any]) -> None:
     with counted() as calls:
         ok(send(sender["token"], {"to": "bob@example.net", "subject": "Hi", "text": "hi"}), 201)
     assert calls == Counter(
         {
-            "dynamodb.UpdateItem": 1,  # the token's rate-limit window
-            "dynamodb.PutItem": 1,  # the idempotency claim
-            "dynamodb.GetItem": 1,  # the token's mailbox
-            "dynamodb.BatchGetItem": 1,  # sender domain, its relay claim, the suppressions
+            # The token's rate-limit window with the idempotency claim (api/admission.py); the Sent
+            # copy (+ counters); the audit record with the idempotency completion.
+            "dynamodb.TransactWriteItems": 3,
+            # The token's mailbox, sender domain, its relay claim, the suppressions and the window.
+            "dynamodb.BatchGetItem": 1,
             "sesv2.SendEmail": 1,
             "s3.PutObject": 1,  # the Sent copy's bytes
-            "dynamodb.TransactWriteItems": 2,  # the Sent copy (+ counters); audit + idempotency
         }
     )
 
@@ -112,8 +112,8 @@ def test_a_reply_reads_its_parent_once_and_flags_it_in_the_same_transaction(
     draft = ok(get("send", sender["token"], f"/api/v1/messages/{original['id']}/reply"), 200)
     with counted() as calls:
         reply = ok(send(sender["token"], {**draft, "text": "Yes."}), 201)
-    assert calls["dynamodb.Query"] == 1 and calls["dynamodb.UpdateItem"] == 1  # the parent; the rate limit
-    assert sum(calls.values()) == 10  # the plain send's 8, the parent and the thread
+    assert calls["dynamodb.Query"] == 1 and calls["dynamodb.GetItem"] == 1  # the parent; its thread
+    assert sum(calls.values()) == 8  # the plain send's 6, the parent and the thread
     assert reply["thread_id"] == original["thread_id"]
     parent = store.get_message(table, org_id, mailbox_id, original["id"])
     assert parent is not None and parent["flags"]["answered"] is True
@@ -216,3 +216,96 @@ def test_when_the_audit_transaction_fails_the_completion_is_written_alone(
     assert first.status == again.status == 201, (first.body, again.body)
     assert again.headers["idempotent-replayed"] == "true"
     assert again.json() == first.json() and len(sent_messages()) == before + 1
+
+
+# --- the mailbox read with the send checks (services/send_ahead.py) ------------------------------
+
+
+def _retokened(table: Table, token: str, **hints: str | None) -> None:
+    """Rewrite the token's stored mailbox hints (None: as a token issued before they existed)."""
+    from mailroom import auth
+    from mailroom.domain.tokens import hash_token
+    from mailroom.store import tokens
+
+    item = tokens.find_by_hash(table, hash_token(token))
+    assert item is not None and item["mailbox_domain_id"] and item["mailbox_address"]
+    for name, value in hints.items():
+        if value is None:
+            item.pop(name, None)
+        else:
+            item[name] = value
+    table.put(item)
+    auth.forget_all()
+
+
+def _deactivate(table: Table, org_id: str, domain_id: str) -> None:
+    table.update(
+        keys.org_pk(org_id), keys.domain_sk(domain_id), "SET active = :no", expression_values=values(no=False)
+    )
+
+
+def test_the_token_carries_its_mailboxs_domain_and_address(sender: dict[str, Any], table: Table) -> None:
+    from mailroom.domain.tokens import hash_token
+    from mailroom.store import tokens
+
+    item = tokens.find_by_hash(table, hash_token(sender["token"]))
+    assert item is not None
+    assert item["mailbox_domain_id"] == sender["domain"]["id"]
+    assert item["mailbox_address"] == sender["mailbox"]["address"]
+
+
+@pytest.mark.parametrize("elsewhere", ["another domain of the organization", "another organization's domain"])
+def test_a_stale_hint_never_checks_another_domain(
+    sender: dict[str, Any], table: Table, org: NewOrganization, elsewhere: str
+) -> None:
+    """The token names an active domain (and its address) that is not its mailbox's: the send is
+    checked against the mailbox's own domain, read with the mailbox, and refused when it is inactive."""
+    from mailroom.services.organizations import create_organization
+
+    if elsewhere == "another domain of the organization":
+        other = add_domain(org, "other.example.org")
+    else:
+        stranger = create_organization(table, name="Stranger")
+        other = add_domain(stranger, "stranger.example.org")
+    _retokened(
+        table, sender["token"], mailbox_domain_id=other["id"], mailbox_address=f"alice@{other['domain']}"
+    )
+    _deactivate(table, sender["org_id"], sender["domain"]["id"])
+    before = len(sent_messages())
+    refused = send(sender["token"], {"to": "bob@example.net", "text": "from where?"})
+    assert (refused.status, refused.error_code) == (403, "domain_inactive"), refused.body
+    assert len(sent_messages()) == before
+
+
+def test_a_stale_hint_sends_from_the_mailboxs_own_domain(
+    sender: dict[str, Any], table: Table, org: NewOrganization
+) -> None:
+    """The token names an inactive domain of the organization: the mailbox's own (active) domain
+    decides, the mail leaves from the mailbox's address and the own domain's counter moves."""
+    other = add_domain(org, "other.example.org")
+    _deactivate(table, sender["org_id"], other["id"])
+    _retokened(
+        table, sender["token"], mailbox_domain_id=other["id"], mailbox_address="alice@other.example.org"
+    )
+    before = len(sent_messages())
+    sent = ok(send(sender["token"], {"to": "bob@example.net", "text": "from home"}), 201)
+    assert len(sent_messages()) == before + 1
+    assert sent_messages()[-1].source == "alice@example.com"
+    stored = store.get_message(table, sender["org_id"], sender["mailbox"]["id"], sent["message_id"])
+    assert stored is not None and stored["sender_domain_id"] == sender["domain"]["id"]
+
+
+def test_a_token_without_hints_still_sends_with_one_more_read(sender: dict[str, Any], table: Table) -> None:
+    _retokened(table, sender["token"], mailbox_domain_id=None, mailbox_address=None)
+    ok(send(sender["token"], {"to": "warm@example.net", "text": "the lookup again"}), 201)
+    with counted() as calls:
+        ok(send(sender["token"], {"to": "bob@example.net", "text": "hi"}), 201)
+    assert calls["dynamodb.BatchGetItem"] == 2 and "dynamodb.GetItem" not in calls
+
+
+def test_a_token_whose_mailbox_is_gone_is_refused(sender: dict[str, Any], table: Table) -> None:
+    table.delete(keys.org_pk(sender["org_id"]), keys.mailbox_sk(sender["mailbox"]["id"]))
+    before = len(sent_messages())
+    refused = send(sender["token"], {"to": "bob@example.net", "text": "hi"})
+    assert (refused.status, refused.error_code) == (401, "unauthenticated"), refused.body
+    assert len(sent_messages()) == before

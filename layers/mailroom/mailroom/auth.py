@@ -60,6 +60,8 @@ def classify(authorization: str | None, table: Table, *, now: float | None = Non
         "token_name": item["name"],
         "scopes": " ".join(item.get("scopes", [])),  # flat values: what api.principal reads
         "mailbox_id": item.get("mailbox_id") or "",
+        "mailbox_domain_id": item.get("mailbox_domain_id") or "",
+        "mailbox_address": item.get("mailbox_address") or "",
         "rate_limit": int(item.get("rate_limit_per_minute") or 0),
         "expires_at_epoch": expires,
     }

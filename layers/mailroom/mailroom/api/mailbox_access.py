@@ -26,6 +26,8 @@ from mailroom.domain.tokens import TokenType
 from mailroom.services import message_tokens, v0_inboxes
 from mailroom.store.table import Item, Table
 
+MAILBOX_GONE = "The mailbox this token belongs to no longer exists."
+
 
 @dataclass(frozen=True, slots=True)
 class BoundMailbox:
@@ -40,7 +42,7 @@ def require_mailbox(*scopes: str) -> Callable[[Request], BoundMailbox]:
         principal = check(request)
         mailbox = message_tokens.bound_mailbox(Table(), principal.org_id, principal.mailbox_id or "")
         if mailbox is None:
-            raise unauthenticated("The mailbox this token belongs to no longer exists.")
+            raise unauthenticated(MAILBOX_GONE)
         return BoundMailbox(principal=principal, mailbox=mailbox)
 
     return dependency

@@ -2,8 +2,10 @@
 
 Request-wide steps live in the middleware (they apply even when no route matches):
 request id → principal (401; 403 token_scope_blocked_by_plan: services/plans.py) → usage count (in
-memory: services/request_meter.py) → rate limit (429) → … → audit record → usage flush (when due)
-→ response headers. A mutation's idempotency completion is written in its audit record's transaction.
+memory: services/request_meter.py) → rate limit (429; on a route marked ``admission.with_claim``, a
+keyed mutation's count joins its idempotency claim: api/admission.py) → … → audit record → usage
+flush (when due) → response headers. A mutation's idempotency completion is written in its audit
+record's transaction.
 
 The principal comes from the request's ``Authorization`` header (``mailroom.auth``: a lookup, then
 an in-memory cache): API Gateway runs no authorizer, so a request without the header reaches the
@@ -30,7 +32,7 @@ from fastapi.routing import APIRoute
 from starlette.routing import Match
 
 from mailroom import auth, clock, ids
-from mailroom.api import errors
+from mailroom.api import admission, errors
 from mailroom.api.errors import ApiError
 from mailroom.api.principal import from_claims, unauthenticated, under_plan
 from mailroom.domain.principal import Principal
@@ -38,7 +40,7 @@ from mailroom.errors import MailroomError
 from mailroom.observability import logger, set_correlation_id
 from mailroom.services import plans, request_meter
 from mailroom.settings import get_settings
-from mailroom.store import audit, ratelimits
+from mailroom.store import audit
 from mailroom.store.errors import StoreError
 from mailroom.store.idempotency import Claim, IdempotencyStore
 from mailroom.store.retry import retried
@@ -109,6 +111,23 @@ class Pipeline:
             for route in router.routes
             if isinstance(route, APIRoute) and (route.openapi_extra or {}).get(PUBLIC_MARK)
         ]
+        self._with_claim = [
+            route
+            for router in routers
+            for route in router.routes
+            if isinstance(route, APIRoute) and admission.marked(route.endpoint)
+        ]
+
+    def _claims_with_count(self, request: Request) -> bool:
+        """Whether the request's rate-limit count waits for its idempotency claim: a mutation with a
+        well-formed Idempotency-Key on a route marked ``admission.with_claim``."""
+        key = request.headers.get("idempotency-key")
+        return (
+            request.method in MUTATING
+            and key is not None
+            and IDEMPOTENCY_KEY_RE.match(key) is not None
+            and any(route.matches(request.scope)[0] is Match.FULL for route in self._with_claim)
+        )
 
     def _is_public(self, request: Request) -> bool:
         """Whether the path is a public route's, for any method (a wrong one is then 405, not 401)."""
@@ -129,7 +148,10 @@ class Pipeline:
                 request_meter.count(principal.org_id)  # in memory: docs/billing.md
                 # A mutation is audited below: its idempotency completion joins that transaction.
                 request.state.audited = request.method in MUTATING
-                extra_headers = _rate_limit(table, principal)
+                if self._claims_with_count(request):
+                    request.state.admission = admission.pending(table, principal)
+                else:
+                    extra_headers = admission.rate_limit(table, principal)
             response = await call_next(request)
         except MailroomError as error:
             response = errors.render(request, error)
@@ -153,6 +175,9 @@ class Pipeline:
                 _audit(table, request, public_actor[0], public_actor[1], response)
         if principal is not None:
             request_meter.flush_if_due(table)
+        counted_with_claim = admission.of(request)
+        if counted_with_claim is not None:
+            extra_headers |= counted_with_claim.headers()
         response.headers.update(extra_headers)
         response.headers["X-Request-Id"] = request_id
         logger().info(
@@ -222,7 +247,11 @@ async def _idempotent(request: Request, handle: RouteHandler, principal: Princip
         "body_sha256": hashlib.sha256(await request.body()).hexdigest(),
     }
     store = IdempotencyStore(Table(), principal.org_id)
-    claim = store.claim(fingerprint, remaining_ms=_remaining_ms(request))
+    counted_later = admission.of(request)
+    if counted_later is not None:  # the rate-limit count and the claim: one transaction
+        claim = admission.claim(counted_later, store, fingerprint, remaining_ms=_remaining_ms(request))
+    else:
+        claim = store.claim(fingerprint, remaining_ms=_remaining_ms(request))
     if claim.claim is Claim.MISMATCH:
         raise ApiError(
             409,
@@ -293,28 +322,6 @@ def _settle(outcome: str, record: Callable[[], None]) -> None:
         retried(record)
     except StoreError:
         logger().exception("idempotency record not updated", extra={"outcome": outcome})
-
-
-def _rate_limit(table: Table, principal: Principal) -> dict[str, str]:
-    limit = principal.rate_limit or get_settings().rate_limit_per_minute
-    now = time.time()
-    window = ratelimits.hit(table, principal.org_id, principal.token_id, limit=limit, now=now)
-    headers = {
-        "X-RateLimit-Limit": str(window.limit),
-        "X-RateLimit-Remaining": str(window.remaining),
-        "X-RateLimit-Reset": str(window.resets_at),
-    }
-    if window.exceeded:
-        retry_after = max(1, window.resets_at - int(now))
-        raise ApiError(
-            429,
-            "rate_limited",
-            f"Rate limit of {limit} requests per minute exceeded.",
-            hint=f"Retry after {retry_after} seconds.",
-            retryable=True,
-            headers={**headers, "Retry-After": str(retry_after)},
-        )
-    return headers
 
 
 def _audit(table: Table, request: Request, org_id: str, actor: dict[str, Any], response: Response) -> None:

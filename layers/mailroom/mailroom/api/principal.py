@@ -56,6 +56,8 @@ def from_claims(context: dict[str, Any] | None, *, now: float | None = None) -> 
             token_name=str(context.get("token_name", "")),
             scopes=frozenset(scopes),
             mailbox_id=str(context.get("mailbox_id") or "") or None,
+            mailbox_domain_id=str(context.get("mailbox_domain_id") or "") or None,
+            mailbox_address=str(context.get("mailbox_address") or "") or None,
             rate_limit=int(context.get("rate_limit") or 0) or None,
         )
     except (KeyError, ValueError) as exc:

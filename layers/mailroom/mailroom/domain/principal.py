@@ -17,6 +17,10 @@ class Principal:
     scopes: frozenset[str]
     mailbox_id: str | None
     rate_limit: int | None
+    # A message token's mailbox's domain and address as they were when the token was issued (they
+    # never change): what a send reads ahead (services/send_ahead.py); None for older tokens.
+    mailbox_domain_id: str | None = None
+    mailbox_address: str | None = None
     # What the organization's plan allows (domain/plans.py); None: not restricted by a plan.
     plan_allowed: frozenset[str] | None = None
 

@@ -17,6 +17,7 @@ from mailroom.mail import signatures
 from mailroom.services import identities, message_templates, sending
 from mailroom.services.identities import Chosen
 from mailroom.services.sending import Sender, SendRequest
+from mailroom.store.send_checks import ReadAhead
 from mailroom.store.table import Item, Table
 
 
@@ -68,10 +69,17 @@ def prepare(table: Table, mailbox: Item, request: SendRequest, options: ComposeO
     return Prepared(request=request, identity=chosen, options=options)
 
 
-def send(table: Table, mailbox: Item, request: SendRequest, options: ComposeOptions) -> sending.Sent:
+def send(
+    table: Table,
+    mailbox: Item,
+    request: SendRequest,
+    options: ComposeOptions,
+    *,
+    ahead: ReadAhead | None = None,
+) -> sending.Sent:
     """``sending.send`` with the compose options applied: the seam the send endpoints call."""
     blocked = sending.send_blocked(mailbox)
     if blocked is not None:
         raise blocked
     prepared = prepare(table, mailbox, request, options)
-    return sending.send(table, mailbox, prepared.request, sender=prepared.sender)
+    return sending.send(table, mailbox, prepared.request, sender=prepared.sender, ahead=ahead)

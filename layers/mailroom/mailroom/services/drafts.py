@@ -32,6 +32,7 @@ from mailroom.services.sending import AttachmentInput, SendRequest, Sent
 from mailroom.store import drafts as store
 from mailroom.store import mail as mail_store
 from mailroom.store.mail import Stored
+from mailroom.store.send_checks import ReadAhead
 from mailroom.store.table import Item, Table
 
 DRAFTS = store.DRAFTS
@@ -211,8 +212,9 @@ def request_of(table: Table, draft: Item) -> SendRequest:
     )
 
 
-def send(table: Table, mailbox: Item, draft_id: str) -> Sent:
-    """Send the draft as saved and remove it from Drafts, exactly once (see the module docstring)."""
+def send(table: Table, mailbox: Item, draft_id: str, *, ahead: ReadAhead | None = None) -> Sent:
+    """Send the draft as saved and remove it from Drafts, exactly once (see the module docstring).
+    ``ahead``: send checks read with the mailbox (services/send_ahead.py)."""
     blocked = sending.send_blocked(mailbox)
     if blocked is not None:
         raise blocked
@@ -228,7 +230,7 @@ def send(table: Table, mailbox: Item, draft_id: str) -> Sent:
         chosen = identities.for_send(table, mailbox, identity_id) if identity_id else None
         if not (request.to or request.cc or request.bcc):
             raise sending.invalid("to", "the draft has no recipient yet: add one (PUT) before sending")
-        sent = sending.send(table, mailbox, request, sender=chosen.sender if chosen else None)
+        sent = sending.send(table, mailbox, request, sender=chosen.sender if chosen else None, ahead=ahead)
     except BaseException:
         store.release(table, draft, token)
         raise

@@ -72,6 +72,10 @@ def issue(
         "id": ids.new_id("mtk"),
         "org_id": org_id,
         "mailbox_id": mailbox_id,
+        # Where a send from this token reads first (services/send_ahead.py): a mailbox's address and
+        # domain never change, and the send checks them against the mailbox it reads.
+        "mailbox_domain_id": mailbox.get("domain_id"),
+        "mailbox_address": mailbox.get("address"),
         "name": name,
         "token_type": TokenType.MESSAGE.value,
         "kind": kind,

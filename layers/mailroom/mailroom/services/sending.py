@@ -12,7 +12,8 @@ A send, in order (each step can refuse it before anything leaves):
    than 50 recipients, size);
 5. the sender domain is active (403 ``domain_inactive``) and no recipient is on the organization's
    suppression list (422 ``recipient_suppressed`` naming each one): one BatchGetItem that also reads
-   the domain's SMTP-relay claim (store/send_checks.py);
+   the domain's SMTP-relay claim (store/send_checks.py; a message token's send has read them
+   with its mailbox, services/send_ahead.py, where the keys were known);
 6. the Sent copy fits the mailbox's quota (422 ``mailbox_over_quota``);
 7. SES v2 sends the raw message with the stack's configuration set (the TLS-requiring one for a
    mailbox with ``tls_enforce_out``; a sender domain with ``active: false`` refuses the send) and the tags
@@ -57,6 +58,7 @@ from mailroom.store import mail as mail_store
 from mailroom.store.errors import ConditionFailed, SendingPaused, SendRefused, StoreError, Throttled
 from mailroom.store.mail import Stored
 from mailroom.store.retry import retried
+from mailroom.store.send_checks import ReadAhead
 from mailroom.store.table import Item, Table
 from mailroom.store.txn import Op, Rejected, Update
 
@@ -419,9 +421,11 @@ def send(
     *,
     now: datetime | None = None,
     sender: Sender | None = None,
+    ahead: ReadAhead | None = None,
 ) -> Sent:
     """Send as ``mailbox`` and store the Sent copy (see the module docstring for the order).
-    ``sender``: already resolved and checked (a sending identity, services/identities.py)."""
+    ``sender``: already resolved and checked (a sending identity, services/identities.py);
+    ``ahead``: checks read with the mailbox (services/send_ahead.py), used where their keys match."""
     blocked = send_blocked(mailbox)
     if blocked is not None:
         raise blocked
@@ -445,6 +449,7 @@ def send(
         domain_id=sender.domain_id,
         ascii_domain=smtp_relays.relay_domain(composed.envelope_from),
         recipients=[address.address for address in (*composed.to, *composed.cc, *composed.bcc)],
+        ahead=ahead,
     )
     # mailcow's domain `active: false` and mailbox `tls_enforce_out` (services/mailbox_policy.py).
     mailbox_policy.refuse_inactive(checks.domain)

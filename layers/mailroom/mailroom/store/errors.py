@@ -40,8 +40,16 @@ class StoreError(Exception):
 class ConditionFailed(StoreError):
     """A conditional write's condition did not hold: the invariant it guards would break."""
 
+    # A cancelled transaction: for each operation asking ``ReturnValuesOnConditionCheckFailure:
+    # ALL_OLD`` whose condition failed, its item as it was (wire format); None for the others.
+    old_items: Sequence[dict[str, Any] | None] = ()
+
     def failed(self, index: int) -> bool:
         return index < len(self.reasons) and self.reasons[index] == "ConditionalCheckFailed"
+
+    def old_item(self, index: int) -> dict[str, Any] | None:
+        """The item operation ``index`` failed on, as it was (wire format), if it asked for it."""
+        return self.old_items[index] if index < len(self.old_items) else None
 
 
 class Contended(StoreError):
@@ -186,7 +194,9 @@ def _cancelled(message: str, reasons: list[dict[str, Any]], **where: str) -> Sto
     codes = [str(r.get("Code") or "None") for r in reasons]
     failing = {c for c in codes if c != "None"}
     if "ConditionalCheckFailed" in failing or not failing:
-        return ConditionFailed(message, code="TransactionCanceledException", reasons=codes, **where)
+        failed = ConditionFailed(message, code="TransactionCanceledException", reasons=codes, **where)
+        failed.old_items = [r.get("Item") for r in reasons]
+        return failed
     if failing <= _CONTENTION:
         kind: type[StoreError] = Contended if "TransactionConflict" in failing else Throttled
         return kind(message, code="TransactionCanceledException", reasons=codes, **where)

@@ -9,11 +9,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mailroom.store import aws, keys
 from mailroom.store.errors import translated
 from mailroom.store.table import Table
+
+if TYPE_CHECKING:
+    from aws_lambda_powertools.utilities.idempotency.persistence.datarecord import DataRecord
 
 EXPIRES_AFTER_SECONDS = 24 * 3600
 
@@ -67,8 +70,72 @@ class IdempotencyStore:
             # Powertools compares the stored request hash with this one before anything else.
             return ClaimResult(Claim.MISMATCH)
         except IdempotencyItemAlreadyExistsError as exists:
-            record = exists.old_data_record
-        if record is None:  # the store did not return the existing item: read it (validates too)
+            return self._taken(request, exists.old_data_record)
+
+    def claim_op(self, request: dict[str, Any], *, remaining_ms: int | None) -> dict[str, Any]:
+        """``claim`` as a TransactWriteItems ``Put``: the item and the condition of Powertools'
+        ``save_inprogress``, the existing item returned when the condition fails (``refused``)."""
+        import datetime as dt
+
+        from aws_lambda_powertools.utilities.idempotency.persistence.datarecord import STATUS_CONSTANTS
+
+        layer = self._layer
+        key = layer._get_hashed_idempotency_key(data=request)
+        if key is None:  # never with this configuration: the key is the (token, Idempotency-Key) pair
+            raise ValueError("the request has no idempotency key")
+        now = dt.datetime.now()
+        item: dict[str, Any] = {
+            **layer._get_key(key),
+            layer.expiry_attr: {"N": str(layer._get_expiry_timestamp())},
+            layer.status_attr: {"S": STATUS_CONSTANTS["INPROGRESS"]},
+        }
+        if remaining_ms is not None:
+            expiry = (now + dt.timedelta(milliseconds=remaining_ms)).timestamp()
+            item[layer.in_progress_expiry_attr] = {"N": str(int(expiry * 1000))}
+        if layer.payload_validation_enabled:
+            item[layer.validation_key_attr] = {"S": layer._get_hashed_payload(data=request)}
+        return {
+            "Put": {
+                "Item": item,
+                # Claimable: never claimed, expired, or an in-progress claim whose invocation ended.
+                "ConditionExpression": "attribute_not_exists(#id) OR #expiry < :now OR "
+                "(#status = :inprogress AND attribute_exists(#in_progress_expiry) AND "
+                "#in_progress_expiry < :now_in_millis)",
+                "ExpressionAttributeNames": {
+                    "#id": layer.key_attr,
+                    "#expiry": layer.expiry_attr,
+                    "#in_progress_expiry": layer.in_progress_expiry_attr,
+                    "#status": layer.status_attr,
+                },
+                "ExpressionAttributeValues": {
+                    ":now": {"N": str(int(now.timestamp()))},
+                    ":now_in_millis": {"N": str(int(now.timestamp() * 1000))},
+                    ":inprogress": {"S": STATUS_CONSTANTS["INPROGRESS"]},
+                },
+                "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+            }
+        }
+
+    def refused(self, request: dict[str, Any], old_item: dict[str, Any] | None) -> ClaimResult:
+        """What a ``claim_op`` whose condition failed means, from the item it failed on (wire format;
+        None: not returned, read it), as ``claim`` would have answered."""
+        from aws_lambda_powertools.utilities.idempotency.exceptions import IdempotencyValidationError
+
+        if old_item is None:
+            return self._taken(request, None)
+        record = self._layer._item_to_data_record(old_item)
+        try:
+            self._layer._validate_payload(data_payload=request, stored_data_record=record)
+        except IdempotencyValidationError:
+            return ClaimResult(Claim.MISMATCH)
+        return self._taken(request, record)
+
+    def _taken(self, request: dict[str, Any], record: DataRecord | None) -> ClaimResult:
+        """The answer for a key already claimed: ``record`` is the claim (validated against the
+        request); None when the store did not return it: read then (that validates too)."""
+        from aws_lambda_powertools.utilities.idempotency.exceptions import IdempotencyValidationError
+
+        if record is None:
             try:
                 with translated("dynamodb", "idempotency.read"):
                     record = self._layer.get_record(request)

@@ -9,16 +9,21 @@ from typing import Annotated, Any, Literal
 from fastapi import Depends, Path, Request, Response
 from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, field_validator, model_validator
 
-from mailroom.api.mailbox_access import BoundMailbox, require_mailbox
+from mailroom.api import admission
+from mailroom.api.mailbox_access import MAILBOX_GONE, BoundMailbox, require_mailbox
 from mailroom.api.models import One, Timestamp, errors, one
 from mailroom.api.pipeline import api_router, audit_target
+from mailroom.api.principal import require, unauthenticated
 from mailroom.api.schemas.messages import AttachmentView, Delivery, MessageSummary
-from mailroom.services import composing, drafts, prefill, sending
+from mailroom.domain.principal import Principal
+from mailroom.domain.tokens import TokenType
+from mailroom.services import composing, drafts, prefill, send_ahead, sending
 from mailroom.services.mail_views import sent_view
 from mailroom.store.table import Table
 
 router = api_router("/api/v1/messages", tags=["sending"])
-SEND = require_mailbox("messages:send")
+# The send reads the token's mailbox itself, with what it will check (services/send_ahead.py).
+SEND_TOKEN = require("messages:send", token_type=TokenType.MESSAGE)
 READ = require_mailbox("messages:read")
 MAX_LIST = 100  # per address field; compose caps the total at 50 recipients with a precise error
 
@@ -281,11 +286,12 @@ _UID = Annotated[str, Path(description="The message's id (msg_...)")]
         ),
     },
 )
+@admission.with_claim
 async def send_message(
     body: SendBody,
     request: Request,
     response: Response,
-    bound: Annotated[BoundMailbox, Depends(SEND)],
+    principal: Annotated[Principal, Depends(SEND_TOKEN)],
 ) -> dict[str, Any]:
     """Send an email from this mailbox (or an alias that delivers to it) through SES, and keep a
     Sent copy in the mailbox, threaded with the message it replies to (`in_reply_to`,
@@ -294,12 +300,21 @@ async def send_message(
     `{message_id, index}` references to attachments of this mailbox's messages. With `draft_uid`
     alone, the draft is sent as saved and leaves Drafts. The answer's
     `delivery` starts with every recipient `sending`; SES's delivery events update it later."""
-    mailbox = bound.mailbox
+    table = Table()
+    send_request = body.to_request() if body.draft_uid is None else None
+    # The token's mailbox, the checks the send will make and the request's rate-limit window (counted
+    # with the idempotency claim: api/admission.py) in one read (services/send_ahead.py).
+    window = admission.window_to_read(request)
+    mailbox, ahead = send_ahead.read_ahead(table, principal, send_request, also=window)
+    if window is not None:
+        admission.window_read(request, ahead.also)
+    if mailbox is None:
+        raise unauthenticated(MAILBOX_GONE)
     audit_target(request, "mailbox", mailbox["id"], address=mailbox["address"])
-    if body.draft_uid is not None:
-        sent = drafts.send(Table(), mailbox, body.draft_uid)
+    if send_request is None:
+        sent = drafts.send(table, mailbox, str(body.draft_uid), ahead=ahead)
     else:
-        sent = composing.send(Table(), mailbox, body.to_request(), body.compose_options())
+        sent = composing.send(table, mailbox, send_request, body.compose_options(), ahead=ahead)
     audit_target(
         request, "message", sent.message_id, mailbox_id=mailbox["id"], ses_message_id=sent.ses_message_id
     )
