@@ -64,6 +64,9 @@ class LocalStackProcess:
             **{k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "MAILROOM_"))},
             "PYTHONUNBUFFERED": "1",
             "MAILROOM_STATE_DIR": str(state_dir),
+            # State is saved once, on exit (what the restart tests read): a periodic save scans every
+            # table through the emulator, a third of a busy stack's CPU once fuzzing has filled it.
+            "MAILROOM_SNAPSHOT_INTERVAL": "0",
             **(extra_env or {}),
         }
         self._draw_ports()
