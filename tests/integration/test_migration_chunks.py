@@ -201,7 +201,8 @@ def test_a_batch_whose_attempt_ended_records_its_messages_without_counting_them(
 ) -> None:
     setup.server.seed(setup.user, "INBOX", conversation(6, "ended"))
     job_id = setup.start().json()["data"]["id"]
-    state, driver, batches = planned(setup, job_id)
+    state, _driver, batches = planned(setup, job_id)
+    assert batches == [0]
     real = mail_batch.store_group
     ended = False
 
@@ -219,7 +220,8 @@ def test_a_batch_whose_attempt_ended_records_its_messages_without_counting_them(
 
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(mail_batch, "store_group", attempt_moves_on)
-        done = migration_import.import_batch({"step": "import_batch", "state": state, "seq": 0}, lambda: 10**9)
+        event = {"step": "import_batch", "state": state, "seq": 0}
+        done = migration_import.import_batch(event, lambda: 10**9)
     assert done["counted"] is False
     job = store.get(table, setup.org_id, job_id)
     assert job is not None and int(job.get("imported_messages", 0)) == 0
