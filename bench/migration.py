@@ -252,11 +252,11 @@ def mbsync_mirror(server: Any, account: Account, transport: str, *, fsync: bool)
 
 
 @contextlib.contextmanager
-def moto_server() -> Iterator[tuple[int, int]]:
+def moto_server(profile: Path | None = None) -> Iterator[tuple[int, int]]:
     """moto's server in its own process (bench/_moto_process.py installs the moto extensions):
-    (port, pid)."""
+    (port, pid). ``profile``: where it writes the CPU profile of its requests when it stops."""
     process = subprocess.Popen(
-        [sys.executable, str(HERE / "_moto_process.py")],
+        [sys.executable, str(HERE / "_moto_process.py"), *(["--profile", str(profile)] if profile else [])],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,
@@ -272,7 +272,7 @@ def moto_server() -> Iterator[tuple[int, int]]:
         if process.stdin is not None:
             process.stdin.close()
         try:
-            process.wait(10)
+            process.wait(120 if profile else 10)  # merging a profile takes a while
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait(10)
@@ -353,7 +353,9 @@ def _environment(moto_port: int, server: Any, transport: str) -> dict[str, str]:
     }
 
 
-def mailroom_migrate(server: Any, account: Account, transport: str) -> MailroomRun:
+def mailroom_migrate(
+    server: Any, account: Account, transport: str, moto_profile: Path | None = None
+) -> MailroomRun:
     import pytest
 
     from bench import _migration_worker
@@ -367,7 +369,7 @@ def mailroom_migrate(server: Any, account: Account, transport: str) -> MailroomR
     from tests.support.mailboxes import PASSWORD, add_domain, key, new_mailbox
     from tests.support.migrations import provision_migration_aws, start_body
 
-    with moto_server() as (moto_port, moto_pid):
+    with moto_server(moto_profile) as (moto_port, moto_pid):
         patch = pytest.MonkeyPatch()
         try:
             for name, value in _environment(moto_port, server, transport).items():
@@ -578,6 +580,21 @@ def report_breakdown(result: SizeResult) -> None:
     steps: dict[str, list[StepRecord]] = {}
     for record in run.steps:
         steps.setdefault(record.step, []).append(record)
+
+    def dynamodb_requests(records: list[StepRecord]) -> int:
+        return sum(n for r in records for name, n in r.calls.items() if name.startswith("aws dynamodb"))
+
+    print(
+        "  DynamoDB requests by step: "
+        + ", ".join(f"{step} {dynamodb_requests(records)}" for step, records in steps.items())
+        + " ("
+        + ", ".join(
+            f"{name.removeprefix('aws dynamodb ')} {count}"
+            for name, count in sorted(calls.items())
+            if name.startswith("aws dynamodb")
+        )
+        + ")"
+    )
     print(
         "  invocations: "
         + ", ".join(
@@ -589,10 +606,55 @@ def report_breakdown(result: SizeResult) -> None:
         print(f"  retried: {dict(errors)}")
 
 
+_EMULATOR_PARTS = (  # (where a function lives, what it is), first match wins
+    ("local/moto_patches", "the local stack's moto fixes (ours)"),
+    ("moto/dynamodb/parsing", "moto DynamoDB: expression parsing and validation"),
+    ("moto/dynamodb", "moto DynamoDB: items, indexes, conditions"),
+    ("moto/s3", "moto S3"),
+    ("moto/core/serialize", "moto: response serialization"),
+    ("moto/", "moto: request parsing and dispatch"),
+    ("werkzeug", "HTTP server (werkzeug, flask, socket I/O)"),
+    ("flask", "HTTP server (werkzeug, flask, socket I/O)"),
+    ("socket", "HTTP server (werkzeug, flask, socket I/O)"),
+    ("http/server", "HTTP server (werkzeug, flask, socket I/O)"),
+    ("copy.py", "deep copies (moto)"),
+    ("json", "JSON (moto's request and response bodies)"),
+)
+
+
+def report_moto_profile(path: Path, n: int) -> None:
+    """Where the emulator's CPU went (each function's own time, grouped by what it is part of),
+    and its costliest requests."""
+    import pstats
+
+    stats: Any = pstats.Stats(str(path))
+    parts: Counter[str] = Counter()
+    for (filename, _line, name), row in stats.stats.items():
+        where = f"{filename}:{name}"
+        part = next((label for key, label in _EMULATOR_PARTS if key in where), "other (builtins, stdlib)")
+        parts[part] += row[2]  # the function's own time
+    total = sum(parts.values())
+    print(f"where the emulator's CPU went at {n} messages ({total:.1f} s of request threads' CPU, profiled):")
+    for label, seconds in parts.most_common():
+        share = 100 * seconds / total
+        print(f"  {label:<52} {seconds:7.1f} s {share:5.1f}%  {1000 * seconds / n:6.2f} ms/msg")
+    actions: Counter[str] = Counter()
+    for (filename, _line, name), row in stats.stats.items():
+        if filename.endswith(("dynamodb/responses.py", "s3/responses.py")) and not name.startswith("_"):
+            actions[f"{'DynamoDB' if 'dynamodb' in filename else 'S3'} {name}"] = row[3]
+    print("  by action (cumulative CPU, the ones above 2%):")
+    for name, seconds in actions.most_common():
+        if seconds >= 0.02 * total and name not in {"DynamoDB call_action", "S3 call_action"}:
+            print(f"    {name:<50} {seconds:7.1f} s {1000 * seconds / n:6.2f} ms/msg")
+
+
 # ----------------------------------------------------------------------------- main
 
 
-def measure(sizes: Sequence[int], rounds: int, transport: str) -> list[SizeResult]:
+def measure(
+    sizes: Sequence[int], rounds: int, transport: str, moto_profile: Path | None = None
+) -> list[SizeResult]:
+    """``moto_profile``: where the emulator's CPU profile of the largest size's import goes."""
     from tests.support.dovecot import DovecotServer
 
     results: list[SizeResult] = []
@@ -606,14 +668,18 @@ def measure(sizes: Sequence[int], rounds: int, transport: str) -> list[SizeResul
             for index in range(rounds):
                 if index == before:
                     _progress(f"{account.count}: Mailroom")
-                    result.mailroom = mailroom_migrate(server, account, transport)
+                    result.mailroom = mailroom_migrate(
+                        server, account, transport, moto_profile if account is accounts[-1] else None
+                    )
                 _progress(f"{account.count}: baselines, round {index + 1}")
                 result.fetch.append(imaplib_fetch(server, account, transport))
                 result.mbsync.append(mbsync_mirror(server, account, transport, fsync=True))
                 result.mbsync_nofsync.append(mbsync_mirror(server, account, transport, fsync=False))
             if result.mailroom is None:
                 _progress(f"{account.count}: Mailroom")
-                result.mailroom = mailroom_migrate(server, account, transport)
+                result.mailroom = mailroom_migrate(
+                    server, account, transport, moto_profile if account is accounts[-1] else None
+                )
             results.append(result)
     return results
 
@@ -638,6 +704,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--rounds", type=int, help=f"baseline rounds (default {DEFAULT_ROUNDS}; --quick: 1)")
     parser.add_argument("--transport", choices=("ssl", "plain"), default="ssl", help="default ssl (IMAPS)")
+    parser.add_argument(
+        "--moto-profile",
+        type=Path,
+        metavar="PATH",
+        help="profile the emulator's CPU per request during the largest import (pstats to PATH; slows "
+        "the emulator, so its msgs/s is not comparable) and print where it went",
+    )
     args = parser.parse_args(argv)
     sizes = sorted(args.messages or (QUICK_SIZES if args.quick else DEFAULT_SIZES))
     rounds = args.rounds or (1 if args.quick else DEFAULT_ROUNDS)
@@ -649,7 +722,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"load average {os.getloadavg()[0]:.1f}"
     )
     try:
-        results = measure(sizes, rounds, args.transport)
+        results = measure(sizes, rounds, args.transport, args.moto_profile)
     except BenchError as exc:
         print(f"migration: {exc}", file=sys.stderr)
         return 1
@@ -660,6 +733,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         report_scaling(results[0], results[-1])
         print()
     report_breakdown(results[-1])
+    if args.moto_profile:
+        print()
+        report_moto_profile(args.moto_profile, results[-1].account.count)
     return 0
 
 

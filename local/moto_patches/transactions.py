@@ -6,12 +6,19 @@ costs O(N^2) and an 8,000-message import slows down as it goes. The same rollbac
 just the items the transaction names (each item at most once: moto refuses a transaction naming
 one twice) and of the stream's length. Transactions run one at a time, as moto's whole-table
 restore already assumed.
+
+A ``ClientRequestToken`` makes a transaction idempotent, as on AWS (for ten minutes): botocore sends
+one with every TransactWriteItems and keeps it when it retries, so a request that timed out on
+the client but was applied is answered as applied when retried, not refused by its own conditions.
 """
 
 from __future__ import annotations
 
 import copy
+import hashlib
+import json
 import threading
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -82,9 +89,38 @@ def _roll_back(saved: list[_SavedItem], stream_ends: dict[int, tuple[Any, int | 
             del records[max(0, len(records) - (now - end)) :]
 
 
+TOKEN_SECONDS = 600  # how long AWS remembers a ClientRequestToken
+_TOKENS: dict[str, tuple[float, str]] = {}  # token → (when it was applied, digest of its items)
+
+
+def _idempotent(handler: Any) -> Any:
+    def transact_write_items(self: Any) -> Any:
+        token = self.body.get("ClientRequestToken")
+        if not token:
+            return handler(self)
+        request = json.dumps(self.body["TransactItems"], sort_keys=True, default=repr)  # B values: bytes
+        digest = hashlib.sha256(request.encode()).hexdigest()
+        with WRITE_LOCK:  # the check and the transaction at once: a retry waits for the original
+            now = time.monotonic()
+            for stale in [t for t, (at, _) in _TOKENS.items() if now - at > TOKEN_SECONDS]:
+                del _TOKENS[stale]
+            seen = _TOKENS.get(token)
+            if seen is not None and seen[1] == digest:
+                from moto.core.responses import ActionResult
+
+                # Applied before: succeeds again without applying anything.
+                return ActionResult({"ConsumedCapacity": [], "ItemCollectionMetrics": {}})
+            result = handler(self)
+            _TOKENS[token] = (now, digest)
+            return result
+
+    return transact_write_items
+
+
 def install() -> None:
     import moto.dynamodb.models as dynamodb_models
     from moto.dynamodb.models import DynamoDBBackend
+    from moto.dynamodb.responses import DynamoHandler
 
     if getattr(DynamoDBBackend, "_mailroom_item_rollback", False):
         return
@@ -104,4 +140,5 @@ def install() -> None:
                 raise
 
     DynamoDBBackend.transact_write_items = item_rollback_transact_write_items  # type: ignore[method-assign]
+    DynamoHandler.transact_write_items = _idempotent(DynamoHandler.transact_write_items)  # type: ignore[method-assign]
     DynamoDBBackend._mailroom_item_rollback = True  # type: ignore[attr-defined]

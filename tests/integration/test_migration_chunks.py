@@ -118,3 +118,113 @@ def test_a_batch_killed_between_its_transactions_is_run_again_without_duplicates
     assert metered["messages_imported"] == 10
     assert metered["stored_bytes_added"] == mailbox["used_bytes"]
     assert setup.view(job_id)["imported_messages"] == 10
+
+
+def counted_calls(driver: WorkflowDriver, event: dict[str, Any]) -> tuple[dict[str, Any], Counter[str]]:
+    """The ImportBatch step through the real handler, with the DynamoDB requests it made."""
+    calls: Counter[str] = Counter()
+
+    def count(event_name: str, **_: Any) -> None:
+        calls[event_name.rsplit(".", 1)[-1]] += 1
+
+    events = aws.client("dynamodb").meta.events
+    events.register("before-call.dynamodb.*", count)
+    try:
+        done = driver.invoke("ImportBatch", event)
+    finally:
+        events.unregister("before-call.dynamodb.*", count)
+    return done, calls
+
+
+def test_a_full_batch_fills_its_transactions_and_is_counted_in_the_last_one(
+    setup: Setup, table: Table, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mailroom.settings import get_settings
+
+    size = migration_chunks.CHUNK  # the template's batch: one chunk
+    monkeypatch.setenv("MAILROOM_MIGRATION_BATCH_SIZE", str(size))
+    get_settings.cache_clear()
+    setup.server.seed(setup.user, "INBOX", conversation(size, "full"))
+    job_id = setup.start().json()["data"]["id"]
+    state, driver, batches = planned(setup, job_id)
+    assert batches == [0]
+    done, calls = counted_calls(driver, {"step": "import_batch", "state": state, "seq": 0})
+    assert (done["counted"], done["imported"]) == (True, size)
+    # Per message its item and its Message-ID entry, per thread of four its rollup and its subject
+    # entry (twice for a thread split between two transactions), three counters per transaction,
+    # and in the last the checkpoint, the batch's counts and its imported set: full transactions.
+    transactions = calls["TransactWriteItems"]
+    operations = size * 2 + (size / 4 + transactions) * 2 + 3 * transactions + 4
+    assert transactions == -(-operations // 100), calls
+    # The job, batch and password in one read, the mailbox, the chunk's entries and the messages
+    # and threads they name (BatchGetItem: 100 keys each); nothing per message.
+    assert calls["GetItem"] == 1 and calls["Query"] == 0 and calls["UpdateItem"] == 0, calls
+    assert sum(calls.values()) / size <= 0.07, calls
+    assert setup.view(job_id)["imported_messages"] == size
+    batch = store.get_batch(table, setup.org_id, job_id, 1, 0)
+    assert batch is not None and batch["status"] == "done"
+
+
+def test_a_batch_killed_after_the_transaction_that_counted_it_is_not_counted_again(
+    setup: Setup, table: Table, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    setup.server.seed(setup.user, "INBOX", conversation(10, "after"))
+    job_id = setup.start().json()["data"]["id"]
+    state, driver, batches = planned(setup, job_id)
+    assert batches == [0]
+    real = mail_batch.store_group
+
+    def killed_once_counted(table_: Table, group: mail_batch.Group, **kwargs: Any) -> None:
+        real(table_, group, **kwargs)
+        if any(op.role == store.COUNT_JOB for op in group.also):
+            raise SystemExit("the sandbox is gone")  # counted: nothing after the transaction runs
+
+    monkeypatch.setattr(mail_batch, "store_group", killed_once_counted)
+    event = {"step": "import_batch", "state": state, "seq": 0}
+    with pytest.raises(SystemExit):
+        migration_import.import_batch(event, lambda: 10**9)
+    monkeypatch.setattr(mail_batch, "store_group", real)
+    done = driver.invoke("ImportBatch", event)  # Step Functions' retry
+    assert done["counted"] is False  # counted by the run that was killed
+    assert setup.view(job_id)["imported_messages"] == 10
+    job = store.get(table, setup.org_id, job_id)
+    assert job is not None and (job["transferred_messages"], job["batches_done"]) == (10, 1)
+    folder = table.get(keys.migration_pk(setup.org_id, job_id), keys.migration_folder_sk(0))
+    assert folder is not None and (folder["imported"], folder["batches_done"]) == (10, 1)
+    mailbox = table.get(keys.org_pk(setup.org_id), keys.mailbox_sk(setup.mailbox["id"]))
+    assert mailbox is not None and mailbox["message_count"] == 10
+    assert len(mailbox_messages(table, setup.org_id, setup.mailbox["id"])) == 10
+
+
+def test_a_batch_whose_attempt_ended_records_its_messages_without_counting_them(
+    setup: Setup, table: Table
+) -> None:
+    setup.server.seed(setup.user, "INBOX", conversation(6, "ended"))
+    job_id = setup.start().json()["data"]["id"]
+    state, _driver, batches = planned(setup, job_id)
+    assert batches == [0]
+    real = mail_batch.store_group
+    ended = False
+
+    def attempt_moves_on(table_: Table, group: mail_batch.Group, **kwargs: Any) -> None:
+        nonlocal ended
+        if not ended:  # a retry of the whole job began while this batch ran
+            ended = True
+            table_.client.update_item(
+                TableName=table_.name,
+                Key={"PK": {"S": keys.org_pk(setup.org_id)}, "SK": {"S": keys.migration_sk(job_id)}},
+                UpdateExpression="SET attempt = :next",
+                ExpressionAttributeValues={":next": {"N": "2"}},
+            )
+        real(table_, group, **kwargs)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(mail_batch, "store_group", attempt_moves_on)
+        event = {"step": "import_batch", "state": state, "seq": 0}
+        done = migration_import.import_batch(event, lambda: 10**9)
+    assert done["counted"] is False
+    job = store.get(table, setup.org_id, job_id)
+    assert job is not None and int(job.get("imported_messages", 0)) == 0
+    batch = store.get_batch(table, setup.org_id, job_id, 1, 0)
+    assert batch is not None and batch["status"] == "pending" and len(batch["processed"]) == 6
+    assert len(mailbox_messages(table, setup.org_id, setup.mailbox["id"])) == 6

@@ -106,3 +106,27 @@ def test_a_committed_transaction_keeps_its_writes_and_stream_records(ddb: Any) -
     assert ddb.get_item(TableName=TABLE, Key=key("b", "counter"))["Item"]["n"] == {"N": "1"}
     written = {record["dynamodb"]["Keys"]["SK"]["S"] for record in stream_records(ddb)[records_before:]}
     assert written == {"1", "counter"}
+
+
+def test_a_transaction_retried_with_its_client_request_token_is_applied_once(ddb: Any) -> None:
+    """botocore keeps a TransactWriteItems' token when it retries one that timed out: AWS answers
+    the retry as applied (for ten minutes) instead of refusing it by its own conditions."""
+    first = {"TableName": TABLE, "Item": key("T#1", "A"), "ConditionExpression": "attribute_not_exists(PK)"}
+    counted = add_one("T#1", "COUNT")
+    items = [{"Put": first}, counted]
+    ddb.transact_write_items(TransactItems=items, ClientRequestToken="retried-token")
+    ddb.transact_write_items(TransactItems=items, ClientRequestToken="retried-token")
+    assert ddb.get_item(TableName=TABLE, Key=key("T#1", "COUNT"))["Item"]["n"] == {"N": "1"}
+    with pytest.raises(ClientError) as refused:  # a new request: its conditions are checked
+        ddb.transact_write_items(TransactItems=items, ClientRequestToken="another-token")
+    assert refused.value.response["Error"]["Code"] == "TransactionCanceledException"
+    ddb.transact_write_items(TransactItems=[counted], ClientRequestToken="retried-token-2")
+    assert ddb.get_item(TableName=TABLE, Key=key("T#1", "COUNT"))["Item"]["n"] == {"N": "2"}
+
+
+def test_a_token_covers_binary_values(ddb: Any) -> None:
+    item = {**key("T#2", "A"), "blob": {"B": b"\x00\xff"}}
+    put = {"Put": {"TableName": TABLE, "Item": item, "ConditionExpression": "attribute_not_exists(PK)"}}
+    for _ in range(2):
+        ddb.transact_write_items(TransactItems=[put], ClientRequestToken="binary-token")
+    assert ddb.get_item(TableName=TABLE, Key=key("T#2", "A"))["Item"]["blob"] == {"B": b"\x00\xff"}

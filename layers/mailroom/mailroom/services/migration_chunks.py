@@ -1,13 +1,21 @@
 """A chunk of an import batch (up to ``CHUNK`` fetched messages) stored with a handful of requests.
 
-Per chunk: one BatchGetItem for the Message-ID entries of its messages and of their parents
-(store/mail_batch.py), one for the messages those entries name (a duplicate is confirmed against
-the message itself: entries outlive deleted messages) and the threads they belong to, the bytes
-to S3 (one PUT per message, more for attachments; ``migration_store_threads`` at once, through
-services/mail_delivery.py's single store path), then one transaction per group of messages that
-fits TransactWriteItems (100 operations, under 4 MB): the messages, their threads, the counters,
-the usage meter, their Message-ID entries, and, with the chunk's last group, the batch's checkpoint
-and the folder's imported sets.
+Per chunk: BatchGetItems (100 keys each) for the Message-ID entries of its messages and of their
+parents (store/mail_batch.py), then for the messages those entries name (a duplicate is confirmed
+against the message itself: entries outlive deleted messages) and the threads they belong to, the
+bytes to S3 (one PUT per message, more for attachments; ``migration_store_threads`` at once,
+through services/mail_delivery.py's single store path), then one transaction per group of
+messages that fits TransactWriteItems (100 operations, under 4 MB): the messages, their threads,
+the counters, the usage meter, their Message-ID entries, and, with the chunk's last group, the
+batch's checkpoint and the folder's imported sets, and when nothing of the batch comes after the
+chunk, the batch's counts (``store.count_batch``'s work: one transaction less per batch). Groups
+are packed full from the chunk's end, keeping room for the checkpoint in the last one.
+
+Why transactions and not BatchWriteItem for the message items: a transaction carries 100 writes, a
+BatchWriteItem 25, and every message costs at least two writes that must be in a transaction
+anyway (its Message-ID entry is an update; its thread's counts must move with it): the message
+item in a BatchWriteItem would add a request per 25 messages and remove none. (It would halve
+their write units: a transactional write costs two.)
 
 Idempotent: message ids derive from the source, each message is written conditional on not
 existing, and a group rejected only for messages that exist (a re-run after a crash or a Step
@@ -54,9 +62,16 @@ from mailroom.store.txn import MAX_OPERATIONS, Op, Rejected
 if TYPE_CHECKING:
     from mailroom.imap.source import FetchedMessage
 
-CHUNK = 100  # messages per chunk: one BatchGetItem holds 100 keys
+# Messages per chunk: a batch's 250 UIDs (the template's default) are one chunk, so its messages
+# fill whole transactions (chunks of 100 left a short transaction at each chunk's end, and paid
+# for their lookups three times); the bytes bound keeps a chunk of large messages in memory.
+CHUNK = 250
+CHUNK_BYTES = 48 * 1024 * 1024  # of fetched messages (the worker has 1,769 MB; two chunks are held)
 GROUP_BYTES = 3 * 1024 * 1024  # of message items per transaction (TransactWriteItems: 4 MB in all)
 METER = {"messages_imported": 1}
+
+# (outcomes, count the batch too) → the caller's operations recording them.
+Checkpoint = Callable[[dict[int, Outcome], bool], list[Op]]
 
 
 @dataclass(slots=True)
@@ -99,12 +114,18 @@ class ChunkStore:
         # Every message of the target has entries (it was empty when planned): no GSI1 Query.
         self.indexed = bool(job.get("target_indexed", False))
         self._lock = pythreading.Lock()
+        self._checkpoint: Checkpoint = lambda _outcomes, _count: []
+        self._counting = False
+        self.counted = False  # the batch was counted with its last chunk
 
     def store(
-        self, fetched: Sequence[FetchedMessage], checkpoint: Callable[[dict[int, Outcome]], list[Op]]
+        self, fetched: Sequence[FetchedMessage], checkpoint: Checkpoint, *, last: bool = False
     ) -> dict[int, Outcome]:
-        """Store the chunk; UID → outcome. ``checkpoint(outcomes)``: the caller's operations that
-        record them, written with the chunk's last group (or alone, after a fallback)."""
+        """Store the chunk; UID → outcome. ``checkpoint(outcomes, count)``: the caller's operations
+        that record them, written with the chunk's last group (or alone, after a fallback).
+        ``last``: nothing of the batch comes after this chunk: its checkpoint also counts the batch
+        (``count`` true; ``counted`` tells whether it did: not when the attempt is over)."""
+        self._checkpoint, self._counting = checkpoint, last
         messages, outcomes = self._parse(fetched)
         lookups = self._lookup(messages)
         stored_threads = self._recognise_stored(messages, lookups)
@@ -118,7 +139,7 @@ class ChunkStore:
         ready = [m for m in to_store if m.prepared is not None]
         for message in ready:
             outcomes[message.uid] = Outcome("imported")
-        self._write(ready, outcomes, checkpoint)
+        self._write(ready, outcomes)
         return outcomes
 
     # ------------------------------------------------------------------ reading
@@ -376,47 +397,50 @@ class ChunkStore:
         entry = Entry(record["id"], record["thread_id"], message.fingerprint, message.source_id)
         return Pending(record, message.prepared.change, message.entry_key, entry)
 
-    def _groups(self, messages: Sequence[_Message]) -> list[list[_Message]]:
+    def _groups(self, messages: Sequence[_Message], *, reserve: int) -> list[list[_Message]]:
+        """The messages in as few transactions as fit, in order, the last one keeping ``reserve``
+        operations free for the checkpoint (packed from the end: only the first group is short).
+        Without that room the checkpoint was a transaction of its own in most chunks."""
         groups: list[list[_Message]] = []
-        group, current, weight = Group(), list[_Message](), 0
-        for message in messages:
+        group, current, weight, room = Group(), list[_Message](), 0, reserve
+        for message in reversed(messages):
             pending = self._pending(message)
             size = mail_batch.item_bytes(pending.message)
-            if current and (not group.fits(pending, reserve=0) or weight + size > GROUP_BYTES):
-                groups.append(current)
-                group, current, weight = Group(), [], 0
+            if current and (not group.fits(pending, reserve=room) or weight + size > GROUP_BYTES):
+                groups.append(current[::-1])
+                group, current, weight, room = Group(), [], 0, 0
             group.messages.append(pending)
             current.append(message)
             weight += size
         if current:
-            groups.append(current)
-        return groups
+            groups.append(current[::-1])
+        return groups[::-1]
 
-    def _write(
-        self,
-        messages: Sequence[_Message],
-        outcomes: dict[int, Outcome],
-        checkpoint: Callable[[dict[int, Outcome]], list[Op]],
-    ) -> None:
-        groups = self._groups(messages)
+    def _also(self, outcomes: dict[int, Outcome]) -> list[Op]:
+        return self._checkpoint(outcomes, self._counting)
+
+    def _write(self, messages: Sequence[_Message], outcomes: dict[int, Outcome]) -> None:
+        groups = self._groups(messages, reserve=len(self._also(outcomes)))
         recorded = False
         for index, members in enumerate(groups):
             also: list[Op] = []
             if index == len(groups) - 1:
-                also = checkpoint(outcomes)
+                # Outcomes may have changed (a group written message by message): read them again.
+                also = self._also(outcomes)
                 group = Group([self._pending(m) for m in members], also)
                 if group.operations_with() > MAX_OPERATIONS:
                     also = []
             recorded = self._write_group(list(members), outcomes, also) or recorded
         if not recorded:
-            self._record(checkpoint(outcomes))
+            self._record(outcomes)
 
     def _write_group(self, members: list[_Message], outcomes: dict[int, Outcome], also: list[Op]) -> bool:
-        """Write one group; True when ``also`` was written with it."""
+        """Write one group; True when ``also`` (or what replaced it) was written with it."""
         while True:
             group = Group([self._pending(m) for m in members], list(also))
             if not group.messages:
-                self._record(also)
+                if also:
+                    self._record(outcomes)
                 return bool(also)
             try:
                 retried(
@@ -429,8 +453,14 @@ class ChunkStore:
                         mailbox_id=self.mailbox_id,
                     )
                 )
+                self.counted = self.counted or (bool(also) and self._counting)
                 return bool(also)
             except Rejected as rejected:
+                if rejected.by("count:") and self._counting:
+                    # The attempt is over (or the folder gone): recorded, not counted (as count_batch).
+                    self._counting = False
+                    also = self._also(outcomes)
+                    continue
                 stored_before = {r.partition(":")[2] for r in rejected.by("message:")}
                 others = [r for r in rejected.roles if not r.startswith("message:") and r != "checkpoint"]
                 if "checkpoint" in rejected.roles:
@@ -478,13 +508,21 @@ class ChunkStore:
         for ops in mail_batch.entry_operations(self.org_id, self.mailbox_id, written):
             retried(lambda: mail_batch.run_operations(self.table, ops))  # noqa: B023 - called at once
 
-    def _record(self, ops: list[Op]) -> None:
+    def _record(self, outcomes: dict[int, Outcome]) -> None:
         """The checkpoint written alone (nothing of the chunk to store, or stored one by one)."""
-        try:
-            retried(lambda: mail_batch.run_operations(self.table, ops))
-        except Rejected as rejected:
-            if "checkpoint" not in rejected.roles:
-                raise
+        while True:
+            ops = self._also(outcomes)
+            try:
+                retried(lambda: mail_batch.run_operations(self.table, ops))  # noqa: B023 - called at once
+                self.counted = self.counted or self._counting
+                return
+            except Rejected as rejected:
+                if rejected.by("count:") and self._counting:
+                    self._counting = False  # the attempt is over: recorded, not counted
+                    continue
+                if "checkpoint" not in rejected.roles:
+                    raise
+                return  # counted meanwhile: nothing to record
 
     def _quota(self) -> int | None:
         quota_mb = self.mailbox.get("quota")

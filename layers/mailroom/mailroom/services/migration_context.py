@@ -80,7 +80,11 @@ class State:
 
 
 def active_job(table: Table, state: State, statuses: frozenset[str] = rules.ACTIVE) -> Item:
-    job = store.get(table, state.org_id, state.job_id)
+    return still_active(store.get(table, state.org_id, state.job_id), state, statuses)
+
+
+def still_active(job: Item | None, state: State, statuses: frozenset[str] = rules.ACTIVE) -> Item:
+    """``job`` (as read) if it is still running in the state's attempt, else ``JobInactive``."""
     if job is None or int(job.get("attempt", 1)) != state.attempt or job["status"] not in statuses:
         raise JobInactive(f"{state.job_id} attempt {state.attempt} is no longer running")
     return job
@@ -101,7 +105,11 @@ def advance(table: Table, state: State, from_statuses: list[str], **fields: Any)
 
 
 def source_password(table: Table, job: Item) -> str:
-    sealed = store.get_secret(table, job["org_id"], job["id"])
+    return unsealed_password(job, store.get_secret(table, job["org_id"], job["id"]))
+
+
+def unsealed_password(job: Item, sealed: bytes | None) -> str:
+    """The source password from its sealed copy (``None``: expired, the migration fails)."""
     if sealed is None:
         raise MigrationFailed(
             rules.SECRET_EXPIRED,

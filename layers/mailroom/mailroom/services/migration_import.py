@@ -12,16 +12,16 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, cast
 
 from mailroom.domain import migrations as rules
-from mailroom.services.migration_chunks import CHUNK, ChunkStore
+from mailroom.services.migration_chunks import CHUNK, CHUNK_BYTES, ChunkStore
 from mailroom.services.migration_context import (
     BatchIncomplete,
     State,
-    active_job,
     run_source,
     source_failure,
-    source_password,
     source_session,
+    still_active,
     target_mailbox,
+    unsealed_password,
 )
 from mailroom.services.migration_messages import Outcome
 from mailroom.settings import get_settings
@@ -46,6 +46,7 @@ class BatchRun:
     new_imported: list[int] = field(default_factory=list)
     new_skipped: list[int] = field(default_factory=list)
     folder_error: str | None = None
+    counted: bool = False  # with the last chunk's transaction
 
     def settle(self, uid: int, outcome: str, error: str | None = None, *, size: int = 0) -> None:
         """``size``: the message's RFC822.SIZE when it was fetched (tallied as ``bytes``, what the
@@ -73,14 +74,15 @@ def import_batch(event: Mapping[str, Any], remaining_ms: Callable[[], int]) -> d
     table = Table()
     state = State.of(event)
     seq = int(event["seq"])
-    job = active_job(table, state, frozenset({rules.PROCESSING}))
-    batch = store.get_batch(table, state.org_id, state.job_id, state.attempt, seq)
+    start = store.batch_start(table, state.org_id, state.job_id, state.attempt, seq)
+    job = still_active(start.job, state, frozenset({rules.PROCESSING}))
+    batch = start.batch
     if batch is None:
         raise RuntimeError(f"batch {seq} of {state.job_id} attempt {state.attempt} is missing")
     if batch.get("status") == "done":
         return {"seq": seq, "counted": False}
     mailbox = target_mailbox(table, job)
-    password = source_password(table, job)
+    password = unsealed_password(job, start.secret)
     tallies = {k: int(v) for k, v in (batch.get("tallies") or {}).items()}
     run = BatchRun(
         processed=[int(u) for u in batch.get("processed") or []],
@@ -88,7 +90,7 @@ def import_batch(event: Mapping[str, Any], remaining_ms: Callable[[], int]) -> d
         errors=list(batch.get("errors") or []),
     )
     run_source(_import(table, job, mailbox, batch, password, run, remaining_ms))
-    counted = store.count_batch(
+    counted = run.counted or store.count_batch(
         table,
         state.org_id,
         state.job_id,
@@ -144,23 +146,26 @@ async def _import(
         chunks = ChunkStore(table, job, mailbox, batch, pool)
         storing: asyncio.Future[None] | None = None
 
-        def store_chunk(fetched: list[FetchedMessage]) -> None:
+        def store_chunk(fetched: list[FetchedMessage], last: bool) -> None:
             sizes = {item.uid: item.size for item in fetched}
             outcomes = chunks.store(
-                fetched, lambda found: _checkpoint_operations(job, batch, run, found, sizes)
+                fetched,
+                lambda found, count: _checkpoint_operations(job, batch, run, found, sizes, count=count),
+                last=last,
             )
+            run.counted = chunks.counted
             for item in fetched:
                 outcome = outcomes[item.uid]
                 run.settle(item.uid, outcome.kind, outcome.error, size=item.size)
             run.new_imported, run.new_skipped = [], []  # recorded with the chunk
 
-        async def flush(fetched: list[FetchedMessage]) -> None:
+        async def flush(fetched: list[FetchedMessage], *, last: bool = False) -> None:
             nonlocal storing
             if storing is not None:
                 await storing
                 storing = None
             if fetched:
-                storing = loop.run_in_executor(writer, store_chunk, fetched)
+                storing = loop.run_in_executor(writer, store_chunk, fetched, last)
 
         try:
             async with source_session(job, password) as session:
@@ -177,6 +182,7 @@ async def _import(
                     return
                 returned: set[int] = set()
                 chunk: list[FetchedMessage] = []
+                chunk_bytes = 0
                 # An async generator: closed at once when we stop early (time, failure).
                 fetching = cast(
                     "AsyncGenerator[FetchedMessage, None]",
@@ -186,13 +192,16 @@ async def _import(
                     async for fetched in messages:
                         returned.add(fetched.uid)
                         chunk.append(fetched)
-                        if len(chunk) >= CHUNK:
+                        chunk_bytes += len(fetched.raw)
+                        more = len(returned) < len(pending)  # else the batch's last chunk, below
+                        if more and (len(chunk) >= CHUNK or chunk_bytes >= CHUNK_BYTES):
                             await flush(chunk)
-                            chunk = []
+                            chunk, chunk_bytes = [], 0
                         if remaining_ms() < TIME_SAFETY_MS:
                             out_of_time = True
                             break
-                await flush(chunk)
+                # Every UID came back: the last chunk's transaction counts the batch too.
+                await flush(chunk, last=not out_of_time and len(returned) == len(pending))
                 await flush([])
                 if not out_of_time:
                     missing = [uid for uid in pending if uid not in returned]
@@ -213,10 +222,17 @@ async def _import(
 
 
 def _checkpoint_operations(
-    job: Item, batch: Item, run: BatchRun, outcomes: Mapping[int, Outcome], sizes: Mapping[int, int]
+    job: Item,
+    batch: Item,
+    run: BatchRun,
+    outcomes: Mapping[int, Outcome],
+    sizes: Mapping[int, int],
+    *,
+    count: bool,
 ) -> list[Op]:
     """What the batch's checkpoint becomes once ``outcomes`` are settled, as transaction operations
-    (``run`` itself is settled only after they are written, as ``BatchRun.settle`` tallies)."""
+    (``run`` itself is settled only after they are written, as ``BatchRun.settle`` tallies);
+    ``count``: they are the batch's last, and it is counted with them (``store.count_batch``)."""
     tallies = dict(run.tallies)
     for uid, outcome in outcomes.items():
         tallies[outcome.kind] = tallies.get(outcome.kind, 0) + 1
@@ -232,4 +248,5 @@ def _checkpoint_operations(
         errors=errors,
         imported=[*run.new_imported, *(u for u, o in outcomes.items() if o.kind == "imported")],
         skipped=[*run.new_skipped, *(u for u, o in outcomes.items() if o.kind == "skipped")],
+        count=count,
     )

@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from mailroom.domain import migrations as rules
@@ -315,10 +316,32 @@ def remove(table: Table, job: Item) -> None:
 
 
 def get_secret(table: Table, org_id: str, job_id: str) -> bytes | None:
-    item = table.get(keys.migration_pk(org_id, job_id), keys.MIGRATION_SECRET_SK)
+    return _ciphertext(table.get(keys.migration_pk(org_id, job_id), keys.MIGRATION_SECRET_SK))
+
+
+def _ciphertext(item: Item | None) -> bytes | None:
     if item is None or int(item.get("ttl", 0)) < int(time.time()):
         return None  # TTL deletion is lazy: an expired secret is gone already
     return bytes(item["ciphertext"])
+
+
+@dataclass(frozen=True, slots=True)
+class BatchStart:
+    """What an import batch reads before it starts (``None``: not there)."""
+
+    job: Item | None
+    batch: Item | None
+    secret: bytes | None
+
+
+def batch_start(table: Table, org_id: str, job_id: str, attempt: int, seq: int) -> BatchStart:
+    """The job, the batch and the sealed source password in one consistent BatchGetItem (three
+    GetItems before; every import batch starts with them)."""
+    job_key = (keys.org_pk(org_id), keys.migration_sk(job_id))
+    batch_key = (keys.migration_pk(org_id, job_id), keys.migration_batch_sk(attempt, seq))
+    secret_key = (keys.migration_pk(org_id, job_id), keys.MIGRATION_SECRET_SK)
+    found = {(item["PK"], item["SK"]): item for item in table.batch_get([job_key, batch_key, secret_key])}
+    return BatchStart(found.get(job_key), found.get(batch_key), _ciphertext(found.get(secret_key)))
 
 
 def keep_secret_until(table: Table, org_id: str, job_id: str, ttl: int) -> None:
@@ -410,10 +433,36 @@ def count_batch(
     """Count a finished batch once: batch ``pending → done``, the folder's and the job's counters
     up by its tallies, in one transaction conditional on the job's attempt. False if it was
     counted before (a re-run) or belongs to an attempt that is over."""
-    imported, skipped, failed = (int(tallies.get(k, 0)) for k in ("imported", "skipped", "failed"))
-    transferred = int(tallies.get("bytes", 0))  # RFC822.SIZE of what the batch fetched
     marker = Update(batch["PK"], batch["SK"]).equals("status", "pending")
     marker.set(status="done", tallies=dict(tallies), counted_at=_now_iso())
+    counters = count_operations(
+        org_id, job_id, batch=batch, tallies=tallies, folder_error=folder_error, sample_error=sample_error
+    )
+    try:
+        run(table, [marker.op("batch"), *counters])
+    except Rejected as rejected:
+        if "batch" in rejected.roles or COUNT_JOB in rejected.roles:
+            return False
+        raise
+    return True
+
+
+COUNT_FOLDER, COUNT_JOB = "count:folder", "count:job"  # roles of the counting operations
+
+
+def count_operations(
+    org_id: str,
+    job_id: str,
+    *,
+    batch: Item,
+    tallies: Mapping[str, int],
+    folder_error: str | None,
+    sample_error: str | None,
+) -> list[Op]:
+    """The folder's and the job's counters up by a batch's tallies (the job's conditional on the
+    batch's attempt): written with what marks the batch counted, and nothing else does."""
+    imported, skipped, failed = (int(tallies.get(k, 0)) for k in ("imported", "skipped", "failed"))
+    transferred = int(tallies.get("bytes", 0))  # RFC822.SIZE of what the batch fetched
     folder = Update(keys.migration_pk(org_id, job_id), keys.migration_folder_sk(int(batch["folder_seq"])))
     folder.add(imported=imported, skipped=skipped, failed=failed, batches_done=1)
     if folder_error:
@@ -430,13 +479,7 @@ def count_batch(
         batches_done=1,
     )
     job.set(updated_at=_now_iso())
-    try:
-        run(table, [marker.op("batch"), folder.op("folder"), job.op("job")])
-    except Rejected as rejected:
-        if "batch" in rejected.roles or "job" in rejected.roles:
-            return False
-        raise
-    return True
+    return [folder.op(COUNT_FOLDER), job.op(COUNT_JOB)]
 
 
 def delete_attempt_work(table: Table, org_id: str, job_id: str) -> None:
@@ -539,12 +582,26 @@ def checkpoint_operations(
     errors: Sequence[str],
     imported: Iterable[int],
     skipped: Iterable[int],
+    count: bool = False,
 ) -> list[Op]:
     """``checkpoint_batch`` and ``remember_done`` as operations of the transaction that stores the
-    messages they record (role ``checkpoint``: the batch was counted meanwhile; ``done:<bucket>``)."""
+    messages they record (role ``checkpoint``: the batch was counted meanwhile; ``done:<bucket>``).
+    ``count``: the batch is finished, and counted in the same transaction (``count_batch``'s work:
+    the checkpoint marks it ``done``; roles ``count:folder``, ``count:job``)."""
     update = Update(batch["PK"], batch["SK"]).equals("status", "pending")
     update.set(processed=list(processed), tallies=dict(tallies), errors=list(errors)[:5])
+    if count:
+        update.set(status="done", counted_at=_now_iso())
     ops = [update.op("checkpoint")]
+    if count:
+        ops += count_operations(
+            org_id,
+            job_id,
+            batch=batch,
+            tallies=tallies,
+            folder_error=None,
+            sample_error=errors[0] if errors else None,
+        )
     folder = rules.folder_hash(str(batch["raw_name"]))
     uidvalidity = int(batch["uidvalidity"])
     by_bucket: dict[int, tuple[set[str], set[str]]] = {}
