@@ -15,8 +15,8 @@ from mailroom.api import pagination
 from mailroom.api.mailbox_access import BoundMailbox, require_mailbox
 from mailroom.api.models import ListOf, One, Strict, Timestamp, errors, one
 from mailroom.api.pipeline import api_router, audit_target
-from mailroom.api.routers.send import SendMessageBody
 from mailroom.api.schemas.messages import MessageFull
+from mailroom.api.schemas.send import SendMessageBody
 from mailroom.services import drafts, identities, message_detail, message_templates
 from mailroom.store.table import Table
 
