@@ -19,7 +19,7 @@ from mailroom.api.principal import require
 from mailroom.domain.principal import Principal
 from mailroom.domain.scopes import MESSAGE_SCOPES, invalid_scopes
 from mailroom.services import message_tokens as service
-from mailroom.services.sending import send_blocked
+from mailroom.services.mailbox_policy import send_blocked
 from mailroom.store.table import Table
 
 mailbox_router = api_router("/api/v1/mailboxes", tags=["message tokens"])

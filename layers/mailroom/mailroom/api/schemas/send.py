@@ -163,3 +163,13 @@ class SentView(BaseModel):
     ses_message_id: str = Field(description="SES's id of the send (its delivery events carry it)")
     delivery: Delivery = Field(description="Every recipient sending, until SES reports")
     message: MessageSummary = Field(description="The Sent copy, stored in the folder Sent")
+
+
+# The 422 codes of composing a message (drafts, scheduled sends): what the send refuses, plus the
+# identities and templates a draft may name.
+COMPOSE_422 = (
+    "validation_error (with the field), invalid_from, reserved_header, too_many_recipients, "
+    "message_too_large, unknown_attachment, mailbox_over_quota, unknown_identity, identity_not_allowed, "
+    "unknown_template, template_variable_missing (naming it), template_refused, template_timeout, "
+    "template_output_too_large"
+)

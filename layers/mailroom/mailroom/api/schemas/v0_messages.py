@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from mailroom.api.schemas.messages import Label
+from mailroom.api.schemas.labels import Label
 from mailroom.services import sending
 from mailroom.services import v0_mail as service
 
