@@ -30,7 +30,12 @@ shared machine the wall clock also counts time the child waited for a CPU, which
 functions' ratios by 0.4 between identical runs here. The other clock's init ratios are printed
 too. ``--clock wall`` ranks by the wall clock (on Lambda, init is wall time on a fraction of a vCPU).
 
-    python -m bench.cold_start [--runs N] [--only NAME ...] [--importtime] [--site layer|venv]
+    python -m bench.cold_start [--runs N] [--only NAME ...] [--importtime] [--site layer|venv] [--against REF]
+
+``--against REF`` measures every function a second time as the git revision ``REF`` has it (its
+functions and layer code, exported into ``.aws-sam/bench/``; the same packages), interleaved in the
+same rounds against the same baseline: before/after ratios of a change from one run, which load on
+a shared machine cannot skew one way.
 
 For a function whose init (import) ratio exceeds the target, the run ends with a ``-X importtime``
 breakdown of that function: time by package, and which first-party module imports which package.
@@ -98,6 +103,8 @@ class Target:
     path: str = ""
 
     source: str = ""  # a worker's event source type (SQS, ScheduleV2, ...), "" when invoked directly
+    layer_dir: Path = LAYER_DIR  # where its ``mailroom`` package comes from (another revision's: --against)
+    twin_of: str = ""  # --against: the label of the function this is the other revision of
 
     @property
     def route(self) -> str:
@@ -342,7 +349,7 @@ def _specs(
             "name": target.label,
             # Lambda's order: the function's code (/var/task), then the layer (/opt/python: its
             # packages and the mailroom package).
-            "sys_path": [str(target.code_dir), *packages, str(LAYER_DIR)],
+            "sys_path": [str(target.code_dir), *packages, str(target.layer_dir)],
             "module": target.module,
             "handler": target.handler,
             "event": event_of[target.label],
@@ -443,7 +450,9 @@ def bench_world(
             claims = classify(f"Bearer {created.admin_token}", Table())
             if "org_id" not in claims:
                 raise BenchError(f"the bench's own token is refused: {claims}")
-            yield _specs(targets, build_events(targets, created.admin_token), site), _child_env(bench_env)
+            events = build_events([t for t in targets if not t.twin_of], created.admin_token)
+            events.update({t.label: events[t.twin_of] for t in targets if t.twin_of})
+            yield _specs(targets, events, site), _child_env(bench_env)
 
 
 def measure(targets: Sequence[Target], runs: int, site: Site, clock: str, *, importtime_for: set[str]) -> int:
@@ -463,7 +472,10 @@ def measure(targets: Sequence[Target], runs: int, site: Site, clock: str, *, imp
         sys.stderr.write("\n")
 
         flagged = report(targets, samples, runs, site, clock)
-        for label in [t.label for t in targets if t.label in flagged or t.label in importtime_for]:
+        breakdowns = [
+            t.label for t in targets if not t.twin_of and (t.label in flagged or t.label in importtime_for)
+        ]
+        for label in breakdowns:
             _, stderr = run_child(specs[label], env, site, importtime=True)
             print_importtime(label, stderr)
     return 0
@@ -550,9 +562,58 @@ def report(
         "total ratio = median (import + first invoke) / baseline median total."
     )
     print(f"init ratios by {other} time (baseline import {other_base:.0f} ms): {', '.join(other_ratios)}")
+    twins = [t for t in targets if t.twin_of]
+    if twins:
+        ratio = {t.label: median(samples[t.label].by_clock[clock].import_ms) / base_import for t in targets}
+        print(f"init ratio, {twins[0].label.split('@', 1)[1]} -> this tree (same run, same baseline):")
+        print("  " + ", ".join(f"{t.twin_of} {ratio[t.label]:.2f} -> {ratio[t.twin_of]:.2f}" for t in twins))
+    flagged = {label for label in flagged if "@" not in label}
     if flagged:
         print(f"over the init target: {', '.join(sorted(flagged))} (import breakdown below)")
     return flagged
+
+
+def export_revision(ref: str) -> Path:
+    """The functions and layer code of git revision ``ref``, exported once into the bench's cache."""
+    import io
+    import tarfile
+
+    def git(*args: str) -> bytes:
+        process = subprocess.run(["git", "-C", str(ROOT), *args], capture_output=True, check=False)
+        if process.returncode != 0:
+            raise BenchError(f"git {' '.join(args)}: {process.stderr.decode().strip()}")
+        return process.stdout
+
+    commit = git("rev-parse", "--verify", f"{ref}^{{commit}}").decode().strip()
+    target = SITE_CACHE / f"rev-{commit[:12]}"
+    if not (target / ".complete").exists():
+        shutil.rmtree(target, ignore_errors=True)
+        archive = git("archive", "--format=tar", commit, "functions", "layers/mailroom/mailroom")
+        with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+            tar.extractall(target, filter="data")
+        (target / ".complete").touch()
+    return target
+
+
+def with_revision(targets: Sequence[Target], ref: str) -> list[Target]:
+    """Each target, followed by the same function as revision ``ref`` has it (when it has it)."""
+    tree = export_revision(ref)
+    paired: list[Target] = []
+    for target in targets:
+        paired.append(target)
+        code_dir = tree / target.code_dir.relative_to(ROOT)
+        if (code_dir / f"{target.module.replace('.', '/')}.py").exists():
+            twin_layer = tree / LAYER_DIR.relative_to(ROOT)
+            paired.append(
+                replace(
+                    target,
+                    label=f"{target.label}@{ref}",
+                    code_dir=code_dir,
+                    layer_dir=twin_layer,
+                    twin_of=target.label,
+                )
+            )
+    return paired
 
 
 @dataclass
@@ -649,6 +710,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         default="layer",
         help="packages from the layer's requirements (default) or from the virtualenv",
     )
+    parser.add_argument(
+        "--against",
+        metavar="REF",
+        help="also measure every function as git revision REF has it, in the same rounds (before/after)",
+    )
     args = parser.parse_args(argv)
     if args.runs < 1:
         parser.error("--runs must be at least 1")
@@ -664,6 +730,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         targets = [t for t in targets if t.label in args.only]
     try:
         site = choose_site(args.site)
+        if args.against:
+            targets = with_revision(targets, args.against)
         importtime_for = {t.label for t in targets} if args.importtime else set()
         return measure(targets, args.runs, site, args.clock, importtime_for=importtime_for)
     except BenchError as exc:

@@ -10,8 +10,8 @@ import pytest
 from mailroom import clock
 from mailroom.api.errors import status_of
 from mailroom.domain.tokens import parse_token
+from mailroom.services.mailbox_policy import send_blocked
 from mailroom.services.organizations import NewOrganization
-from mailroom.services.sending import send_blocked
 from mailroom.settings import get_settings
 from mailroom.store import keys, message_tokens
 from mailroom.store.table import Table

@@ -19,10 +19,17 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-import recurring_ical_events
 from dateutil.rrule import rrulestr
 from icalendar import Alarm, Calendar, Event, vCalAddress, vRecur
 from icalendar.timezone.windows_to_olson import WINDOWS_TO_OLSON
+
+from mailroom import lazy_imports
+
+# ``recurring-ical-events`` (~30 ms beyond icalendar) is imported by ``occurrences``, its one user,
+# not with this module: of the functions importing this module (calendar, MailTrigger's mailbox, the
+# inbound path's invitations) only the calendar's occurrence listing expands recurrences. Declared,
+# so that with SnapStart it is loaded before the snapshot.
+lazy_imports.declare("recurring_ical_events")
 
 PRODID = "-//Mailroom//Calendar 1.0//EN"
 MAX_TEXT = 2000
@@ -423,6 +430,8 @@ class Occurrence:
 def occurrences(source: str, since: datetime, before: datetime) -> list[Occurrence]:
     """Every occurrence of the event overlapping [since, before), in order (EXDATEs left out,
     RECURRENCE-ID overrides applied) — ``recurring-ical-events`` does the expansion."""
+    import recurring_ical_events
+
     calendar = parse(source)
     found = []
     recurring = master(calendar).get("rrule") is not None or master(calendar).get("rdate") is not None

@@ -18,8 +18,9 @@ process holds at the snapshot is then shared by all of them:
 Before the snapshot, the part of building an AWS client that is the same everywhere (importing
 boto3, reading the DynamoDB model and endpoint rules) is done once (``store.aws.prime``), so the
 first invoke of a restored environment does not pay for it; it makes no request and holds no
-credentials. So are the imports an entry module defers to its first event (``preload``): deferred,
-they keep a cold start without SnapStart short; with it, they are better in the snapshot.
+credentials. So are the imports deferred to first use (an entry module's ``preload``, a library's
+``lazy_imports.declare``): deferred, they keep a cold start without SnapStart short; with it, they
+are better in the snapshot.
 
 The hooks are registered with ``snapshot_restore_py``, the library Lambda's Python runtimes ship
 and run the hooks of (before the snapshot in reverse order of registration, after a restore in
@@ -33,12 +34,12 @@ from __future__ import annotations
 import functools
 import random
 
-_preloaded: list[str] = []
+from mailroom import lazy_imports
 
 
 def preload(*modules: str) -> None:
     """Name modules the handler imports on its first event, to import before the snapshot instead."""
-    _preloaded.extend(m for m in modules if m not in _preloaded)
+    lazy_imports.declare(*modules)
 
 
 def before_snapshot() -> None:
@@ -47,7 +48,7 @@ def before_snapshot() -> None:
 
     from mailroom.store import aws
 
-    for module in _preloaded:
+    for module in lazy_imports.declared():
         importlib.import_module(module)
     aws.prime("dynamodb")  # every function reads or writes the table
 

@@ -40,6 +40,7 @@ from mailroom.errors import MailroomError
 from mailroom.mail import forwarding
 from mailroom.mail import templates as engine
 from mailroom.services import automation_webhooks
+from mailroom.services.mailbox_policy import send_blocked
 from mailroom.settings import Settings
 from mailroom.store import action_runs, mail_objects, suppressions, usage
 from mailroom.store import event_buses as buses
@@ -190,8 +191,6 @@ def eventbridge(job: Job, settings: Settings) -> Outcome:
 
 
 def forward(table: Table, job: Job) -> Outcome:
-    from mailroom.services.sending import send_blocked
-
     mailbox, message = job.mailbox, job.message
     targets = [str(t).strip() for t in job.parameters.get("to") or [] if str(t).strip()]
     if not targets:
@@ -273,7 +272,7 @@ def _one_line(text: str) -> str:
 
 def reply(table: Table, job: Job, body: Mapping[str, Any], *, now: datetime) -> Outcome:
     """``body``: the message's stored ``{text, html, headers}``."""
-    from mailroom.services.sending import SendRequest, send, send_blocked
+    from mailroom.services.sending import SendRequest, send
 
     params, message, mailbox = job.parameters, job.message, job.mailbox
     try:

@@ -14,7 +14,7 @@ from typing import Any
 
 from mailroom import errors
 from mailroom.mail import signatures
-from mailroom.services import identities, message_templates, sending
+from mailroom.services import identities, mailbox_policy, message_templates, sending
 from mailroom.services.identities import Chosen
 from mailroom.services.sending import Sender, SendRequest
 from mailroom.store.send_checks import ReadAhead
@@ -78,7 +78,7 @@ def send(
     ahead: ReadAhead | None = None,
 ) -> sending.Sent:
     """``sending.send`` with the compose options applied: the seam the send endpoints call."""
-    blocked = sending.send_blocked(mailbox)
+    blocked = mailbox_policy.send_blocked(mailbox)
     if blocked is not None:
         raise blocked
     prepared = prepare(table, mailbox, request, options)

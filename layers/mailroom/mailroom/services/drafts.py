@@ -23,7 +23,7 @@ from mailroom import clock, errors, ids
 from mailroom.mail import compose as mime
 from mailroom.mail.compose import ComposeError
 from mailroom.mail.parse import Unparseable, parse
-from mailroom.services import composing, identities, sending
+from mailroom.services import composing, identities, mailbox_policy, sending
 from mailroom.services.composing import ComposeOptions
 from mailroom.services.mail_views import load_body
 from mailroom.services.message_detail import load_message
@@ -215,7 +215,7 @@ def request_of(table: Table, draft: Item) -> SendRequest:
 def send(table: Table, mailbox: Item, draft_id: str, *, ahead: ReadAhead | None = None) -> Sent:
     """Send the draft as saved and remove it from Drafts, exactly once (see the module docstring).
     ``ahead``: send checks read with the mailbox (services/send_ahead.py)."""
-    blocked = sending.send_blocked(mailbox)
+    blocked = mailbox_policy.send_blocked(mailbox)
     if blocked is not None:
         raise blocked
     draft = load_draft(table, mailbox, draft_id)

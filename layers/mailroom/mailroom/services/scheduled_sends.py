@@ -32,7 +32,7 @@ from mailroom.errors import MailroomError
 from mailroom.mail import compose as mime
 from mailroom.mail.compose import ComposeError
 from mailroom.observability import logger
-from mailroom.services import composing, drafts, identities, sending
+from mailroom.services import composing, drafts, identities, mailbox_policy, sending
 from mailroom.services.composing import ComposeOptions
 from mailroom.services.sending import AttachmentInput, SendRequest, Sent
 from mailroom.settings import get_settings
@@ -132,7 +132,7 @@ def create(
     draft_id: str | None = None,
 ) -> Item:
     """Schedule a send body (``request`` with ``options``) or a draft (``draft_id``)."""
-    blocked = sending.send_blocked(mailbox)
+    blocked = mailbox_policy.send_blocked(mailbox)
     if blocked is not None:
         raise blocked
     now = clock.utcnow()
@@ -280,7 +280,7 @@ def fire(table: Table, org_id: str, mailbox_id: str, scheduled_id: str) -> str:
     try:
         if mailbox is None:
             raise errors.Gone("mailbox_deleted", "The mailbox was deleted before the time.")
-        blocked = sending.send_blocked(mailbox)
+        blocked = mailbox_policy.send_blocked(mailbox)
         if blocked is not None:
             raise blocked
         sent = _send(table, mailbox, item)

@@ -36,7 +36,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from mailroom import clock, ids
-from mailroom.errors import Forbidden, Invalid, MailroomError, Unavailable, UpstreamFailed
+from mailroom.errors import Invalid, MailroomError, Unavailable, UpstreamFailed
 from mailroom.mail import compose as mime
 from mailroom.mail import threading
 from mailroom.mail.addresses import Address, stored_name
@@ -167,23 +167,6 @@ def ses_error(failure: StoreError) -> MailroomError:
             retryable=True,
         )
     return UpstreamFailed("ses_unavailable", "SES could not be reached; nothing was sent.", retryable=True)
-
-
-def send_blocked(mailbox: Item) -> MailroomError | None:
-    """Why this mailbox may not send right now (403), or None. The send endpoints raise it."""
-    if not mailbox.get("active", True):
-        return Forbidden(
-            "mailbox_inactive",
-            "This mailbox is deactivated.",
-            hint="Ask an administrator to activate it.",
-        )
-    if mailbox.get("paused"):
-        return Forbidden(
-            "mailbox_paused",
-            "This mailbox is paused and cannot send.",
-            hint="An administrator resumes it with POST /api/v1/mailboxes/{id}:resume.",
-        )
-    return None
 
 
 # ----------------------------------------------------------------------------- identities
@@ -426,7 +409,7 @@ def send(
     """Send as ``mailbox`` and store the Sent copy (see the module docstring for the order).
     ``sender``: already resolved and checked (a sending identity, services/identities.py);
     ``ahead``: checks read with the mailbox (services/send_ahead.py), used where their keys match."""
-    blocked = send_blocked(mailbox)
+    blocked = mailbox_policy.send_blocked(mailbox)
     if blocked is not None:
         raise blocked
     org_id, mailbox_id = str(mailbox["org_id"]), str(mailbox["id"])

@@ -18,7 +18,7 @@ from pydantic import BaseModel, Field, StringConstraints
 from mailroom import clock
 from mailroom.api.models import One, Strict, Timestamp, errors, one
 from mailroom.api.pipeline import PUBLIC, api_router, audit_public, audit_target
-from mailroom.api.routers.mailboxes import MailboxView, NewPassword
+from mailroom.api.schemas.mailboxes import MailboxView, NewPassword
 from mailroom.services import invites as invite_service
 from mailroom.services import mailbox_auth
 from mailroom.services import mailboxes as mailbox_service

@@ -15,8 +15,8 @@ from mailroom.api import pagination
 from mailroom.api.mailbox_access import BoundMailbox, require_mailbox
 from mailroom.api.models import ListOf, One, Strict, Timestamp, errors, one
 from mailroom.api.pipeline import api_router, audit_target
-from mailroom.api.routers.send import SendMessageBody
 from mailroom.api.schemas.messages import MessageFull
+from mailroom.api.schemas.send import COMPOSE_422, SendMessageBody
 from mailroom.services import drafts, identities, message_detail, message_templates
 from mailroom.store.table import Table
 
@@ -24,13 +24,6 @@ router = api_router("/api/v1/messages", tags=["compose"])
 Reader = Annotated[BoundMailbox, Depends(require_mailbox("messages:read"))]
 Writer = Annotated[BoundMailbox, Depends(require_mailbox("messages:write"))]
 PageParams = Annotated[pagination.PageQuery, Depends(pagination.page_query)]
-
-COMPOSE_422 = (
-    "validation_error (with the field), invalid_from, reserved_header, too_many_recipients, "
-    "message_too_large, unknown_attachment, mailbox_over_quota, unknown_identity, identity_not_allowed, "
-    "unknown_template, template_variable_missing (naming it), template_refused, template_timeout, "
-    "template_output_too_large"
-)
 
 
 def _not_null(value: Any, info: ValidationInfo) -> Any:

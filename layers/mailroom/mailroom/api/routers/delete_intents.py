@@ -4,15 +4,15 @@ the mailboxes), ``POST /api/v1/delete-intents/{id}:confirm`` and ``GET /api/v1/d
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from fastapi import Depends, Path, Request
-from pydantic import BaseModel, Field
 
-from mailroom.api.models import One, Timestamp, errors, one
+from mailroom.api.mailbox_lookup import NOT_FOUND, LoadedMailbox, mailbox_with
+from mailroom.api.models import One, errors, one
 from mailroom.api.pipeline import api_router, audit_target
 from mailroom.api.principal import require
-from mailroom.api.routers.mailboxes import NOT_FOUND, LoadedMailbox, mailbox_with
+from mailroom.api.schemas.delete_intents import ConfirmedIntent, IntentView
 from mailroom.domain.principal import Principal
 from mailroom.services import deletion as service
 from mailroom.store.table import Table
@@ -24,34 +24,6 @@ IntentId = Annotated[str, Path(max_length=64, description="The intent's id (dli_
 INTENT_NOT_FOUND = errors(
     e404="not_found: no such delete intent in this organization (or its mailbox is gone)"
 )
-
-
-class Purge(BaseModel):
-    """The asynchronous removal of the deleted mailbox's stored mail."""
-
-    status: Literal["queued", "running", "completed"]
-    deleted_items: int
-    deleted_objects: int
-    queued_at: Timestamp | None
-    completed_at: Timestamp | None
-
-
-class IntentView(BaseModel):
-    id: str
-    mailbox_id: str
-    address: str
-    status: Literal["pending", "confirmed", "expired"]
-    expires_at: Timestamp = Field(description="Confirm before this (15 minutes after creation)")
-    created_at: Timestamp
-    created_by: str | None
-    confirmed_at: Timestamp | None
-    confirmed_by: str | None
-    confirm_path: str = Field(description="POST here to delete the mailbox")
-    purge: Purge | None = Field(description="Once confirmed: the progress of the purge")
-
-
-class ConfirmedIntent(IntentView):
-    mailbox_deleted: Literal[True]
 
 
 @mailbox_router.post(

@@ -12,7 +12,7 @@ from mailroom.api.bulk import BULK_422, bulk_invalid
 from mailroom.api.models import DisplayName, One, Strict, Timestamp, errors, one
 from mailroom.api.pipeline import api_router, audit_target
 from mailroom.api.principal import require
-from mailroom.api.routers.mailboxes import (
+from mailroom.api.schemas.mailboxes import (
     LIMIT_ERRORS,
     LOCAL_PART_PATTERN,
     LOCAL_PART_RULES,

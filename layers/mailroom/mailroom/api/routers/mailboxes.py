@@ -5,61 +5,41 @@ here)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
-from fastapi import Depends, Path, Query, Request
+from fastapi import Depends, Query, Request
 from pydantic import BaseModel, Field, StringConstraints, ValidationInfo, field_validator
 
 from mailroom.api import pagination
 from mailroom.api.bulk import BULK_422, bulk_invalid
-from mailroom.api.models import DisplayName, Links, Meta, Note, One, Strict, Timestamp, errors, one
+from mailroom.api.mailbox_lookup import (
+    NOT_FOUND,
+    LoadedMailbox,
+    ReadableMailbox,
+    WritableMailbox,
+    mailbox_with,
+)
+from mailroom.api.models import DisplayName, Links, Meta, Note, One, Strict, errors, one
 from mailroom.api.pipeline import api_router, audit_target
 from mailroom.api.principal import require
+from mailroom.api.schemas.mailboxes import (
+    LIMIT_ERRORS,
+    LOCAL_PART_PATTERN,
+    LOCAL_PART_RULES,
+    TLS_IN,
+    TLS_OUT,
+    ForwardingView,
+    MailboxView,
+    NewPassword,
+    StorageAllocation,
+)
 from mailroom.domain.principal import Principal
 from mailroom.services import forwarding
 from mailroom.services import mailboxes as service
-from mailroom.store.table import Item, Table
+from mailroom.store.table import Table
 
 router = api_router("/api/v1", tags=["mailboxes"])
 MAX_BULK = 25  # two items per mailbox + counters must fit one 100-operation transaction
-
-LOCAL_PART_PATTERN = r"^[a-zA-Z0-9._%+-]{1,64}$"
-LOCAL_PART_RULES = (
-    "1 to 64 characters of a-z A-Z 0-9 . _ % + -, not starting or ending with a dot nor with two dots "
-    "in a row (422 invalid_address); stored lower case."
-)
-# A password a mailbox gets, taken byte for byte (the models' whitespace stripping must not apply).
-# The schema states the policy, which the service enforces with its own code (422 weak_password),
-# so the lengths in the schema are documented rather than checked by the model.
-NewPassword = Annotated[
-    str,
-    StringConstraints(strip_whitespace=False, min_length=1, max_length=1024),
-    Field(
-        json_schema_extra={"minLength": 10, "maxLength": 256},
-        description="10 to 256 characters mixing at least two of lower case, upper case, digits and "
-        "symbols, not a repetition of a few characters, not containing the local part (else 422 "
-        "weak_password). Taken byte for byte: whitespace is not stripped.",
-    ),
-]
-StorageAllocation = Annotated[
-    int | None,
-    Field(
-        ge=1,
-        le=100_000_000,
-        description="MB carved out of the organization's storage pool for this mailbox alone; "
-        "omit or null for the shared pool (default). 422 storage_pool_exceeded when the pool has not "
-        "that much left.",
-    ),
-]
-
-
-TLS_IN = (
-    "Recorded, not enforced per mailbox: inbound TLS is the deployment's InboundTlsPolicy (Require refuses "
-    "mail not sent over TLS, for every recipient; docs/mailcow-api.md says why)"
-)
-TLS_OUT = "Send only over TLS: SES's TLS-requiring configuration set, or an SMTP relay reached over TLS"
 
 
 class CreateMailbox(Strict):
@@ -177,41 +157,6 @@ class Forwarding(Strict):
     )
 
 
-class ForwardingView(BaseModel):
-    enabled: bool
-    targets: list[str]
-    keep_copy: bool
-    updated_at: Timestamp | None
-
-
-class MailboxView(BaseModel):
-    id: str
-    address: str
-    local_part: str
-    domain: str
-    domain_id: str
-    name: str | None
-    quota: int = Field(description="MB")
-    used_bytes: int
-    active: bool
-    paused: bool = Field(description="A paused mailbox cannot send")
-    paused_at: Timestamp | None
-    pause_reason: str | None
-    note: str | None
-    storage_allocation_mb: int | None
-    storage_mode: Literal["shared", "dedicated"]
-    force_pw_update: bool
-    tls_enforce_in: bool = Field(description=TLS_IN)
-    tls_enforce_out: bool = Field(description=TLS_OUT)
-    forwarding: ForwardingView
-    message_token_count: int
-    created_via: Literal["api", "invite"]
-    invite_id: str | None
-    password_updated_at: Timestamp | None
-    created_at: Timestamp
-    updated_at: Timestamp
-
-
 class StoragePool(BaseModel):
     """The organization's storage pool (MB)."""
 
@@ -241,49 +186,8 @@ class CreatedMailboxes(BaseModel):
     meta: CreatedCount
 
 
-# --- loading a mailbox ------------------------------------------------------------------------------
-
-MailboxId = Annotated[
-    str,
-    Path(
-        max_length=320,
-        description="The mailbox's id (mbx_...) or its address (user@example.com, any case), as "
-        "mailcow's /mailboxes/{email}",
-    ),
-]
-NOT_FOUND = errors(e404="not_found: no such mailbox in this organization")
-
-
-@dataclass(frozen=True, slots=True)
-class LoadedMailbox:
-    principal: Principal
-    item: Item
-
-
-def mailbox_with(scope: str) -> Callable[[Request, str], LoadedMailbox]:
-    """A dependency: the caller (an ops token with ``scope``) and the mailbox the path names."""
-    authorized = require(scope)
-
-    def load(request: Request, mailbox_id: MailboxId) -> LoadedMailbox:
-        principal = authorized(request)
-        return LoadedMailbox(principal, service.load(Table(), principal.org_id, mailbox_id))
-
-    return load
-
-
-ReadableMailbox = Annotated[LoadedMailbox, Depends(mailbox_with("mailboxes:read"))]
-WritableMailbox = Annotated[LoadedMailbox, Depends(mailbox_with("mailboxes:write"))]
-
-
 def _audit(request: Request, mailbox: LoadedMailbox, **details: Any) -> None:
     audit_target(request, "mailbox", mailbox.item["id"], address=mailbox.item["address"], **details)
-
-
-LIMIT_ERRORS = (
-    "validation_error, unknown_domain, invalid_address, weak_password, quota_exceeds_maxquota, "
-    "quota_exceeds_allocation: a field is wrong (`fields`); mailbox_limit_reached, "
-    "domain_mailbox_limit_reached, domain_quota_exceeded, storage_pool_exceeded: a limit would be exceeded"
-)
 
 
 # --- routes -----------------------------------------------------------------------------------------

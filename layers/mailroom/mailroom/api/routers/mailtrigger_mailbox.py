@@ -31,9 +31,9 @@ from mailroom.api import pagination
 from mailroom.api.models import ListOf, One, errors, one
 from mailroom.api.pipeline import api_router, audit_target
 from mailroom.api.principal import ACCESS_ATTRIBUTE, current, require
-from mailroom.api.routers.delete_intents import ConfirmedIntent, IntentView
-from mailroom.api.routers.send import SENT_201, SendMessageBody, SentView
 from mailroom.api.schemas import mailtrigger as schemas
+from mailroom.api.schemas.delete_intents import ConfirmedIntent, IntentView
+from mailroom.api.schemas.send import SENT_201, SendMessageBody, SentView
 from mailroom.domain.principal import Principal
 from mailroom.domain.tokens import TokenType
 from mailroom.services import composing, deletion, mailtrigger, testmail

@@ -12,14 +12,14 @@ from pydantic import AwareDatetime, BaseModel, Field, field_validator
 
 from mailroom.api import pagination
 from mailroom.api.mailbox_access import BoundMailbox, require_mailbox
+from mailroom.api.mailbox_lookup import NOT_FOUND, LoadedMailbox, mailbox_with
 from mailroom.api.models import ListOf, One, Strict, Timestamp, errors, one
 from mailroom.api.pipeline import api_router, audit_target
 from mailroom.api.principal import require
-from mailroom.api.routers.mailboxes import NOT_FOUND, LoadedMailbox, mailbox_with
 from mailroom.domain.principal import Principal
 from mailroom.domain.scopes import MESSAGE_SCOPES, invalid_scopes
 from mailroom.services import message_tokens as service
-from mailroom.services.sending import send_blocked
+from mailroom.services.mailbox_policy import send_blocked
 from mailroom.store.table import Table
 
 mailbox_router = api_router("/api/v1/mailboxes", tags=["message tokens"])

@@ -20,8 +20,7 @@ from mailroom.api import downloads, pagination
 from mailroom.api.mailbox_access import BoundMailbox, require_mailbox
 from mailroom.api.models import ListOf, One, errors, one
 from mailroom.api.pipeline import api_router, audit_target
-from mailroom.api.schemas.messages import (
-    AttachmentList,
+from mailroom.api.schemas.message_actions import (
     BlockBody,
     BlockedSenderView,
     BulkBody,
@@ -30,13 +29,12 @@ from mailroom.api.schemas.messages import (
     EmptyResult,
     FolderBody,
     FolderView,
-    MessageFull,
     MessagePatch,
-    MessageSummary,
     MoveBody,
     ThreadDetail,
     ThreadView,
 )
+from mailroom.api.schemas.messages import AttachmentList, MessageFull, MessageSummary
 from mailroom.services import (
     blocked_senders,
     folders,

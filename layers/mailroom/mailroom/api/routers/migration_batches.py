@@ -17,10 +17,11 @@ from fastapi import Depends, Path, Request, Response
 from pydantic import BaseModel, Field, StringConstraints
 
 from mailroom.api import pagination
+from mailroom.api.migration_access import Writer
 from mailroom.api.models import Day, ListOf, One, Strict, Timestamp, one
 from mailroom.api.pipeline import api_router, audit_target
 from mailroom.api.principal import require
-from mailroom.api.routers.migrations import (
+from mailroom.api.schemas.migrations import (
     RATE_LIMITED,
     ErrorCode,
     ErrorReason,
@@ -30,7 +31,6 @@ from mailroom.api.routers.migrations import (
     Password,
     Provider,
     Security,
-    Writer,
     documented,
 )
 from mailroom.domain.bulk.request import MAX_BATCH_NAME_LENGTH, MAX_DATA_CHARS

@@ -20,6 +20,7 @@ from mailroom.api import pagination
 from mailroom.api.models import ListOf, One, Strict, Timestamp, errors, one
 from mailroom.api.pipeline import api_router, audit_target
 from mailroom.api.principal import ACCESS_ATTRIBUTE, acts_as, current, require
+from mailroom.api.schemas.rules import ActionType, LoggedAction
 from mailroom.domain import auto_reply as auto_reply_rules
 from mailroom.domain import rules as model
 from mailroom.domain import sieve
@@ -65,7 +66,6 @@ Operator = Literal[
     "greater_than",
     "less_than",
 ]
-ActionType = Literal["move", "add_label", "remove_label", "mark_read", "flag", "forward", "discard", "reject"]
 
 
 class Condition(Strict):
@@ -220,15 +220,6 @@ class AutoReplyView(BaseModel):
     end: Timestamp | None
     interval_days: int
     updated_at: Timestamp | None
-
-
-class LoggedAction(BaseModel):
-    rule_id: str
-    type: ActionType
-    folder: str | None = None
-    label: str | None = None
-    to: str | None = None
-    result: str | None = Field(default=None, description="forward: forwarded, or why not (spam, loop...)")
 
 
 class LogEntry(BaseModel):

@@ -13,8 +13,7 @@ from mailroom.api import pagination
 from mailroom.api.mailbox_access import BoundMailbox, require_mailbox
 from mailroom.api.models import ListOf, One, Timestamp, errors, one
 from mailroom.api.pipeline import api_router, audit_target
-from mailroom.api.routers.compose import COMPOSE_422
-from mailroom.api.routers.send import SendMessageBody
+from mailroom.api.schemas.send import COMPOSE_422, SendMessageBody
 from mailroom.services import scheduled_sends
 from mailroom.store.table import Table
 

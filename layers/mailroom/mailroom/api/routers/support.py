@@ -16,7 +16,7 @@ from pydantic import BaseModel, Field, ValidationError
 
 from mailroom.api.models import One, Strict, errors, one
 from mailroom.api.pipeline import PUBLIC, api_router, audit_public, audit_target
-from mailroom.api.routers.tickets import Body, TicketMessageView
+from mailroom.api.schemas.tickets import Body, TicketMessageView
 from mailroom.domain import tickets as rules
 from mailroom.services import support_auth
 from mailroom.services import tickets as service

@@ -12,6 +12,7 @@ from mailroom.api import pagination
 from mailroom.api.models import ListOf, One, Strict, Timestamp, errors, one
 from mailroom.api.pipeline import api_router, audit_target
 from mailroom.api.principal import require
+from mailroom.api.schemas.tickets import Body, TicketMessageView
 from mailroom.domain import tickets as rules
 from mailroom.domain.principal import Principal
 from mailroom.services import tickets as service
@@ -22,14 +23,6 @@ READ = "tickets:read"
 WRITE = "tickets:write"
 
 Status = Literal["open", "answered", "closed"]
-Body = Annotated[
-    str,
-    Field(
-        min_length=1,
-        max_length=rules.MAX_BODY,
-        description=f"Plain text, up to {rules.MAX_BODY} characters (emailed to the operator as written)",
-    ),
-]
 
 
 class NewTicket(Strict):
@@ -65,18 +58,6 @@ class TicketView(BaseModel):
     updated_at: Timestamp
     closed_at: Timestamp | None
     closed_by: Literal["organization", "operator"] | None
-
-
-class TicketMessageView(BaseModel):
-    id: str = Field(description="tkm_...")
-    ticket_id: str
-    author: Literal["organization", "operator"]
-    author_name: str | None = Field(description="The token's name, or the operator's name or address")
-    via: Literal["api", "email", "cli", "support_api"]
-    body: str
-    emailed: bool = Field(description="An organization message that was emailed to the operator")
-    created_at: Timestamp
-    edited_at: Timestamp | None
 
 
 TicketId = Annotated[str, Path(max_length=64, description="The ticket's id (tkt_...)")]

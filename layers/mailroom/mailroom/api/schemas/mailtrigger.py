@@ -8,8 +8,8 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationInfo, field_validator
 
 from mailroom.api.models import DisplayName, Strict, Timestamp
-from mailroom.api.routers.mailboxes import LOCAL_PART_PATTERN, LOCAL_PART_RULES, NewPassword
-from mailroom.api.routers.rules import LoggedAction
+from mailroom.api.schemas.mailboxes import LOCAL_PART_PATTERN, LOCAL_PART_RULES, NewPassword
+from mailroom.api.schemas.rules import LoggedAction
 from mailroom.services import testmail
 
 QUOTA_DESCRIPTION = "MB; at most the domain's maxquota (422 quota_exceeds_maxquota)"

@@ -13,18 +13,18 @@ from mailroom import ids
 from mailroom.api.mailbox_access import BoundMailbox, require_inbox
 from mailroom.api.models import Timestamp, errors
 from mailroom.api.pipeline import api_router, audit_target
-from mailroom.api.routers.v0.messages import (
+from mailroom.api.schemas.v0_messages import (
     MAX_ATTACHMENTS,
     SENDS,
     Addresses,
+    Aliased,
+    Exact,
     Labels,
     V0AttachmentIn,
     V0AttachmentMeta,
     V0Sent,
-    _Aliased,
-    _Exact,
-    _listed,
-    _sent,
+    listed,
+    sent_view,
 )
 from mailroom.api.v0_pages import PageOf, PageParams, page_body, page_params
 from mailroom.services import drafts, sending, v0_drafts, v0_mail
@@ -46,7 +46,7 @@ SAVES = (
 )
 
 
-class V0DraftBody(_Exact):
+class V0DraftBody(Exact):
     """Every field is optional: a draft may be saved incomplete; the send checks the recipients."""
 
     to: Addresses | None = Field(default=None, description="string or string[]")
@@ -70,7 +70,7 @@ class V0NewDraft(V0DraftBody):
     )
 
 
-class V0DraftItem(_Aliased):
+class V0DraftItem(Aliased):
     inbox_id: str
     draft_id: str
     thread_id: str
@@ -82,7 +82,7 @@ class V0DraftItem(_Aliased):
     updated_at: Timestamp
 
 
-class V0Draft(_Aliased):
+class V0Draft(Aliased):
     inbox_id: str
     draft_id: str = Field(examples=["msg_01JABCDEF0123456789ABCDEFG"])
     thread_id: str
@@ -109,7 +109,7 @@ def _changes(body: V0DraftBody) -> dict[str, Any]:
     converted: dict[str, Any] = {}
     for name in ("to", "cc", "bcc", "reply_to"):
         if name in given:
-            converted[name] = _listed(getattr(body, name))
+            converted[name] = listed(getattr(body, name))
     for name in ("subject",):
         if name in given:
             converted[name] = body.subject or ""
@@ -231,4 +231,4 @@ async def send_draft(draft_id: DraftId, request: Request, bound: Sender) -> dict
     audit_target(request, "message", draft_id, mailbox_id=bound.mailbox["id"])
     table = Table()
     v0_drafts.load(table, bound.mailbox, draft_id)
-    return _sent(drafts.send(table, bound.mailbox, draft_id))
+    return sent_view(drafts.send(table, bound.mailbox, draft_id))

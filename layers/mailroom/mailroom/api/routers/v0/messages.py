@@ -11,12 +11,26 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from fastapi import Depends, Path, Request
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from mailroom.api.mailbox_access import BoundMailbox, require_inbox
 from mailroom.api.models import Timestamp, errors
 from mailroom.api.pipeline import api_router, audit_target
-from mailroom.api.schemas.messages import Label
+from mailroom.api.schemas.v0_messages import (
+    ANSWERS,
+    HEADER_NAME,
+    MAX_ATTACHMENTS,
+    SENDS,
+    Addresses,
+    Aliased,
+    Exact,
+    Labels,
+    V0AttachmentIn,
+    V0AttachmentMeta,
+    V0Sent,
+    listed,
+    sent_view,
+)
 from mailroom.api.v0_pages import PageOf, PageParams, page_body, page_params
 from mailroom.mail.compose import MAX_CUSTOM_HEADERS, MAX_RECIPIENTS, MAX_SUBJECT_CHARS
 from mailroom.services import sending
@@ -32,69 +46,9 @@ MessageId = Annotated[
     str,
     Path(alias="messageId", min_length=1, max_length=64, description="A message_id of the inbox (msg_...)"),
 ]
-MAX_ADDRESSES = 100  # per field; the send caps to + cc + bcc at 50 with a precise error
-MAX_ATTACHMENTS = 100
-
-Address = Annotated[str, Field(examples=["recipient@example.com", "Name <name@example.com>"])]
-Addresses = Address | Annotated[list[Address], Field(max_length=MAX_ADDRESSES)]
-Labels = Annotated[
-    list[Label], Field(max_length=service.MAX_LABELS, description="Labels, without control characters")
-]
-Base64 = Annotated[str, Field(json_schema_extra={"contentEncoding": "base64"})]
-HEADER_NAME = r"^[!-9;-~]{1,76}$"  # RFC 5322 field name, as the composer checks it
-
-SENDS = {
-    "e403": "insufficient_scope, wrong_token_type; mailbox_inactive or mailbox_paused: the inbox may not "
-    "send now",
-    "e404": "not_found: no such inbox (for a message token: not its own inbox)",
-    "e422": "validation_error (`errors` names the field: an address, a header, an attachment, an "
-    "attachment url that could not be fetched), too_many_recipients, reserved_header, "
-    "message_too_large, recipient_suppressed, mailbox_over_quota, send_rejected (SES refused it)",
-    "e502": "ses_unavailable: SES could not be reached; nothing was sent (retry)",
-    "e503": "send_throttled or sending_paused: SES is not sending now; nothing was sent (retry later)",
-}
-ANSWERS = {
-    **SENDS,
-    "e404": "not_found: no such inbox, or no such message in it",
-}
 
 
-class _Exact(BaseModel):
-    # Unknown fields are refused and nothing is stripped: a CR/LF in a header must reach the
-    # injection check rather than silently disappear.
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=False)
-
-
-def _listed(value: Addresses | None) -> list[str]:
-    return [value] if isinstance(value, str) else list(value or [])
-
-
-class V0AttachmentIn(_Exact):
-    """An attachment: exactly one of ``content`` and ``url``."""
-
-    filename: str | None = Field(
-        default=None, max_length=255, description="Default: from the url, else 'attachment'"
-    )
-    content_type: str | None = Field(
-        default=None,
-        max_length=255,
-        description="e.g. application/pdf; default: what the url served, else guessed",
-    )
-    content: Base64 | None = Field(default=None, description="The bytes, base64-encoded")
-    url: str | None = Field(
-        default=None,
-        max_length=2048,
-        description="Or an https URL to fetch them from (public hosts only, no redirects, 10 s, within "
-        "the 10 MB message limit; at most 10 per message)",
-    )
-
-    def as_new(self) -> service.NewAttachment:
-        return service.NewAttachment(
-            filename=self.filename, content_type=self.content_type, content=self.content, url=self.url
-        )
-
-
-class V0SendBody(_Exact):
+class V0SendBody(Exact):
     to: Addresses = Field(description=f"string or string[]; to + cc + bcc: 1 to {MAX_RECIPIENTS} addresses")
     cc: Addresses | None = Field(default=None, description="string or string[]")
     bcc: Addresses | None = Field(default=None, description="string or string[]")
@@ -113,7 +67,7 @@ class V0SendBody(_Exact):
     )
 
 
-class V0ReplyBody(_Exact):
+class V0ReplyBody(Exact):
     text: str | None = Field(default=None, description="Replaces the quoted original (with html)")
     html: str | None = Field(default=None, description="Replaces the quoted original (with text)")
     cc: Addresses | None = Field(default=None, description="string or string[]; reply-all: additional Cc")
@@ -121,7 +75,7 @@ class V0ReplyBody(_Exact):
     attachments: list[V0AttachmentIn] = Field(default_factory=list, max_length=MAX_ATTACHMENTS)
 
 
-class V0ForwardBody(_Exact):
+class V0ForwardBody(Exact):
     to: Addresses = Field(description="string or string[]")
     cc: Addresses | None = Field(default=None, description="string or string[]")
     text: str | None = Field(default=None, description="Replaces the original's content (with html)")
@@ -129,20 +83,11 @@ class V0ForwardBody(_Exact):
     labels: Labels = Field(default_factory=list, description="Applied to the forward")
 
 
-class V0LabelsBody(_Exact):
+class V0LabelsBody(Exact):
     labels: Labels = Field(description="Replaces the message's labels (repeats are dropped)")
 
 
-class V0Sent(BaseModel):
-    message_id: str = Field(examples=["msg_01JABCDEF0123456789ABCDEFG"])
-    thread_id: str = Field(examples=["thr_01JABCDEF0123456789ABCDEFG"])
-
-
-class _Aliased(BaseModel):
-    model_config = ConfigDict(populate_by_name=True)
-
-
-class V0MessageItem(_Aliased):
+class V0MessageItem(Aliased):
     inbox_id: str
     thread_id: str
     message_id: str
@@ -155,15 +100,6 @@ class V0MessageItem(_Aliased):
     subject: str
     preview: str = Field(description="The start of the text")
     size: int = Field(ge=0, description="Bytes of the message as stored (MIME)")
-
-
-class V0AttachmentMeta(BaseModel):
-    attachment_id: str = Field(examples=["att_01JABCDEF0123456789ABCDEFG"])
-    filename: str | None
-    size: int = Field(ge=0, description="Bytes")
-    content_type: str | None
-    content_disposition: Literal["attachment", "inline"]
-    content_id: str | None = Field(description="For inline parts referenced from the HTML (cid:)")
 
 
 class V0Attachment(V0AttachmentMeta):
@@ -187,10 +123,6 @@ class V0Message(V0MessageItem):
     )
     created_at: Timestamp
     updated_at: Timestamp = Field(description="Last change (labels)")
-
-
-def _sent(sent: sending.Sent) -> dict[str, Any]:
-    return {"message_id": sent.message_id, "thread_id": sent.thread_id}
 
 
 def _readable(bound: Reader, message_id: MessageId) -> Item:
@@ -221,10 +153,10 @@ async def send_message(body: V0SendBody, request: Request, bound: Sender) -> dic
     mailbox = bound.mailbox
     audit_target(request, "mailbox", mailbox["id"], address=mailbox["address"])
     send_request = sending.SendRequest(
-        to=_listed(body.to),
-        cc=_listed(body.cc),
-        bcc=_listed(body.bcc),
-        reply_to=_listed(body.reply_to),
+        to=listed(body.to),
+        cc=listed(body.cc),
+        bcc=listed(body.bcc),
+        reply_to=listed(body.reply_to),
         subject=body.subject or "",
         text=body.text,
         html=body.html,
@@ -233,7 +165,7 @@ async def send_message(body: V0SendBody, request: Request, bound: Sender) -> dic
     )
     sent = await service.send(Table(), mailbox, send_request, [a.as_new() for a in body.attachments])
     audit_target(request, "message", sent.message_id, mailbox_id=mailbox["id"])
-    return _sent(sent)
+    return sent_view(sent)
 
 
 @router.get(
@@ -284,8 +216,8 @@ async def _answer(
     given = service.Compose(
         text=body.text,
         html=body.html,
-        to=_listed(body.to) if isinstance(body, V0ForwardBody) else None,
-        cc=_listed(body.cc),
+        to=listed(body.to) if isinstance(body, V0ForwardBody) else None,
+        cc=listed(body.cc),
         labels=list(body.labels),
         attachments=tuple(a.as_new() for a in body.attachments) if isinstance(body, V0ReplyBody) else (),
     )
@@ -295,7 +227,7 @@ async def _answer(
     else:
         sent = await service.reply(table, bound.mailbox, message_id, given, reply_all=mode == "reply-all")
     audit_target(request, "message", sent.message_id, mode=mode, original=message_id)
-    return _sent(sent)
+    return sent_view(sent)
 
 
 @router.post(
