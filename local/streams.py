@@ -463,10 +463,11 @@ class StreamPoller:
                 before = self.checkpoint
                 if self.poll_once() > 0 or self.checkpoint != before:  # more may be there already
                     continue
-                if self._appends is None:
-                    self._stop.wait(POLL_INTERVAL_SECONDS)
-                else:
-                    # An append counted after ``seen`` wakes the poller at once; the timeout is a backstop.
+                # At most one read per interval while records keep coming (as before the signal)...
+                self._stop.wait(POLL_INTERVAL_SECONDS)
+                if self._appends is not None:
+                    # ...and none while nothing is appended: an append counted after ``seen`` wakes
+                    # the poller at once; the timeout is a backstop.
                     self._appends.wait(seen, IDLE_WAIT_SECONDS, self._stop)
             except Exception:
                 log.exception("%s: reading the stream of %s failed", self.mapping.function, self.table_name)
