@@ -38,9 +38,7 @@ from tests.support.cloudflare_api import CloudflareApi
 # each on one worker with its own stack (one group would keep one worker busy for most of the run).
 pytestmark = [pytest.mark.e2e]
 
-# 271 operations: at 12 examples each the three fuzzed stacks took ≈ 18 of make test's minutes on
-# two cores; 6 keep every operation's valid and invalid cases within the suite's budget.
-EXAMPLES_PER_OPERATION = 6
+EXAMPLES_PER_OPERATION = 12
 CHECKS = [
     not_a_server_error,
     status_code_conformance,
