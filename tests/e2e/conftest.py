@@ -7,7 +7,6 @@ start their own with ``tests.e2e.stack_process.start_stack``.
 
 from __future__ import annotations
 
-import zlib
 from collections.abc import Iterator
 
 import pytest
@@ -17,20 +16,6 @@ from tests.e2e.stack_process import LocalStackProcess, start_stack
 # The operator's support address of the session stack: tickets are emailed there, which the local
 # stack's outbound writes to its outbox (operator.example is hosted nowhere).
 SUPPORT_ADDRESS = "help@operator.example"
-
-
-# The fuzzed operations are split in this many xdist groups (as many as make test's workers): each
-# group runs on one worker with its own stack, started once.
-SCHEMATHESIS_SHARDS = 3
-
-
-@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the groups
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    for item in items:
-        if item.nodeid.startswith("tests/e2e/test_schemathesis.py::"):
-            # crc32, not hash(): every worker must derive the same groups from the same node ids.
-            shard = zlib.crc32(item.nodeid.encode()) % SCHEMATHESIS_SHARDS
-            item.add_marker(pytest.mark.xdist_group(f"schemathesis-{shard}"))
 
 
 @pytest.fixture(scope="session")

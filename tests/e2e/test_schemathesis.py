@@ -34,9 +34,7 @@ from mailroom.api.openapi import document
 from tests.e2e.stack_process import LocalStackProcess, start_stack
 from tests.support.cloudflare_api import CloudflareApi
 
-# Grouped in tests/e2e/conftest.py: the operations are split into SCHEMATHESIS_SHARDS xdist groups,
-# each on one worker with its own stack (one group would keep one worker busy for most of the run).
-pytestmark = [pytest.mark.e2e]
+pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("schemathesis")]
 
 EXAMPLES_PER_OPERATION = 12
 CHECKS = [
