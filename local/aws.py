@@ -88,19 +88,16 @@ class MotoServer:
         from werkzeug.serving import make_server
 
         outer = self
-
-        class _KeepAliveHandler(MotoRequestHandler):  # type: ignore[misc]
-            # HTTP/1.0 closed the connection after every AWS call: each call then paid a TCP connect
-            # and a new server thread. HTTP/1.1 keeps the clients' pooled connections open.
-            protocol_version = "HTTP/1.1"
+        # The app the server runs, and what this process's own AWS calls reach directly
+        # (local/loopback.py): werkzeug's server closes the connection after every response.
+        self.app: WsgiApp = tracker.middleware(DomainDispatcherApplication(create_backend_app))
 
         class _TrackedServer(ThreadedMotoServer):  # type: ignore[misc]
             # ThreadedMotoServer builds its WSGI app inside this method: rebuilt here to wrap it.
             def _server_entry(self) -> None:
-                app = tracker.middleware(DomainDispatcherApplication(create_backend_app))
                 try:
                     self._server = make_server(
-                        self._ip_address, self._port, app, True, request_handler=_KeepAliveHandler
+                        self._ip_address, self._port, outer.app, True, request_handler=MotoRequestHandler
                     )
                 except (OSError, SystemExit) as exc:  # werkzeug exits when the port is taken
                     outer._error = exc

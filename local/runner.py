@@ -13,7 +13,7 @@ from datetime import datetime
 from functools import partial
 from typing import Any
 
-from local import faults, moto_patches
+from local import faults, loopback, moto_patches
 from local.async_invoke import AsyncInvoker
 from local.aws import ChangeTracker, Clients, MotoServer, provision
 from local.bootstrap import ensure_admin_token, ensure_api_key, ensure_platform_domain, write_local_env
@@ -154,6 +154,8 @@ class LocalStack:
             self._inject_faults(config.faults)
         moto.start()
         self._stops.append(("moto", moto.stop))
+        # Before any client is made: this process's calls reach the emulator without a socket.
+        self._stops.append(("in-process AWS calls", loopback.serve(moto.url, moto.app)))
         clients = Clients(region=config.region, endpoint_url=moto.url)
         provision(stack, clients)
 
@@ -369,6 +371,7 @@ class LocalStack:
                 runtime=runtime,
                 dynamodb=clients("dynamodb"),
                 streams=clients("dynamodbstreams"),
+                read=partial(moto_streams.read_stream, account_id=ACCOUNT_ID, region=config.region),
                 sqs=clients("sqs"),
                 region=config.region,
                 starting_position="LATEST",

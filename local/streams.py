@@ -28,7 +28,6 @@ up over a long session.
 
 from __future__ import annotations
 
-import base64
 import json
 import logging
 import threading
@@ -71,6 +70,13 @@ class Appends(Protocol):
     def count(self) -> int: ...
     def wait(self, seen: int, timeout: float, stop: threading.Event) -> None: ...
     def wake(self) -> None: ...
+
+
+class StreamRead(Protocol):
+    """Records of a table's stream after a sequence number (None: the oldest), in wire format
+    (local.moto_patches.streams.read_stream in the stack)."""
+
+    def __call__(self, table_name: str, after: int | None, limit: int) -> list[dict[str, Any]]: ...
 
 
 # ----------------------------------------------------------------------------- filter patterns
@@ -195,35 +201,15 @@ def _number(value: Any) -> float | None:
 # ----------------------------------------------------------------------------- records
 
 
-def _json_attribute(value: dict[str, Any]) -> dict[str, Any]:
-    ((kind, inner),) = value.items()
-    if kind == "B":
-        return {"B": base64.b64encode(inner).decode()}
-    if kind == "BS":
-        return {"BS": [base64.b64encode(v).decode() for v in inner]}
-    if kind == "M":
-        return {"M": {k: _json_attribute(v) for k, v in inner.items()}}
-    if kind == "L":
-        return {"L": [_json_attribute(v) for v in inner]}
-    return {kind: inner}
-
-
 def lambda_record(record: dict[str, Any], *, stream_arn: str, region: str) -> dict[str, Any]:
-    """A GetRecords record (as boto3 returns it) as a record of Lambda's DynamoDB event."""
-    stream = dict(record["dynamodb"])
-    created = stream.get("ApproximateCreationDateTime")
-    if isinstance(created, datetime):
-        stream["ApproximateCreationDateTime"] = int(created.timestamp())
-    for image in ("Keys", "NewImage", "OldImage"):
-        if image in stream:
-            stream[image] = {k: _json_attribute(v) for k, v in stream[image].items()}
+    """A stream record (as GetRecords puts it on the wire) as a record of Lambda's DynamoDB event."""
     return {
         "eventID": record["eventID"],
         "eventName": record["eventName"],
         "eventVersion": "1.1",
         "eventSource": "aws:dynamodb",
         "awsRegion": region,
-        "dynamodb": stream,
+        "dynamodb": record["dynamodb"],
         "eventSourceARN": stream_arn,
     }
 
@@ -247,6 +233,7 @@ class StreamPoller:
         runtime: Invoker,
         dynamodb: Any,
         streams: Any,
+        read: StreamRead,
         sqs: Any | None = None,
         region: str,
         starting_position: str | None = None,
@@ -260,6 +247,7 @@ class StreamPoller:
         self._runtime = runtime
         self._dynamodb = dynamodb
         self._streams = streams
+        self._read_records = read
         self._sqs = sqs
         self._region = region
         self._start = (starting_position or mapping.starting_position).upper()
@@ -305,13 +293,7 @@ class StreamPoller:
     def _read(self) -> list[dict[str, Any]]:
         if not self._stream_arn or not self._shard_id:
             raise RuntimeError("the poller is not open")
-        kwargs: dict[str, Any] = {"StreamArn": self._stream_arn, "ShardId": self._shard_id}
-        if self.checkpoint is None:
-            kwargs["ShardIteratorType"] = "TRIM_HORIZON"
-        else:
-            kwargs |= {"ShardIteratorType": "AFTER_SEQUENCE_NUMBER", "SequenceNumber": str(self.checkpoint)}
-        iterator = self._streams.get_shard_iterator(**kwargs)["ShardIterator"]
-        return list(self._streams.get_records(ShardIterator=iterator, Limit=READ_LIMIT).get("Records") or [])
+        return self._read_records(self.table_name, self.checkpoint, READ_LIMIT)
 
     def poll_once(self) -> int:
         """Read, filter, invoke one batch, checkpoint. Returns how many records were passed on."""

@@ -14,8 +14,11 @@ of reading an empty stream four times a second (most of an idle stack's CPU befo
 
 from __future__ import annotations
 
+import base64
 import copy
+import json
 import threading
+from datetime import datetime
 from typing import Any
 
 LOCK = threading.RLock()
@@ -65,6 +68,43 @@ def trim_stream(table_name: str, through_sequence: int, *, account_id: str, regi
             del shard.items[:count]
             shard.starting_sequence_number += count
         return count
+
+
+def read_stream(
+    table_name: str, after: int | None, limit: int, *, account_id: str, region: str
+) -> list[dict[str, Any]]:
+    """Up to ``limit`` stream records of ``table_name`` after sequence number ``after`` (None: from
+    the oldest kept), as GetRecords puts them on the wire (attribute values in DynamoDB JSON), but
+    read from the emulator's memory: a GetRecords call through botocore and moto's response
+    serialiser cost more CPU than the function the records are for (every poller reads every write).
+    """
+    from moto.dynamodb.models import dynamodb_backends
+
+    table = dynamodb_backends[account_id][region].tables.get(table_name)
+    shard = getattr(table, "stream_shard", None)  # replaced when moto rolls back a transaction
+    if shard is None:
+        return []
+    with LOCK:
+        first = int(shard.starting_sequence_number)
+        start = first if after is None else max(after + 1, first)  # trimmed records: from the horizon
+        records = [record.to_json() for record in shard.items[start - first : start - first + limit]]
+        # Through JSON: the caller gets its own copy, in the wire's types (base64 for binary values,
+        # epoch seconds for the creation time: what Lambda's event carries).
+        return json.loads(json.dumps(records, default=_wire))  # type: ignore[no-any-return]
+
+
+def _wire(value: Any) -> Any:
+    from moto.dynamodb.models.dynamo_type import DynamoType
+
+    if isinstance(value, datetime):
+        return int(value.timestamp())
+    if isinstance(value, bytes | bytearray):
+        return base64.b64encode(value).decode()
+    if isinstance(value, DynamoType):
+        return value.to_regular_json()
+    if isinstance(value, set | frozenset):
+        return sorted(value)
+    raise TypeError(f"not in a stream record: {type(value).__name__}")
 
 
 def stream_end(table: Any) -> int | None:

@@ -3,6 +3,7 @@ the on-failure destination, LATEST, trimming, and moto's transaction rollbacks (
 
 import json
 from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -139,6 +140,7 @@ def make_poller(stack, clients, runtime, **kwargs) -> StreamPoller:
         runtime=runtime,
         dynamodb=clients("dynamodb"),
         streams=clients("dynamodbstreams"),
+        read=partial(moto_streams.read_stream, account_id="123456789012", region="us-east-1"),
         sqs=clients("sqs"),
         region="us-east-1",
         retry_pause_seconds=0,

@@ -7,6 +7,8 @@ different request is a conflict, not a replay. Records expire after 24 hours (ta
 
 from __future__ import annotations
 
+import copy
+import threading
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
@@ -16,9 +18,12 @@ from mailroom.store.errors import translated
 from mailroom.store.table import Table
 
 if TYPE_CHECKING:
+    from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
     from aws_lambda_powertools.utilities.idempotency.persistence.datarecord import DataRecord
 
 EXPIRES_AFTER_SECONDS = 24 * 3600
+_layers: dict[str, DynamoDBPersistenceLayer] = {}
+_layers_lock = threading.Lock()
 
 
 class Claim(StrEnum):
@@ -34,27 +39,46 @@ class ClaimResult:
     stored: dict[str, Any] | None = None
 
 
+def _shared_layer(table_name: str) -> DynamoDBPersistenceLayer:
+    """One configured layer per table and client, copied per organization: building a layer
+    registers Powertools' User-Agent hook on the client it is given, and built per request the
+    hooks piled up on the process's one DynamoDB client (every call ran them all and sent a
+    User-Agent header that grew by a feature tag per earlier request)."""
+    from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer, IdempotencyConfig
+
+    client = aws.raw_client("dynamodb")  # Powertools reads botocore errors itself
+    layer = _layers.get(table_name)
+    if layer is not None and layer.client is client:
+        return layer
+    with _layers_lock:
+        layer = _layers.get(table_name)
+        if layer is None or layer.client is not client:  # a new client after a SnapStart restore
+            layer = DynamoDBPersistenceLayer(
+                table_name=table_name,
+                key_attr="PK",
+                sort_key_attr="SK",
+                static_pk_value="",  # each organization's copy sets its own
+                expiry_attr="ttl",
+                boto3_client=client,
+            )
+            layer.configure(
+                IdempotencyConfig(
+                    event_key_jmespath="[token, key]",
+                    payload_validation_jmespath="[method, path, body_sha256]",
+                    expires_after_seconds=EXPIRES_AFTER_SECONDS,
+                    hash_function="sha256",
+                ),
+                key_prefix="http",
+            )
+            _layers[table_name] = layer
+        return layer
+
+
 class IdempotencyStore:
     def __init__(self, table: Table, org_id: str) -> None:
-        from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer, IdempotencyConfig
-
-        self._layer = DynamoDBPersistenceLayer(
-            table_name=table.name,
-            key_attr="PK",
-            sort_key_attr="SK",
-            static_pk_value=keys.idempotency_pk(org_id),
-            expiry_attr="ttl",
-            boto3_client=aws.raw_client("dynamodb"),  # Powertools reads botocore errors itself
-        )
-        self._layer.configure(
-            IdempotencyConfig(
-                event_key_jmespath="[token, key]",
-                payload_validation_jmespath="[method, path, body_sha256]",
-                expires_after_seconds=EXPIRES_AFTER_SECONDS,
-                hash_function="sha256",
-            ),
-            key_prefix="http",
-        )
+        # A copy shares the configured layer's client, serializers and compiled expressions.
+        self._layer = copy.copy(_shared_layer(table.name))
+        self._layer.static_pk_value = keys.idempotency_pk(org_id)
 
     def claim(self, request: dict[str, Any], *, remaining_ms: int | None) -> ClaimResult:
         from aws_lambda_powertools.utilities.idempotency.exceptions import (
