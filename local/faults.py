@@ -43,6 +43,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from local import loopback
 from local.config import ConfigError
 
 log = logging.getLogger(__name__)
@@ -284,6 +285,7 @@ class FaultInjector:
             if last:
                 self._counts.surfaced[target.name] += 1
         log.debug("fault: %s %s -> %d %s (%s)", target.name, operation, fault.status, fault.code, retry)
+        loopback.mark_answered(request)  # botocore still runs the other before-send handlers
         return self._response(request, target, fault)
 
     @contextlib.contextmanager

@@ -8,8 +8,10 @@ the server's 10 ms read of what the client might still send. About a third of a 
 
 Here botocore hands a request addressed to the emulator straight to the emulator's WSGI app (the one
 the server runs, change tracking included) from its ``before-send`` event, the way moto's own mock
-answers requests; botocore still serialises, signs, parses and retries as it would over HTTP, and
-fault injection (registered first) still answers before this does. Requests to any other address,
+answers requests; botocore still serialises, signs, parses and retries as it would over HTTP.
+botocore runs every ``before-send`` handler and takes the first answer, so a handler that answers
+before this one (fault injection, registered first) marks the request (``mark_answered``) and the
+emulator never sees it: an injected fault must leave nothing done. Requests to any other address,
 and every client in another process (tests, the CLI), still go over HTTP.
 """
 
@@ -24,6 +26,13 @@ WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
 _apps: dict[str, WsgiApp] = {}
 _lock = threading.Lock()
+_ANSWERED = "mailroom_answered"
+
+
+def mark_answered(request: Any) -> None:
+    """For a ``before-send`` handler that answers ``request`` itself: the emulator must not run it."""
+    if request.context is not None:
+        request.context[_ANSWERED] = True
 
 
 def serve(url: str, app: WsgiApp) -> Callable[[], None]:
@@ -62,7 +71,7 @@ def _dispatch(request: Any, **_: Any) -> Any:
     """botocore's ``before-send`` handler: the emulator's response, or None (send over HTTP)."""
     parts = urlsplit(request.url)
     app = _apps.get(parts.netloc)
-    if app is None:
+    if app is None or (request.context or {}).get(_ANSWERED):
         return None
     from botocore.awsrequest import AWSResponse
     from botocore.compat import HTTPHeaders

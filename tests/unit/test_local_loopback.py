@@ -8,9 +8,9 @@ from typing import Any
 import boto3
 import pytest
 from botocore.config import Config
-from botocore.exceptions import EndpointConnectionError
+from botocore.exceptions import ClientError, EndpointConnectionError
 
-from local import loopback
+from local import faults, loopback
 from local.aws import ChangeTracker
 from tests.support import ports
 
@@ -72,3 +72,26 @@ def test_other_addresses_and_calls_after_stop_go_over_http() -> None:
     stop()
     with pytest.raises(EndpointConnectionError):  # nothing listens there: only the loopback answered
         served.list_tables()
+
+
+def test_an_injected_fault_never_reaches_the_emulator(emulator: tuple[str, ChangeTracker]) -> None:
+    """botocore runs every before-send handler: the fault's answer wins, and nothing may be done."""
+    url, _ = emulator
+    setup = _client(url)
+    setup.create_table(
+        TableName="faulted",
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    plan = faults.FaultPlan.parse("dynamodb=1,seed=3")
+    assert plan is not None
+    faults.install(plan)
+    try:
+        faulted = _client(url)  # made after install: every attempt faulted
+        with pytest.raises(ClientError) as raised:
+            faulted.put_item(TableName="faulted", Item={"pk": {"S": "never"}})
+        assert raised.value.response["Error"]["Code"] in ("InternalServerError", "ThrottlingException")
+    finally:
+        faults.uninstall()
+    assert "Item" not in setup.get_item(TableName="faulted", Key={"pk": {"S": "never"}}, ConsistentRead=True)
