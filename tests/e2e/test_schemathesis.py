@@ -148,38 +148,22 @@ SETTINGS = settings(
 )
 
 
-def _answers_as_documented(case: schemathesis.Case, stack: LocalStackProcess, tokens: Tokens) -> None:
-    headers = {"Idempotency-Key": uuid.uuid4().hex}
-    if case.operation.definition.raw.get("security"):
-        headers["Authorization"] = f"Bearer {_token_for(case.path, tokens)}"
-    case.call_and_validate(base_url=stack.api_url, headers=headers, checks=CHECKS, timeout=30)
+def _shard_test(index: int) -> Any:
+    @pytest.mark.xdist_group(f"schemathesis-{index}")
+    @_shard(index).parametrize()
+    @SETTINGS
+    def answers_as_documented(case: schemathesis.Case, stack: LocalStackProcess, tokens: Tokens) -> None:
+        headers = {"Idempotency-Key": uuid.uuid4().hex}
+        if case.operation.definition.raw.get("security"):
+            headers["Authorization"] = f"Bearer {_token_for(case.path, tokens)}"
+        case.call_and_validate(base_url=stack.api_url, headers=headers, checks=CHECKS, timeout=30)
+
+    return answers_as_documented
 
 
-@pytest.mark.xdist_group("schemathesis-0")
-@_shard(0).parametrize()
-@SETTINGS
-def test_every_operation_answers_as_documented_0(
-    case: schemathesis.Case, stack: LocalStackProcess, tokens: Tokens
-) -> None:
-    _answers_as_documented(case, stack, tokens)
-
-
-@pytest.mark.xdist_group("schemathesis-1")
-@_shard(1).parametrize()
-@SETTINGS
-def test_every_operation_answers_as_documented_1(
-    case: schemathesis.Case, stack: LocalStackProcess, tokens: Tokens
-) -> None:
-    _answers_as_documented(case, stack, tokens)
-
-
-@pytest.mark.xdist_group("schemathesis-2")
-@_shard(2).parametrize()
-@SETTINGS
-def test_every_operation_answers_as_documented_2(
-    case: schemathesis.Case, stack: LocalStackProcess, tokens: Tokens
-) -> None:
-    _answers_as_documented(case, stack, tokens)
+# One test per shard, as module attributes (what pytest collects): a shard never goes unfuzzed.
+for _index in range(SHARDS):
+    globals()[f"test_every_operation_answers_as_documented_{_index}"] = _shard_test(_index)
 
 
 def test_the_shards_hold_every_operation_once() -> None:
