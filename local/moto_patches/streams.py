@@ -18,7 +18,7 @@ import base64
 import copy
 import json
 import threading
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 LOCK = threading.RLock()
@@ -96,8 +96,8 @@ def read_stream(
 def _wire(value: Any) -> Any:
     from moto.dynamodb.models.dynamo_type import DynamoType
 
-    if isinstance(value, datetime):
-        return int(value.timestamp())
+    if isinstance(value, datetime):  # moto's clock is naive UTC
+        return int((value if value.tzinfo else value.replace(tzinfo=UTC)).timestamp())
     if isinstance(value, bytes | bytearray):
         return base64.b64encode(value).decode()
     if isinstance(value, DynamoType):
